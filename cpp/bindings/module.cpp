@@ -1,0 +1,24 @@
+// The extension module collapse._core: one register_* function per area.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+namespace collapse::bindings {
+void register_random(py::module_& m);
+void register_model(py::module_& m);
+void register_ngram(py::module_& m);
+void register_sampling(py::module_& m);
+void register_simulation(py::module_& m);
+void register_metrics(py::module_& m);
+}  // namespace collapse::bindings
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "collapse C++ core: n-gram counting, estimation, ARPA, scoring, sampling, simulation";
+  using namespace collapse::bindings;
+  register_random(m);
+  register_model(m);
+  register_ngram(m);
+  register_sampling(m);
+  register_simulation(m);
+  register_metrics(m);
+}

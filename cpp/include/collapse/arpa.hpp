@@ -1,0 +1,19 @@
+// ARPA text format: read and write the backoff form.
+#pragma once
+
+#include <string>
+
+#include "collapse/backoff_model.hpp"
+
+namespace collapse {
+
+// Writes atomically (to PATH.tmp, then renames). Throws std::runtime_error on I/O errors.
+void write_arpa(const BackoffModel& model, const std::string& path);
+
+// Throws std::invalid_argument with a message naming the line for a malformed or
+// truncated file, std::runtime_error if the file cannot be opened.
+// Word ids follow the file's unigram order, except that <unk>, <s>, </s> take ids 0, 1, 2
+// (an absent <unk> is added with probability 0, as KenLM does).
+BackoffModel read_arpa(const std::string& path);
+
+}  // namespace collapse

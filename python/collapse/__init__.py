@@ -1,0 +1,9 @@
+"""collapse: model collapse under recursive training, on a C++ core."""
+
+from .corpus import Corpus, Vocab, concatenate, load_corpus
+from .errors import CollapseError
+from .ngram import NGramModel
+
+__version__ = "0.1.0"
+
+__all__ = ["Corpus", "Vocab", "CollapseError", "NGramModel", "concatenate", "load_corpus", "__version__"]

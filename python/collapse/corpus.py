@@ -1,0 +1,337 @@
+"""Corpus, Vocab, tokenizers and loaders.
+
+A Corpus is two numpy arrays, ``tokens`` (flat uint32 ids) and ``offsets`` (int64, one
+more than the number of documents; document i is ``tokens[offsets[i]:offsets[i+1]]``),
+plus the Vocab that names the ids. Documents never contain ``<s>``/``</s>``: sequence
+boundaries are implied by the offsets, as lmplz implies them by line ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from .errors import CollapseError
+
+UNK, BOS, EOS = "<unk>", "<s>", "</s>"
+UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
+SPECIALS = (UNK, BOS, EOS)
+
+FORMATS = ("lines", "tinystories", "jsonl", "parquet")
+TOKENIZERS = ("whitespace", "word")
+TINYSTORIES_SEPARATOR = "<|endoftext|>"
+
+
+class Vocab:
+    """Word <-> id mapping. Ids 0, 1, 2 are always ``<unk>``, ``<s>``, ``</s>``."""
+
+    __slots__ = ("_words", "_ids")
+
+    def __init__(self, words: Iterable[str] = ()) -> None:
+        self._words: List[str] = list(SPECIALS)
+        self._ids = {w: i for i, w in enumerate(self._words)}
+        for w in words:
+            self.add(w)
+
+    def add(self, word: str) -> int:
+        i = self._ids.get(word)
+        if i is None:
+            i = len(self._words)
+            self._words.append(word)
+            self._ids[word] = i
+        return i
+
+    def id(self, word: str) -> int:
+        """The id of ``word``, or the id of ``<unk>`` when it is not in the vocabulary."""
+        return self._ids.get(word, UNK_ID)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._ids
+
+    def __len__(self) -> int:
+        return len(self._words)
+
+    def __getitem__(self, i: int) -> str:
+        return self._words[i]
+
+    @property
+    def words(self) -> List[str]:
+        return list(self._words)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and self._words == other._words
+
+    def __repr__(self) -> str:
+        return f"Vocab({len(self)} words)"
+
+    def map_to(self, other: "Vocab") -> np.ndarray:
+        """uint32 array r with r[i] = other's id of this vocab's word i (``<unk>`` if absent)."""
+        return np.fromiter((other.id(w) for w in self._words), dtype=np.uint32, count=len(self._words))
+
+
+@dataclass(eq=False)
+class Corpus:
+    """Token ids of many documents, with the vocabulary naming them."""
+
+    tokens: np.ndarray
+    offsets: np.ndarray
+    vocab: Vocab
+
+    def __post_init__(self) -> None:
+        self.tokens = np.ascontiguousarray(self.tokens, dtype=np.uint32)
+        self.offsets = np.ascontiguousarray(self.offsets, dtype=np.int64)
+        if self.offsets.ndim != 1 or self.offsets.size < 1 or self.offsets[0] != 0:
+            raise CollapseError("corpus offsets must be a 1-d array starting at 0")
+        if self.offsets[-1] != self.tokens.size:
+            raise CollapseError("corpus offsets must end at the number of tokens")
+        if self.offsets.size > 1 and np.any(np.diff(self.offsets) < 0):
+            raise CollapseError("corpus offsets must be non-decreasing")
+        if self.tokens.size and int(self.tokens.max()) >= len(self.vocab):
+            raise CollapseError("corpus token id outside its vocabulary")
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def from_documents(cls, documents: Iterable[Sequence[str]], vocab: Optional[Vocab] = None,
+                       grow: bool = True) -> "Corpus":
+        """Build from token lists. With ``grow=False`` unknown words map to ``<unk>``."""
+        vocab = Vocab() if vocab is None else vocab
+        ids: List[int] = []
+        offsets = [0]
+        lookup = vocab.add if grow else vocab.id
+        for doc in documents:
+            ids.extend(lookup(w) for w in doc)
+            offsets.append(len(ids))
+        return cls(np.asarray(ids, dtype=np.uint32), np.asarray(offsets, dtype=np.int64), vocab)
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str], tokenizer: str = "whitespace", lowercase: bool = False,
+                   vocab: Optional[Vocab] = None, grow: bool = True) -> "Corpus":
+        tok = get_tokenizer(tokenizer, lowercase=lowercase)
+        return cls.from_documents((tok(t) for t in texts), vocab=vocab, grow=grow)
+
+    # -- views ----------------------------------------------------------------------
+    @property
+    def num_documents(self) -> int:
+        return int(self.offsets.size - 1)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.tokens.size)
+
+    def __len__(self) -> int:
+        return self.num_documents
+
+    def document(self, i: int) -> np.ndarray:
+        return self.tokens[self.offsets[i]:self.offsets[i + 1]]
+
+    def documents(self) -> Iterator[np.ndarray]:
+        for i in range(self.num_documents):
+            yield self.document(i)
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def texts(self) -> Iterator[str]:
+        words = np.asarray(self.vocab.words, dtype=object)
+        for doc in self.documents():
+            yield " ".join(words[doc])
+
+    def select(self, indices: np.ndarray) -> "Corpus":
+        """The documents at ``indices`` (in that order, repeats allowed), same vocab."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_documents):
+            raise CollapseError("document index out of range")
+        lens = self.lengths()[indices]
+        offsets = np.zeros(indices.size + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        starts = self.offsets[indices]
+        # gather: position j of output doc k comes from starts[k] + j
+        if offsets[-1]:
+            rel = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lens)
+            tokens = self.tokens[np.repeat(starts, lens) + rel]
+        else:
+            tokens = np.zeros(0, dtype=np.uint32)
+        return Corpus(tokens, offsets, self.vocab)
+
+    def remap(self, vocab: Vocab) -> "Corpus":
+        """The same text with ids of ``vocab`` (words it lacks become ``<unk>``)."""
+        if vocab is self.vocab or vocab == self.vocab:
+            return Corpus(self.tokens, self.offsets, vocab)
+        table = self.vocab.map_to(vocab)
+        return Corpus(table[self.tokens], self.offsets, vocab)
+
+    def write_text(self, path: str) -> None:
+        """One document per line, tokens joined by single spaces (atomic write)."""
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            for line in self.texts():
+                f.write(line)
+                f.write("\n")
+        os.replace(tmp, path)
+
+    def __repr__(self) -> str:
+        return f"Corpus({self.num_documents} documents, {self.num_tokens} tokens, {len(self.vocab)} words)"
+
+
+def concatenate(corpora: Sequence[Corpus]) -> Corpus:
+    """Documents of all corpora in order; ids remapped to the first corpus's vocab, grown."""
+    if not corpora:
+        raise CollapseError("nothing to concatenate")
+    vocab = Vocab(corpora[0].vocab.words[3:])
+    parts, offs, base = [], [np.zeros(1, dtype=np.int64)], 0
+    for c in corpora:
+        table = np.fromiter((vocab.add(w) for w in c.vocab.words), dtype=np.uint32, count=len(c.vocab))
+        parts.append(table[c.tokens])
+        offs.append(c.offsets[1:] + base)
+        base += c.num_tokens
+    return Corpus(np.concatenate(parts) if parts else np.zeros(0, np.uint32), np.concatenate(offs), vocab)
+
+
+# ---------------------------------------------------------------------------------------
+# Tokenizers. They take str and return a list of str tokens.
+
+# lmplz splits a line on these bytes (ASCII whitespace, as util/tokenize does); other
+# Unicode spaces (e.g. U+00A0) stay inside tokens, so we split bytes, not str.
+_LMPLZ_SPACES = b" \t\n\r\x0b\x0c\x00"
+_SPACE_TRANSLATE = bytes.maketrans(_LMPLZ_SPACES, b" " * len(_LMPLZ_SPACES))
+
+_WORD_RE = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]", re.UNICODE)
+
+
+def whitespace_tokenize(text: str) -> List[str]:
+    """Split exactly as KenLM's lmplz splits a line."""
+    b = text.encode("utf-8").translate(_SPACE_TRANSLATE)
+    return [t.decode("utf-8") for t in b.split(b" ") if t]
+
+
+def word_tokenizer(lowercase: bool = False) -> Callable[[str], List[str]]:
+    """Words and single punctuation marks ("Lily's dog." -> Lily's, dog, .)."""
+    def tokenize(text: str) -> List[str]:
+        if lowercase:
+            text = text.lower()
+        return _WORD_RE.findall(text)
+    return tokenize
+
+
+def get_tokenizer(name: str, lowercase: bool = False) -> Callable[[str], List[str]]:
+    if name == "whitespace":
+        if lowercase:
+            return lambda t: whitespace_tokenize(t.lower())
+        return whitespace_tokenize
+    if name == "word":
+        return word_tokenizer(lowercase)
+    raise CollapseError(f"unknown tokenizer {name!r} (choose from {', '.join(TOKENIZERS)})")
+
+
+# ---------------------------------------------------------------------------------------
+# Loaders: each yields document texts.
+
+def _read_text(path: str) -> str:
+    if not os.path.exists(path):
+        raise CollapseError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise CollapseError(f"{path} is a directory, not a file")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise CollapseError(f"{path}: invalid UTF-8 at byte {e.start} (line {line})") from None
+
+
+def iter_lines(path: str) -> Iterator[str]:
+    """One document per line. Every line is a document, empty ones included, as lmplz
+    counts them; a final newline does not start another."""
+    text = _read_text(path)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return iter(lines)
+
+
+def iter_tinystories(path: str) -> Iterator[str]:
+    """Raw TinyStories: stories separated by lines holding only <|endoftext|>; empty
+    stories are dropped."""
+    text = _read_text(path)
+    story: List[str] = []
+    for line in text.split("\n"):
+        if line.strip() == TINYSTORIES_SEPARATOR:
+            doc = "\n".join(story).strip()
+            if doc:
+                yield doc
+            story = []
+        else:
+            story.append(line)
+    doc = "\n".join(story).strip()
+    if doc:
+        yield doc
+
+
+def iter_jsonl(path: str, field: str = "text") -> Iterator[str]:
+    text = _read_text(path)
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CollapseError(f"{path}: line {n} is not valid JSON ({e.msg})") from None
+        if not isinstance(obj, dict) or field not in obj:
+            raise CollapseError(f"{path}: line {n} has no {field!r} field")
+        value = obj[field]
+        if not isinstance(value, str):
+            raise CollapseError(f"{path}: line {n}: field {field!r} is not a string")
+        yield value
+
+
+def iter_parquet(path: str, field: str = "text") -> Iterator[str]:
+    if not os.path.exists(path):
+        raise CollapseError(f"no such file: {path}")
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        raise CollapseError("reading parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        table = pq.read_table(path, columns=[field])
+    except Exception as e:  # pyarrow raises several types for bad files / missing columns
+        raise CollapseError(f"{path}: cannot read {field!r} from parquet ({e})") from None
+    for value in table.column(field).to_pylist():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise CollapseError(f"{path}: parquet column {field!r} is not text")
+        yield value
+
+
+_LOADERS = {"lines": iter_lines, "tinystories": iter_tinystories, "jsonl": iter_jsonl, "parquet": iter_parquet}
+
+
+def iter_documents(path: str, format: str = "lines") -> Iterator[str]:
+    loader = _LOADERS.get(format)
+    if loader is None:
+        raise CollapseError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})")
+    return loader(path)
+
+
+def load_corpus(path: str, format: str = "lines", tokenizer: str = "whitespace", lowercase: bool = False,
+                vocab: Optional[Vocab] = None, grow: bool = True) -> Corpus:
+    """Load a corpus from a text file.
+
+    format: ``lines`` (one sequence per line), ``tinystories`` (stories separated by
+    ``<|endoftext|>`` lines), ``jsonl`` or ``parquet`` (a ``text`` field).
+    tokenizer: ``whitespace`` (as lmplz) or ``word`` (punctuation split off).
+    With a ``vocab`` and ``grow=False``, words outside it become ``<unk>``.
+    """
+    if tokenizer not in TOKENIZERS:
+        raise CollapseError(f"unknown tokenizer {tokenizer!r} (choose from {', '.join(TOKENIZERS)})")
+    docs = iter_documents(path, format)
+    corpus = Corpus.from_texts(docs, tokenizer=tokenizer, lowercase=lowercase, vocab=vocab, grow=grow)
+    if corpus.num_documents == 0:
+        raise CollapseError(f"{path}: the corpus is empty")
+    return corpus

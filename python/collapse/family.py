@@ -1,0 +1,38 @@
+"""The protocol between the experiment loop and a model family.
+
+The loop (collapse.experiment) never knows whether it trains an n-gram model or a
+transformer. Corpora crossing this boundary are word-level Corpus objects (whitespace
+tokens); a family that needs other units (the transformer's BPE) converts inside.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Protocol, runtime_checkable
+
+from .corpus import Corpus
+
+
+@runtime_checkable
+class TrainedModel(Protocol):
+    def sample(self, num_sequences: int, *, seed: int, threads: int = 0) -> Corpus:
+        """num_sequences documents by ancestral sampling, reproducible from seed."""
+
+    def perplexity(self, corpus: Corpus) -> float:
+        """Perplexity of held-out text (the family's own units; n-gram: per word + </s>)."""
+
+    def save(self, directory: str) -> None:
+        """Write the model's files into directory (atomically, no pickle)."""
+
+
+@runtime_checkable
+class ModelFamily(Protocol):
+    name: str
+
+    def fit(self, corpus: Corpus, *, seed: int) -> TrainedModel:
+        """Train a fresh model on corpus (from scratch: nothing carries over)."""
+
+    def load(self, directory: str) -> TrainedModel:
+        """Read back what TrainedModel.save wrote (used by --resume)."""
+
+    def describe(self) -> Dict[str, Any]:
+        """The family's settings, for the run's manifest."""

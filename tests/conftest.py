@@ -1,0 +1,33 @@
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data" / "tinystories"
+
+
+@pytest.fixture(scope="session")
+def tinystories_dir() -> pathlib.Path:
+    """../shared/data/tinystories, or a skip saying why (the samples are never shipped)."""
+    if not (SHARED_DATA / "train-head.txt").exists():
+        pytest.skip(f"TinyStories samples not found at {SHARED_DATA} (they live in ../shared, never in the project)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def tmp_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_cli(*args, check=None):
+    """Run the collapse CLI in a subprocess: (returncode, stdout, stderr)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "collapse", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ})
+    if check is not None:
+        assert proc.returncode == check, proc.stderr
+    return proc.returncode, proc.stdout, proc.stderr
