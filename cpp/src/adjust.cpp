@@ -49,7 +49,9 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk, 
       for (int i = 0; i < n; ++i) pk.set(key, i, padded_word(doc, k, static_cast<std::size_t>(i)));
       entries.push_back(Entry<W>{key, kFromPrefix});
     }
-    parallel_sort(entries, threads, [](const Entry<W>& a, const Entry<W>& b) { return a.key < b.key; });
+    bucket_sort(
+        entries, threads, [shift = pk.top16_shift()](const Entry<W>& e) { return static_cast<std::size_t>((e.key.v[0] >> shift) & 0xFFFF); },
+        [](const Entry<W>& a, const Entry<W>& b) { return a.key < b.key; });
 
     above.suffix.assign(rows_above, 0);
     here.keys.clear();

@@ -1,5 +1,6 @@
 // Counting stage: the highest order by sorting packed windows of every document; the
 // lower orders follow from it (adjust.cpp), as lmplz derives them from its N-gram stream.
+#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -74,30 +75,93 @@ NGramCounts count_packed(const CorpusView& corpus, const Packing& pk, std::size_
   }
   if (first.back() >= (std::size_t{1} << 32) - 1)
     throw std::invalid_argument("corpus too large: more than 2^32 n-gram windows");
-  std::vector<Key<W>> windows(first.back());
+  // Windows are generated straight into buckets by the top 16 bits of their key (two
+  // passes: histogram, then scatter), each bucket is sorted and run-length counted on its
+  // own. No full-size second buffer, and the buckets fit in cache.
   const std::vector<std::size_t> parts = split_documents(first, threads);
+  const int shift = pk.top16_shift();
+  constexpr std::size_t B = std::size_t{1} << 16;
+  auto window_key = [&](const WordId* doc, std::size_t k, std::size_t s) {
+    Key<W> key{};
+    for (std::size_t i = 0; i < n; ++i) pk.set(key, static_cast<int>(i), padded_word(doc, k, s + i));
+    return key;
+  };
+  auto bucket_of = [shift](const Key<W>& key) { return static_cast<std::size_t>((key.v[0] >> shift) & 0xFFFF); };
+  std::vector<std::vector<std::size_t>> hist(threads, std::vector<std::size_t>(B, 0));
   run_threads(threads, [&](int t) {
+    auto& h = hist[t];
     for (std::size_t d = parts[t]; d < parts[t + 1]; ++d) {
       const WordId* doc = corpus.tokens + corpus.offsets[d];
       const std::size_t k = corpus.doc_length(d);
-      Key<W>* out = windows.data() + first[d];
+      for (std::size_t s = 0; s + n <= k + 2; ++s) ++h[bucket_of(window_key(doc, k, s))];
+    }
+  });
+  std::vector<std::size_t> bucket_start(B + 1, 0);
+  {
+    std::size_t pos = 0;
+    for (std::size_t b = 0; b < B; ++b) {
+      bucket_start[b] = pos;
+      for (int t = 0; t < threads; ++t) {
+        const std::size_t c = hist[t][b];
+        hist[t][b] = pos;
+        pos += c;
+      }
+    }
+    bucket_start[B] = pos;
+  }
+  std::vector<Key<W>> windows(first.back());
+  run_threads(threads, [&](int t) {
+    auto& h = hist[t];
+    for (std::size_t d = parts[t]; d < parts[t + 1]; ++d) {
+      const WordId* doc = corpus.tokens + corpus.offsets[d];
+      const std::size_t k = corpus.doc_length(d);
       for (std::size_t s = 0; s + n <= k + 2; ++s) {
-        Key<W> key{};
-        for (std::size_t i = 0; i < n; ++i) pk.set(key, static_cast<int>(i), padded_word(doc, k, s + i));
-        out[s] = key;
+        const Key<W> key = window_key(doc, k, s);
+        windows[h[bucket_of(key)]++] = key;
       }
     }
   });
-  parallel_sort(windows, threads, [](const Key<W>& a, const Key<W>& b) { return a < b; });
-
+  std::vector<std::vector<std::size_t>>().swap(hist);
+  // Sort each bucket, compact its distinct keys to its front, remember how many.
+  std::vector<std::size_t> distinct(B, 0);
+  std::vector<std::vector<std::uint32_t>> bucket_counts(B);
+  {
+    std::atomic<std::size_t> next{0};
+    run_threads(threads, [&](int) {
+      for (;;) {
+        const std::size_t b0 = next.fetch_add(64);
+        if (b0 >= B) break;
+        for (std::size_t b = b0; b < std::min(B, b0 + 64); ++b) {
+          Key<W>* lo = windows.data() + bucket_start[b];
+          Key<W>* hi = windows.data() + bucket_start[b + 1];
+          if (lo == hi) continue;
+          std::sort(lo, hi);
+          std::vector<std::uint32_t>& counts = bucket_counts[b];
+          Key<W>* out = lo;
+          for (Key<W>* i = lo; i < hi;) {
+            Key<W>* j = i + 1;
+            while (j < hi && *j == *i) ++j;
+            *out++ = *i;
+            counts.push_back(static_cast<std::uint32_t>(j - i));
+            i = j;
+          }
+          distinct[b] = static_cast<std::size_t>(out - lo);
+        }
+      }
+    });
+  }
   std::vector<KeyedOrder<W>> orders(n);
   KeyedOrder<W>& top = orders[n - 1];
-  for (std::size_t i = 0; i < windows.size();) {
-    std::size_t j = i + 1;
-    while (j < windows.size() && windows[j] == windows[i]) ++j;
-    top.keys.push_back(windows[i]);
-    top.raw.push_back(static_cast<std::uint32_t>(j - i));
-    i = j;
+  {
+    std::size_t total = 0;
+    for (std::size_t b = 0; b < B; ++b) total += distinct[b];
+    top.keys.reserve(total);
+    top.raw.reserve(total);
+    for (std::size_t b = 0; b < B; ++b) {
+      top.keys.insert(top.keys.end(), windows.begin() + bucket_start[b], windows.begin() + bucket_start[b] + distinct[b]);
+      top.raw.insert(top.raw.end(), bucket_counts[b].begin(), bucket_counts[b].end());
+      std::vector<std::uint32_t>().swap(bucket_counts[b]);
+    }
   }
   top.adjusted = top.raw;
   std::vector<Key<W>>().swap(windows);

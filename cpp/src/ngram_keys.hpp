@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -44,6 +45,8 @@ struct Packing {
     per = 64 / bits;
     mask = (bits == 64) ? ~std::uint64_t{0} : ((std::uint64_t{1} << bits) - 1);
   }
+  // Shift that brings the 16 most significant used bits of element 0 down (bucket_sort).
+  int top16_shift() const { return per * bits > 16 ? per * bits - 16 : 0; }
   // Elements needed for an n-gram of order n.
   int width(int n) const { return (n + per - 1) / per; }
 
@@ -119,6 +122,54 @@ void parallel_sort(std::vector<T>& v, int threads, Less less) {
     std::swap(src, dst);
   }
   if (src != &v) v.swap(buf);
+}
+
+// Sorts v by an MSD split on the top 16 bits of the key (one counting pass, one scatter
+// into a buffer), then std::sort within each bucket; buckets are small and cache-resident,
+// and threads take them dynamically. top16(x) must be monotone in the order `less`.
+template <class T, class Top16, class Less>
+void bucket_sort(std::vector<T>& v, int threads, Top16 top16, Less less) {
+  const std::size_t n = v.size();
+  if (n < (1u << 15)) {
+    std::sort(v.begin(), v.end(), less);
+    return;
+  }
+  constexpr std::size_t B = 1u << 16;
+  threads = std::max(1, threads);
+  std::vector<std::vector<std::size_t>> hist(threads, std::vector<std::size_t>(B, 0));
+  auto lo = [&](int t) { return n * static_cast<std::size_t>(t) / threads; };
+  run_threads(threads, [&](int t) {
+    auto& h = hist[t];
+    for (std::size_t i = lo(t); i < lo(t + 1); ++i) ++h[top16(v[i])];
+  });
+  // Exclusive offsets per (bucket, thread), so each thread scatters without locking.
+  std::vector<std::size_t> bucket_start(B + 1, 0);
+  std::size_t pos = 0;
+  for (std::size_t b = 0; b < B; ++b) {
+    bucket_start[b] = pos;
+    for (int t = 0; t < threads; ++t) {
+      const std::size_t c = hist[t][b];
+      hist[t][b] = pos;
+      pos += c;
+    }
+  }
+  bucket_start[B] = pos;
+  std::vector<T> buf(n);
+  run_threads(threads, [&](int t) {
+    auto& h = hist[t];
+    for (std::size_t i = lo(t); i < lo(t + 1); ++i) buf[h[top16(v[i])]++] = v[i];
+  });
+  std::atomic<std::size_t> next{0};
+  run_threads(threads, [&](int) {
+    for (;;) {
+      const std::size_t b0 = next.fetch_add(256);
+      if (b0 >= B) break;
+      for (std::size_t b = b0; b < std::min(B, b0 + 256); ++b)
+        if (bucket_start[b + 1] - bucket_start[b] > 1)
+          std::sort(buf.begin() + bucket_start[b], buf.begin() + bucket_start[b + 1], less);
+    }
+  });
+  v.swap(buf);
 }
 
 // One order while counting: distinct keys in sorted order and their counts.
