@@ -52,6 +52,11 @@ def peak_rss_mb() -> float:
 # ----------------------------------------------------------------------------------------
 # Children: each does one thing and prints one JSON line.
 
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def child_fit(npz: str, order: int, arpa: str, threads: int) -> dict:
     import numpy as np
 
@@ -60,12 +65,14 @@ def child_fit(npz: str, order: int, arpa: str, threads: int) -> dict:
     z = np.load(npz, allow_pickle=False)
     corpus = collapse.Corpus(z["tokens"], z["offsets"], collapse.Vocab(z["words"].tolist()[3:]))
     del z
+    c0 = cpu_s()
     t = time.perf_counter()
     model = collapse.NGramModel.fit(corpus, order=order, threads=threads)
     t_fit = time.perf_counter() - t
     model.to_arpa(arpa)
     wall = time.perf_counter() - t
-    return {"wall_s": wall, "fit_s": t_fit, "write_s": wall - t_fit, "peak_rss_mb": peak_rss_mb(),
+    return {"wall_s": wall, "cpu_s": cpu_s() - c0, "fit_s": t_fit, "write_s": wall - t_fit,
+            "peak_rss_mb": peak_rss_mb(),
             "ngrams": model.num_ngrams()}
 
 
@@ -90,7 +97,7 @@ def child_lmplz(lmplz: str, text: str, order: int, arpa: str, memory: str) -> di
     wall = time.perf_counter() - t
     if status:
         raise RuntimeError(f"lmplz failed with status {status}")
-    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0}
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024.0}
 
 
 def child_score_ours(arpa: str, text: str, threads: int) -> dict:
@@ -226,9 +233,9 @@ def main() -> int:
     results = {"config": {"lmplz": lmplz, "lmplz_flags": f"-o N -S {args.lmplz_memory} -T /tmp --arpa",
                           "our_threads": args.threads, "cpus": os.cpu_count(),
                           "loadavg": os.getloadavg()}, "estimate": [], "score": []}
-    widths = [12, 6, 10, 10, 10, 10, 10, 10, 9, 9]
-    print(fmt_row(["corpus", "order", "lmplz s", "ours s", "speedup", "e2e s", "lmplz MB", "ours MB", "e2e MB",
-                   "mem ratio"], widths))
+    widths = [10, 5, 8, 7, 8, 9, 8, 8, 7, 8, 8, 7, 9]
+    print(fmt_row(["corpus", "order", "lmplz s", "ours s", "speedup", "lmplz cpu", "ours cpu", "cpu ratio",
+                   "e2e s", "lmplz MB", "ours MB", "e2e MB", "mem ratio"], widths))
     for name in names:
         text, npz = corpora[name]
         for order in orders:
@@ -240,6 +247,7 @@ def main() -> int:
                    "memory_ratio": ours["peak_rss_mb"] / ref["peak_rss_mb"]}
             results["estimate"].append(row)
             print(fmt_row([name, order, f"{ref['wall_s']:.2f}", f"{ours['wall_s']:.2f}", f"{row['speedup']:.1f}x",
+                           f"{ref['cpu_s']:.2f}", f"{ours['cpu_s']:.2f}", f"{ref['cpu_s'] / ours['cpu_s']:.1f}x",
                            f"{e2e['wall_s']:.2f}", f"{ref['peak_rss_mb']:.0f}", f"{ours['peak_rss_mb']:.0f}",
                            f"{e2e['peak_rss_mb']:.0f}", f"{row['memory_ratio']:.2f}"], widths))
 

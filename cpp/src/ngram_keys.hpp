@@ -38,29 +38,45 @@ struct Packing {
   int bits = 1;  // bits per id
   int per = 64;  // ids per 64-bit element
   std::uint64_t mask = 1;
+  // Element and shift of word i (precomputed: no division in the inner loops).
+  static constexpr int kMaxWords = 64;
+  std::uint8_t elem[kMaxWords];
+  std::uint8_t shift[kMaxWords];
 
   explicit Packing(std::size_t vocab_size) {
     bits = 1;
     while (bits < 32 && (std::uint64_t{1} << bits) < vocab_size) ++bits;
     per = 64 / bits;
-    mask = (bits == 64) ? ~std::uint64_t{0} : ((std::uint64_t{1} << bits) - 1);
+    mask = (std::uint64_t{1} << bits) - 1;
+    for (int i = 0; i < kMaxWords; ++i) {
+      elem[i] = static_cast<std::uint8_t>(i / per);
+      shift[i] = static_cast<std::uint8_t>((per - 1 - i % per) * bits);
+    }
   }
-  // Shift that brings the 16 most significant used bits of element 0 down (bucket_sort).
+  // Shift that brings the 16 most significant used bits of element 0 down (bucket sorts).
   int top16_shift() const { return per * bits > 16 ? per * bits - 16 : 0; }
   // Elements needed for an n-gram of order n.
   int width(int n) const { return (n + per - 1) / per; }
 
   template <int W>
   void set(Key<W>& k, int i, WordId w) const {
-    k.v[i / per] |= static_cast<std::uint64_t>(w) << ((per - 1 - i % per) * bits);
+    k.v[elem[i]] |= static_cast<std::uint64_t>(w) << shift[i];
   }
   template <int W>
   WordId get(const Key<W>& k, int i) const {
-    return static_cast<WordId>((k.v[i / per] >> ((per - 1 - i % per) * bits)) & mask);
+    return static_cast<WordId>((k.v[elem[i]] >> shift[i]) & mask);
   }
   // The key of words 1..n-1 of an n-gram (its suffix, one word shorter).
   template <int W>
   Key<W> drop_first(const Key<W>& k, int n) const {
+    if constexpr (W == 1) {
+      // One element: shift every word up one slot; the first falls off the used bits.
+      (void)n;
+      Key<W> out{};
+      out.v[0] = k.v[0] << bits;
+      if (per * bits < 64) out.v[0] &= (std::uint64_t{1} << (per * bits)) - 1;
+      return out;
+    }
     Key<W> out{};
     for (int i = 1; i < n; ++i) set(out, i - 1, get(k, i));
     return out;
