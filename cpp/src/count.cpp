@@ -87,51 +87,87 @@ NGramCounts count_packed(const CorpusView& corpus, const Packing& pk, std::size_
     return key;
   };
   auto bucket_of = [shift](const Key<W>& key) { return static_cast<std::size_t>((key.v[0] >> shift) & 0xFFFF); };
+  // Calls fn(key) for every window of the document. With one element per key the key
+  // slides: shift the words up one slot and put the new word in the last.
+  const std::uint64_t used_mask = pk.per * pk.bits >= 64 ? ~std::uint64_t{0}
+                                                         : (std::uint64_t{1} << (pk.per * pk.bits)) - 1;
+  auto for_each_window = [&](const WordId* doc, std::size_t k, auto&& fn) {
+    if (k + 2 < n) return;
+    if constexpr (W == 1) {
+      Key<W> key = window_key(doc, k, 0);
+      fn(key);
+      const int last_shift = pk.shift[n - 1];
+      for (std::size_t s = 1; s + n <= k + 2; ++s) {
+        key.v[0] = ((key.v[0] << pk.bits) & used_mask) |
+                   (static_cast<std::uint64_t>(padded_word(doc, k, s + n - 1)) << last_shift);
+        fn(key);
+      }
+    } else {
+      (void)used_mask;
+      for (std::size_t s = 0; s + n <= k + 2; ++s) fn(window_key(doc, k, s));
+    }
+  };
   std::vector<std::vector<std::size_t>> hist(threads, std::vector<std::size_t>(B, 0));
   run_threads(threads, [&](int t) {
     auto& h = hist[t];
     for (std::size_t d = parts[t]; d < parts[t + 1]; ++d) {
       const WordId* doc = corpus.tokens + corpus.offsets[d];
       const std::size_t k = corpus.doc_length(d);
-      for (std::size_t s = 0; s + n <= k + 2; ++s) ++h[bucket_of(window_key(doc, k, s))];
+      for_each_window(doc, k, [&](const Key<W>& key) { ++h[bucket_of(key)]; });
     }
   });
-  std::vector<std::size_t> bucket_start(B + 1, 0);
-  {
-    std::size_t pos = 0;
-    for (std::size_t b = 0; b < B; ++b) {
-      bucket_start[b] = pos;
-      for (int t = 0; t < threads; ++t) {
-        const std::size_t c = hist[t][b];
-        hist[t][b] = pos;
-        pos += c;
+  // Bucket totals; then the buckets are processed in contiguous ranges holding at most
+  // kWindowBudget bytes of windows each (one pass over the corpus per range), which bounds
+  // the memory of this stage whatever the corpus size.
+  std::vector<std::size_t> totals(B, 0);
+  for (int t = 0; t < threads; ++t)
+    for (std::size_t b = 0; b < B; ++b) totals[b] += hist[t][b];
+  constexpr std::size_t kWindowBudget = std::size_t{96} << 20;
+  const std::size_t per_pass = std::max<std::size_t>(1, kWindowBudget / sizeof(Key<W>));
+  std::vector<KeyedOrder<W>> orders(n);
+  KeyedOrder<W>& top = orders[n - 1];
+  std::vector<std::uint32_t> bucket_raw_start;
+  for (std::size_t range_lo = 0; range_lo < B;) {
+    std::size_t range_hi = range_lo, size = 0;
+    while (range_hi < B && (range_hi == range_lo || size + totals[range_hi] <= per_pass)) size += totals[range_hi++];
+    // Offsets of (bucket, thread) inside this range.
+    std::vector<std::size_t> bucket_start(range_hi - range_lo + 1, 0);
+    {
+      std::size_t pos = 0;
+      for (std::size_t b = range_lo; b < range_hi; ++b) {
+        bucket_start[b - range_lo] = pos;
+        for (int t = 0; t < threads; ++t) {
+          const std::size_t c = hist[t][b];
+          hist[t][b] = pos;
+          pos += c;
+        }
       }
+      bucket_start[range_hi - range_lo] = pos;
     }
-    bucket_start[B] = pos;
-  }
-  std::vector<Key<W>> windows(first.back());
-  run_threads(threads, [&](int t) {
-    auto& h = hist[t];
-    for (std::size_t d = parts[t]; d < parts[t + 1]; ++d) {
-      const WordId* doc = corpus.tokens + corpus.offsets[d];
-      const std::size_t k = corpus.doc_length(d);
-      for (std::size_t s = 0; s + n <= k + 2; ++s) {
-        const Key<W> key = window_key(doc, k, s);
-        windows[h[bucket_of(key)]++] = key;
-      }
+    std::vector<Key<W>> windows(size);
+    if (size) {
+      run_threads(threads, [&](int t) {
+        auto& h = hist[t];
+        for (std::size_t d = parts[t]; d < parts[t + 1]; ++d) {
+          const WordId* doc = corpus.tokens + corpus.offsets[d];
+          const std::size_t k = corpus.doc_length(d);
+          for_each_window(doc, k, [&](const Key<W>& key) {
+            const std::size_t b = bucket_of(key);
+            if (b >= range_lo && b < range_hi) windows[h[b]++] = key;
+          });
+        }
+      });
     }
-  });
-  std::vector<std::vector<std::size_t>>().swap(hist);
-  // Sort each bucket, compact its distinct keys to its front, remember how many.
-  std::vector<std::size_t> distinct(B, 0);
-  std::vector<std::vector<std::uint32_t>> bucket_counts(B);
-  {
+    // Sort each bucket and compact its distinct keys to its front.
+    const std::size_t nb = range_hi - range_lo;
+    std::vector<std::size_t> distinct(nb, 0);
+    std::vector<std::vector<std::uint32_t>> bucket_counts(nb);
     std::atomic<std::size_t> next{0};
     run_threads(threads, [&](int) {
       for (;;) {
         const std::size_t b0 = next.fetch_add(64);
-        if (b0 >= B) break;
-        for (std::size_t b = b0; b < std::min(B, b0 + 64); ++b) {
+        if (b0 >= nb) break;
+        for (std::size_t b = b0; b < std::min(nb, b0 + 64); ++b) {
           Key<W>* lo = windows.data() + bucket_start[b];
           Key<W>* hi = windows.data() + bucket_start[b + 1];
           if (lo == hi) continue;
@@ -149,22 +185,17 @@ NGramCounts count_packed(const CorpusView& corpus, const Packing& pk, std::size_
         }
       }
     });
-  }
-  std::vector<KeyedOrder<W>> orders(n);
-  KeyedOrder<W>& top = orders[n - 1];
-  {
-    std::size_t total = 0;
-    for (std::size_t b = 0; b < B; ++b) total += distinct[b];
-    top.keys.reserve(total);
-    top.raw.reserve(total);
-    for (std::size_t b = 0; b < B; ++b) {
-      top.keys.insert(top.keys.end(), windows.begin() + bucket_start[b], windows.begin() + bucket_start[b] + distinct[b]);
+    for (std::size_t b = 0; b < nb; ++b) {
+      top.keys.insert(top.keys.end(), windows.begin() + bucket_start[b],
+                      windows.begin() + bucket_start[b] + distinct[b]);
       top.raw.insert(top.raw.end(), bucket_counts[b].begin(), bucket_counts[b].end());
-      std::vector<std::uint32_t>().swap(bucket_counts[b]);
     }
+    range_lo = range_hi;
   }
+  std::vector<std::vector<std::size_t>>().swap(hist);
+  top.keys.shrink_to_fit();
+  top.raw.shrink_to_fit();
   top.adjusted = top.raw;
-  std::vector<Key<W>>().swap(windows);
 
   adjust_lower_orders<W>(orders, pk, corpus, threads);
 
