@@ -265,4 +265,16 @@ std::vector<WordId> compact_vocabulary(const CorpusView& corpus, std::size_t voc
   return out;
 }
 
+bool is_compact_vocabulary(const CorpusView& corpus, std::size_t vocab_size) {
+  // Ids >= 3 must first appear as 3, 4, 5, ...: track the next new id expected.
+  WordId next = 3;
+  for (std::size_t i = 0; i < corpus.n_tokens; ++i) {
+    const WordId w = corpus.tokens[i];
+    if (w < 3 || w < next) continue;
+    if (w != next) return false;
+    ++next;
+  }
+  return next == vocab_size;
+}
+
 }  // namespace collapse

@@ -63,4 +63,8 @@ NGramCounts count_ngrams(const CorpusView& corpus, std::size_t vocab_size, int o
 std::vector<WordId> compact_vocabulary(const CorpusView& corpus, std::size_t vocab_size,
                                        std::vector<WordId>& new_to_old);
 
+// True if compact_vocabulary would be the identity: every id >= 3 occurs, and ids >= 3
+// first appear in increasing order (so no copy is needed).
+bool is_compact_vocabulary(const CorpusView& corpus, std::size_t vocab_size);
+
 }  // namespace collapse
