@@ -23,10 +23,12 @@ def corpus_of(docs):
 
 
 @SETTINGS
-@given(docs=docs_strategy, order=st.integers(1, 6), threads=st.sampled_from([1, 2, 3]))
-def test_counts_equal_naive_count(docs, order, threads):
+@given(docs=docs_strategy, order=st.integers(1, 8), threads=st.sampled_from([1, 2, 3]),
+       extra_ids=st.sampled_from([0, 2**12, 2**20, 2**31]))
+def test_counts_equal_naive_count(docs, order, threads, extra_ids):
+    """extra_ids widens the declared vocabulary so that keys need 1 to 4 machine words."""
     corpus = corpus_of(docs)
-    got = _core.count_ngrams(corpus.tokens, corpus.offsets, len(corpus.vocab), order, threads)
+    got = _core.count_ngrams(corpus.tokens, corpus.offsets, len(corpus.vocab) + extra_ids, order, threads)
     want = naive_counts([corpus.document(i) for i in range(corpus.num_documents)], order)
     assert len(got) == order
     for n, ((ids, raw, adj), table) in enumerate(zip(got, want), 1):

@@ -66,19 +66,17 @@ struct Packing {
   WordId get(const Key<W>& k, int i) const {
     return static_cast<WordId>((k.v[elem[i]] >> shift[i]) & mask);
   }
-  // The key of words 1..n-1 of an n-gram (its suffix, one word shorter).
+  // The key of words 1..n-1 of an n-gram (its suffix, one word shorter): every word moves
+  // up one slot; the first word of each element moves to the last slot of the one before.
   template <int W>
-  Key<W> drop_first(const Key<W>& k, int n) const {
-    if constexpr (W == 1) {
-      // One element: shift every word up one slot; the first falls off the used bits.
-      (void)n;
-      Key<W> out{};
-      out.v[0] = k.v[0] << bits;
-      if (per * bits < 64) out.v[0] &= (std::uint64_t{1} << (per * bits)) - 1;
-      return out;
-    }
+  Key<W> drop_first(const Key<W>& k, int /*n*/) const {
+    const std::uint64_t used = per * bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << (per * bits)) - 1;
+    const int top_shift = (per - 1) * bits;
     Key<W> out{};
-    for (int i = 1; i < n; ++i) set(out, i - 1, get(k, i));
+    for (int e = 0; e < W; ++e) {
+      out.v[e] = (k.v[e] << bits) & used;
+      if (e + 1 < W) out.v[e] |= (k.v[e + 1] >> top_shift) & mask;
+    }
     return out;
   }
 };
