@@ -156,6 +156,7 @@ NGramCounts count_packed(const CorpusView& corpus, const Packing& pk, std::size_
     std::vector<std::vector<std::uint32_t>> bucket_counts(nb);
     std::atomic<std::size_t> next{0};
     run_threads(threads, [&](int) {
+      std::vector<Key<W>> scratch;
       for (;;) {
         const std::size_t b0 = next.fetch_add(64);
         if (b0 >= nb) break;
@@ -163,7 +164,7 @@ NGramCounts count_packed(const CorpusView& corpus, const Packing& pk, std::size_
           Key<W>* lo = windows.data() + bucket_start[b];
           Key<W>* hi = windows.data() + bucket_start[b + 1];
           if (lo == hi) continue;
-          std::sort(lo, hi);
+          sort_large_bucket(lo, hi, shift, scratch);
           std::vector<std::uint32_t>& counts = bucket_counts[b];
           Key<W>* out = lo;
           for (Key<W>* i = lo; i < hi;) {
