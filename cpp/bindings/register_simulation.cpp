@@ -15,9 +15,10 @@ namespace {
 
 py::dict run_to_dict(CategoricalRun&& run) {
   const auto trials = static_cast<py::ssize_t>(run.trials);
-  const auto cols = static_cast<py::ssize_t>(run.generations + 1);
+  const auto cols = static_cast<py::ssize_t>(run.recorded.size());
   py::dict out;
   out["first_trial"] = run.first_trial;
+  out["generation"] = to_numpy(std::vector<std::int64_t>(run.recorded.begin(), run.recorded.end()));
   out["entropy"] = to_numpy_2d(std::move(run.entropy), trials, cols);
   out["support"] = to_numpy_2d(std::move(run.support), trials, cols);
   out["sum_p2"] = to_numpy_2d(std::move(run.sum_p2), trials, cols);
@@ -41,7 +42,7 @@ void register_simulation(py::module_& m) {
       "simulate_categorical",
       [](CArray<double> p0, std::int64_t sample_size, int generations, const std::string& paradigm, double alpha,
          std::uint64_t seed, std::int64_t first_trial, std::int64_t trials, int threads, double tail_fraction,
-         bool keep_final_p) {
+         bool keep_final_p, int record_every) {
         if (p0.ndim() != 1) throw std::invalid_argument("p0 must be a 1-d array");
         CategoricalSpec spec;
         spec.p0.assign(p0.data(), p0.data() + p0.size());
@@ -51,6 +52,7 @@ void register_simulation(py::module_& m) {
         spec.alpha = alpha;
         spec.seed = seed;
         spec.tail_fraction = tail_fraction;
+        spec.record_every = record_every;
         CategoricalRun run;
         {
           py::gil_scoped_release release;
@@ -60,9 +62,9 @@ void register_simulation(py::module_& m) {
       },
       py::arg("p0"), py::arg("N"), py::arg("generations"), py::arg("paradigm"), py::arg("alpha"), py::arg("seed"),
       py::arg("first_trial"), py::arg("trials"), py::arg("threads") = 0, py::arg("tail_fraction") = 0.1,
-      py::arg("keep_final_p") = true,
+      py::arg("keep_final_p") = true, py::arg("record_every") = 1,
       "Run trials [first_trial, first_trial + trials) of the categorical collapse process. Returns a dict of\n"
-      "arrays: trials x (generations + 1) metrics, per-trial events, and final_p (trials x K) or None.");
+      "arrays: trials x (recorded generations) metrics, the recorded generations, per-trial events, and final_p (trials x K) or None.");
   m.def("simulation_tail_set",
         [](CArray<double> p0, double tail_fraction) {
           std::vector<double> p(p0.data(), p0.data() + p0.size());

@@ -60,6 +60,13 @@ std::vector<std::uint32_t> tail_set(const std::vector<double>& p0, double tail_f
   return support;
 }
 
+std::vector<int> recorded_generations(int generations, int record_every) {
+  std::vector<int> gens;
+  for (int g = 0; g <= generations; g += record_every) gens.push_back(g);
+  if (gens.back() != generations) gens.push_back(generations);
+  return gens;
+}
+
 namespace {
 
 // Integer counts over support indices of p0 (not raw outcome ids); zero counts never stored.
@@ -113,6 +120,7 @@ void validate(const CategoricalSpec& spec) {
   if (spec.sample_size < 1) throw std::invalid_argument("N (sample size) must be >= 1");
   if (spec.generations < 1) throw std::invalid_argument("generations must be >= 1");
   if (!(spec.alpha >= 0.0 && spec.alpha <= 1.0)) throw std::invalid_argument("alpha must lie in [0, 1]");
+  if (spec.record_every < 1) throw std::invalid_argument("record_every must be >= 1");
   if (!(spec.tail_fraction > 0.0 && spec.tail_fraction <= 1.0))
     throw std::invalid_argument("tail fraction must lie in (0, 1]");
   // accumulate pools (G + 1) N items
@@ -249,10 +257,16 @@ void merge(const Counts& a, const Counts& b, Counts& out, Scratch& sc) {
 struct Recorder {
   CategoricalRun& run;
   const Truth& truth;
-  std::size_t row0;  // first row of this trial
+  const std::vector<int>& column;  // generation -> metric column, -1 if not kept
+  std::size_t row0;                // first entry of this trial
   std::size_t local;
 
   void record(int gen, const Counts& model) {
+    if (column[static_cast<std::size_t>(gen)] < 0) {  // only the events need this generation
+      note_events(gen, static_cast<std::int64_t>(model.size()),
+                  model.size() == 1 ? truth.outcome[model.idx[0]] : 0);
+      return;
+    }
     const double D = static_cast<double>(model.total);
     double h = 0, p2 = 0, kl = 0, tv_on = 0, p0_on = 0, tail = 0;
     for (std::size_t i = 0; i < model.size(); ++i) {
@@ -266,7 +280,7 @@ struct Recorder {
       p0_on += truth.p[j];
       if (truth.in_tail[j]) tail += p;
     }
-    const std::size_t r = row0 + static_cast<std::size_t>(gen);
+    const std::size_t r = row0 + static_cast<std::size_t>(column[static_cast<std::size_t>(gen)]);
     run.entropy[r] = h;
     run.support[r] = static_cast<std::int64_t>(model.size());
     run.sum_p2[r] = p2;
@@ -297,13 +311,13 @@ struct Recorder {
   }
 };
 
-void run_trial(const CategoricalSpec& spec, const Truth& truth, std::int64_t trial, std::size_t local,
-               CategoricalRun& run, Scratch& sc, bool keep_final_p) {
+void run_trial(const CategoricalSpec& spec, const Truth& truth, const std::vector<int>& column, std::int64_t trial,
+               std::size_t local, CategoricalRun& run, Scratch& sc, bool keep_final_p) {
   Philox rng(derive_seed(spec.seed, kCategoricalStreamTag), static_cast<std::uint64_t>(trial));
   const int G = spec.generations;
   const std::int64_t N = spec.sample_size;
   const std::int64_t n_syn = static_cast<std::int64_t>(std::floor(spec.alpha * static_cast<double>(N) + 0.5));
-  Recorder rec{run, truth, local * static_cast<std::size_t>(G + 1), local};
+  Recorder rec{run, truth, column, local * run.recorded.size(), local};
   rec.record_truth();
 
   Counts real, model, pool, fresh_part;
@@ -365,7 +379,10 @@ CategoricalRun simulate_categorical(const CategoricalSpec& spec, std::int64_t fi
   run.trials = trials;
   run.generations = spec.generations;
   run.K = spec.p0.size();
-  const std::size_t rows = static_cast<std::size_t>(trials) * static_cast<std::size_t>(spec.generations + 1);
+  run.recorded = recorded_generations(spec.generations, spec.record_every);
+  std::vector<int> column(static_cast<std::size_t>(spec.generations) + 1, -1);
+  for (std::size_t i = 0; i < run.recorded.size(); ++i) column[static_cast<std::size_t>(run.recorded[i])] = static_cast<int>(i);
+  const std::size_t rows = static_cast<std::size_t>(trials) * run.recorded.size();
   run.entropy.resize(rows);
   run.support.resize(rows);
   run.sum_p2.resize(rows);
@@ -389,7 +406,7 @@ CategoricalRun simulate_categorical(const CategoricalSpec& spec, std::int64_t fi
       for (;;) {
         const std::int64_t local = next.fetch_add(1);
         if (local >= trials) break;
-        run_trial(spec, truth, first_trial + local, static_cast<std::size_t>(local), run, sc, keep_final_p);
+        run_trial(spec, truth, column, first_trial + local, static_cast<std::size_t>(local), run, sc, keep_final_p);
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);

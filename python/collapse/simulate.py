@@ -134,7 +134,7 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
              paradigm: str = "replace", alpha: Optional[float] = None, seed: int = 0, threads: int = 0,
              executor: str = "local", address: Optional[str] = None, *, K: Optional[int] = None,
              zipf_s: float = 1.0, tail_fraction: float = 0.1, keep_final_p: bool = True,
-             chunks: Optional[int] = None, **ngram_options: Any) -> SimulationResult:
+             chunks: Optional[int] = None, record_every: int = 1, **ngram_options: Any) -> SimulationResult:
     """Simulate a collapse process; see the module docstring for the definitions.
 
     p0: the truth (array of K probabilities), or "uniform" / "zipf" with K= (and zipf_s=).
@@ -144,6 +144,8 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
     threads: threads for the local executor (0: all cores), or per Ray task.
     executor: "local" or "ray" (address None: start a local Ray with 2 CPUs; else connect).
     chunks: number of Ray tasks (default: 4 per CPU of the cluster, at most trials).
+    record_every: keep metrics for generations 0, k, 2k, ... and G only (events and
+    final_p always follow every generation); saves memory on long runs.
     """
     if process == "ngram":
         from .simulate_ngram import simulate_ngram
@@ -173,6 +175,7 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
     if seed >= 2**64:
         raise CollapseError("seed must be < 2^64")
     a = _check_alpha(paradigm, alpha)
+    record_every = _check_int("record_every", record_every, 1)
     if not (isinstance(tail_fraction, (int, float)) and 0.0 < tail_fraction <= 1.0):
         raise CollapseError(f"tail_fraction must lie in (0, 1], got {tail_fraction!r}")
     if executor not in EXECUTORS:
@@ -181,14 +184,15 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
         raise CollapseError("address is only used with executor='ray'")
 
     kernel_args = dict(N=N, generations=generations, paradigm=paradigm, alpha=1.0 if a is None else a, seed=seed,
-                       tail_fraction=float(tail_fraction), keep_final_p=bool(keep_final_p))
+                       tail_fraction=float(tail_fraction), keep_final_p=bool(keep_final_p),
+                       record_every=record_every)
     if executor == "local":
         raw = _run_chunk(p0_arr, 0, trials, threads, kernel_args)
     else:
         raw = _run_ray(p0_arr, trials, threads, kernel_args, address, chunks)
     config = dict(process="categorical", K=int(p0_arr.size), N=N, generations=generations, trials=trials,
                   paradigm=paradigm, alpha=a, seed=seed, threads=threads, executor=executor, address=address,
-                  tail_fraction=float(tail_fraction))
+                  tail_fraction=float(tail_fraction), record_every=record_every)
     return _to_result(raw, config)
 
 
@@ -197,7 +201,8 @@ def _run_chunk(p0: np.ndarray, first_trial: int, trials: int, threads: int, kern
 
     return _core.simulate_categorical(p0, kernel_args["N"], kernel_args["generations"], kernel_args["paradigm"],
                                       kernel_args["alpha"], kernel_args["seed"], first_trial, trials, threads,
-                                      kernel_args["tail_fraction"], kernel_args["keep_final_p"])
+                                      kernel_args["tail_fraction"], kernel_args["keep_final_p"],
+                                      kernel_args["record_every"])
 
 
 def _chunk_bounds(trials: int, chunks: int) -> List[tuple]:
@@ -241,7 +246,8 @@ def _concatenate(parts: List[dict]) -> dict:
     parts = sorted(parts, key=lambda d: d["first_trial"])
     out = {"first_trial": parts[0]["first_trial"]}
     for key in parts[0]:
-        if key == "first_trial":
+        if key in ("first_trial", "generation"):
+            out[key] = parts[0][key]
             continue
         if parts[0][key] is None:
             out[key] = None
@@ -262,7 +268,7 @@ def _to_result(raw: dict, config: Dict[str, Any]) -> SimulationResult:
         "alpha": np.full(trials * cols, alpha),
         "seed": np.full(trials * cols, config["seed"], dtype=np.uint64 if config["seed"] >= 2**63 else np.int64),
         "trial": np.repeat(trial_ids, cols),
-        "generation": np.tile(np.arange(cols, dtype=np.int64), trials),
+        "generation": np.tile(raw["generation"].astype(np.int64), trials),
     }
     for name in METRIC_COLUMNS:
         data[name] = raw[name].reshape(-1)

@@ -38,12 +38,17 @@ struct CategoricalSpec {
   double alpha = 1.0;            // synthetic fraction (mix, fresh)
   std::uint64_t seed = 0;
   double tail_fraction = 0.1;    // the tail set: the rarest ceil(q |supp p0|) outcomes
+  int record_every = 1;          // metrics kept for generations 0, k, 2k, ... and G
 };
 
-// Per-trial, per-generation metrics, row-major (trial, generation), generations 0..G.
+// The generations whose metrics are kept: 0, k, 2k, ..., and always G.
+std::vector<int> recorded_generations(int generations, int record_every);
+
+// Per-trial, per-generation metrics, row-major (trial, recorded generation).
 struct CategoricalRun {
   std::int64_t first_trial = 0, trials = 0;
   int generations = 0;
+  std::vector<int> recorded;        // the generations of the metric columns
   std::size_t K = 0;
   std::vector<double> entropy;      // nats
   std::vector<std::int64_t> support;
