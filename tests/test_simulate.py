@@ -198,7 +198,10 @@ def test_cli_writes_run_directory(tmp_path):
     pd.testing.assert_frame_equal(pq, api.metrics)
     assert np.allclose(csv["kl_to_truth"], api.metrics["kl_to_truth"], rtol=1e-9)
     assert np.array_equal(np.load(out / "final_p.npy"), api.final_p)
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
     cfg = tomllib.loads((out / "config.toml").read_text())["simulate"]
     assert cfg["paradigm"] == "mix" and cfg["alpha"] == 0.5 and cfg["K"] == 30
 
