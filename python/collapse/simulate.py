@@ -150,8 +150,10 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
     if process == "ngram":
         from .simulate_ngram import simulate_ngram
 
+        if p0 is not None or address is not None:
+            raise CollapseError("p0 and address are not used by the n-gram process")
         return simulate_ngram(N=N, generations=generations, trials=trials, paradigm=paradigm, alpha=alpha,
-                              seed=seed, threads=threads, **ngram_options)
+                              seed=seed, threads=threads, executor=executor, **ngram_options)
     if process != "categorical":
         raise CollapseError(f"unknown process {process!r} (expected 'categorical' or 'ngram')")
     if ngram_options:
