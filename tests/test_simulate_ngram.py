@@ -106,3 +106,20 @@ def test_source_from_corpus_and_bad_input():
         collapse.simulate(process="ngram", source=r.source, N=20, generations=2, paradigm="mix", alpha=2)
     with pytest.raises(ValueError, match="N must be"):
         collapse.simulate(process="ngram", source=r.source, N=0, generations=2)
+
+
+def test_cli_ngram_process(tmp_path):
+    from conftest import run_cli
+
+    text = tmp_path / "source.txt"
+    toy_corpus(V=50, docs=300).write_text(str(text))
+    out = tmp_path / "run"
+    rc, stdout, stderr = run_cli("simulate", "--process", "ngram", "--source-text", text, "--N", 40,
+                                 "--generations", 3, "--trials", 2, "--paradigm", "accumulate-subsample",
+                                 "--heldout", 300, "--out", out)
+    assert rc == 0, stderr
+    assert "kl_to_source" in stdout
+    m = pd.read_parquet(out / "metrics.parquet")
+    assert len(m) == 2 * 4 and {"paradigm", "alpha", "seed", "trial", "generation", "cross_entropy"} <= set(m)
+    rc, _, stderr = run_cli("simulate", "--process", "ngram", "--N", 40, "--generations", 3, "--out", out)
+    assert rc == 2 and "exactly one of" in stderr

@@ -90,11 +90,8 @@ class _Scorer:
         for i, w in enumerate(self.heldout.vocab.words):
             known[i] = i >= 3 and w in lookup
         unknown_tok = ~known[self.heldout.tokens]
-        if self.heldout.num_tokens:
-            per_seq_unknown = np.add.reduceat(unknown_tok.astype(np.float64), self.heldout.offsets[:-1]) * (
-                self.heldout.lengths() > 0)
-        else:
-            per_seq_unknown = np.zeros(self.heldout.num_documents)
+        cum = np.concatenate([[0.0], np.cumsum(unknown_tok, dtype=np.float64)])
+        per_seq_unknown = cum[self.heldout.offsets[1:]] - cum[self.heldout.offsets[:-1]]
         lost = len(self.source_words - set(model_words[3:]))
         ln_proper = ln_kenlm - per_seq_unknown * math.log(max(lost, 1))
         ce = -float(ln_proper.sum()) / self.denominator
