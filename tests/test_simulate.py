@@ -31,13 +31,16 @@ def same_result(a, b):
 
 # ------------------------------------------------------------------------ determinism
 
-@pytest.mark.parametrize("paradigm,alpha", [("replace", None), ("accumulate", None),
-                                            ("accumulate-subsample", None), ("mix", 0.3), ("fresh", 0.6)])
-def test_same_seed_same_result_for_any_thread_count(paradigm, alpha):
-    results = [run(paradigm=paradigm, alpha=alpha, threads=t) for t in (1, 2, 4)]
+@pytest.mark.parametrize("paradigm,alpha,method", [
+    ("replace", None, "auto"), ("accumulate", None, "auto"), ("accumulate-subsample", None, "items"),
+    ("accumulate-subsample", None, "hypergeometric"), ("mix", 0.3, "items"), ("mix", 0.3, "hypergeometric"),
+    ("fresh", 0.6, "auto")])
+def test_same_seed_same_result_for_any_thread_count(paradigm, alpha, method):
+    results = [run(paradigm=paradigm, alpha=alpha, threads=t, without_replacement=method) for t in (1, 2, 4)]
     for other in results[1:]:
         same_result(results[0], other)
-    assert not run(paradigm=paradigm, alpha=alpha, seed=10).metrics.equals(results[0].metrics)
+    assert not run(paradigm=paradigm, alpha=alpha, seed=10, without_replacement=method).metrics.equals(
+        results[0].metrics)
 
 
 @pytest.mark.parametrize("N", [5, 2000])  # N << K and N >> K take different draw methods
@@ -91,7 +94,8 @@ def cases(draw):
     paradigm = draw(st.sampled_from(PARADIGMS))
     alpha = draw(st.floats(0, 1)) if paradigm in ("mix", "fresh") else None
     return dict(p0=w / w.sum(), N=draw(st.integers(1, 40)), generations=draw(st.integers(1, 8)),
-                trials=draw(st.integers(1, 6)), paradigm=paradigm, alpha=alpha, seed=draw(st.integers(0, 2**64 - 1)))
+                trials=draw(st.integers(1, 6)), paradigm=paradigm, alpha=alpha, seed=draw(st.integers(0, 2**64 - 1)),
+                without_replacement=draw(st.sampled_from(["auto", "hypergeometric", "items"])))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -159,6 +163,7 @@ def test_replace_collapse_is_absorbing_and_final_p_matches_event():
     (dict(executor="dask"), "unknown executor"),
     (dict(process="markov"), "unknown process"),
     (dict(tail_fraction=0.0), "tail_fraction"),
+    (dict(without_replacement="reservoir"), "without_replacement"),
 ])
 def test_bad_input(kw, message):
     base = dict(p0=[0.5, 0.5], N=5, generations=2, trials=2)

@@ -164,24 +164,27 @@ def exact_chain(p0, N, G, paradigm, n_syn):
 
 
 CHAIN_CASES = [
-    ("replace", None, 4),
-    ("accumulate", None, 4),
-    ("accumulate-subsample", None, 4),
-    ("mix", 0.34, 4),   # n_syn = round(0.34 * 3) = 1
-    ("mix", 0.67, 4),   # n_syn = 2
-    ("fresh", 0.67, 4),
+    ("replace", None, 4, "auto"),
+    ("accumulate", None, 4, "auto"),
+    ("accumulate-subsample", None, 4, "items"),
+    ("accumulate-subsample", None, 4, "hypergeometric"),
+    ("mix", 0.34, 4, "items"),   # n_syn = round(0.34 * 3) = 1
+    ("mix", 0.67, 4, "hypergeometric"),   # n_syn = 2
+    ("mix", 0.34, 4, "hypergeometric"),
+    ("fresh", 0.67, 4, "auto"),
 ]
 
 
-@pytest.mark.parametrize("paradigm,alpha,G", CHAIN_CASES)
-def test_small_chain_exact(paradigm, alpha, G):
+@pytest.mark.parametrize("paradigm,alpha,G,method", CHAIN_CASES)
+def test_small_chain_exact(paradigm, alpha, G, method):
     p0_exact = [Fraction(1, 2), Fraction(3, 10), Fraction(1, 5)]
     p0 = np.array([float(x) for x in p0_exact])
     N = 3
     n_syn = int(math.floor(alpha * N + 0.5)) if alpha is not None else None
     exact = exact_chain(p0_exact, N, G, paradigm, n_syn)
     trials = 20000
-    r = collapse.simulate(p0=p0, N=N, generations=G, trials=trials, paradigm=paradigm, alpha=alpha, seed=17)
+    r = collapse.simulate(p0=p0, N=N, generations=G, trials=trials, paradigm=paradigm, alpha=alpha, seed=17,
+                          without_replacement=method)
     D = N * G if paradigm == "accumulate" else N
     counts = np.rint(r.final_p * D).astype(np.int64)
     assert np.allclose(counts / D, r.final_p)
@@ -215,11 +218,14 @@ def test_small_chain_exact(paradigm, alpha, G):
     assert pvalue > 1e-3, pvalue
 
 
-def test_mix_alpha_zero_is_the_real_sample_forever():
-    r = collapse.simulate(p0="zipf", K=30, N=40, generations=8, trials=50, paradigm="mix", alpha=0.0, seed=2)
-    piv = r.metrics.pivot(index="trial", columns="generation", values="entropy")
-    for g in range(2, 9):
-        assert np.array_equal(piv[g].to_numpy(), piv[1].to_numpy())
+@pytest.mark.parametrize("method", ["items", "hypergeometric"])
+def test_mix_alpha_zero_is_the_real_sample_forever(method):
+    r = collapse.simulate(p0="zipf", K=30, N=40, generations=8, trials=50, paradigm="mix", alpha=0.0, seed=2,
+                          without_replacement=method)
+    for col in ("entropy", "sum_p2", "support"):
+        piv = r.metrics.pivot(index="trial", columns="generation", values=col)
+        for g in range(2, 9):  # summation order may differ: equal up to rounding
+            assert np.allclose(piv[g].to_numpy(), piv[1].to_numpy(), rtol=1e-13, atol=0)
 
 
 def test_exact_chain_matches_closed_form():

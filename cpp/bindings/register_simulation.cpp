@@ -42,7 +42,7 @@ void register_simulation(py::module_& m) {
       "simulate_categorical",
       [](CArray<double> p0, std::int64_t sample_size, int generations, const std::string& paradigm, double alpha,
          std::uint64_t seed, std::int64_t first_trial, std::int64_t trials, int threads, double tail_fraction,
-         bool keep_final_p, int record_every) {
+         bool keep_final_p, int record_every, const std::string& without_replacement) {
         if (p0.ndim() != 1) throw std::invalid_argument("p0 must be a 1-d array");
         CategoricalSpec spec;
         spec.p0.assign(p0.data(), p0.data() + p0.size());
@@ -53,6 +53,14 @@ void register_simulation(py::module_& m) {
         spec.seed = seed;
         spec.tail_fraction = tail_fraction;
         spec.record_every = record_every;
+        if (without_replacement == "auto")
+          spec.without_replacement = WithoutReplacement::Auto;
+        else if (without_replacement == "hypergeometric")
+          spec.without_replacement = WithoutReplacement::Hypergeometric;
+        else if (without_replacement == "items")
+          spec.without_replacement = WithoutReplacement::Items;
+        else
+          throw std::invalid_argument("without_replacement must be auto, hypergeometric or items");
         CategoricalRun run;
         {
           py::gil_scoped_release release;
@@ -63,6 +71,7 @@ void register_simulation(py::module_& m) {
       py::arg("p0"), py::arg("N"), py::arg("generations"), py::arg("paradigm"), py::arg("alpha"), py::arg("seed"),
       py::arg("first_trial"), py::arg("trials"), py::arg("threads") = 0, py::arg("tail_fraction") = 0.1,
       py::arg("keep_final_p") = true, py::arg("record_every") = 1,
+      py::arg("without_replacement") = "auto",
       "Run trials [first_trial, first_trial + trials) of the categorical collapse process. Returns a dict of\n"
       "arrays: trials x (recorded generations) metrics, the recorded generations, per-trial events, and final_p (trials x K) or None.");
   m.def("simulation_tail_set",

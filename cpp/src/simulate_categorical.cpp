@@ -237,6 +237,47 @@ void draw_without_replacement(Philox& rng, const Counts& pool, std::int64_t n, C
   }
 }
 
+// A multiset kept as one label (support index) per item, so that n items can be drawn
+// without replacement by a partial Fisher-Yates shuffle in O(n), whatever the support.
+// Any arrangement of the labels gives a uniformly random n-subset, so the list is simply
+// left as the last shuffle put it.
+struct ItemList {
+  std::vector<std::uint32_t> labels;
+  void append(const Counts& c) {
+    for (std::size_t i = 0; i < c.size(); ++i) labels.insert(labels.end(), static_cast<std::size_t>(c.cnt[i]), c.idx[i]);
+  }
+};
+
+void draw_items(Philox& rng, ItemList& items, std::int64_t n, Counts& out, Scratch& sc) {
+  std::vector<std::uint32_t>& labels = items.labels;
+  const std::uint64_t M = labels.size();
+  sc.touched.clear();
+  for (std::uint64_t i = 0; i < static_cast<std::uint64_t>(n); ++i) {
+    const std::uint64_t j = i + rng.below(M - i);
+    std::swap(labels[i], labels[j]);
+    const std::uint32_t label = labels[i];
+    if (sc.dense[label]++ == 0) sc.touched.push_back(label);
+  }
+  out.clear();
+  out.total = n;
+  for (std::uint32_t j : sc.touched) {
+    out.push(j, sc.dense[j]);
+    sc.dense[j] = 0;
+  }
+}
+
+// Which without-replacement method a paradigm uses: item lists cost O(n) per draw and
+// one label per pooled item; conditional hypergeometrics cost O(support) inversions
+// (each ~10 transcendental calls) and no memory beyond the counts.
+constexpr std::int64_t kMaxPooledItems = std::int64_t{1} << 23;  // 32 MiB of labels per thread
+constexpr double kHypergeometricCost = 30.0;                     // one inversion ~ 30 item draws
+
+bool use_items(const CategoricalSpec& spec, std::int64_t draws, std::int64_t pooled, std::size_t support) {
+  if (spec.without_replacement == WithoutReplacement::Items) return true;
+  if (spec.without_replacement == WithoutReplacement::Hypergeometric) return false;
+  return pooled <= kMaxPooledItems && static_cast<double>(draws) <= kHypergeometricCost * static_cast<double>(support);
+}
+
 // out = a + b (as multisets).
 void merge(const Counts& a, const Counts& b, Counts& out, Scratch& sc) {
   sc.touched.clear();
@@ -325,7 +366,17 @@ void run_trial(const CategoricalSpec& spec, const Truth& truth, const std::vecto
   Counts& real_part = sc.b;
   draw_truth(rng, truth, N, real, sc);  // R
   model = real;                         // generation 1: the MLE on R
-  if (spec.paradigm == Paradigm::AccumulateSubsample) pool = real;
+  // Without-replacement draws: from the pool (accumulate-subsample) or from R (mix).
+  ItemList items;
+  bool by_items = false;
+  if (spec.paradigm == Paradigm::AccumulateSubsample) {
+    by_items = use_items(spec, N, N * (G + 1), truth.p.size());
+    if (by_items) items.append(real);
+    else pool = real;
+  } else if (spec.paradigm == Paradigm::Mix) {
+    by_items = use_items(spec, N - n_syn, N, real.size());
+    if (by_items) items.append(real);
+  }
   rec.record(1, model);
   for (int gen = 2; gen <= G; ++gen) {
     switch (spec.paradigm) {
@@ -340,13 +391,21 @@ void run_trial(const CategoricalSpec& spec, const Truth& truth, const std::vecto
         break;
       case Paradigm::AccumulateSubsample:
         draw_multinomial(rng, model, N, synthetic, sc);
-        merge(pool, synthetic, sc.c, sc);
-        std::swap(pool, sc.c);
-        draw_without_replacement(rng, pool, N, model);
+        if (by_items) {
+          items.append(synthetic);
+          draw_items(rng, items, N, model, sc);
+        } else {
+          merge(pool, synthetic, sc.c, sc);
+          std::swap(pool, sc.c);
+          draw_without_replacement(rng, pool, N, model);
+        }
         break;
       case Paradigm::Mix:
         draw_multinomial(rng, model, n_syn, synthetic, sc);
-        draw_without_replacement(rng, real, N - n_syn, real_part);
+        if (by_items)
+          draw_items(rng, items, N - n_syn, real_part, sc);
+        else
+          draw_without_replacement(rng, real, N - n_syn, real_part);
         merge(synthetic, real_part, model, sc);
         break;
       case Paradigm::Fresh:

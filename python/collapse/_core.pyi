@@ -1,6 +1,8 @@
 # Type stubs for collapse._core. Each area adds its own clearly delimited block.
 from typing import Any, Dict, Optional
 
+def __getattr__(name: str) -> Any: ...  # areas without stubs yet
+
 import numpy as np
 
 # ---- simulation (register_simulation.cpp) ------------------------------------------------

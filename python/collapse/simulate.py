@@ -135,7 +135,8 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
              paradigm: str = "replace", alpha: Optional[float] = None, seed: int = 0, threads: int = 0,
              executor: str = "local", address: Optional[str] = None, *, K: Optional[int] = None,
              zipf_s: float = 1.0, tail_fraction: float = 0.1, keep_final_p: bool = True,
-             chunks: Optional[int] = None, record_every: int = 1, **ngram_options: Any) -> SimulationResult:
+             chunks: Optional[int] = None, record_every: int = 1, without_replacement: str = "auto",
+             **ngram_options: Any) -> SimulationResult:
     """Simulate a collapse process; see the module docstring for the definitions.
 
     p0: the truth (array of K probabilities), or "uniform" / "zipf" with K= (and zipf_s=).
@@ -147,6 +148,10 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
     chunks: number of Ray tasks (default: 4 per CPU of the cluster, at most trials).
     record_every: keep metrics for generations 0, k, 2k, ... and G only (events and
     final_p always follow every generation); saves memory on long runs.
+    without_replacement: how accumulate-subsample and mix draw without replacement:
+    "hypergeometric" (conditional hypergeometrics over the support), "items" (partial
+    Fisher-Yates over one label per item) or "auto" (by cost). All are exact; each is
+    reproducible, but they use the random stream differently, so they differ trial by trial.
     """
     if process == "ngram":
         from .simulate_ngram import simulate_ngram
@@ -179,6 +184,9 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
         raise CollapseError("seed must be < 2^64")
     a = _check_alpha(paradigm, alpha)
     record_every = _check_int("record_every", record_every, 1)
+    if without_replacement not in ("auto", "hypergeometric", "items"):
+        raise CollapseError(f"without_replacement must be 'auto', 'hypergeometric' or 'items', "
+                            f"got {without_replacement!r}")
     if not (isinstance(tail_fraction, (int, float)) and 0.0 < tail_fraction <= 1.0):
         raise CollapseError(f"tail_fraction must lie in (0, 1], got {tail_fraction!r}")
     if executor not in EXECUTORS:
@@ -188,14 +196,15 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
 
     kernel_args = dict(N=N, generations=generations, paradigm=paradigm, alpha=1.0 if a is None else a, seed=seed,
                        tail_fraction=float(tail_fraction), keep_final_p=bool(keep_final_p),
-                       record_every=record_every)
+                       record_every=record_every, without_replacement=without_replacement)
     if executor == "local":
         raw = _run_chunk(p0_arr, 0, trials, threads, kernel_args)
     else:
         raw = _run_ray(p0_arr, trials, threads, kernel_args, address, chunks)
     config = dict(process="categorical", K=int(p0_arr.size), N=N, generations=generations, trials=trials,
                   paradigm=paradigm, alpha=a, seed=seed, threads=threads, executor=executor, address=address,
-                  tail_fraction=float(tail_fraction), record_every=record_every)
+                  tail_fraction=float(tail_fraction), record_every=record_every,
+                  without_replacement=without_replacement)
     return _to_result(raw, config)
 
 
@@ -205,7 +214,7 @@ def _run_chunk(p0: np.ndarray, first_trial: int, trials: int, threads: int, kern
     return _core.simulate_categorical(p0, kernel_args["N"], kernel_args["generations"], kernel_args["paradigm"],
                                       kernel_args["alpha"], kernel_args["seed"], first_trial, trials, threads,
                                       kernel_args["tail_fraction"], kernel_args["keep_final_p"],
-                                      kernel_args["record_every"])
+                                      kernel_args["record_every"], kernel_args["without_replacement"])
 
 
 def _chunk_bounds(trials: int, chunks: int) -> List[tuple]:

@@ -28,6 +28,11 @@ enum class Paradigm { Replace, Accumulate, AccumulateSubsample, Mix, Fresh };
 Paradigm parse_paradigm(const std::string& name);
 const char* paradigm_name(Paradigm p);
 
+// How items are drawn without replacement (accumulate-subsample's pool, mix's R). Both
+// are exact; they consume the random stream differently, so results differ between them
+// (each is reproducible). Auto picks by cost (simulate_categorical.cpp).
+enum class WithoutReplacement { Auto, Hypergeometric, Items };
+
 constexpr std::uint64_t kCategoricalStreamTag = 0x53494D43415447ULL;  // "SIMCATG"
 
 struct CategoricalSpec {
@@ -39,6 +44,7 @@ struct CategoricalSpec {
   std::uint64_t seed = 0;
   double tail_fraction = 0.1;    // the tail set: the rarest ceil(q |supp p0|) outcomes
   int record_every = 1;          // metrics kept for generations 0, k, 2k, ... and G
+  WithoutReplacement without_replacement = WithoutReplacement::Auto;
 };
 
 // The generations whose metrics are kept: 0, k, 2k, ..., and always G.
