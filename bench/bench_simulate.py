@@ -99,8 +99,10 @@ def main() -> None:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(dict(benchmark="simulate_categorical_replace_zipf", cpu_count=os.cpu_count(),
+                       load_average=os.getloadavg(),
                        machine=platform.machine(), numpy=np.__version__, collapse=collapse.__version__,
                        repeats=args.repeats, rows=rows), f, indent=2)
+    print(f"load average (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     print(f"wrote {args.out}")
 
 

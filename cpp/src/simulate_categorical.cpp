@@ -94,6 +94,13 @@ struct Truth {
   std::vector<char> in_tail;
   variates::AliasTable alias;
   double entropy = 0, sum_p2 = 0, tail_mass = 0;
+  // log(c) for small integer counts: the metrics need log p = log c - log D for every
+  // support entry of every generation, and most counts are small.
+  std::vector<double> log_count;
+  double log_of(std::int64_t c) const {
+    return c < static_cast<std::int64_t>(log_count.size()) ? log_count[static_cast<std::size_t>(c)]
+                                                          : std::log(static_cast<double>(c));
+  }
 };
 
 // Per-thread buffers, indexed by support index; `dense` is all zero between uses.
@@ -161,6 +168,9 @@ Truth make_truth(const CategoricalSpec& spec) {
     }
   }
   t.alias = variates::AliasTable(t.p);
+  const double max_count = static_cast<double>(spec.sample_size) * (spec.generations + 1.0);
+  t.log_count.resize(static_cast<std::size_t>(std::min(max_count, 65536.0)) + 1);
+  for (std::size_t c = 1; c < t.log_count.size(); ++c) t.log_count[c] = std::log(static_cast<double>(c));
   return t;
 }
 
@@ -309,11 +319,12 @@ struct Recorder {
       return;
     }
     const double D = static_cast<double>(model.total);
+    const double log_D = truth.log_of(model.total);
     double h = 0, p2 = 0, kl = 0, tv_on = 0, p0_on = 0, tail = 0;
     for (std::size_t i = 0; i < model.size(); ++i) {
       const std::uint32_t j = model.idx[i];
       const double p = static_cast<double>(model.cnt[i]) / D;
-      const double log_p = std::log(p);
+      const double log_p = truth.log_of(model.cnt[i]) - log_D;
       h -= p * log_p;
       p2 += p * p;
       kl += p * (log_p - truth.log_p[j]);
