@@ -164,6 +164,8 @@ def test_replace_collapse_is_absorbing_and_final_p_matches_event():
     (dict(process="markov"), "unknown process"),
     (dict(tail_fraction=0.0), "tail_fraction"),
     (dict(without_replacement="reservoir"), "without_replacement"),
+    (dict(p0="uniform", K=10**6, trials=1000), "keep_final_p=False"),
+    (dict(record_every=0), "record_every"),
 ])
 def test_bad_input(kw, message):
     base = dict(p0=[0.5, 0.5], N=5, generations=2, trials=2)
@@ -209,6 +211,14 @@ def test_cli_writes_run_directory(tmp_path):
         import tomli as tomllib
     cfg = tomllib.loads((out / "config.toml").read_text())["simulate"]
     assert cfg["paradigm"] == "mix" and cfg["alpha"] == 0.5 and cfg["K"] == 30
+
+
+def test_cli_record_every(tmp_path):
+    rc, _, stderr = run_cli("simulate", "--K", 20, "--N", 30, "--generations", 10, "--trials", 3,
+                            "--record-every", 4, "--out", tmp_path / "r")
+    assert rc == 0, stderr
+    m = pd.read_csv(tmp_path / "r" / "metrics.csv")
+    assert sorted(set(m.generation)) == [0, 4, 8, 10]
 
 
 def test_cli_p0_from_file(tmp_path):

@@ -38,6 +38,7 @@ PARADIGMS_WITH_ALPHA = ("mix", "fresh")
 METRIC_COLUMNS = ("entropy", "support", "sum_p2", "kl_to_truth", "tv_to_truth", "tail_mass")
 EXECUTORS = ("local", "ray")
 P0_TOLERANCE = 1e-6
+MAX_FINAL_P_ENTRIES = 2.5e8  # 2 GB of float64
 
 
 @dataclass
@@ -189,6 +190,9 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
                             f"got {without_replacement!r}")
     if not (isinstance(tail_fraction, (int, float)) and 0.0 < tail_fraction <= 1.0):
         raise CollapseError(f"tail_fraction must lie in (0, 1], got {tail_fraction!r}")
+    if keep_final_p and trials * p0_arr.size > MAX_FINAL_P_ENTRIES:
+        raise CollapseError(f"final_p would hold trials x K = {trials * p0_arr.size:,} numbers; "
+                            "pass keep_final_p=False (or fewer trials)")
     if executor not in EXECUTORS:
         raise CollapseError(f"unknown executor {executor!r} (expected 'local' or 'ray')")
     if address is not None and executor != "ray":

@@ -34,6 +34,8 @@ def register(subparsers) -> None:  # noqa: ANN001
     p.add_argument("--executor", default="local", help="local | ray")
     p.add_argument("--address", default=None, help="Ray address to connect to (default: start a local Ray)")
     p.add_argument("--save-final-p", action="store_true", help="also write final_p.npy (trials x K)")
+    p.add_argument("--record-every", type=int, default=1,
+                   help="keep metrics for generations 0, k, 2k, ..., G only (default 1: all)")
     p.add_argument("--out", required=True, help="run directory to write")
     ng = p.add_argument_group("n-gram process (--process ngram); N counts sequences")
     ng.add_argument("--source-arpa", default=None, help="the source model as an ARPA file")
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     result = simulate(process="categorical", p0=p0, N=args.N, generations=args.generations, trials=args.trials,
                       paradigm=args.paradigm, alpha=args.alpha, seed=args.seed, threads=args.threads,
                       executor=args.executor, address=args.address, tail_fraction=args.tail_fraction,
-                      keep_final_p=args.save_final_p)
+                      keep_final_p=args.save_final_p, record_every=args.record_every)
     result.config["p0"] = args.p0 if args.p0 in ("zipf", "uniform") else os.path.abspath(args.p0)
     if args.p0 == "zipf":
         result.config["zipf_s"] = args.zipf_s
