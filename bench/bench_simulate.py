@@ -4,7 +4,8 @@ The reference does, per trial and generation, what the simulator does: a multino
 draw (numpy's Generator.multinomial) and the same statistics (entropy, support, sum p^2,
 KL(p_t || p0), total variation, tail mass). Both run in this process, one after the
 other, best of --repeats; throughput is trials x generations per second. numpy runs on
-one core; the simulator on 1 and on 2 threads.
+one core; the simulator on 1 and on 2 threads. "cpu ratio" compares CPU seconds (numpy vs
+ours on 1 thread): the per-core efficiency, which a loaded machine does not distort.
 
     PYTHONPATH=python python bench/bench_simulate.py [--out bench/results/bench_simulate.json]
 """
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import time
 
 import numpy as np
@@ -58,13 +60,21 @@ def ours(p0, N, trials, generations, seed, threads):
     return float(r["entropy"][:, -1].mean())
 
 
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)  # all threads of this process
+    return r.ru_utime + r.ru_stime
+
+
 def best_of(repeats, fn):
-    best, value = float("inf"), None
+    """(best wall seconds, CPU seconds of that repeat, value)."""
+    best, best_cpu, value = float("inf"), float("nan"), None
     for _ in range(repeats):
-        t = time.perf_counter()
+        c, t = cpu_seconds(), time.perf_counter()
         value = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, value
+        wall, cpu = time.perf_counter() - t, cpu_seconds() - c
+        if wall < best:
+            best, best_cpu = wall, cpu
+    return best, best_cpu, value
 
 
 def main() -> None:
@@ -76,7 +86,7 @@ def main() -> None:
 
     rows = []
     header = (f"{'K':>7} {'N':>8} {'trials x gens':>13} {'numpy/s':>10} {'ours 1t/s':>10} {'ours 2t/s':>10} "
-              f"{'ratio 1t':>8} {'ratio 2t':>8}  {'H_G numpy':>9} {'H_G ours':>9}")
+              f"{'ratio 1t':>8} {'ratio 2t':>8} {'cpu ratio':>9}  {'H_G numpy':>9} {'H_G ours':>9}")
     print(header)
     print("-" * len(header))
     for K, N, trials, generations in CASES:
@@ -84,17 +94,18 @@ def main() -> None:
             trials = max(2, trials // 10)
         p0 = make_p0("zipf", K, 1.0)
         work = trials * generations
-        t_np, h_np = best_of(args.repeats, lambda: numpy_reference(p0, N, trials, generations, 1))
-        t_1, h_1 = best_of(args.repeats, lambda: ours(p0, N, trials, generations, 1, 1))
-        t_2, h_2 = best_of(args.repeats, lambda: ours(p0, N, trials, generations, 1, 2))
+        t_np, c_np, h_np = best_of(args.repeats, lambda: numpy_reference(p0, N, trials, generations, 1))
+        t_1, c_1, h_1 = best_of(args.repeats, lambda: ours(p0, N, trials, generations, 1, 1))
+        t_2, c_2, h_2 = best_of(args.repeats, lambda: ours(p0, N, trials, generations, 1, 2))
         assert h_1 == h_2  # same seed, any thread count
         row = dict(K=K, N=N, trials=trials, generations=generations, numpy_per_s=work / t_np,
                    ours_1thread_per_s=work / t_1, ours_2threads_per_s=work / t_2, ratio_1thread=t_np / t_1,
-                   ratio_2threads=t_np / t_2, final_entropy_numpy=h_np, final_entropy_ours=h_1,
-                   seconds=dict(numpy=t_np, ours_1thread=t_1, ours_2threads=t_2))
+                   ratio_2threads=t_np / t_2, cpu_ratio_1thread=c_np / c_1, final_entropy_numpy=h_np,
+                   final_entropy_ours=h_1, seconds=dict(numpy=t_np, ours_1thread=t_1, ours_2threads=t_2),
+                   cpu_seconds=dict(numpy=c_np, ours_1thread=c_1, ours_2threads=c_2))
         rows.append(row)
         print(f"{K:>7} {N:>8} {work:>13} {row['numpy_per_s']:>10.1f} {row['ours_1thread_per_s']:>10.1f} "
-              f"{row['ours_2threads_per_s']:>10.1f} {row['ratio_1thread']:>7.2f}x {row['ratio_2threads']:>7.2f}x  "
+              f"{row['ours_2threads_per_s']:>10.1f} {row['ratio_1thread']:>7.2f}x {row['ratio_2threads']:>7.2f}x {row['cpu_ratio_1thread']:>8.2f}x  "
               f"{h_np:>9.4f} {h_1:>9.4f}")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
