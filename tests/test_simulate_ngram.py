@@ -53,8 +53,36 @@ def test_unigram_kl_estimate_matches_exact_kl():
         assert abs(row.kl_to_source - kl) <= 3 * row.kl_se, (trial, gen, row.kl_to_source, kl, row.kl_se)
         if gen > 1:
             assert lost  # replace loses words: the <unk> sharing is exercised
+        # the simulator's exact column (Markov-chain formula) agrees with this direct sum
+        assert row.kl_exact == pytest.approx(kl, rel=1e-9, abs=1e-12)
         checked += 1
     assert checked == 8
+
+
+def test_bigram_kl_estimate_matches_exact_markov_chain_kl(bigram_source):
+    """Order 2: the exact KL rate from the source's expected context visits (a linear
+    solve) against the Monte Carlo estimate on a large held-out sample, within 3 SE."""
+    from collapse.simulate_ngram import exact_kl_rate
+
+    same = exact_kl_rate(bigram_source, bigram_source)
+    assert same["kl_rate"] == 0.0
+    # expected tokens per sequence (</s> included) against a large sample's mean
+    big = bigram_source.sample(20000, seed=99)
+    lengths = big.lengths() + 1.0
+    assert abs(lengths.mean() - same["tokens_per_sequence"]) <= 3 * lengths.std() / math.sqrt(lengths.size)
+    r = collapse.simulate(process="ngram", source=bigram_source, N=100, generations=4, trials=2, seed=1,
+                          heldout=20000, paradigm="replace")
+    m = r.metrics
+    assert m.kl_exact.notna().all()
+    assert np.allclose(m.source_entropy_exact, same["source_entropy_rate"])
+    # the source's entropy rate, estimated on H, agrees with the exact one
+    h = m.source_entropy.iloc[0]
+    z = []
+    for _, row in m[m.generation >= 1].iterrows():
+        z.append((row.kl_to_source - row.kl_exact) / row.kl_se)
+        assert abs(row.kl_to_source - row.kl_exact) <= 3 * row.kl_se, row
+    assert abs(h - same["source_entropy_rate"]) < 0.01
+    assert len(z) == 8
 
 
 def test_generation_one_is_the_fit_on_the_same_real_sample(bigram_source):

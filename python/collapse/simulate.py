@@ -62,7 +62,7 @@ class SimulationResult:
         gens = sorted({int(round(x)) for x in np.linspace(0, g_max, min(rows, g_max + 1))})
         sub = self.metrics[self.metrics["generation"].isin(gens)]
         cols = [c for c in ("entropy", "support", "sum_p2", "kl_to_truth", "tv_to_truth", "tail_mass",
-                            "cross_entropy", "kl_to_source", "perplexity", "oov_rate", "mean_length")
+                            "cross_entropy", "kl_to_source", "kl_exact", "perplexity", "oov_rate", "mean_length")
                 if c in sub.columns]
         table = sub.groupby("generation")[cols].mean()
         if "collapse" in self.events.columns:
