@@ -18,14 +18,15 @@ drawn from the source once per run (the same H for every trial and generation):
 
   cross_entropy    -sum_H ln p_t(x) / (tokens + sequences), nats per token, </s> counted.
                    Words the model never saw are scored with its <unk> probability divided
-                   evenly among the source words it lacks, so p_t is a proper distribution
-                   over the source's words and the quantity is a true cross-entropy.
+                   evenly among the source events it stands for (the source words it lacks,
+                   and <unk> itself when the source emits it), so p_t is a proper
+                   distribution over the source's events: a true cross-entropy.
   cross_entropy_kenlm  the same with each unknown word given the whole <unk> probability
                    (the kenlm / perplexity convention; not a proper cross-entropy).
   source_entropy   the source's own log-loss on H (the same estimator of its entropy rate).
   kl_to_source     cross_entropy - source_entropy: a Monte Carlo estimate, on H, of the
-                   per-token KL rate KL(source || model t) (exact in expectation over H, per
-                   token of H); kl_se is its standard error (ratio estimator, by sequence).
+                   per-token KL rate KL(source || model t) (a ratio estimator, consistent as
+                   H grows); kl_se is its standard error (by sequence).
   perplexity       exp(cross_entropy_kenlm), kenlm's perplexity of model t on H.
   oov_rate         fraction of H's words the model lacks.
 
