@@ -235,3 +235,14 @@ def test_exact_chain_matches_closed_form():
     dist = exact_chain(p0, N, G, "replace", None)
     e_h = 1 - sum(w * sum(Fraction(c, N) ** 2 for c in m) for m, w in dist.items())
     assert e_h == Fraction(N - 1, N) ** G * (1 - sum(p ** 2 for p in p0))
+
+
+def test_first_extinction_at_generation_one_matches_inclusion_exclusion():
+    """P(an outcome is missing from R ~ Mult(N, uniform over K)) = 1 - sum_j (-1)^j C(K, j) (1 - j/K)^N."""
+    K, N, trials = 6, 15, 40000
+    all_present = sum((-1) ** j * math.comb(K, j) * (1 - j / K) ** N for j in range(K + 1))
+    r = collapse.simulate(p0="uniform", K=K, N=N, generations=1, trials=trials, seed=8, keep_final_p=False)
+    lost = (r.events["first_extinction"] == 1).to_numpy(dtype=np.float64)
+    p = 1 - all_present
+    assert abs(lost.mean() - p) <= 3 * math.sqrt(p * (1 - p) / trials), (lost.mean(), p)
+    assert r.events["first_extinction"].dropna().eq(1).all()
