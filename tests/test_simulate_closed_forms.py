@@ -242,7 +242,7 @@ def test_first_extinction_at_generation_one_matches_inclusion_exclusion():
     K, N, trials = 6, 15, 40000
     all_present = sum((-1) ** j * math.comb(K, j) * (1 - j / K) ** N for j in range(K + 1))
     r = collapse.simulate(p0="uniform", K=K, N=N, generations=1, trials=trials, seed=8, keep_final_p=False)
-    lost = (r.events["first_extinction"] == 1).to_numpy(dtype=np.float64)
+    lost = r.events["first_extinction"].eq(1).fillna(False).to_numpy(dtype=np.float64)
     p = 1 - all_present
     assert abs(lost.mean() - p) <= 3 * math.sqrt(p * (1 - p) / trials), (lost.mean(), p)
     assert r.events["first_extinction"].dropna().eq(1).all()
