@@ -195,7 +195,8 @@ def test_cli_writes_run_directory(tmp_path):
     for name in ("config.toml", "manifest.json", "metrics.csv", "metrics.parquet", "events.csv", "final_p.npy"):
         assert (out / name).exists(), name
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["complete"] and manifest["generations_finished"] == 6
+    assert manifest["complete"] and manifest["generations_finished"] == 6 and manifest["kind"] == "simulate"
+    assert manifest["columns"] == list(pd.read_csv(out / "metrics.csv").columns)
     csv = pd.read_csv(out / "metrics.csv")
     pq = pd.read_parquet(out / "metrics.parquet")
     for col in ("paradigm", "alpha", "seed", "trial", "generation", "entropy", "support", "sum_p2",

@@ -340,7 +340,8 @@ def write_run(result: SimulationResult, out_dir: str, save_final_p: bool = False
     manifest = {
         "kind": "simulate", "process": result.config.get("process"), "collapse_version": __version__,
         "generations": result.config.get("generations"), "generations_finished": result.config.get("generations"),
-        "complete": True, "files": files, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "complete": True, "files": files, "name": os.path.basename(os.path.abspath(out_dir)),
+        "columns": list(result.metrics.columns), "timing_columns": [], "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.config.items()},
     }
     rundir.write_json(os.path.join(out_dir, "manifest.json"), manifest)
