@@ -170,6 +170,12 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
       next_state_[k][r] = st;
     }
   }
+  root_prob_ = prob[0];
+  for (WordId w = 0; w < vocab_size_; ++w)
+    if (root_prob_[w] > 0.0) root_order_.push_back(w);
+  std::sort(root_order_.begin(), root_order_.end(), [this](WordId a, WordId b) {
+    return root_prob_[a] > root_prob_[b] || (root_prob_[a] == root_prob_[b] && a < b);
+  });
   // The start state: the history "<s>".
   start_state_ = next_state_[0][kBos];
 

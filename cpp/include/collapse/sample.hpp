@@ -34,6 +34,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "collapse/backoff_model.hpp"
@@ -94,6 +95,17 @@ class Sampler {
   Draw locate(std::uint32_t state, WordId word) const;
   static constexpr std::uint32_t kNoState = 0xFFFFFFFFu;
 
+  // Per-thread scratch space of the truncating path.
+  struct TruncationScratch {
+    std::vector<std::uint32_t> mark;
+    std::uint32_t epoch = 0;
+    std::vector<std::pair<double, WordId>> explicit_words;
+  };
+  // The words top-k then top-p keep at `state`, in (probability desc, id asc) order, with
+  // their unnormalised tempered probabilities.
+  void truncated_distribution(std::uint32_t state, std::uint32_t top_k, double top_p, TruncationScratch& scratch,
+                              std::vector<WordId>& words, std::vector<double>& probs) const;
+
  private:
   bool stored_under(std::uint32_t state, WordId w, std::uint64_t* row = nullptr) const;
   Draw draw_by_enumeration(std::uint32_t state, Philox& rng) const;
@@ -125,6 +137,8 @@ class Sampler {
   // Per table k < order-1, per row: its state id, or kNoState when it has no successors.
   std::vector<std::vector<std::uint32_t>> state_of_row_;
   std::vector<double> state_stored_mass_;  // A
+  std::vector<double> root_prob_;          // tempered unigram probabilities by word id
+  std::vector<WordId> root_order_;         // words of positive unigram probability, (prob desc, id asc)
 
   std::shared_ptr<const BackoffModel> model_;  // rows' words, for distribution(history)
 };
