@@ -34,18 +34,27 @@ int resolve_threads(int threads) {
 }  // namespace
 
 Sampler::Draw Sampler::draw_exact(std::uint32_t state, Philox& rng) const {
-  const int len = state_length_[state];
-  const double x = rng.uniform() * state_mass_[state];
-  const double a = state_stored_mass_[state];
-  if (x < a) {
-    const std::uint64_t r =
-        search_cumulative(cumulative_[len].data(), state_block_begin_[state], state_block_end_[state], x);
-    return Draw{last_word_[len][r], static_cast<std::uint32_t>(len), r};
+  const HotState& st = hot_state_[state];
+  const double x = rng.uniform() * st.mass;
+  if (x < st.stored_mass) {
+    const std::uint64_t b = st.begin, size = st.size;
+    const HotRow* rows = hot_row_[st.length].data();
+    std::uint64_t r;
+    if (size >= kAliasMinBlock) {
+      // A fresh uniform picks a slot and decides between the slot and its alias.
+      const double u = rng.uniform() * static_cast<double>(size);
+      std::uint64_t i = static_cast<std::uint64_t>(u);
+      if (i >= size) i = size - 1;
+      const HotRow& slot = rows[b + i];
+      r = b + ((u - static_cast<double>(i)) < slot.keep ? i : slot.other);
+    } else {
+      r = search_cumulative(cumulative_[st.length].data(), b, b + size, x);
+    }
+    return Draw{rows[r].word, st.length, r};
   }
   // Backoff branch: p(. | parent) restricted to words not stored under this state.
-  const std::uint32_t parent = state_parent_[state];
   for (int i = 0; i < kMaxRejections; ++i) {
-    const Draw d = draw_exact(parent, rng);
+    const Draw d = draw_exact(st.parent, rng);
     if (!stored_under(state, d.word)) return d;
   }
   return draw_by_enumeration(state, rng);

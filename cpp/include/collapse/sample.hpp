@@ -86,7 +86,7 @@ class Sampler {
     std::uint64_t row;     // row in that table; next state = next_state_[level][row]
   };
   Draw draw_exact(std::uint32_t state, Philox& rng) const;
-  std::uint32_t next_state(const Draw& d) const { return next_state_[d.level][d.row]; }
+  std::uint32_t next_state(const Draw& d) const { return hot_row_[d.level][d.row].next; }
   std::uint32_t root() const { return 0; }
   std::uint32_t start_state() const { return start_state_; }
   void state_distribution(std::uint32_t state, std::vector<double>& out) const;
@@ -120,6 +120,31 @@ class Sampler {
   std::vector<std::vector<WordId>> last_word_;
   std::vector<std::vector<double>> cumulative_;
   std::vector<std::vector<std::uint32_t>> next_state_;
+  // Walker/Vose alias tables for blocks of at least kAliasMinBlock rows (O(1) draws):
+  // per row, the probability of keeping the row's own slot and the block-relative slot
+  // taken otherwise. Smaller blocks use binary search in the cumulative array.
+  static constexpr std::uint64_t kAliasMinBlock = 16;
+
+  // Hot copies of what one draw reads, packed so that a draw touches one cache line per
+  // state and per row (the arrays above stay for construction and the slow paths).
+  struct HotState {
+    double mass;         // Z
+    double stored_mass;  // A
+    std::uint64_t begin;
+    std::uint32_t size;
+    std::uint32_t parent;
+    std::uint32_t length;
+  };
+  struct HotRow {
+    double keep;          // alias: probability of keeping this slot
+    std::uint32_t other;  // alias: block-relative slot otherwise
+    WordId word;
+    std::uint32_t next;   // next state
+  };
+  std::vector<HotState> hot_state_;
+  std::vector<std::vector<HotRow>> hot_row_;
+  std::vector<std::vector<double>> alias_keep_;
+  std::vector<std::vector<std::uint32_t>> alias_other_;
 
   // Per state: its length (0 for the root), its successor block [begin, end) in table
   // `length`, the probability of drawing from that block, the parent state (longest
