@@ -55,10 +55,10 @@ def lmplz() -> str:
     return path
 
 
-def run_lmplz(lmplz_path: str, text_path: str, arpa_path: str, order: int, extra=()) -> str:
+def run_lmplz(lmplz_path: str, text_path: str, arpa_path: str, order: int, extra=(), memory: str = "64M") -> str:
     """Run lmplz on a one-sentence-per-line file; returns its stderr."""
     with open(text_path, "rb") as f:
-        proc = subprocess.run([lmplz_path, "-o", str(order), "-S", "20%", "-T", "/tmp", "--arpa", str(arpa_path),
+        proc = subprocess.run([lmplz_path, "-o", str(order), "-S", memory, "-T", "/tmp", "--arpa", str(arpa_path),
                                *extra], stdin=f, capture_output=True)
     if proc.returncode != 0:
         raise RuntimeError(f"lmplz failed: {proc.stderr.decode(errors='replace')[-2000:]}")

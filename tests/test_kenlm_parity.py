@@ -57,7 +57,7 @@ def test_mkn_matches_lmplz(order, lmplz, train_lines, valid, tmp_path):
     our_arpa = tmp_path / "ours.arpa"
     ref_arpa = tmp_path / "lmplz.arpa"
     ours.to_arpa(str(our_arpa))
-    stderr = run_lmplz(lmplz, str(lines_path), str(ref_arpa), order)
+    stderr = run_lmplz(lmplz, str(lines_path), str(ref_arpa), order, memory="1G")
 
     # The discounts lmplz reports.
     ref_d = lmplz_discounts(stderr)

@@ -21,9 +21,16 @@ BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::st
     throw std::invalid_argument("vocabulary must begin with <unk>, <s>, </s>");
 
   std::vector<WordId> new_to_old;
-  const std::vector<WordId> tokens = compact_vocabulary(corpus, vocab.size(), new_to_old);
+  std::vector<WordId> tokens;
   CorpusView compact = corpus;
-  compact.tokens = tokens.data();
+  if (!is_compact_vocabulary(corpus, vocab.size())) {
+    tokens = compact_vocabulary(corpus, vocab.size(), new_to_old);
+    compact.tokens = tokens.data();
+  } else {
+    // Already lmplz's numbering (a freshly loaded corpus): no copy of the tokens.
+    new_to_old.resize(vocab.size());
+    for (std::size_t i = 0; i < vocab.size(); ++i) new_to_old[i] = static_cast<WordId>(i);
+  }
   NGramCounts counts = count_ngrams(compact, new_to_old.size(), options.order, options.threads);
 
   BackoffModel model;

@@ -37,6 +37,11 @@ struct NGramCounts {
   int order = 0;
   std::size_t vocab_size = 0;
   std::vector<CountedOrder> orders;  // orders[n-1]
+  // The last window of the highest order in lmplz's suffix order (compare the last word,
+  // then the one before, ...), over windows padded on the left with <s>. lmplz's
+  // adjust_counts records the raw rather than the adjusted count of this window's
+  // lower-order suffixes in its counts of counts; discount.cpp reproduces that.
+  std::vector<WordId> last_in_suffix_order;
 };
 
 // A corpus as the core sees it: flat ids and document offsets (n_docs + 1 entries).
@@ -57,5 +62,9 @@ NGramCounts count_ngrams(const CorpusView& corpus, std::size_t vocab_size, int o
 // fills new_to_old (new id -> old id, new_to_old[0..2] = 0..2).
 std::vector<WordId> compact_vocabulary(const CorpusView& corpus, std::size_t vocab_size,
                                        std::vector<WordId>& new_to_old);
+
+// True if compact_vocabulary would be the identity: every id >= 3 occurs, and ids >= 3
+// first appear in increasing order (so no copy is needed).
+bool is_compact_vocabulary(const CorpusView& corpus, std::size_t vocab_size);
 
 }  // namespace collapse
