@@ -170,8 +170,71 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
       next_state_[k][r] = st;
     }
   }
+  root_prob_ = prob[0];
+  for (WordId w = 0; w < vocab_size_; ++w)
+    if (root_prob_[w] > 0.0) root_order_.push_back(w);
+  std::sort(root_order_.begin(), root_order_.end(), [this](WordId a, WordId b) {
+    return root_prob_[a] > root_prob_[b] || (root_prob_[a] == root_prob_[b] && a < b);
+  });
   // The start state: the history "<s>".
   start_state_ = next_state_[0][kBos];
+
+  // Alias tables for large blocks.
+  alias_keep_.resize(n_tables);
+  alias_other_.resize(n_tables);
+  for (int k = 0; k < n_tables; ++k) {
+    alias_keep_[k].assign(model.tables[k].size(), 1.0);
+    alias_other_[k].assign(model.tables[k].size(), 0);
+  }
+  {
+    std::vector<double> scaled;
+    std::vector<std::uint32_t> small, large;
+    for (std::size_t s = 0; s < state_length_.size(); ++s) {
+      const int len = state_length_[s];
+      const std::uint64_t b = state_block_begin_[s], e = state_block_end_[s], size = e - b;
+      if (size < kAliasMinBlock) continue;
+      const std::vector<double>& p = prob[len];
+      double total = 0.0;
+      std::uint32_t best = 0;
+      for (std::uint64_t r = b; r < e; ++r) {
+        total += p[r];
+        if (p[r] > p[b + best]) best = static_cast<std::uint32_t>(r - b);
+      }
+      if (!(total > 0.0)) continue;  // never drawn from: the block has no stored mass
+      scaled.assign(size, 0.0);
+      small.clear();
+      large.clear();
+      for (std::uint64_t i = 0; i < size; ++i) {
+        scaled[i] = p[b + i] * static_cast<double>(size) / total;
+        (scaled[i] < 1.0 ? small : large).push_back(static_cast<std::uint32_t>(i));
+      }
+      double* keep = alias_keep_[len].data() + b;
+      std::uint32_t* other = alias_other_[len].data() + b;
+      while (!small.empty() && !large.empty()) {
+        const std::uint32_t sm = small.back(), lg = large.back();
+        small.pop_back();
+        keep[sm] = scaled[sm];
+        other[sm] = lg;
+        scaled[lg] -= 1.0 - scaled[sm];
+        if (scaled[lg] < 1.0) {
+          large.pop_back();
+          small.push_back(lg);
+        }
+      }
+      // Leftovers hold mass 1 up to rounding; a zero-probability row must still never
+      // be drawn, so it points to the most probable row.
+      for (std::uint32_t i : large) keep[i] = 1.0, other[i] = i;
+      for (std::uint32_t i : small) {
+        if (p[b + i] > 0.0) {
+          keep[i] = 1.0;
+          other[i] = i;
+        } else {
+          keep[i] = 0.0;
+          other[i] = best;
+        }
+      }
+    }
+  }
 
   // Cumulative stored mass per block, and the masses per state, shortest states first.
   cumulative_.resize(n_tables);
@@ -214,20 +277,36 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     state_mass_[s] = z;
     state_stored_prob_[s] = a / z;
   }
+
+  hot_state_.resize(n_states);
+  for (std::size_t s = 0; s < n_states; ++s) {
+    const std::uint64_t size = state_block_end_[s] - state_block_begin_[s];
+    if (size > 0xFFFFFFFFULL) throw std::invalid_argument("context with too many successors");
+    hot_state_[s] = HotState{state_mass_[s], state_stored_mass_[s], state_block_begin_[s],
+                             static_cast<std::uint32_t>(size), state_parent_[s], state_length_[s]};
+  }
+  hot_row_.resize(n_tables);
+  for (int k = 0; k < n_tables; ++k) {
+    hot_row_[k].resize(model.tables[k].size());
+    for (std::size_t r = 0; r < hot_row_[k].size(); ++r)
+      hot_row_[k][r] = HotRow{alias_keep_[k][r], alias_other_[k][r], last_word_[k][r], next_state_[k][r]};
+  }
 }
 
 bool Sampler::stored_under(std::uint32_t state, WordId w, std::uint64_t* row) const {
+  // Reads the per-state arrays, not hot_state_: construction calls this before the hot
+  // copies exist.
   const int len = state_length_[state];
   if (len == 0) {  // the root stores every word (row == id)
     if (row) *row = w;
     return true;
   }
-  const std::vector<WordId>& words = last_word_[len];
-  auto first = words.begin() + static_cast<std::ptrdiff_t>(state_block_begin_[state]);
-  auto last = words.begin() + static_cast<std::ptrdiff_t>(state_block_end_[state]);
-  auto it = std::lower_bound(first, last, w);
+  const WordId* words = last_word_[len].data();
+  const WordId* first = words + state_block_begin_[state];
+  const WordId* last = words + state_block_end_[state];
+  const WordId* it = std::lower_bound(first, last, w);
   if (it == last || *it != w) return false;
-  if (row) *row = static_cast<std::uint64_t>(it - words.begin());
+  if (row) *row = static_cast<std::uint64_t>(it - words);
   return true;
 }
 

@@ -4,6 +4,7 @@ from .corpus import Corpus, Vocab, concatenate, load_corpus
 from .errors import CollapseError
 from .ngram import NGramModel
 from .simulate import simulate
+from . import resample  # noqa: E402  (finite-corpus resampling)
 
 __version__ = "0.1.0"
 

@@ -34,6 +34,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "collapse/backoff_model.hpp"
@@ -85,7 +86,7 @@ class Sampler {
     std::uint64_t row;     // row in that table; next state = next_state_[level][row]
   };
   Draw draw_exact(std::uint32_t state, Philox& rng) const;
-  std::uint32_t next_state(const Draw& d) const { return next_state_[d.level][d.row]; }
+  std::uint32_t next_state(const Draw& d) const { return hot_row_[d.level][d.row].next; }
   std::uint32_t root() const { return 0; }
   std::uint32_t start_state() const { return start_state_; }
   void state_distribution(std::uint32_t state, std::vector<double>& out) const;
@@ -93,6 +94,17 @@ class Sampler {
   // state + word), as a Draw.
   Draw locate(std::uint32_t state, WordId word) const;
   static constexpr std::uint32_t kNoState = 0xFFFFFFFFu;
+
+  // Per-thread scratch space of the truncating path.
+  struct TruncationScratch {
+    std::vector<std::uint32_t> mark;
+    std::uint32_t epoch = 0;
+    std::vector<std::pair<double, WordId>> explicit_words;
+  };
+  // The words top-k then top-p keep at `state`, in (probability desc, id asc) order, with
+  // their unnormalised tempered probabilities.
+  void truncated_distribution(std::uint32_t state, std::uint32_t top_k, double top_p, TruncationScratch& scratch,
+                              std::vector<WordId>& words, std::vector<double>& probs) const;
 
  private:
   bool stored_under(std::uint32_t state, WordId w, std::uint64_t* row = nullptr) const;
@@ -108,6 +120,31 @@ class Sampler {
   std::vector<std::vector<WordId>> last_word_;
   std::vector<std::vector<double>> cumulative_;
   std::vector<std::vector<std::uint32_t>> next_state_;
+  // Walker/Vose alias tables for blocks of at least kAliasMinBlock rows (O(1) draws):
+  // per row, the probability of keeping the row's own slot and the block-relative slot
+  // taken otherwise. Smaller blocks use binary search in the cumulative array.
+  static constexpr std::uint64_t kAliasMinBlock = 16;
+
+  // Hot copies of what one draw reads, packed so that a draw touches one cache line per
+  // state and per row (the arrays above stay for construction and the slow paths).
+  struct HotState {
+    double mass;         // Z
+    double stored_mass;  // A
+    std::uint64_t begin;
+    std::uint32_t size;
+    std::uint32_t parent;
+    std::uint32_t length;
+  };
+  struct HotRow {
+    double keep;          // alias: probability of keeping this slot
+    std::uint32_t other;  // alias: block-relative slot otherwise
+    WordId word;
+    std::uint32_t next;   // next state
+  };
+  std::vector<HotState> hot_state_;
+  std::vector<std::vector<HotRow>> hot_row_;
+  std::vector<std::vector<double>> alias_keep_;
+  std::vector<std::vector<std::uint32_t>> alias_other_;
 
   // Per state: its length (0 for the root), its successor block [begin, end) in table
   // `length`, the probability of drawing from that block, the parent state (longest
@@ -125,6 +162,8 @@ class Sampler {
   // Per table k < order-1, per row: its state id, or kNoState when it has no successors.
   std::vector<std::vector<std::uint32_t>> state_of_row_;
   std::vector<double> state_stored_mass_;  // A
+  std::vector<double> root_prob_;          // tempered unigram probabilities by word id
+  std::vector<WordId> root_order_;         // words of positive unigram probability, (prob desc, id asc)
 
   std::shared_ptr<const BackoffModel> model_;  // rows' words, for distribution(history)
 };
