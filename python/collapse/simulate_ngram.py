@@ -33,7 +33,8 @@ drawn from the source once per run (the same H for every trial and generation):
   kl_exact, cross_entropy_exact, source_entropy_exact  (orders <= 2): the same rates
                    computed exactly from the two models (exact_kl_rate), with no sampling.
 
-and of the data generation t was fit on (NaN at generation 0): support (distinct words),
+and of the data generation t was fit on (NaN at generation 0): support (distinct words,
+<unk> not counted),
 unigram_entropy (nats, of the word frequencies, </s> excluded), mean_length (words).
 """
 
@@ -194,10 +195,13 @@ def exact_kl_rate(source, model, events: Optional[List[str]] = None) -> Dict[str
 
 
 def _corpus_stats(corpus: Corpus) -> Dict[str, float]:
+    """support: distinct words other than <unk> (a model gives <unk> mass even when its data had
+    none, so <unk> can appear in a sample without any word coming back); unigram_entropy over
+    all tokens; mean_length in words."""
     counts = np.bincount(corpus.tokens, minlength=len(corpus.vocab)) if corpus.num_tokens else np.zeros(1)
     nz = counts[counts > 0].astype(np.float64)
     p = nz / nz.sum() if nz.size else nz
-    return dict(support=int(nz.size), unigram_entropy=float(-(p * np.log(p)).sum()) if p.size else 0.0,
+    return dict(support=int((counts[1:] > 0).sum()), unigram_entropy=float(-(p * np.log(p)).sum()) if p.size else 0.0,
                 mean_length=float(corpus.num_tokens) / max(corpus.num_documents, 1))
 
 
