@@ -3,7 +3,9 @@
 from .corpus import Corpus, Vocab, concatenate, load_corpus
 from .errors import CollapseError
 from .ngram import NGramModel
+from .simulate import simulate
+from . import resample  # noqa: E402  (finite-corpus resampling)
 
 __version__ = "0.1.0"
 
-__all__ = ["Corpus", "Vocab", "CollapseError", "NGramModel", "concatenate", "load_corpus", "__version__"]
+__all__ = ["Corpus", "Vocab", "CollapseError", "NGramModel", "simulate", "concatenate", "load_corpus", "__version__"]

@@ -1,6 +1,6 @@
 """Type stubs of the C++ extension collapse._core. Each area keeps its own block."""
 
-from typing import List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -37,3 +37,20 @@ class NGramIndex:
     def score(self, tokens: npt.ArrayLike, offsets: npt.ArrayLike,
               threads: int = 0) -> Tuple[npt.NDArray[np.float64], int, int]: ...
 # ---- end ngram -----------------------------------------------------------------------------
+
+# ---- simulation (register_simulation.cpp) ------------------------------------------------
+def simulate_categorical(p0: npt.ArrayLike, N: int, generations: int, paradigm: str, alpha: float, seed: int,
+                         first_trial: int, trials: int, threads: int = 0, tail_fraction: float = 0.1,
+                         keep_final_p: bool = True, record_every: int = 1,
+                         without_replacement: str = "auto") -> Dict[str, Any]:
+    """Trials [first_trial, first_trial + trials) of the categorical collapse process: dict with
+    first_trial, generation (recorded generations), entropy/support/sum_p2/kl_to_truth/
+    tv_to_truth/tail_mass (trials x recorded), first_extinction/collapse/collapsed_to (trials),
+    final_p (trials x K or None)."""
+    ...
+def simulation_tail_set(p0: npt.ArrayLike, tail_fraction: float) -> npt.NDArray[np.uint32]: ...
+def simulation_binomial(seed: int, n: int, p: float, count: int) -> npt.NDArray[np.int64]: ...
+def simulation_hypergeometric(seed: int, draws: int, successes: int, population: int,
+                              count: int) -> npt.NDArray[np.int64]: ...
+def simulation_alias(seed: int, weights: npt.ArrayLike, count: int) -> npt.NDArray[np.int64]: ...
+# ---- end simulation ----------------------------------------------------------------------

@@ -1,0 +1,344 @@
+// Ancestral sampling: exact draws at a state, the truncating (top-k / top-p) path, and
+// the threaded loop over sequences.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include "collapse/sample.hpp"
+
+namespace collapse {
+namespace {
+
+// Rejections tolerated in the backoff branch before switching to explicit enumeration.
+// Expected rejections are 1 / (1 - excluded mass); the cap only bounds the worst case.
+constexpr int kMaxRejections = 64;
+
+// Index of the first cumulative value above x in [first, last), x < *(last - 1).
+std::uint64_t search_cumulative(const double* cum, std::uint64_t first, std::uint64_t last, double x) {
+  const double* it = std::upper_bound(cum + first, cum + last, x);
+  if (it == cum + last) --it;  // x rounded up to the total: take the last entry
+  // Skip back over a zero-probability tail entry (equal cumulative values).
+  while (it > cum + first && *(it - 1) == *it) --it;
+  return static_cast<std::uint64_t>(it - cum);
+}
+
+int resolve_threads(int threads) {
+  if (threads > 0) return threads;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw ? static_cast<int>(hw) : 1;
+}
+
+}  // namespace
+
+Sampler::Draw Sampler::draw_exact(std::uint32_t state, Philox& rng) const {
+  const HotState& st = hot_state_[state];
+  const double x = rng.uniform() * st.mass;
+  if (x < st.stored_mass) {
+    const std::uint64_t b = st.begin, size = st.size;
+    const HotRow* rows = hot_row_[st.length].data();
+    std::uint64_t r;
+    if (size >= kAliasMinBlock) {
+      // A fresh uniform picks a slot and decides between the slot and its alias.
+      const double u = rng.uniform() * static_cast<double>(size);
+      std::uint64_t i = static_cast<std::uint64_t>(u);
+      if (i >= size) i = size - 1;
+      const HotRow& slot = rows[b + i];
+      r = b + ((u - static_cast<double>(i)) < slot.keep ? i : slot.other);
+    } else {
+      r = search_cumulative(cumulative_[st.length].data(), b, b + size, x);
+    }
+    return Draw{rows[r].word, st.length, r};
+  }
+  // Backoff branch: p(. | parent) restricted to words not stored under this state.
+  for (int i = 0; i < kMaxRejections; ++i) {
+    const Draw d = draw_exact(st.parent, rng);
+    if (!stored_under(state, d.word)) return d;
+  }
+  return draw_by_enumeration(state, rng);
+}
+
+Sampler::Draw Sampler::draw_by_enumeration(std::uint32_t state, Philox& rng) const {
+  std::vector<double> dist;
+  state_distribution(state_parent_[state], dist);
+  const int len = state_length_[state];
+  for (std::uint64_t r = state_block_begin_[state]; r < state_block_end_[state]; ++r) dist[last_word_[len][r]] = 0.0;
+  double total = 0.0;
+  for (double p : dist) total += p;
+  if (!(total > 0.0)) {
+    // Rounding made the leftover look positive while nothing is left: stay exact for
+    // what remains, the stored block.
+    const std::uint64_t r = search_cumulative(cumulative_[len].data(), state_block_begin_[state],
+                                              state_block_end_[state], rng.uniform() * state_stored_mass_[state]);
+    return Draw{last_word_[len][r], static_cast<std::uint32_t>(len), r};
+  }
+  const double x = rng.uniform() * total;
+  double acc = 0.0;
+  WordId chosen = 0;
+  for (std::size_t w = 0; w < dist.size(); ++w) {
+    if (dist[w] <= 0.0) continue;
+    chosen = static_cast<WordId>(w);
+    acc += dist[w];
+    if (x < acc) break;
+  }
+  return locate(state_parent_[state], chosen);
+}
+
+Sampler::Draw Sampler::locate(std::uint32_t state, WordId word) const {
+  for (std::uint32_t s = state;; s = state_parent_[s]) {
+    std::uint64_t row;
+    if (stored_under(s, word, &row)) return Draw{word, static_cast<std::uint32_t>(state_length_[s]), row};
+  }
+}
+
+void Sampler::state_distribution(std::uint32_t state, std::vector<double>& out) const {
+  // Chain from the root up to `state`; apply each level's factor, then its stored rows.
+  std::vector<std::uint32_t> chain;
+  for (std::uint32_t s = state; s != kNoState; s = state_parent_[s]) chain.push_back(s);
+  out.assign(vocab_size_, 0.0);
+  const std::vector<double>& root_cum = cumulative_[0];
+  for (std::size_t w = 0; w < vocab_size_; ++w) out[w] = root_cum[w] - (w ? root_cum[w - 1] : 0.0);
+  for (std::size_t i = chain.size() - 1; i-- > 0;) {
+    const std::uint32_t s = chain[i];
+    const int len = state_length_[s];
+    const double f = state_backoff_factor_[s];
+    for (double& p : out) p *= f;
+    const std::vector<double>& cum = cumulative_[len];
+    const std::uint64_t b = state_block_begin_[s];
+    for (std::uint64_t r = b; r < state_block_end_[s]; ++r)
+      out[last_word_[len][r]] = cum[r] - (r > b ? cum[r - 1] : 0.0);
+  }
+  double total = 0.0;
+  for (double p : out) total += p;
+  for (double& p : out) p /= total;
+}
+
+std::vector<double> Sampler::distribution(const std::vector<WordId>& history) const {
+  for (WordId w : history)
+    if (w >= vocab_size_) throw std::invalid_argument("history word id outside the vocabulary");
+  std::uint32_t state = 0;
+  const int max_len = std::min<int>(order_ - 1, static_cast<int>(history.size()));
+  for (int len = max_len; len >= 1; --len) {
+    const NGramTable& t = model_->tables[len - 1];
+    const WordId* words = history.data() + history.size() - len;
+    // Binary search for the suffix row.
+    std::size_t lo = 0, hi = t.size();
+    while (lo < hi) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      const WordId* r = t.row(mid);
+      if (std::lexicographical_compare(r, r + len, words, words + len))
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    if (lo < t.size() && std::equal(words, words + len, t.row(lo)) && state_of_row_[len - 1][lo] != kNoState) {
+      state = state_of_row_[len - 1][lo];
+      break;
+    }
+  }
+  std::vector<double> out;
+  state_distribution(state, out);
+  return out;
+}
+
+void Sampler::truncated_distribution(std::uint32_t state, std::uint32_t top_k, double top_p,
+                                     TruncationScratch& scratch, std::vector<WordId>& words,
+                                     std::vector<double>& probs) const {
+  // Words stored at some level of the chain above the root get explicit probabilities
+  // (factor of the longer levels times their stored value); every other word w has
+  // p = F * unigram(w), with F the product of all factors, so those follow the
+  // precomputed unigram order. Merging the two sorted lists gives the words in
+  // (probability desc, id asc) order without scanning the vocabulary.
+  if (scratch.mark.size() != vocab_size_) scratch.mark.assign(vocab_size_, 0);
+  if (++scratch.epoch == 0) {
+    std::fill(scratch.mark.begin(), scratch.mark.end(), 0);
+    scratch.epoch = 1;
+  }
+  const std::uint32_t epoch = scratch.epoch;
+  auto& explicit_words = scratch.explicit_words;
+  explicit_words.clear();
+  double mult = 1.0;
+  for (std::uint32_t s = state; state_length_[s] != 0; s = state_parent_[s]) {
+    const int len = state_length_[s];
+    const std::vector<double>& cum = cumulative_[len];
+    const std::uint64_t b = state_block_begin_[s];
+    for (std::uint64_t r = b; r < state_block_end_[s]; ++r) {
+      const WordId w = last_word_[len][r];
+      if (scratch.mark[w] == epoch) continue;
+      scratch.mark[w] = epoch;
+      const double p = mult * (cum[r] - (r > b ? cum[r - 1] : 0.0));
+      if (p > 0.0) explicit_words.emplace_back(p, w);
+    }
+    mult *= state_backoff_factor_[s];
+  }
+  std::sort(explicit_words.begin(), explicit_words.end(), [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  });
+  const double total_all = state_mass_[state];
+  words.clear();
+  probs.clear();
+  std::size_t ei = 0, ui = 0;
+  const std::size_t limit = top_k > 0 ? top_k : vocab_size_;
+  // Next word of the merged order, or false when both lists are exhausted.
+  auto next = [&](WordId& w, double& p) -> bool {
+    while (ui < root_order_.size() && scratch.mark[root_order_[ui]] == epoch) ++ui;
+    const bool has_e = ei < explicit_words.size();
+    const bool has_u = ui < root_order_.size();
+    if (!has_e && !has_u) return false;
+    const double pu = has_u ? mult * root_prob_[root_order_[ui]] : -1.0;
+    if (has_u && (!has_e || pu > explicit_words[ei].first ||
+                  (pu == explicit_words[ei].first && root_order_[ui] < explicit_words[ei].second))) {
+      w = root_order_[ui++];
+      p = pu;
+    } else {
+      w = explicit_words[ei].second;
+      p = explicit_words[ei++].first;
+    }
+    return p > 0.0;
+  };
+  WordId w;
+  double p;
+  if (top_p >= 1.0) {
+    while (words.size() < limit && next(w, p)) {
+      words.push_back(w);
+      probs.push_back(p);
+    }
+    return;
+  }
+  // top-p on the top-k renormalised distribution: its total is needed first.
+  double total = total_all;
+  if (top_k > 0 && top_k < vocab_size_) {
+    while (words.size() < limit && next(w, p)) {
+      words.push_back(w);
+      probs.push_back(p);
+    }
+    total = 0.0;
+    for (double q : probs) total += q;
+    const double need = top_p * total;
+    double acc = 0.0;
+    std::size_t cut = probs.size();
+    for (std::size_t i = 0; i < probs.size(); ++i) {
+      acc += probs[i];
+      if (acc >= need) {
+        cut = i + 1;
+        break;
+      }
+    }
+    words.resize(cut);
+    probs.resize(cut);
+    return;
+  }
+  const double need = top_p * total;
+  double acc = 0.0;
+  while (next(w, p)) {
+    words.push_back(w);
+    probs.push_back(p);
+    acc += p;
+    if (acc >= need) break;
+  }
+}
+
+namespace {
+
+// A truncated (top-k / top-p) distribution of one state: kept words, their cumulative
+// mass, and the state after each.
+struct Truncated {
+  std::vector<WordId> words;
+  std::vector<double> cumulative;
+  std::vector<std::uint32_t> next;
+};
+
+}  // namespace
+
+SampledCorpus Sampler::sample(const SampleOptions& opt) const {
+  if (opt.max_length == 0) throw std::invalid_argument("max_length must be at least 1");
+  if (!(opt.top_p > 0.0 && opt.top_p <= 1.0)) throw std::invalid_argument("top_p must be in (0, 1]");
+  const bool truncating = opt.top_k > 0 || opt.top_p < 1.0;
+  const std::uint64_t n = opt.num_sequences;
+  const std::uint64_t chunk = 64;
+  const std::uint64_t n_chunks = (n + chunk - 1) / chunk;
+  std::vector<std::vector<WordId>> chunk_tokens(n_chunks);
+  std::vector<std::int64_t> lengths(n, 0);
+  std::atomic<std::uint64_t> next_chunk{0};
+
+  auto worker = [&]() {
+    std::unordered_map<std::uint32_t, Truncated> cache;
+    std::size_t cached_entries = 0;
+    TruncationScratch scratch;
+    std::vector<WordId> kept;
+    std::vector<double> kept_probs;
+    auto truncated_of = [&](std::uint32_t state) -> const Truncated& {
+      auto it = cache.find(state);
+      if (it != cache.end()) return it->second;
+      truncated_distribution(state, opt.top_k, opt.top_p, scratch, kept, kept_probs);
+      if (cached_entries > (std::size_t{1} << 22)) {  // bound memory: start over
+        cache.clear();
+        cached_entries = 0;
+      }
+      Truncated t;
+      t.words = kept;
+      double acc = 0.0;
+      for (std::size_t i = 0; i < kept.size(); ++i) {
+        const WordId w = kept[i];
+        acc += kept_probs[i];
+        t.cumulative.push_back(acc);
+        t.next.push_back(next_state(locate(state, w)));
+      }
+      cached_entries += kept.size() + 1;
+      return cache.emplace(state, std::move(t)).first->second;
+    };
+    for (;;) {
+      const std::uint64_t c = next_chunk.fetch_add(1);
+      if (c >= n_chunks) break;
+      std::vector<WordId>& out = chunk_tokens[c];
+      const std::uint64_t end = std::min(n, (c + 1) * chunk);
+      for (std::uint64_t i = c * chunk; i < end; ++i) {
+        Philox rng(opt.seed, opt.first_sequence + i);
+        std::uint32_t state = start_state_;
+        std::uint32_t len = 0;
+        while (len < opt.max_length) {
+          WordId w;
+          if (!truncating) {
+            const Draw d = draw_exact(state, rng);
+            w = d.word;
+            if (w == kEos) break;
+            state = next_state(d);
+          } else {
+            const Truncated& t = truncated_of(state);
+            const double x = rng.uniform() * t.cumulative.back();
+            const std::uint64_t k = search_cumulative(t.cumulative.data(), 0, t.cumulative.size(), x);
+            w = t.words[k];
+            if (w == kEos) break;
+            state = t.next[k];
+          }
+          out.push_back(w);
+          ++len;
+        }
+        lengths[i] = len;
+      }
+    }
+  };
+
+  const int threads = static_cast<int>(std::min<std::uint64_t>(resolve_threads(opt.threads), std::max<std::uint64_t>(n_chunks, 1)));
+  if (threads <= 1) {
+    worker();
+  } else {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
+    for (auto& th : pool) th.join();
+  }
+
+  SampledCorpus result;
+  result.offsets.resize(n + 1, 0);
+  for (std::uint64_t i = 0; i < n; ++i) result.offsets[i + 1] = result.offsets[i] + lengths[i];
+  result.tokens.reserve(static_cast<std::size_t>(result.offsets[n]));
+  for (auto& v : chunk_tokens) {
+    result.tokens.insert(result.tokens.end(), v.begin(), v.end());
+    std::vector<WordId>().swap(v);
+  }
+  return result;
+}
+
+}  // namespace collapse
