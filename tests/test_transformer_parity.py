@@ -13,6 +13,16 @@ from collapse.transformer import GPTNeo, GPTNeoConfig  # noqa: E402
 WINDOW, SEQ = 8, 40  # sequences much longer than the local window
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # the CI machine has 2 shared cores: one thread per test is faster than two contending
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
 def _hf_model(seed=0, layers=("global", "local", "global", "local")):
     torch.manual_seed(seed)
     cfg = transformers.GPTNeoConfig(
