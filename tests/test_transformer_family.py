@@ -1,0 +1,97 @@
+"""The transformer family through the loop's protocol: fit / sample / perplexity / save / load."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the transformer family needs torch (collapse[torch])")
+
+from collapse.corpus import Corpus  # noqa: E402
+from collapse.errors import CollapseError  # noqa: E402
+from collapse.family import ModelFamily, TrainedModel  # noqa: E402
+from collapse.transformer.family import TransformerFamily  # noqa: E402
+
+TINY = {"family": "transformer", "preset": "custom", "hidden_size": 32, "num_layers": 2, "num_heads": 4,
+        "window_size": 16, "max_position_embeddings": 64, "context_length": 48, "epochs": 8,
+        "batch_size": 8, "micro_batch_size": 4, "lr": 3e-3, "bpe_vocab_size": 300,
+        "max_new_tokens": 40, "sample_batch_size": 8, "perplexity_stride": 16, "device": "cpu", "threads": 1}
+
+
+def _stories(n, seed):
+    rng = np.random.default_rng(seed)
+    names, verbs, things = ["Tom", "Lily", "Sam", "Mia"], ["saw", "liked", "found", "had"], ["a dog", "the ball",
+                                                                                              "a red car", "a cake"]
+    docs = []
+    for _ in range(n):
+        k = rng.integers(1, 4)
+        docs.append(" ".join(f"{rng.choice(names)} {rng.choice(verbs)} {rng.choice(things)} ." for _ in range(k)))
+    return Corpus.from_texts(docs)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.set_num_threads(1)
+    family = TransformerFamily.from_config(dict(TINY))
+    return family, family.fit(_stories(120, 0), seed=1)
+
+
+def test_protocol_fit_sample_perplexity(trained):
+    family, model = trained
+    assert isinstance(family, ModelFamily) and isinstance(model, TrainedModel)
+    assert model.stats.steps > 0 and model.stats.losses[-1] < model.stats.losses[0] - 1.0  # it learned
+    held_out = _stories(30, 99)
+    ppl = model.perplexity(held_out)
+    assert 1.0 < ppl < 30.0  # far below the 300-token vocabulary: the grammar was learned
+    sample = model.sample(20, seed=4, threads=1)
+    assert isinstance(sample, Corpus) and sample.num_documents == 20
+    assert sample.num_tokens > 0
+    words = set(sample.vocab.words[3:])
+    assert {"Tom", "Lily", "."} & words  # decoded text, split on whitespace
+    d = family.describe()
+    assert d["family"] == "transformer" and d["train"]["lr"] == 3e-3
+
+
+def test_same_seed_same_outputs(trained):
+    family, model = trained
+    corpus = _stories(120, 0)
+    again = TransformerFamily.from_config(dict(TINY)).fit(corpus, seed=1)
+    for a, b in zip(model.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+    s1, s2 = model.sample(10, seed=7), again.sample(10, seed=7)
+    assert list(s1.texts()) == list(s2.texts())
+    assert list(s1.texts()) != list(model.sample(10, seed=8).texts())
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    family, model = trained
+    model.save(tmp_path)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["collapse_transformer.json", "config.json", "model.safetensors", "tokenizer.json"]
+    assert json.loads((tmp_path / "config.json").read_text())["vocab_size"] == model.tokenizer.vocab_size
+    held_out = _stories(10, 5)
+    for loaded in (family.load(tmp_path), TransformerFamily.load(tmp_path)):
+        assert loaded.perplexity(held_out) == pytest.approx(model.perplexity(held_out), rel=1e-6)
+        assert list(loaded.sample(6, seed=2).texts()) == list(model.sample(6, seed=2).texts())
+
+
+def test_loaded_tokenizer_is_kept_for_later_generations(trained, tmp_path):
+    family, model = trained
+    model.save(tmp_path)
+    fresh = TransformerFamily.from_config(dict(TINY))
+    fresh.load(tmp_path)  # what a resumed run does first
+    assert fresh.tokenizer_for(_stories(5, 3)) is not None
+    assert fresh._tokenizer.vocab_size == model.tokenizer.vocab_size
+
+
+def test_bad_config_is_a_value_error():
+    with pytest.raises(CollapseError):
+        TransformerFamily.from_config({**TINY, "hiden_size": 3})
+    with pytest.raises(CollapseError):
+        TransformerFamily.from_config({**TINY, "preset": "gpt-5"})
+    with pytest.raises(ValueError):
+        TransformerFamily.from_config({**TINY, "hidden_size": 30})
+    with pytest.raises(ValueError):
+        TransformerFamily.from_config({**TINY, "top_p": 2.0})
+    with pytest.raises(CollapseError):
+        TransformerFamily.from_config({**TINY, "tokenizer": "/nonexistent/tokenizer.json"})
