@@ -26,6 +26,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import _core
 from ..errors import CollapseError
@@ -76,14 +77,35 @@ def sampling_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 
     return torch.softmax(logits, dim=-1)
 
 
+BLOCK = 256  # inverse-CDF search: first over block sums, then inside one block
+
+
 def draw(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     """Token per row by inverse CDF: the first index whose cumulative mass exceeds
-    u * total (float64). A token of probability 0 can never be drawn."""
-    cdf = torch.cumsum(probs.double(), dim=-1)
-    total = cdf[:, -1:]
-    x = torch.minimum(uniforms.to(cdf.device, torch.float64)[:, None] * total,
-                      torch.nextafter(total, torch.zeros_like(total)))
-    return torch.searchsorted(cdf, x, right=True).squeeze(-1)
+    u * total, in float64. A token of probability 0 can never be drawn.
+
+    Two levels, so the full (batch, vocab) cumulative sum is never formed: cumulative
+    block sums locate the block holding u * total, then a cumulative sum over that one
+    block locates the token."""
+    B, V = probs.shape
+    nb = -(-V // BLOCK)
+    if nb * BLOCK != V:
+        probs = F.pad(probs, (0, nb * BLOCK - V))
+    blocks = probs.view(B, nb, BLOCK)
+    block_cdf = torch.cumsum(blocks.sum(-1, dtype=torch.float64), dim=-1)          # (B, nb)
+    total = block_cdf[:, -1:]
+    x = torch.minimum(uniforms.to(probs.device, torch.float64)[:, None] * total,
+                      torch.nextafter(total, torch.zeros_like(total)))              # in [0, total)
+    b = torch.searchsorted(block_cdf, x, right=True).clamp_(max=nb - 1)           # (B, 1)
+    before = torch.where(b > 0, block_cdf.gather(1, (b - 1).clamp(min=0)), torch.zeros_like(x))
+    inner = blocks.gather(1, b[:, :, None].expand(B, 1, BLOCK)).squeeze(1)         # (B, BLOCK)
+    inner_cdf = torch.cumsum(inner.double(), dim=-1)
+    j = torch.searchsorted(inner_cdf, x - before, right=True)
+    # rounding between the two levels can push j one past the block's last non-zero
+    # token; step back to it (never onto a zero-probability token)
+    last_nonzero = torch.where(inner > 0, torch.arange(BLOCK, device=probs.device), -1).amax(-1, keepdim=True)
+    j = torch.minimum(j, last_nonzero)
+    return (b * BLOCK + j).squeeze(-1)
 
 
 def sequence_uniforms(seed: int, indices: Sequence[int], steps: int) -> torch.Tensor:
