@@ -88,22 +88,26 @@ def draw(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     block sums locate the block holding u * total, then a cumulative sum over that one
     block locates the token."""
     B, V = probs.shape
-    nb = -(-V // BLOCK)
-    if nb * BLOCK != V:
-        probs = F.pad(probs, (0, nb * BLOCK - V))
-    blocks = probs.view(B, nb, BLOCK)
-    block_cdf = torch.cumsum(blocks.sum(-1, dtype=torch.float64), dim=-1)          # (B, nb)
+    full = V // BLOCK
+    sums = probs[:, :full * BLOCK].view(B, full, BLOCK).sum(-1)
+    if full * BLOCK < V:
+        sums = torch.cat([sums, probs[:, full * BLOCK:].sum(-1, keepdim=True)], dim=1)
+    nb = sums.size(1)
+    block_cdf = torch.cumsum(sums.double(), dim=-1)                                 # (B, nb)
     total = block_cdf[:, -1:]
     x = torch.minimum(uniforms.to(probs.device, torch.float64)[:, None] * total,
                       torch.nextafter(total, torch.zeros_like(total)))              # in [0, total)
     b = torch.searchsorted(block_cdf, x, right=True).clamp_(max=nb - 1)           # (B, 1)
     before = torch.where(b > 0, block_cdf.gather(1, (b - 1).clamp(min=0)), torch.zeros_like(x))
-    inner = blocks.gather(1, b[:, :, None].expand(B, 1, BLOCK)).squeeze(1)         # (B, BLOCK)
+    offs = torch.arange(BLOCK, device=probs.device)
+    cols = b * BLOCK + offs                                                         # (B, BLOCK)
+    inner = probs.gather(1, cols.clamp(max=V - 1)).masked_fill(cols >= V, 0.0)
     inner_cdf = torch.cumsum(inner.double(), dim=-1)
     j = torch.searchsorted(inner_cdf, x - before, right=True)
-    # rounding between the two levels can push j one past the block's last non-zero
-    # token; step back to it (never onto a zero-probability token)
-    last_nonzero = torch.where(inner > 0, torch.arange(BLOCK, device=probs.device), -1).amax(-1, keepdim=True)
+    # float32 block sums and the float64 sum inside the block can differ by rounding, which
+    # could push j past the block's last non-zero token: step back to it (never onto a
+    # zero-probability token)
+    last_nonzero = torch.where(inner > 0, offs, -1).amax(-1, keepdim=True)
     j = torch.minimum(j, last_nonzero)
     return (b * BLOCK + j).squeeze(-1)
 
