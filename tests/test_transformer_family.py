@@ -84,6 +84,38 @@ def test_loaded_tokenizer_is_kept_for_later_generations(trained, tmp_path):
     assert fresh._tokenizer.vocab_size == model.tokenizer.vocab_size
 
 
+def test_prepare_fixes_the_tokenizer_before_any_fit():
+    real, synthetic = _stories(60, 0), Corpus.from_texts(["zz qq xx"] * 30)
+    a = TransformerFamily.from_config(dict(TINY))
+    a.prepare(real)
+    b = TransformerFamily.from_config(dict(TINY))
+    b.prepare(real)
+    # a resumed run that restarts on synthetic data still gets generation 0's tokenizer
+    assert a.tokenizer_for(synthetic).encode_batch(["Lily saw a dog ."])[0].tolist() == \
+        b.tokenizer_for(real).encode_batch(["Lily saw a dog ."])[0].tolist()
+    c = TransformerFamily.from_config(dict(TINY))
+    assert c.tokenizer_for(synthetic).encode_batch(["Lily saw a dog ."])[0].tolist() != \
+        a.tokenizer_for(synthetic).encode_batch(["Lily saw a dog ."])[0].tolist()
+
+
+def test_document_log_probs_match_sliding_window_sum(trained):
+    family, model = trained
+    docs = _stories(7, 3)
+    lp = model.document_log_probs(docs)
+    assert lp.shape == (7,) and np.all(lp < 0)
+    # the same numbers one document at a time through the sliding-window scorer
+    from collapse.transformer.score import sliding_window_nll
+
+    eot = model.tokenizer.eot_id
+    for i, ids in enumerate(model.tokenizer.encode_batch(list(docs.texts()))):
+        stream = np.concatenate([[eot], ids, [eot]])
+        ref = sliding_window_nll(model.model, stream, max_length=48, stride=16).nll_sum
+        assert lp[i] == pytest.approx(-ref, rel=1e-5)
+    # longer than the 48-token context: scored by the sliding window, still finite
+    long_doc = Corpus.from_texts([" ".join(["Tom saw a dog ."] * 20)])
+    assert np.isfinite(model.document_log_probs(long_doc)).all()
+
+
 def test_bad_config_is_a_value_error():
     with pytest.raises(CollapseError):
         TransformerFamily.from_config({**TINY, "hiden_size": 3})

@@ -142,7 +142,18 @@ class TransformerFamily:
         return PRESETS[self.preset](**{**self.model_overrides, "vocab_size": vocab_size,
                                        "bos_token_id": eot_id, "eos_token_id": eot_id})
 
+    def prepare(self, real: Corpus) -> None:
+        """Fix the tokenizer from the real corpus (a BPE trained on its texts) unless a
+        tokenizer file or tokenizer_corpus was configured. The loop should call this once
+        per cell before generation 0, so a resumed run rebuilds the very same tokenizer
+        even when it restarts at a generation whose training data is synthetic."""
+        if self._tokenizer is None and not self.settings.get("tokenizer"):
+            self._tokenizer = TextTokenizer.train_bpe(real.texts(), self.bpe_vocab_size)
+
     def tokenizer_for(self, corpus: Corpus) -> TextTokenizer:
+        # without prepare() or a configured tokenizer, the first corpus fitted fixes it
+        # (generation 0: the real data); every later generation keeps it, so per-token
+        # perplexities stay comparable across generations
         if self._tokenizer is None:
             self._tokenizer = TextTokenizer.train_bpe(corpus.texts(), self.bpe_vocab_size)
         return self._tokenizer
@@ -232,6 +243,36 @@ class TransformerModel:
         with _threads(self.family.threads):
             res = sliding_window_nll(self.model, stream, max_length=ctx, stride=self.family.perplexity_stride)
         return res.perplexity
+
+    def document_log_probs(self, corpus: Corpus) -> np.ndarray:
+        """Natural-log probability of each document (its BPE tokens and the end-of-text
+        after it, given the end-of-text before it); used by the loop's quality filter.
+        Documents longer than the context are scored with the sliding window."""
+        ctx = min(self.family.train_config.context_length, self.model.config.max_position_embeddings)
+        out = np.zeros(corpus.num_documents, dtype=np.float64)
+        eot = self.tokenizer.eot_id
+        seqs = [np.concatenate([[eot], ids, [eot]]) for ids in self.tokenizer.encode_batch(list(corpus.texts()))]
+        short = [i for i, q in enumerate(seqs) if q.size <= ctx]
+        device = self.device
+        with _threads(self.family.threads), torch.no_grad():
+            for s in range(0, len(short), 32):
+                idx = short[s:s + 32]
+                width = max(seqs[i].size for i in idx)
+                batch = torch.full((len(idx), width), eot, dtype=torch.long)
+                targets = torch.full((len(idx), width - 1), -100, dtype=torch.long)
+                for r, i in enumerate(idx):
+                    q = torch.from_numpy(seqs[i].astype(np.int64))
+                    batch[r, :q.numel()] = q
+                    targets[r, :q.numel() - 1] = q[1:]
+                logits = self.model(batch.to(device))[:, :-1].float()
+                nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets.to(device),
+                                                        ignore_index=-100, reduction="none").sum(-1)
+                out[idx] = -nll.double().cpu().numpy()
+            for i, q in enumerate(seqs):
+                if q.size > ctx:
+                    out[i] = -sliding_window_nll(self.model, q, max_length=ctx,
+                                                 stride=self.family.perplexity_stride).nll_sum
+        return out
 
     def save(self, directory: str) -> None:
         """config.json + model.safetensors (Hugging Face layout), tokenizer.json and
