@@ -5,7 +5,8 @@ same device, same batch, same number of new tokens, in one run. Generation: pure
 ancestral sampling (temperature 1, no top-k, no top-p) from the end-of-text token, a fixed
 number of new tokens (no early stop on either side, so both do the same work);
 transformers via ``generate(do_sample=True, top_k=0, top_p=1.0)``. Training: forward +
-backward + AdamW step on (batch, context) micro-batches.
+backward + AdamW step on (batch, context) micro-batches. On CUDA both sides run under
+bf16 autocast, the 33M case uses GPU-sized batches and the training MFU is reported.
 
     PYTHONPATH=python python bench/bench_transformer.py [--quick] [--threads 1] [--out FILE]
 
@@ -15,6 +16,7 @@ Prints a table with the ratios and writes JSON (bench/results/ by default).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -46,6 +48,13 @@ def best_of(fn, repeats, device):
     return min(times)
 
 
+def _autocast(fn):
+    def wrapped(x):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            fn(x)
+    return wrapped
+
+
 def bench_generation(ours, hf, batch, new_tokens, repeats, device, eot):
     cfg = SamplingConfig(max_new_tokens=new_tokens, batch_size=batch, stop_at_eot=False)
     u = sequence_uniforms(0, range(batch), new_tokens)
@@ -62,7 +71,8 @@ def bench_generation(ours, hf, batch, new_tokens, repeats, device, eot):
                           max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=eot)
         assert out.shape == (batch, new_tokens + 1)
 
-    with torch.no_grad():
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    with torch.no_grad(), amp:
         run_ours(), run_hf()  # warm-up
         # interleaved, best of each: the machine's load changes between runs
         t_ours = t_hf = float("inf")
@@ -93,6 +103,9 @@ def bench_training(ours, hf, batch, context, steps, device, vocab):
         opt_hf.step()
         opt_hf.zero_grad(set_to_none=True)
 
+    if device.type == "cuda":  # bf16 autocast on both sides, as training runs on a GPU
+        step_ours = _autocast(step_ours)
+        step_hf = _autocast(step_hf)
     step_ours(data[0]), step_hf(data[0])  # warm-up
     best = [float("inf"), float("inf")]
     for i in range(steps):  # interleaved, best step of each
@@ -113,6 +126,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the dev machine is shared)")
     ap.add_argument("--quick", action="store_true", help="a smaller run (CI-sized)")
     ap.add_argument("--skip-33m", action="store_true")
+    ap.add_argument("--peak-tflops", type=float, default=989.0,
+                    help="accelerator peak for MFU (H100 SXM dense bf16: 989); CUDA only")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                   "bench_transformer.json"))
     args = ap.parse_args()
@@ -126,7 +141,10 @@ def main() -> int:
         ("1m-b1", GPTNeoConfig.tinystories_1m(), 1, 16 if args.quick else 64, 8, 128, 0),
     ]
     if not args.skip_33m:
-        cases.append(("33m", GPTNeoConfig.tinystories_33m(), 4, 8 if args.quick else 16, 2, 64, 2))
+        if device.type == "cuda":  # GPU-sized: the paper's context, a sampling batch worth a GPU
+            cases.append(("33m", GPTNeoConfig.tinystories_33m(), 256, 128, 32, 512, 10))
+        else:
+            cases.append(("33m", GPTNeoConfig.tinystories_33m(), 4, 8 if args.quick else 16, 2, 64, 2))
     rows = []
     for name, cfg, gbatch, new_tokens, tbatch, context, tsteps in cases:
         torch.manual_seed(0)
@@ -142,6 +160,12 @@ def main() -> int:
             tr_ours, tr_hf = bench_training(ours, hf, tbatch, context, tsteps, device, cfg.vocab_size)
             row.update({"train_batch": tbatch, "context": context, "train_tok_s_ours": tr_ours,
                         "train_tok_s_hf": tr_hf, "train_ratio": tr_ours / tr_hf})
+            if device.type == "cuda":
+                # 6 flops per weight per token in the matrix products (tied head included), plus
+                # attention scores and values: 6 * 2 * layers * context * hidden (causal, counted full)
+                matmul_weights = ours.num_parameters() - cfg.max_position_embeddings * cfg.hidden_size
+                flops = 6 * matmul_weights + 12 * cfg.num_layers * context * cfg.hidden_size
+                row["train_mfu_ours"] = tr_ours * flops / (args.peak_tflops * 1e12)
         rows.append(row)
         del ours, hf
 
@@ -157,6 +181,17 @@ def main() -> int:
         print(f"{r['config']:7} {str(r['gen_batch']) + ' x ' + str(r['new_tokens']):>15} "
               f"{r['gen_tok_s_ours']:15,.0f} {r['gen_tok_s_hf']:13,.0f} {r['gen_ratio']:6.2f}   {tr}")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    for r in rows:
+        if "train_mfu_ours" in r:
+            print(f"{r['config']}: training MFU (ours) {100 * r['train_mfu_ours']:.1f}% of {args.peak_tflops:g} TFLOP/s")
+        if r["config"] == "33m" and device.type == "cuda":
+            # one paper generation: 1M stories of ~224 BPE tokens, 3 epochs of training, 1M sampled
+            # stories (~224 tokens each; batches stop early once their stories end)
+            tokens = 1_000_000 * 224
+            r["paper_generation_hours_extrapolated"] = (3 * tokens / r["train_tok_s_ours"]
+                                                        + tokens / r["gen_tok_s_ours"]) / 3600
+            print(f"33m: one paper generation, extrapolated from these throughputs: "
+                  f"{r['paper_generation_hours_extrapolated']:.2f} h (training + sampling, metrics excluded)")
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump({"device": str(device), "threads": args.threads, "torch": torch.__version__,
                    "transformers": transformers.__version__, "quick": args.quick, "rows": rows}, f, indent=2)
