@@ -44,6 +44,7 @@ class SamplingConfig:
     batch_size: int = 64
     stop_at_eot: bool = True
     compact_fraction: float = 0.25  # drop finished rows once this fraction of the batch is finished
+    check_every: int = 0    # look at finished rows every n steps (0: every step on CPU, 8 on CUDA)
 
     def __post_init__(self) -> None:
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
@@ -132,31 +133,36 @@ def generate_batch(model: GPTNeo, start_id: int, uniforms: torch.Tensor, cfg: Sa
         raise CollapseError(f"sampling: {steps} new tokens do not fit the model's "
                             f"{model.config.max_position_embeddings} positions")
     cache = model.new_cache(n, capacity=steps + 1)
-    out = torch.full((n, steps), -1, dtype=torch.long)
-    lengths = torch.full((n,), steps, dtype=torch.long)
-    rows = torch.arange(n)                    # original row of each batch row
-    live = torch.ones(n, dtype=torch.bool)    # batch rows still generating
+    # everything stays on the model's device; the host looks at the batch (to stop or to
+    # drop finished rows) only every `check_every` steps, so a GPU is never made to wait
+    # for the host at each token
+    check_every = cfg.check_every or (1 if device.type == "cpu" else 8)
+    u = uniforms.to(device)
+    out = torch.full((n, steps), -1, dtype=torch.long, device=device)
+    lengths = torch.full((n,), steps, dtype=torch.long, device=device)
+    rows = torch.arange(n, device=device)               # original row of each batch row
+    live = torch.ones(n, dtype=torch.bool, device=device)  # batch rows still generating
     tokens = torch.full((n, 1), start_id, dtype=torch.long, device=device)
     for step in range(steps):
         h = model.hidden_states(tokens, past_key_values=cache)[:, -1]
         logits = torch.nn.functional.linear(h, model.wte.weight)
         probs = sampling_probs(logits, cfg.temperature, cfg.top_k, cfg.top_p)
-        tok = draw(probs, uniforms[rows, step]).cpu()
-        out[rows[live], step] = tok[live]
+        tok = draw(probs, u[rows, step])
+        out[rows, step] = torch.where(live, tok, out[rows, step])
         if cfg.stop_at_eot:
             ended = live & (tok == eot_id)
-            if bool(ended.any()):
-                lengths[rows[ended]] = step
-                live &= ~ended
+            lengths[rows] = torch.where(ended, step, lengths[rows])
+            live = live & ~ended
+            if (step + 1) % check_every == 0 or step == steps - 1:
                 n_live = int(live.sum())
                 if n_live == 0:
                     break
                 if live.numel() - n_live >= cfg.compact_fraction * live.numel():
                     keep = torch.nonzero(live).squeeze(1)
-                    cache.keep(keep.to(device))
-                    rows, tok = rows[keep], tok[keep]
-                    live = torch.ones(keep.numel(), dtype=torch.bool)
-        tokens = tok.to(device)[:, None]
+                    cache.keep(keep)
+                    rows, tok, live = rows[keep], tok[keep], live[keep]
+        tokens = tok[:, None]
+    out, lengths = out.cpu(), lengths.cpu()
     return [out[i, :int(lengths[i])].numpy() for i in range(n)]
 
 
