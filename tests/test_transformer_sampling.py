@@ -116,7 +116,12 @@ def _naive_generate(model, uniforms, cfg):
 
 
 @pytest.mark.parametrize("check_every", [1, 5])
-def test_cached_batched_generation_equals_naive_sampler(tiny, check_every):
+def test_cached_batched_generation_equals_naive_sampler(tiny, check_every, monkeypatch):
+    from collapse.transformer.model import KVCache
+
+    compactions = []
+    keep = KVCache.keep
+    monkeypatch.setattr(KVCache, "keep", lambda self, rows: (compactions.append(rows.numel()), keep(self, rows)))
     # 20 new tokens with window 4: the local layers' window slides during decoding; some
     # sequences stop early, so finished rows are dropped from the batch mid-way
     # (check_every 5: as on a GPU, finished rows keep running a few steps before they go)
@@ -129,6 +134,7 @@ def test_cached_batched_generation_equals_naive_sampler(tiny, check_every):
     # in each of the first two batches (7 rows) a row finished early: with compact_fraction
     # 0.1 that is enough to drop it from the batch and the KV cache mid-way
     assert any(n < 20 for n in lengths[:7]) and any(n < 20 for n in lengths[7:14])
+    assert len(compactions) >= 2
 
 
 def test_generation_is_deterministic_and_independent_of_batching(tiny):
