@@ -132,7 +132,10 @@ def generate_batch(model: GPTNeo, start_id: int, uniforms: torch.Tensor, cfg: Sa
     if steps + 1 > model.config.max_position_embeddings:
         raise CollapseError(f"sampling: {steps} new tokens do not fit the model's "
                             f"{model.config.max_position_embeddings} positions")
-    cache = model.new_cache(n, capacity=steps + 1)
+    # under CUDA autocast keep the cache in the autocast dtype: SDPA would otherwise cast
+    # the whole cached prefix at every step
+    amp = device.type == "cuda" and torch.is_autocast_enabled("cuda")
+    cache = model.new_cache(n, capacity=steps + 1, dtype=torch.get_autocast_dtype("cuda") if amp else None)
     # everything stays on the model's device; the host looks at the batch (to stop or to
     # drop finished rows) only every `check_every` steps, so a GPU is never made to wait
     # for the host at each token
