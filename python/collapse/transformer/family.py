@@ -1,0 +1,290 @@
+"""The transformer family of the experiment loop (protocol: collapse.family).
+
+``TransformerFamily.from_config(table)`` takes the [model] table of a run's config:
+
+    family            "transformer" (ignored here; the loop dispatches on it)
+    preset            "tinystories-33m" (default) | "tinystories-1m" | "custom"
+    hidden_size, num_layers, num_heads, window_size, max_position_embeddings,
+    intermediate_size, attention_layers, activation_function, layer_norm_epsilon,
+    embed_dropout, attention_dropout, resid_dropout
+                      override the preset (vocab_size always comes from the tokenizer)
+    tokenizer         path to a local tokenizer.json (e.g. GPT-Neo's); else a byte-level
+                      BPE is trained once, on the texts of ``tokenizer_corpus`` (a file,
+                      read with ``tokenizer_format``) or else on the first corpus given to
+                      fit() (generation 0: the real data)
+    bpe_vocab_size    8192
+    eot_token         "<|endoftext|>"
+    context_length, epochs, batch_size, micro_batch_size, lr, weight_decay, betas,
+    packing, grad_clip, compile, bf16
+                      training (train.TrainConfig; the paper's recipe by default)
+    temperature, top_k, top_p, max_new_tokens, sample_batch_size
+                      sampling (generate.SamplingConfig; pure sampling, 600 tokens)
+    perplexity_stride 512 (sliding window; the window is context_length tokens)
+    device            "auto" (CUDA if available) | "cpu" | "cuda" | "cuda:N"
+    threads           torch CPU threads for fit (0: torch's default)
+
+The loop passes word-level Corpus objects. fit() trains on each document's text (words
+joined by single spaces) followed by end-of-text; sample() decodes the generated BPE
+tokens and splits the text on whitespace into a new word-level Corpus; perplexity() is
+per BPE token (end-of-text included) of the corpus's texts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import asdict, fields
+from typing import Any, Dict, Iterator, List, Optional
+
+import numpy as np
+import torch
+
+from ..corpus import Corpus, Vocab, iter_documents, whitespace_tokenize
+from ..errors import CollapseError
+from .generate import SamplingConfig, generate_distributed
+from .model import GPTNeo, GPTNeoConfig
+from .score import sliding_window_nll
+from .tokenizer import END_OF_TEXT, TextTokenizer
+from .train import TrainConfig, TrainStats, dist_from_env, make_rows, resolve_device, train
+
+PRESETS = {
+    "tinystories-33m": GPTNeoConfig.tinystories_33m,
+    "tinystories-1m": GPTNeoConfig.tinystories_1m,
+    "custom": GPTNeoConfig,
+}
+MODEL_KEYS = ("hidden_size", "num_layers", "num_heads", "window_size", "max_position_embeddings",
+              "intermediate_size", "attention_layers", "activation_function", "layer_norm_epsilon",
+              "embed_dropout", "attention_dropout", "resid_dropout", "initializer_range")
+TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device", "log_every"))
+SAMPLING_KEYS = ("temperature", "top_k", "top_p", "max_new_tokens")
+OTHER_KEYS = ("family", "name", "preset", "tokenizer", "tokenizer_corpus", "tokenizer_format",
+              "bpe_vocab_size", "eot_token", "sample_batch_size", "perplexity_stride", "device", "threads",
+              "log_every")
+SETTINGS_FILE = "collapse_transformer.json"
+
+
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    if not n or n < 1:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class _FamilyOrInstanceMethod:
+    """``load`` works on the class (TransformerFamily.load(dir): settings read from the
+    folder) and on an instance (family.load(dir), as the loop's protocol calls it)."""
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+
+    def __get__(self, obj: Any, cls: Any) -> Any:
+        def bound(directory: str) -> "TransformerModel":
+            return self.func(obj, cls, directory)
+        bound.__doc__ = self.func.__doc__
+        return bound
+
+
+class TransformerFamily:
+    name = "transformer"
+
+    def __init__(self, settings: Dict[str, Any]) -> None:
+        self.settings = dict(settings)
+        s = self.settings
+        preset = s.get("preset", "tinystories-33m")
+        if preset not in PRESETS:
+            raise CollapseError(f"transformer: unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+        self.preset = preset
+        self.model_overrides = {k: s[k] for k in MODEL_KEYS if k in s}
+        if "attention_layers" in self.model_overrides:
+            self.model_overrides["attention_layers"] = tuple(self.model_overrides["attention_layers"])
+        self.train_config = TrainConfig(**{k: s[k] for k in TRAIN_KEYS if k in s},
+                                        device=str(s.get("device", "auto")), log_every=int(s.get("log_every", 0)))
+        self.sampling = SamplingConfig(**{k: s[k] for k in SAMPLING_KEYS if k in s})
+        self.sample_batch_size = int(s.get("sample_batch_size", 0))
+        self.perplexity_stride = int(s.get("perplexity_stride", 512))
+        self.bpe_vocab_size = int(s.get("bpe_vocab_size", 8192))
+        self.eot_token = str(s.get("eot_token", END_OF_TEXT))
+        self.threads = int(s.get("threads", 0))
+        if self.perplexity_stride < 1:
+            raise CollapseError("transformer: perplexity_stride must be positive")
+        self._tokenizer: Optional[TextTokenizer] = None
+        if s.get("tokenizer"):
+            self._tokenizer = TextTokenizer.from_file(str(s["tokenizer"]), self.eot_token)
+        elif s.get("tokenizer_corpus"):
+            texts = list(iter_documents(str(s["tokenizer_corpus"]), str(s.get("tokenizer_format", "lines"))))
+            # the loop's corpora are whitespace-split words joined by single spaces: train on the same form
+            self._tokenizer = TextTokenizer.train_bpe((" ".join(whitespace_tokenize(t)) for t in texts),
+                                                      self.bpe_vocab_size)
+        self.model_config(1)  # validate the architecture settings now, not after data loading
+
+    @classmethod
+    def from_config(cls, table: Dict[str, Any]) -> "TransformerFamily":
+        if not isinstance(table, dict):
+            raise CollapseError("transformer: the model table must be a table of settings")
+        known = set(MODEL_KEYS) | set(TRAIN_KEYS) | set(SAMPLING_KEYS) | set(OTHER_KEYS)
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise CollapseError(f"transformer: unknown model setting {unknown[0]!r}")
+        try:
+            return cls(table)
+        except TypeError as e:  # a value of the wrong type inside a dataclass check
+            raise CollapseError(f"transformer: bad model setting ({e})") from None
+
+    # -- pieces ----------------------------------------------------------------------------
+    def model_config(self, vocab_size: int, eot_id: int = 0) -> GPTNeoConfig:
+        return PRESETS[self.preset](**{**self.model_overrides, "vocab_size": vocab_size,
+                                       "bos_token_id": eot_id, "eos_token_id": eot_id})
+
+    def prepare(self, real: Corpus) -> None:
+        """Fix the tokenizer from the real corpus (a BPE trained on its texts) unless a
+        tokenizer file or tokenizer_corpus was configured. The loop should call this once
+        per cell before generation 0, so a resumed run rebuilds the very same tokenizer
+        even when it restarts at a generation whose training data is synthetic."""
+        if self._tokenizer is None and not self.settings.get("tokenizer"):
+            self._tokenizer = TextTokenizer.train_bpe(real.texts(), self.bpe_vocab_size)
+
+    def tokenizer_for(self, corpus: Corpus) -> TextTokenizer:
+        # without prepare() or a configured tokenizer, the first corpus fitted fixes it
+        # (generation 0: the real data); every later generation keeps it, so per-token
+        # perplexities stay comparable across generations
+        if self._tokenizer is None:
+            self._tokenizer = TextTokenizer.train_bpe(corpus.texts(), self.bpe_vocab_size)
+        return self._tokenizer
+
+    def describe(self) -> Dict[str, Any]:
+        return {"family": self.name, "preset": self.preset, "model": self.model_overrides,
+                "train": asdict(self.train_config), "sampling": asdict(self.sampling),
+                "sample_batch_size": self.sample_batch_size, "perplexity_stride": self.perplexity_stride,
+                "tokenizer": self.settings.get("tokenizer") or
+                ("bpe:%d" % self.bpe_vocab_size), "threads": self.threads}
+
+    # -- protocol ------------------------------------------------------------------------
+    def fit(self, corpus: Corpus, *, seed: int) -> "TransformerModel":
+        if corpus.num_documents == 0:
+            raise CollapseError("transformer: cannot train on an empty corpus")
+        tok = self.tokenizer_for(corpus)
+        flat, offsets = tok.encode_documents(list(corpus.texts()))
+        cfg = self.train_config
+        rows = make_rows(flat, offsets, tok.eot_id, cfg.context_length, cfg.packing)
+        mc = self.model_config(tok.vocab_size, tok.eot_id)
+        if cfg.context_length > mc.max_position_embeddings:
+            raise CollapseError(f"transformer: context_length {cfg.context_length} exceeds "
+                                f"max_position_embeddings {mc.max_position_embeddings}")
+        with _threads(self.threads):
+            model, stats = train(mc, rows, tok.eot_id, cfg, seed=int(seed))
+        return TransformerModel(model, tok, self, stats)
+
+    @_FamilyOrInstanceMethod
+    def load(self: Optional["TransformerFamily"], cls: type, directory: str) -> "TransformerModel":
+        """Read back what TransformerModel.save wrote (safetensors + JSON, no pickle)."""
+        directory = os.fspath(directory)
+        settings_path = os.path.join(directory, SETTINGS_FILE)
+        if not os.path.isfile(settings_path):
+            raise CollapseError(f"{directory}: no {SETTINGS_FILE} (not a saved transformer model)")
+        with open(settings_path, encoding="utf-8") as f:
+            saved = json.load(f)
+        family = self if self is not None else cls(saved["settings"])
+        tok = TextTokenizer.from_file(os.path.join(directory, "tokenizer.json"), saved.get("eot_token", END_OF_TEXT))
+        if family._tokenizer is None:
+            family._tokenizer = tok  # resume: later generations keep generation 0's tokenizer
+        model = GPTNeo.from_pretrained(directory, map_location=str(resolve_device(family.train_config.device)))
+        stats = TrainStats(**{k: v for k, v in saved.get("train_stats", {}).items()
+                              if k in ("steps", "tokens", "seconds")})
+        return TransformerModel(model, tok, family, stats)
+
+
+class TransformerModel:
+    """A trained GPT-Neo with its tokenizer: sample / perplexity / save."""
+
+    def __init__(self, model: GPTNeo, tokenizer: TextTokenizer, family: TransformerFamily,
+                 stats: Optional[TrainStats] = None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.family = family
+        self.stats = stats or TrainStats()
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.wte.weight.device
+
+    def _sampling(self) -> SamplingConfig:
+        s = self.family.sampling
+        batch = self.family.sample_batch_size or (256 if self.device.type == "cuda" else 32)
+        return SamplingConfig(**{**asdict(s), "batch_size": batch})
+
+    def sample_token_ids(self, num_sequences: int, *, seed: int, threads: int = 0) -> List[np.ndarray]:
+        with _threads(threads):
+            return generate_distributed(self.model, int(num_sequences), int(seed), self.tokenizer.eot_id,
+                                        self._sampling(), dist_from_env())
+
+    def sample(self, num_sequences: int, *, seed: int, threads: int = 0) -> Corpus:
+        """num_sequences stories by ancestral sampling, as a word-level Corpus."""
+        if num_sequences < 0:
+            raise CollapseError("the number of sequences must be >= 0")
+        ids = self.sample_token_ids(num_sequences, seed=seed, threads=threads)
+        texts = self.tokenizer.decode_batch(ids)
+        return Corpus.from_documents((whitespace_tokenize(t) for t in texts), vocab=Vocab())
+
+    def perplexity(self, corpus: Corpus) -> float:
+        """Per-BPE-token perplexity of the corpus's texts (sliding window, end-of-text
+        after each document counted)."""
+        if corpus.num_documents == 0:
+            raise CollapseError("perplexity of an empty corpus")
+        flat, _ = self.tokenizer.encode_documents(list(corpus.texts()))
+        stream = np.concatenate([[self.tokenizer.eot_id], flat])
+        ctx = min(self.family.train_config.context_length, self.model.config.max_position_embeddings)
+        with _threads(self.family.threads):
+            res = sliding_window_nll(self.model, stream, max_length=ctx, stride=self.family.perplexity_stride)
+        return res.perplexity
+
+    def document_log_probs(self, corpus: Corpus) -> np.ndarray:
+        """Natural-log probability of each document (its BPE tokens and the end-of-text
+        after it, given the end-of-text before it); used by the loop's quality filter.
+        Documents longer than the context are scored with the sliding window."""
+        ctx = min(self.family.train_config.context_length, self.model.config.max_position_embeddings)
+        out = np.zeros(corpus.num_documents, dtype=np.float64)
+        eot = self.tokenizer.eot_id
+        seqs = [np.concatenate([[eot], ids, [eot]]) for ids in self.tokenizer.encode_batch(list(corpus.texts()))]
+        short = [i for i, q in enumerate(seqs) if q.size <= ctx]
+        device = self.device
+        with _threads(self.family.threads), torch.no_grad():
+            for s in range(0, len(short), 32):
+                idx = short[s:s + 32]
+                width = max(seqs[i].size for i in idx)
+                batch = torch.full((len(idx), width), eot, dtype=torch.long)
+                targets = torch.full((len(idx), width - 1), -100, dtype=torch.long)
+                for r, i in enumerate(idx):
+                    q = torch.from_numpy(seqs[i].astype(np.int64))
+                    batch[r, :q.numel()] = q
+                    targets[r, :q.numel() - 1] = q[1:]
+                logits = self.model(batch.to(device))[:, :-1].float()
+                nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets.to(device),
+                                                        ignore_index=-100, reduction="none").sum(-1)
+                out[idx] = -nll.double().cpu().numpy()
+            for i, q in enumerate(seqs):
+                if q.size > ctx:
+                    out[i] = -sliding_window_nll(self.model, q, max_length=ctx,
+                                                 stride=self.family.perplexity_stride).nll_sum
+        return out
+
+    def save(self, directory: str) -> None:
+        """config.json + model.safetensors (Hugging Face layout), tokenizer.json and
+        collapse_transformer.json, each written atomically; no pickle."""
+        from ..rundir import write_json
+
+        os.makedirs(directory, exist_ok=True)
+        self.model.save_pretrained(directory)
+        self.tokenizer.save(os.path.join(directory, "tokenizer.json"))
+        write_json(os.path.join(directory, SETTINGS_FILE), {
+            "settings": {k: v for k, v in self.family.settings.items()
+                         if k not in ("tokenizer", "tokenizer_corpus")},
+            "eot_token": self.tokenizer.eot_token,
+            "train_stats": self.stats.to_dict(),
+        })
