@@ -120,9 +120,6 @@ def test_whitespace_tokenizer_matches_lmplz_on_tricky_bytes(lmplz, tmp_path):
     assert ours == lmplz_words, (sorted(ours - lmplz_words), sorted(lmplz_words - ours))
 
 
-@pytest.mark.xfail(strict=True, reason="corpus.whitespace_tokenize splits on \\v and \\f; lmplz's delimiters are "
-                   "only \\0 \\t \\n \\r and space (lm/builder/corpus_count.cc), so it keeps them inside words. "
-                   "Fix belongs to corpus.py (not this area); remove this marker then.")
 def test_whitespace_tokenizer_vertical_tab_and_form_feed(lmplz, tmp_path):
     path = tmp_path / "vtff.txt"
     path.write_bytes("c\x0bd\x0ce f\nc f\n".encode("utf-8"))

@@ -195,9 +195,10 @@ def concatenate(corpora: Sequence[Corpus]) -> Corpus:
 # ---------------------------------------------------------------------------------------
 # Tokenizers. They take str and return a list of str tokens.
 
-# lmplz splits a line on these bytes (ASCII whitespace, as util/tokenize does); other
-# Unicode spaces (e.g. U+00A0) stay inside tokens, so we split bytes, not str.
-_LMPLZ_SPACES = b" \t\n\r\x0b\x0c\x00"
+# lmplz splits a line on exactly these bytes (lm/builder/corpus_count.cc: NUL, tab, LF,
+# CR, space); \v, \f and Unicode spaces (e.g. U+00A0) stay inside tokens, so we split
+# bytes, not str.
+_LMPLZ_SPACES = b" \t\n\r\x00"
 _SPACE_TRANSLATE = bytes.maketrans(_LMPLZ_SPACES, b" " * len(_LMPLZ_SPACES))
 
 _WORD_RE = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]", re.UNICODE)
