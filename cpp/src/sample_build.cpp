@@ -289,7 +289,18 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
   for (int k = 0; k < n_tables; ++k) {
     hot_row_[k].resize(model.tables[k].size());
     for (std::size_t r = 0; r < hot_row_[k].size(); ++r)
-      hot_row_[k][r] = HotRow{alias_keep_[k][r], alias_other_[k][r], last_word_[k][r], next_state_[k][r]};
+      hot_row_[k][r] = HotRow{alias_keep_[k][r], alias_other_[k][r], last_word_[k][r], next_state_[k][r], 0, 0};
+  }
+  // Alias targets, for rows in alias-table blocks.
+  for (std::size_t s = 0; s < n_states; ++s) {
+    const int len = state_length_[s];
+    const std::uint64_t b = state_block_begin_[s], e = state_block_end_[s];
+    if (e - b < kAliasMinBlock) continue;
+    for (std::uint64_t r = b; r < e; ++r) {
+      HotRow& h = hot_row_[len][r];
+      h.other_word = last_word_[len][b + h.other];
+      h.other_next = next_state_[len][b + h.other];
+    }
   }
 }
 

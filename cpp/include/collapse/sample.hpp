@@ -83,10 +83,11 @@ class Sampler {
   struct Draw {
     WordId word;
     std::uint32_t level;   // table index (0-based order - 1) of the row drawn from
-    std::uint64_t row;     // row in that table; next state = next_state_[level][row]
+    std::uint64_t row;     // row in that table
+    std::uint32_t next;    // the state after emitting word
   };
   Draw draw_exact(std::uint32_t state, Philox& rng) const;
-  std::uint32_t next_state(const Draw& d) const { return hot_row_[d.level][d.row].next; }
+  std::uint32_t next_state(const Draw& d) const { return d.next; }
   std::uint32_t root() const { return 0; }
   std::uint32_t start_state() const { return start_state_; }
   void state_distribution(std::uint32_t state, std::vector<double>& out) const;
@@ -108,6 +109,8 @@ class Sampler {
 
  private:
   bool stored_under(std::uint32_t state, WordId w, std::uint64_t* row = nullptr) const;
+  void sample_interleaved(const SampleOptions& opt, std::uint64_t begin, std::uint64_t end, std::vector<WordId>& out,
+                          std::vector<std::int64_t>& lengths) const;
   Draw draw_by_enumeration(std::uint32_t state, Philox& rng) const;
 
   int order_ = 0;
@@ -140,6 +143,8 @@ class Sampler {
     std::uint32_t other;  // alias: block-relative slot otherwise
     WordId word;
     std::uint32_t next;   // next state
+    WordId other_word;    // word and next state of the alias slot, so that a draw
+    std::uint32_t other_next;  // reads one row only
   };
   std::vector<HotState> hot_state_;
   std::vector<std::vector<HotRow>> hot_row_;
