@@ -36,7 +36,8 @@ int resolve_threads(int threads) {
 Sampler::Draw Sampler::draw_exact(std::uint32_t state, Philox& rng) const {
   const HotState& st = hot_state_[state];
   const double x = rng.uniform() * st.mass;
-  if (x < st.stored_mass) {
+  // The root has no backoff mass; the length test only guards x rounding up to Z.
+  if (x < st.stored_mass || st.length == 0) {
     const std::uint64_t b = st.begin, size = st.size;
     const HotRow* rows = hot_row_[st.length].data();
     std::uint64_t r;
@@ -53,9 +54,10 @@ Sampler::Draw Sampler::draw_exact(std::uint32_t state, Philox& rng) const {
     return Draw{rows[r].word, st.length, r, rows[r].next};
   }
   // Backoff branch: p(. | parent) restricted to words not stored under this state.
+  const WordId* stored = last_word_[st.length].data() + st.begin;
   for (int i = 0; i < kMaxRejections; ++i) {
     const Draw d = draw_exact(st.parent, rng);
-    if (!stored_under(state, d.word)) return d;
+    if (!std::binary_search(stored, stored + st.size, d.word)) return d;
   }
   return draw_by_enumeration(state, rng);
 }
