@@ -278,7 +278,6 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
   for (int k = 0; k < n_tables; ++k) cumulative_[k].assign(model.tables[k].size(), 0.0);
   state_stored_mass_.assign(n_states, 0.0);
   state_mass_.assign(n_states, 0.0);
-  state_stored_prob_.assign(n_states, 0.0);
   for (std::size_t s = 0; s < n_states; ++s) {
     const int len = state_length_[s];
     std::vector<double>& cum = cumulative_[len];
@@ -312,7 +311,6 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     }
     state_stored_mass_[s] = a;
     state_mass_[s] = z;
-    state_stored_prob_[s] = a / z;
   }
 
   hot_state_.resize(n_states);
@@ -339,6 +337,10 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
       h.other_next = next_state_[len][b + h.other];
     }
   }
+  // Only the packed copies are read from here on.
+  std::vector<std::vector<double>>().swap(alias_keep_);
+  std::vector<std::vector<std::uint32_t>>().swap(alias_other_);
+  std::vector<std::vector<std::uint32_t>>().swap(next_state_);
 }
 
 bool Sampler::stored_under(std::uint32_t state, WordId w, std::uint64_t* row) const {

@@ -24,9 +24,11 @@
 //
 // Temperature T is exact and fast too: p(w|h)^(1/T) keeps the backoff form (stored
 // probabilities and backoff weights raised to 1/T), so a tempered sampler is the same
-// structure built from scaled log-probabilities. top-k and top-p build the tempered
-// distribution of the current state over the whole vocabulary, truncate it and
-// renormalise (slower; memoised per state within a call).
+// structure built from scaled log-probabilities. top-k and top-p list the state's
+// tempered distribution in (probability desc, id asc) order (merging the words stored
+// along the state's chain with the precomputed unigram order), keep the top-k words, then
+// the smallest prefix reaching mass top_p, and renormalise (slower; memoised per state
+// within a call).
 //
 // Randomness: sequence i is drawn from the Philox stream (seed, i), so the output does
 // not depend on the number of threads or on how sequences are split into calls.
@@ -118,14 +120,15 @@ class Sampler {
   double temperature_ = 1.0;
 
   // Per table k (n-grams of order k+1), per row: the last word, the cumulative stored
-  // (tempered) probability within its context's block, and the next state after
-  // emitting that word.
+  // (tempered) probability within its context's block, and (during construction only)
+  // the next state after emitting that word.
   std::vector<std::vector<WordId>> last_word_;
   std::vector<std::vector<double>> cumulative_;
   std::vector<std::vector<std::uint32_t>> next_state_;
   // Walker/Vose alias tables for blocks of at least kAliasMinBlock rows (O(1) draws):
   // per row, the probability of keeping the row's own slot and the block-relative slot
-  // taken otherwise. Smaller blocks use binary search in the cumulative array.
+  // taken otherwise (during construction; then packed into hot_row_). Smaller blocks use
+  // binary search in the cumulative array.
   static constexpr std::uint64_t kAliasMinBlock = 16;
 
   // Hot copies of what one draw reads, packed so that a draw touches one cache line per
@@ -158,7 +161,6 @@ class Sampler {
   std::vector<std::uint8_t> state_length_;
   std::vector<std::uint64_t> state_block_begin_;
   std::vector<std::uint64_t> state_block_end_;
-  std::vector<double> state_stored_prob_;   // A / (A + L)
   std::vector<std::uint32_t> state_parent_;
   std::vector<double> state_backoff_factor_;  // backoff(c) * skipped backoffs
   std::vector<double> state_mass_;            // Z = A + L (unnormalised)
