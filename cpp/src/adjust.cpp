@@ -97,6 +97,10 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk, 
       std::size_t j = i;
       std::uint64_t raw = 0;
       for (; j < entries.size() && entries[j].key == entries[i].key; ++j) {
+        if (j + 16 < entries.size() && entries[j + 16].origin != kFromPrefix) {
+          __builtin_prefetch(&above.raw[entries[j + 16].origin]);
+          __builtin_prefetch(&above.suffix[entries[j + 16].origin], 1);
+        }
         const std::uint32_t origin = entries[j].origin;
         if (origin == kFromPrefix) {
           raw += 1;

@@ -87,24 +87,16 @@ NGramCounts count_packed(const CorpusView& corpus, const Packing& pk, std::size_
     return key;
   };
   auto bucket_of = [shift](const Key<W>& key) { return static_cast<std::size_t>((key.v[0] >> shift) & 0xFFFF); };
-  // Calls fn(key) for every window of the document. With one element per key the key
-  // slides: shift the words up one slot and put the new word in the last.
-  const std::uint64_t used_mask = pk.per * pk.bits >= 64 ? ~std::uint64_t{0}
-                                                         : (std::uint64_t{1} << (pk.per * pk.bits)) - 1;
+  // Calls fn(key) for every window of the document; the key slides (drop the first word,
+  // set the new last one).
   auto for_each_window = [&](const WordId* doc, std::size_t k, auto&& fn) {
     if (k + 2 < n) return;
-    if constexpr (W == 1) {
-      Key<W> key = window_key(doc, k, 0);
+    Key<W> key = window_key(doc, k, 0);
+    fn(key);
+    for (std::size_t s = 1; s + n <= k + 2; ++s) {
+      key = pk.drop_first(key, static_cast<int>(n));
+      pk.set(key, static_cast<int>(n - 1), padded_word(doc, k, s + n - 1));
       fn(key);
-      const int last_shift = pk.shift[n - 1];
-      for (std::size_t s = 1; s + n <= k + 2; ++s) {
-        key.v[0] = ((key.v[0] << pk.bits) & used_mask) |
-                   (static_cast<std::uint64_t>(padded_word(doc, k, s + n - 1)) << last_shift);
-        fn(key);
-      }
-    } else {
-      (void)used_mask;
-      for (std::size_t s = 0; s + n <= k + 2; ++s) fn(window_key(doc, k, s));
     }
   };
   std::vector<std::vector<std::size_t>> hist(threads, std::vector<std::size_t>(B, 0));
@@ -164,6 +156,7 @@ NGramCounts count_packed(const CorpusView& corpus, const Packing& pk, std::size_
     std::vector<std::vector<std::uint32_t>> bucket_counts(nb);
     std::atomic<std::size_t> next{0};
     run_threads(threads, [&](int) {
+      std::vector<Key<W>> scratch;
       for (;;) {
         const std::size_t b0 = next.fetch_add(64);
         if (b0 >= nb) break;
@@ -171,7 +164,7 @@ NGramCounts count_packed(const CorpusView& corpus, const Packing& pk, std::size_
           Key<W>* lo = windows.data() + bucket_start[b];
           Key<W>* hi = windows.data() + bucket_start[b + 1];
           if (lo == hi) continue;
-          std::sort(lo, hi);
+          sort_large_bucket(lo, hi, shift, scratch);
           std::vector<std::uint32_t>& counts = bucket_counts[b];
           Key<W>* out = lo;
           for (Key<W>* i = lo; i < hi;) {
@@ -185,6 +178,16 @@ NGramCounts count_packed(const CorpusView& corpus, const Packing& pk, std::size_
         }
       }
     });
+    if (range_lo == 0 && range_hi < B) {
+      // Reserve for the whole order from this first range's distinct/window ratio, so that
+      // appending later ranges does not reallocate and copy.
+      std::size_t d = 0;
+      for (std::size_t b = 0; b < nb; ++b) d += distinct[b];
+      const double ratio = size ? static_cast<double>(d) / static_cast<double>(size) : 1.0;
+      const std::size_t estimate = static_cast<std::size_t>(ratio * 1.15 * static_cast<double>(first.back())) + 1024;
+      top.keys.reserve(estimate);
+      top.raw.reserve(estimate);
+    }
     for (std::size_t b = 0; b < nb; ++b) {
       top.keys.insert(top.keys.end(), windows.begin() + bucket_start[b],
                       windows.begin() + bucket_start[b] + distinct[b]);

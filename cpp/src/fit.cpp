@@ -32,13 +32,20 @@ BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::st
     for (std::size_t i = 0; i < vocab.size(); ++i) new_to_old[i] = static_cast<WordId>(i);
   }
   NGramCounts counts = count_ngrams(compact, new_to_old.size(), options.order, options.threads);
+  std::vector<WordId>().swap(tokens);  // the renumbered copy is not needed past counting
 
   BackoffModel model;
+  // Past the discounts, Kneser-Ney reads adjusted counts only.
+  auto drop_raw = [&counts] {
+    for (CountedOrder& o : counts.orders) std::vector<std::uint32_t>().swap(o.raw);
+  };
   if (s == "mkn") {
     const auto d = modified_kneser_ney_discounts(counts);
+    drop_raw();
     model = interpolate_kneser_ney(std::move(counts), d);
   } else if (s == "kn") {
     const auto d = kneser_ney_discounts(counts);
+    drop_raw();
     model = interpolate_kneser_ney(std::move(counts), d);
     model.smoothing = "kn";
   } else if (s == "mle") {

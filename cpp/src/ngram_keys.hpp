@@ -66,19 +66,17 @@ struct Packing {
   WordId get(const Key<W>& k, int i) const {
     return static_cast<WordId>((k.v[elem[i]] >> shift[i]) & mask);
   }
-  // The key of words 1..n-1 of an n-gram (its suffix, one word shorter).
+  // The key of words 1..n-1 of an n-gram (its suffix, one word shorter): every word moves
+  // up one slot; the first word of each element moves to the last slot of the one before.
   template <int W>
-  Key<W> drop_first(const Key<W>& k, int n) const {
-    if constexpr (W == 1) {
-      // One element: shift every word up one slot; the first falls off the used bits.
-      (void)n;
-      Key<W> out{};
-      out.v[0] = k.v[0] << bits;
-      if (per * bits < 64) out.v[0] &= (std::uint64_t{1} << (per * bits)) - 1;
-      return out;
-    }
+  Key<W> drop_first(const Key<W>& k, int /*n*/) const {
+    const std::uint64_t used = per * bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << (per * bits)) - 1;
+    const int top_shift = (per - 1) * bits;
     Key<W> out{};
-    for (int i = 1; i < n; ++i) set(out, i - 1, get(k, i));
+    for (int e = 0; e < W; ++e) {
+      out.v[e] = (k.v[e] << bits) & used;
+      if (e + 1 < W) out.v[e] |= (k.v[e + 1] >> top_shift) & mask;
+    }
     return out;
   }
 };
@@ -186,6 +184,30 @@ void bucket_sort(std::vector<T>& v, int threads, Top16 top16, Less less) {
     }
   });
   v.swap(buf);
+}
+
+// Sorts [lo, hi), whose keys already share the bits above `shift + 16` of element 0: a
+// large range is first split by the next 16 bits (counting sort through `scratch`), then
+// the pieces are sorted; small ranges go straight to std::sort. Frequent first words
+// make some top-level buckets large, and this keeps their sorts cache-sized.
+template <int W>
+void sort_large_bucket(Key<W>* lo, Key<W>* hi, int shift, std::vector<Key<W>>& scratch) {
+  const std::size_t n = static_cast<std::size_t>(hi - lo);
+  if (n <= 4096 || shift < 16) {
+    std::sort(lo, hi);
+    return;
+  }
+  const int s = shift - 16;
+  std::vector<std::uint32_t> count(1u << 16, 0);
+  for (Key<W>* p = lo; p < hi; ++p) ++count[(p->v[0] >> s) & 0xFFFF];
+  std::vector<std::uint32_t> start(count.size() + 1, 0);
+  for (std::size_t i = 0; i < count.size(); ++i) start[i + 1] = start[i] + count[i];
+  scratch.resize(n);
+  std::vector<std::uint32_t> pos(start.begin(), start.end() - 1);
+  for (Key<W>* p = lo; p < hi; ++p) scratch[pos[(p->v[0] >> s) & 0xFFFF]++] = *p;
+  std::copy(scratch.begin(), scratch.begin() + n, lo);
+  for (std::size_t i = 0; i < count.size(); ++i)
+    if (count[i] > 1) std::sort(lo + start[i], lo + start[i + 1]);
 }
 
 // One order while counting: distinct keys in sorted order and their counts.

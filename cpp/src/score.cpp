@@ -85,10 +85,10 @@ ScoreResult score_corpus(const NGramIndex& index, const CorpusView& corpus, int 
   std::vector<std::uint64_t> oov_per_thread(threads, 0);
 
   detail::run_threads(threads, [&](int t) {
-    // State: the last words (newest first) and, for j = 1..ctx_len, the identity and
-    // backoff of the stored context of length j ending at the last word.
+    // State: the last words (newest first) and, for j = 1..ctx_len, the backoff of the
+    // stored context of length j ending at the last word.
     std::vector<WordId> recent(static_cast<std::size_t>(order), kBos);
-    std::vector<std::uint32_t> ctx_id(order + 1), new_id(order + 1);
+    std::vector<std::uint32_t> new_id(order + 1);
     std::vector<float> ctx_bo(order + 1), new_bo(order + 1);
     std::uint64_t oov = 0;
     for (std::size_t d = bounds[t]; d < bounds[t + 1]; ++d) {
@@ -96,7 +96,6 @@ ScoreResult score_corpus(const NGramIndex& index, const CorpusView& corpus, int 
       const std::size_t k = corpus.doc_length(d);
       int ctx_len = order > 1 ? 1 : 0;
       recent[0] = kBos;
-      ctx_id[1] = kBos;
       ctx_bo[1] = index.unigram_backoff(kBos);
       double total = 0.0;
       for (std::size_t p = 0; p <= k; ++p) {
@@ -127,10 +126,7 @@ ScoreResult score_corpus(const NGramIndex& index, const CorpusView& corpus, int 
         for (int j = match; j <= ctx_len; ++j) lp += ctx_bo[j];
         total += lp;
         ctx_len = std::min(match, order - 1);
-        for (int j = 1; j <= ctx_len; ++j) {
-          ctx_id[j] = new_id[j];
-          ctx_bo[j] = new_bo[j];
-        }
+        for (int j = 1; j <= ctx_len; ++j) ctx_bo[j] = new_bo[j];
         for (int j = order - 1; j > 0; --j) recent[j] = recent[j - 1];
         recent[0] = w;
       }

@@ -29,7 +29,7 @@ struct CountedOrder {
   std::vector<std::uint32_t> adjusted; // Kneser-Ney adjusted count per row
   std::vector<std::uint32_t> suffix;   // row of words[1..n) in order n-1 (empty for n = 1)
 
-  std::size_t size() const { return raw.size(); }
+  std::size_t size() const { return adjusted.size(); }
   const WordId* row(std::size_t i) const { return words.data() + i * static_cast<std::size_t>(n); }
 };
 
