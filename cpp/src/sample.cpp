@@ -36,7 +36,8 @@ int resolve_threads(int threads) {
 Sampler::Draw Sampler::draw_exact(std::uint32_t state, Philox& rng) const {
   const HotState& st = hot_state_[state];
   const double x = rng.uniform() * st.mass;
-  if (x < st.stored_mass) {
+  // The root has no backoff mass; the length test only guards x rounding up to Z.
+  if (x < st.stored_mass || st.length == 0) {
     const std::uint64_t b = st.begin, size = st.size;
     const HotRow* rows = hot_row_[st.length].data();
     std::uint64_t r;
@@ -46,16 +47,17 @@ Sampler::Draw Sampler::draw_exact(std::uint32_t state, Philox& rng) const {
       std::uint64_t i = static_cast<std::uint64_t>(u);
       if (i >= size) i = size - 1;
       const HotRow& slot = rows[b + i];
-      r = b + ((u - static_cast<double>(i)) < slot.keep ? i : slot.other);
-    } else {
-      r = search_cumulative(cumulative_[st.length].data(), b, b + size, x);
+      if ((u - static_cast<double>(i)) < slot.keep) return Draw{slot.word, st.length, b + i, slot.next};
+      return Draw{slot.other_word, st.length, b + slot.other, slot.other_next};
     }
-    return Draw{rows[r].word, st.length, r};
+    r = search_cumulative(cumulative_[st.length].data(), b, b + size, x);
+    return Draw{rows[r].word, st.length, r, rows[r].next};
   }
   // Backoff branch: p(. | parent) restricted to words not stored under this state.
+  const WordId* stored = last_word_[st.length].data() + st.begin;
   for (int i = 0; i < kMaxRejections; ++i) {
     const Draw d = draw_exact(st.parent, rng);
-    if (!stored_under(state, d.word)) return d;
+    if (!std::binary_search(stored, stored + st.size, d.word)) return d;
   }
   return draw_by_enumeration(state, rng);
 }
@@ -72,7 +74,7 @@ Sampler::Draw Sampler::draw_by_enumeration(std::uint32_t state, Philox& rng) con
     // what remains, the stored block.
     const std::uint64_t r = search_cumulative(cumulative_[len].data(), state_block_begin_[state],
                                               state_block_end_[state], rng.uniform() * state_stored_mass_[state]);
-    return Draw{last_word_[len][r], static_cast<std::uint32_t>(len), r};
+    return Draw{last_word_[len][r], static_cast<std::uint32_t>(len), r, hot_row_[len][r].next};
   }
   const double x = rng.uniform() * total;
   double acc = 0.0;
@@ -89,7 +91,8 @@ Sampler::Draw Sampler::draw_by_enumeration(std::uint32_t state, Philox& rng) con
 Sampler::Draw Sampler::locate(std::uint32_t state, WordId word) const {
   for (std::uint32_t s = state;; s = state_parent_[s]) {
     std::uint64_t row;
-    if (stored_under(s, word, &row)) return Draw{word, static_cast<std::uint32_t>(state_length_[s]), row};
+    if (stored_under(s, word, &row))
+      return Draw{word, static_cast<std::uint32_t>(state_length_[s]), row, hot_row_[state_length_[s]][row].next};
   }
 }
 
@@ -252,6 +255,52 @@ struct Truncated {
 
 }  // namespace
 
+void Sampler::sample_interleaved(const SampleOptions& opt, std::uint64_t begin, std::uint64_t end,
+                                 std::vector<WordId>& out, std::vector<std::int64_t>& lengths) const {
+  // Sequences [begin, end) advanced a word at a time in round-robin lanes: after each
+  // word the next state's record is prefetched, and the other lanes' work hides that
+  // memory latency. Each sequence still reads only its own stream, so the output is the
+  // same as drawing the sequences one after another.
+  constexpr std::size_t kLanes = 8;
+  struct Lane {
+    Philox rng;
+    std::uint64_t seq;
+    std::uint32_t state;
+    std::uint32_t len;
+  };
+  std::vector<std::vector<WordId>> seq_out(end - begin);
+  std::vector<Lane> lanes;
+  std::uint64_t next_seq = begin;
+  auto fresh = [&]() { return Lane{Philox(opt.seed, opt.first_sequence + next_seq), next_seq++, start_state_, 0}; };
+  while (lanes.size() < kLanes && next_seq < end) lanes.push_back(fresh());
+  while (!lanes.empty()) {
+    for (std::size_t j = 0; j < lanes.size();) {
+      Lane& lane = lanes[j];
+      const Draw d = draw_exact(lane.state, lane.rng);
+      bool done = d.word == kEos;
+      if (!done) {
+        seq_out[lane.seq - begin].push_back(d.word);
+        lane.state = d.next;
+        __builtin_prefetch(&hot_state_[lane.state]);
+        done = ++lane.len >= opt.max_length;
+      }
+      if (!done) {
+        ++j;
+        continue;
+      }
+      lengths[lane.seq] = lane.len;
+      if (next_seq < end) {
+        lane = fresh();
+        ++j;
+      } else {
+        lanes[j] = lanes.back();
+        lanes.pop_back();
+      }
+    }
+  }
+  for (auto& v : seq_out) out.insert(out.end(), v.begin(), v.end());
+}
+
 SampledCorpus Sampler::sample(const SampleOptions& opt) const {
   if (opt.max_length == 0) throw std::invalid_argument("max_length must be at least 1");
   if (!(opt.top_p > 0.0 && opt.top_p <= 1.0)) throw std::invalid_argument("top_p must be in (0, 1]");
@@ -294,6 +343,10 @@ SampledCorpus Sampler::sample(const SampleOptions& opt) const {
       if (c >= n_chunks) break;
       std::vector<WordId>& out = chunk_tokens[c];
       const std::uint64_t end = std::min(n, (c + 1) * chunk);
+      if (!truncating) {
+        sample_interleaved(opt, c * chunk, end, out, lengths);
+        continue;
+      }
       for (std::uint64_t i = c * chunk; i < end; ++i) {
         Philox rng(opt.seed, opt.first_sequence + i);
         std::uint32_t state = start_state_;
