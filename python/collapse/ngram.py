@@ -1,12 +1,23 @@
-"""NGramModel: the n-gram family of the experiment loop (fit / sample / score)."""
+"""NGramModel: the n-gram family of the experiment loop (fit / sample / score).
+
+Estimation and scoring run in the C++ core (``collapse._core``); the model itself is a
+``_core.BackoffModel`` held as ``self._core``. See docs/ngram.md for the definitions.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+from typing import Dict, Optional
+
+import numpy as np
 
 from . import _core
-from .corpus import Vocab
+from .corpus import Corpus, Vocab
 from .errors import CollapseError
+
+SMOOTHINGS = ("mkn", "kn", "addk", "mle")
+MAX_ORDER: int = int(_core.MAX_NGRAM_ORDER)
 
 
 class NGramModel:
@@ -15,6 +26,7 @@ class NGramModel:
     def __init__(self, core: "_core.BackoffModel") -> None:
         self._core = core
         self.vocab = Vocab(core.vocab[3:])
+        self._index: Optional["_core.NGramIndex"] = None
 
     @property
     def order(self) -> int:
@@ -23,6 +35,88 @@ class NGramModel:
     @property
     def smoothing(self) -> str:
         return self._core.smoothing
+
+    @property
+    def discount_policy(self):
+        """Per order, the discounting actually used ("chen-goodman", "kn", "fallback"); empty
+        for MLE, add-k and models read from ARPA."""
+        return list(self._core.discount_policy)
+
+    @property
+    def discounts(self):
+        """Per order, (D1, D2, D3+) for Kneser-Ney models."""
+        return [tuple(d) for d in self._core.discounts]
+
+    # -- estimation --------------------------------------------------------------------
+    @classmethod
+    def fit(cls, corpus: Corpus, order: int = 3, smoothing: str = "mkn", add_k: float = 1.0,
+            threads: int = 0) -> "NGramModel":
+        """Estimate from ``corpus``: every document is ``<s> w1 .. wk </s>`` as in lmplz.
+
+        smoothing: ``mkn`` (interpolated modified Kneser-Ney, lmplz's model), ``kn`` (one
+        discount per order), ``addk`` (add-``add_k``, in exact backoff form) or ``mle``.
+        threads: 0 for all cores.
+        """
+        if not isinstance(corpus, Corpus):
+            raise CollapseError("fit needs a collapse.Corpus")
+        if smoothing not in SMOOTHINGS:
+            raise CollapseError(f"unknown smoothing {smoothing!r} (choose from {', '.join(SMOOTHINGS)})")
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 1 <= order <= MAX_ORDER:
+            raise CollapseError(f"n-gram order must be an integer between 1 and {MAX_ORDER}, got {order!r}")
+        if smoothing == "addk" and not (isinstance(add_k, (int, float)) and math.isfinite(add_k) and add_k > 0):
+            raise CollapseError(f"add-k needs a finite k > 0, got {add_k!r}")
+        if corpus.num_documents == 0:
+            raise CollapseError("cannot fit an n-gram model on an empty corpus")
+        core = _core.fit_ngram(corpus.tokens, corpus.offsets, corpus.vocab.words, int(order), smoothing,
+                               float(add_k), int(threads))
+        return cls(core)
+
+    # -- scoring -----------------------------------------------------------------------
+    def _model_ids(self, corpus: Corpus) -> np.ndarray:
+        if corpus.vocab is self.vocab or corpus.vocab == self.vocab:
+            return corpus.tokens
+        table = corpus.vocab.map_to(self.vocab)
+        return table[corpus.tokens]
+
+    def _scorer(self) -> "_core.NGramIndex":
+        if self._index is None:
+            self._index = _core.NGramIndex(self._core)
+        return self._index
+
+    def score(self, corpus: Corpus, threads: int = 0) -> np.ndarray:
+        """log10 probability of each document (float64), ``</s>`` included, as
+        ``kenlm.Model.score(line, bos=True, eos=True)``; unknown words scored as ``<unk>``."""
+        return self.evaluate(corpus, threads=threads)["log10_probs"]
+
+    log10_probs = score
+
+    def evaluate(self, corpus: Corpus, threads: int = 0) -> Dict[str, object]:
+        """Per-document log10 probs and the corpus totals: perplexity, log10_prob, tokens
+        (words, ``</s>`` excluded), sequences, oov."""
+        if not isinstance(corpus, Corpus):
+            raise CollapseError("scoring needs a collapse.Corpus")
+        ids = self._model_ids(corpus)
+        per_doc, tokens, oov = self._scorer().score(ids, corpus.offsets, int(threads))
+        total = float(per_doc.sum())
+        sequences = corpus.num_documents
+        predicted = tokens + sequences
+        ppl = float(10.0 ** (-total / predicted)) if predicted else float("nan")
+        return {"perplexity": ppl, "log10_prob": total, "tokens": int(tokens), "sequences": int(sequences),
+                "oov": int(oov), "log10_probs": per_doc}
+
+    def perplexity(self, corpus: Corpus, threads: int = 0) -> float:
+        """10^(-sum log10 p / (words + sequences)), ``</s>`` counted (kenlm's definition)."""
+        if corpus.num_documents == 0:
+            raise CollapseError("cannot compute perplexity of an empty corpus")
+        return float(self.evaluate(corpus, threads=threads)["perplexity"])
+
+    # -- tables and files ----------------------------------------------------------------
+    def table(self, n: int):
+        """(ids[rows, n] uint32, log10_prob float32, log10_backoff float32) of order n."""
+        return self._core.table(n)
+
+    def num_ngrams(self):
+        return list(self._core.num_ngrams())
 
     @classmethod
     def from_arpa(cls, path: str) -> "NGramModel":

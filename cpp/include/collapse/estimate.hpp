@@ -1,0 +1,47 @@
+// Estimating a BackoffModel from counts, stage by stage as KenLM organises it:
+// counts (count.cpp) -> adjusted counts (adjust.cpp) -> discounts (discount.cpp) ->
+// interpolation into backoff form (interpolate.cpp); MLE and add-k in simple_smoothing.cpp.
+#pragma once
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "collapse/backoff_model.hpp"
+#include "collapse/ngram_count.hpp"
+
+namespace collapse {
+
+// Discounts of one order for adjusted counts 0, 1, 2, 3+ (d[0] = 0).
+struct OrderDiscount {
+  std::array<double, 4> d{0.0, 0.0, 0.0, 0.0};
+  std::string policy;  // "chen-goodman", "kn", "fallback"
+  double apply(std::uint32_t count) const { return d[count < 3 ? count : 3]; }
+};
+
+// KenLM's --discount_fallback defaults, used where Chen & Goodman's estimate is undefined
+// or out of range (lmplz's BadDiscountException).
+constexpr std::array<double, 4> kFallbackDiscounts{0.0, 0.5, 1.0, 1.5};
+
+// Modified Kneser-Ney: three discounts per order from counts of adjusted counts.
+std::vector<OrderDiscount> modified_kneser_ney_discounts(const NGramCounts& counts);
+// Plain Kneser-Ney: one discount D = n1 / (n1 + 2 n2) per order.
+std::vector<OrderDiscount> kneser_ney_discounts(const NGramCounts& counts);
+
+// Interpolated Kneser-Ney in backoff form (consumes the counts' id arrays).
+BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<OrderDiscount>& discounts);
+BackoffModel estimate_mle(NGramCounts&& counts);
+BackoffModel estimate_add_k(NGramCounts&& counts, double k);
+
+struct FitOptions {
+  int order = 3;
+  std::string smoothing = "mkn";  // mkn, kn, addk, mle
+  double add_k = 1.0;
+  int threads = 0;
+};
+
+// The whole pipeline: compact the vocabulary, count, estimate. vocab names the corpus ids.
+BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::string>& vocab,
+                             const FitOptions& options);
+
+}  // namespace collapse

@@ -1,0 +1,47 @@
+// The estimation pipeline: vocabulary compaction, counting, smoothing.
+#include <cmath>
+#include <stdexcept>
+
+#include "collapse/estimate.hpp"
+
+namespace collapse {
+
+BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::string>& vocab,
+                             const FitOptions& options) {
+  const std::string& s = options.smoothing;
+  if (s != "mkn" && s != "kn" && s != "addk" && s != "mle")
+    throw std::invalid_argument("unknown smoothing '" + s + "' (choose from mkn, kn, addk, mle)");
+  if (options.order < 1 || options.order > kMaxNGramOrder)
+    throw std::invalid_argument("n-gram order must be between 1 and " + std::to_string(kMaxNGramOrder) + ", got " +
+                                std::to_string(options.order));
+  if (s == "addk" && (!(options.add_k > 0.0) || !std::isfinite(options.add_k)))
+    throw std::invalid_argument("add-k needs a finite k > 0");
+  if (corpus.n_docs == 0) throw std::invalid_argument("the corpus is empty (no documents)");
+  if (vocab.size() < 3 || vocab[kUnk] != "<unk>" || vocab[kBos] != "<s>" || vocab[kEos] != "</s>")
+    throw std::invalid_argument("vocabulary must begin with <unk>, <s>, </s>");
+
+  std::vector<WordId> new_to_old;
+  const std::vector<WordId> tokens = compact_vocabulary(corpus, vocab.size(), new_to_old);
+  CorpusView compact = corpus;
+  compact.tokens = tokens.data();
+  NGramCounts counts = count_ngrams(compact, new_to_old.size(), options.order, options.threads);
+
+  BackoffModel model;
+  if (s == "mkn") {
+    const auto d = modified_kneser_ney_discounts(counts);
+    model = interpolate_kneser_ney(std::move(counts), d);
+  } else if (s == "kn") {
+    const auto d = kneser_ney_discounts(counts);
+    model = interpolate_kneser_ney(std::move(counts), d);
+    model.smoothing = "kn";
+  } else if (s == "mle") {
+    model = estimate_mle(std::move(counts));
+  } else {
+    model = estimate_add_k(std::move(counts), options.add_k);
+  }
+  model.vocab.reserve(new_to_old.size());
+  for (WordId old : new_to_old) model.vocab.push_back(vocab[old]);
+  return model;
+}
+
+}  // namespace collapse

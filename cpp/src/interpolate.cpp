@@ -1,0 +1,75 @@
+// Interpolated (modified) Kneser-Ney in backoff form, as lmplz computes it:
+//
+//   u(w | h)   = (a(h w) - D(a(h w))) / sum_x a(h x)
+//   gamma(h)   = (D1 N1(h .) + D2 N2(h .) + D3+ N3+(h .)) / sum_x a(h x)
+//   p(w | h)   = u(w | h) + gamma(h) p(w | h without its first word)
+//   p(w)       = u(w) + gamma() / |V|,   |V| = unigrams other than <s> (<unk> included)
+//
+// with a() the adjusted counts. The ARPA backoff of a context h is gamma(h) (1 where h has
+// no successors). <unk>, never seen, gets the interpolated-uniform mass gamma()/|V|; <s>
+// is never predicted (log10 prob -99) but is a context with its own backoff.
+#include "collapse/estimate.hpp"
+#include "estimate_common.hpp"
+
+namespace collapse {
+
+using detail::for_each_context;
+using detail::to_log10;
+
+BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<OrderDiscount>& discounts) {
+  BackoffModel model = detail::model_shell(counts, "mkn");
+
+  // Unigrams.
+  const CountedOrder& uni = counts.orders[0];
+  const OrderDiscount& d1 = discounts[0];
+  double denominator = 0.0, gamma_mass = 0.0;
+  for (std::uint32_t a : uni.adjusted) {
+    denominator += a;
+    gamma_mass += d1.apply(a);
+  }
+  if (!(denominator > 0.0)) throw std::invalid_argument("cannot estimate: no unigram counts");
+  const double gamma0 = gamma_mass / denominator;
+  const double uniform = 1.0 / static_cast<double>(uni.size() - 1);
+  std::vector<double> lower_prob(uni.size());
+  for (std::size_t r = 0; r < uni.size(); ++r) {
+    const WordId w = uni.row(r)[0];
+    const std::uint32_t a = uni.adjusted[r];
+    lower_prob[r] = (w == kBos) ? 0.0 : (a - d1.apply(a)) / denominator + gamma0 * uniform;
+    model.tables[0].log10_prob[r] = to_log10(lower_prob[r]);
+  }
+
+  // Higher orders: each context block of order n, interpolated with order n-1.
+  for (int k = 1; k < counts.order; ++k) {
+    const CountedOrder& here = counts.orders[k];
+    const CountedOrder& below = counts.orders[k - 1];
+    const OrderDiscount& dk = discounts[k];
+    NGramTable& table = model.tables[k];
+    NGramTable& below_table = model.tables[k - 1];
+    std::vector<double> prob(here.size());
+    for_each_context(here, below, [&](std::size_t ctx, std::size_t b, std::size_t e) {
+      double denom = 0.0, mass = 0.0;
+      for (std::size_t r = b; r < e; ++r) {
+        denom += here.adjusted[r];
+        mass += dk.apply(here.adjusted[r]);
+      }
+      const double gamma = mass / denom;
+      below_table.log10_backoff[ctx] = to_log10(gamma);
+      for (std::size_t r = b; r < e; ++r) {
+        const std::uint32_t a = here.adjusted[r];
+        prob[r] = (a - dk.apply(a)) / denom + gamma * lower_prob[here.suffix[r]];
+        table.log10_prob[r] = to_log10(prob[r]);
+      }
+    });
+    lower_prob.swap(prob);
+  }
+
+  model.discount_policy.clear();
+  for (const OrderDiscount& d : discounts) {
+    model.discount_policy.push_back(d.policy);
+    model.discounts.push_back({d.d[1], d.d[2], d.d[3]});
+  }
+  detail::move_words(counts, model);
+  return model;
+}
+
+}  // namespace collapse
