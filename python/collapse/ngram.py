@@ -127,6 +127,15 @@ class NGramModel:
     def to_arpa(self, path: str) -> None:
         self._core.write_arpa(os.fspath(path))
 
+    def sample(self, num_sequences: int, seed: int = 0, temperature: float = 1.0, top_k: int = 0,
+               top_p: float = 1.0, max_length: int = 4096, threads: int = 0) -> "Corpus":
+        """Exact ancestral samples from <s> to </s> (or max_length words) as a Corpus; see
+        collapse.sampling.sample_ngram."""
+        from .sampling import sample_ngram
+
+        return sample_ngram(self, num_sequences, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
+                            max_length=max_length, threads=threads)
+
     def __repr__(self) -> str:
         counts = "/".join(str(c) for c in self._core.num_ngrams())
         return f"NGramModel(order={self.order}, smoothing={self.smoothing!r}, ngrams={counts})"

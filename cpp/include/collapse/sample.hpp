@@ -1,0 +1,132 @@
+// Exact ancestral sampling from an n-gram model in backoff form.
+//
+// The model defines, for every history h and every word w of the vocabulary,
+//   p(w | h) = prob(h w)                     if the n-gram h w is stored
+//            = backoff(h) * p(w | h[1:])      otherwise,
+// and a sequence is drawn word by word from <s> until </s> (or max_length words).
+// The sampler draws from this distribution normalised over the vocabulary (a no-op for
+// a properly normalised model), with <s> given probability 0: it is never a successor.
+//
+// Forward structure. A "state" is the longest suffix of the history (at most order-1
+// words) that has stored successors; every other history gives, after normalisation, the
+// same distribution as that state. States are the rows of the tables of orders
+// 1..order-1 that have successors, plus the empty context (the root, whose successors
+// are the unigrams). Because tables are sorted, a state's successors are one contiguous
+// block of the next table, over which the sampler keeps a cumulative array.
+//
+// Exactness of one draw at state c: with A = stored mass of c and
+// L = backoff mass of c (everything not stored under c), the word is drawn from the
+// stored block with probability A / (A + L) by binary search in the cumulative array;
+// otherwise from p(. | parent(c)) restricted to words not stored under c, by rejection
+// (drawing from the parent's own exact sampler until the word is not stored under c),
+// falling back to explicit enumeration after many rejections so that no draw can loop
+// for long. Both branches draw from the same target, so the mixture is exact.
+//
+// Temperature T is exact and fast too: p(w|h)^(1/T) keeps the backoff form (stored
+// probabilities and backoff weights raised to 1/T), so a tempered sampler is the same
+// structure built from scaled log-probabilities. top-k and top-p build the tempered
+// distribution of the current state over the whole vocabulary, truncate it and
+// renormalise (slower; memoised per state within a call).
+//
+// Randomness: sequence i is drawn from the Philox stream (seed, i), so the output does
+// not depend on the number of threads or on how sequences are split into calls.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "collapse/backoff_model.hpp"
+#include "collapse/rng.hpp"
+
+namespace collapse {
+
+struct SampleOptions {
+  std::uint64_t num_sequences = 0;
+  std::uint64_t seed = 0;
+  std::uint64_t first_sequence = 0;  // sequence i of the output uses stream first_sequence + i
+  std::uint32_t max_length = 4096;   // words per sequence, </s> excluded
+  std::uint32_t top_k = 0;           // 0: no top-k truncation
+  double top_p = 1.0;                // 1: no top-p truncation
+  int threads = 0;                   // 0: hardware concurrency
+};
+
+// Sampled sequences as a corpus: tokens (no <s>, no </s>) and document offsets.
+struct SampledCorpus {
+  std::vector<WordId> tokens;
+  std::vector<std::int64_t> offsets;  // num_sequences + 1 entries
+};
+
+class Sampler {
+ public:
+  // Builds the forward structure from a validated model. temperature > 0 (finite).
+  // Throws std::invalid_argument for models the sampler cannot use (NaN values, a stored
+  // n-gram whose prefix is not stored, no word of positive probability).
+  explicit Sampler(std::shared_ptr<const BackoffModel> model, double temperature = 1.0);
+
+  SampledCorpus sample(const SampleOptions& options) const;
+
+  int order() const { return order_; }
+  std::size_t vocab_size() const { return vocab_size_; }
+  double temperature() const { return temperature_; }
+
+  // The tempered, normalised distribution p(. | history) over the vocabulary, computed by
+  // the backoff formula (used by the truncating path and exposed for tests).
+  // history: word ids, oldest first, without <s> unless it begins the sequence.
+  std::vector<double> distribution(const std::vector<WordId>& history) const;
+
+  // Number of states (contexts with successors, root included).
+  std::size_t num_states() const { return state_block_begin_.size(); }
+
+  // --- internals used by the sampling routines (public for the .cpp helpers) ---
+  struct Draw {
+    WordId word;
+    std::uint32_t level;   // table index (0-based order - 1) of the row drawn from
+    std::uint64_t row;     // row in that table; next state = next_state_[level][row]
+  };
+  Draw draw_exact(std::uint32_t state, Philox& rng) const;
+  std::uint32_t next_state(const Draw& d) const { return next_state_[d.level][d.row]; }
+  std::uint32_t root() const { return 0; }
+  std::uint32_t start_state() const { return start_state_; }
+  void state_distribution(std::uint32_t state, std::vector<double>& out) const;
+  // The row drawn from when `word` is emitted at `state` (the longest stored suffix of
+  // state + word), as a Draw.
+  Draw locate(std::uint32_t state, WordId word) const;
+  static constexpr std::uint32_t kNoState = 0xFFFFFFFFu;
+
+ private:
+  bool stored_under(std::uint32_t state, WordId w, std::uint64_t* row = nullptr) const;
+  Draw draw_by_enumeration(std::uint32_t state, Philox& rng) const;
+
+  int order_ = 0;
+  std::size_t vocab_size_ = 0;
+  double temperature_ = 1.0;
+
+  // Per table k (n-grams of order k+1), per row: the last word, the cumulative stored
+  // (tempered) probability within its context's block, and the next state after
+  // emitting that word.
+  std::vector<std::vector<WordId>> last_word_;
+  std::vector<std::vector<double>> cumulative_;
+  std::vector<std::vector<std::uint32_t>> next_state_;
+
+  // Per state: its length (0 for the root), its successor block [begin, end) in table
+  // `length`, the probability of drawing from that block, the parent state (longest
+  // proper suffix with successors) and the factor turning p(.|parent) into the
+  // unnormalised backoff part of p(.|state).
+  std::vector<std::uint8_t> state_length_;
+  std::vector<std::uint64_t> state_block_begin_;
+  std::vector<std::uint64_t> state_block_end_;
+  std::vector<double> state_stored_prob_;   // A / (A + L)
+  std::vector<std::uint32_t> state_parent_;
+  std::vector<double> state_backoff_factor_;  // backoff(c) * skipped backoffs
+  std::vector<double> state_mass_;            // Z = A + L (unnormalised)
+  std::uint32_t start_state_ = 0;             // the state of history "<s>"
+
+  // Per table k < order-1, per row: its state id, or kNoState when it has no successors.
+  std::vector<std::vector<std::uint32_t>> state_of_row_;
+  std::vector<double> state_stored_mass_;  // A
+
+  std::shared_ptr<const BackoffModel> model_;  // rows' words, for distribution(history)
+};
+
+}  // namespace collapse

@@ -1,0 +1,77 @@
+"""Sampling from n-gram models (the C++ Sampler), with argument checks.
+
+``sample_ngram(model, ...)`` is what ``NGramModel.sample`` calls. The forward structure
+is built once per (model, temperature) and cached on the model object.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from . import _core
+from .corpus import Corpus
+from .errors import CollapseError
+
+DEFAULT_MAX_LENGTH = 4096
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise CollapseError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise CollapseError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def check_sample_args(num_sequences, seed, temperature, top_k, top_p, max_length, threads):
+    """Validated (num_sequences, seed, temperature, top_k, top_p, max_length, threads)."""
+    num_sequences = _check_int("num_sequences", num_sequences, 1)
+    seed = _check_int("seed", seed, 0)
+    if seed >= 2 ** 64:
+        raise CollapseError("seed must be below 2**64")
+    try:
+        temperature = float(temperature)
+    except (TypeError, ValueError):
+        raise CollapseError(f"temperature must be a number, got {temperature!r}") from None
+    if not (temperature > 0.0) or not math.isfinite(temperature):
+        raise CollapseError(f"temperature must be positive and finite, got {temperature}")
+    top_k = _check_int("top_k", top_k, 0)
+    try:
+        top_p = float(top_p)
+    except (TypeError, ValueError):
+        raise CollapseError(f"top_p must be a number, got {top_p!r}") from None
+    if not (0.0 < top_p <= 1.0):
+        raise CollapseError(f"top_p must be in (0, 1], got {top_p}")
+    max_length = _check_int("max_length", max_length, 1)
+    if max_length >= 2 ** 32:
+        raise CollapseError("max_length must be below 2**32")
+    threads = _check_int("threads", threads, 0)
+    return num_sequences, seed, temperature, top_k, top_p, max_length, threads
+
+
+def sampler_for(model, temperature: float) -> "_core.Sampler":
+    """The model's cached sampler for this temperature (built on first use)."""
+    cache = model.__dict__.setdefault("_samplers", {})
+    sampler = cache.get(temperature)
+    if sampler is None:
+        sampler = _core.Sampler(model._core, temperature)
+        cache[temperature] = sampler
+    return sampler
+
+
+def sample_ngram(model, num_sequences: int, seed: int = 0, temperature: float = 1.0, top_k: int = 0,
+                 top_p: float = 1.0, max_length: int = DEFAULT_MAX_LENGTH, threads: int = 0) -> Corpus:
+    """num_sequences sequences drawn from <s> to </s> (or max_length words) as a Corpus
+    in the model's vocabulary. Sequence i uses the Philox stream (seed, i): the output is
+    the same for any thread count, and the first k sequences of a call for n >= k are
+    those of a call for k."""
+    num_sequences, seed, temperature, top_k, top_p, max_length, threads = check_sample_args(
+        num_sequences, seed, temperature, top_k, top_p, max_length, threads)
+    sampler = sampler_for(model, temperature)
+    tokens, offsets = sampler.sample(num_sequences, seed=seed, max_length=max_length, top_k=top_k, top_p=top_p,
+                                     threads=threads)
+    return Corpus(np.asarray(tokens), np.asarray(offsets), model.vocab)
