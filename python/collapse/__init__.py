@@ -3,7 +3,8 @@
 from .corpus import Corpus, Vocab, concatenate, load_corpus
 from .errors import CollapseError
 from .ngram import NGramModel
+from .experiment import run_experiment
 
 __version__ = "0.1.0"
 
-__all__ = ["Corpus", "Vocab", "CollapseError", "NGramModel", "concatenate", "load_corpus", "__version__"]
+__all__ = ["Corpus", "Vocab", "CollapseError", "NGramModel", "run_experiment", "concatenate", "load_corpus", "__version__"]

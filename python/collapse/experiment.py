@@ -25,6 +25,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -127,17 +128,25 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
             raise CollapseError(f"{cell_dir} already holds results; pass --resume to continue")
         rows = read_json(state_path)["rows"]
     os.makedirs(cell_dir, exist_ok=True)
-    G = cfg.experiment.generations
+    # A killed run may have left a half-written generation (and temporary files) behind
+    # the last committed one: remove it, it is redone from its seeds.
+    for name in sorted(os.listdir(cell_dir)):
+        path = os.path.join(cell_dir, name)
+        if name.startswith("gen_") and name[4:].isdigit() and int(name[4:]) >= len(rows):
+            shutil.rmtree(path)
+        elif ".tmp." in name:
+            os.remove(path)
+    G = cfg.experiment.generations  # recursive generations after generation 0: t = 0 .. G
     real = data.real
     n_synth = synthetic_needed(cell.paradigm, cell.alpha, real.num_documents, cfg.experiment.synthetic_factor)
     gen0_key = _core.derive_seed(cell.seed, cell.order or 0)
     cell_key = _core.derive_seed(_core.derive_seed(cell.seed, PURPOSE_CELL), cell.tag)
-    synthetic: List[Optional[Corpus]] = [None] * G
+    synthetic: List[Optional[Corpus]] = [None] * (G + 1)
     filtering = cfg.filter.method != "none" or cfg.filter.dedup
     reference_model = None
     progress = cfg.experiment.progress
 
-    for t in range(len(rows), G):
+    for t in range(len(rows), G + 1):
         start = time.perf_counter()
         for k in needed_synthetic(cell.paradigm, t):
             if synthetic[k] is None:
@@ -186,7 +195,7 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
         rows.append(row)
         write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows})
         if progress:
-            sys.stderr.write(f"[{cell.id}] gen {t:3d}/{G - 1}  heldout_ppl={row['heldout_ppl']:.3f}  "
+            sys.stderr.write(f"[{cell.id}] gen {t:3d}/{G}  heldout_ppl={row['heldout_ppl']:.3f}  "
                              f"vocab={row['vocab_size']}  kl_unigram={row['kl_unigram']:.4f}  "
                              f"({row['seconds']:.2f}s)\n")
             sys.stderr.flush()
@@ -234,7 +243,7 @@ def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: Rea
     write_metrics(run_dir, df)
     manifest = {
         "kind": "experiment", "name": cfg.experiment.name, "generations": cfg.experiment.generations,
-        "complete": all(c["generations_done"] == cfg.experiment.generations for c in cell_info),
+        "complete": all(c["generations_done"] == cfg.experiment.generations + 1 for c in cell_info),
         "cells": cell_info, "data": data.describe, "family": family_desc,
         "timing_columns": list(TIMING_COLUMNS), "columns": list(df.columns),
     }

@@ -105,7 +105,7 @@ def load_real_data(cfg: ExperimentConfig) -> RealData:
         heldout = corpus_of(held_texts)
         if "fresh" in cfg.experiment.paradigms:
             k_max = n - int(round(min(cfg.experiment.alphas) * n))
-            needed = k_max * (cfg.experiment.generations - 1)
+            needed = k_max * cfg.experiment.generations
             if needed > len(pool_idx):
                 raise CollapseError(f"data.num_documents: fresh needs {needed} unused documents for "
                                     f"{cfg.experiment.generations} generations, {d.path} has {len(pool_idx)} left "
