@@ -404,15 +404,18 @@ def to_toml(cfg: ExperimentConfig) -> str:
         "data": {k: v for k, v in vars(cfg.data).items()},
         "model": ({"family": "ngram", "orders": cfg.model.orders, "smoothing": cfg.model.smoothing}
                   if cfg.model.family == "ngram" else {"family": "transformer", **cfg.model.transformer}),
-        "filter": {k: v for k, v in vars(cfg.filter).items()},
+        "filter": {k: v for k, v in vars(cfg.filter).items()
+                   if cfg.filter.method != "none" or k not in ("keep_fractions", "max_perplexity")},
         "output": {"save_models": cfg.output.save_models, "compression": cfg.output.compression},
     }
     if cfg.data.source == "grammar":
         for k in ("path", "format", "field", "tokenizer", "lowercase", "heldout_path", "heldout_fraction"):
             tables["data"].pop(k, None)
     else:
-        for k in ("num_names", "zipf", "continue_prob"):
+        for k in ("num_names", "zipf", "continue_prob", "heldout_documents"):
             tables["data"].pop(k, None)
+        if cfg.data.heldout_path is not None:
+            tables["data"].pop("heldout_fraction", None)
     lines: List[str] = []
     for name, table in tables.items():
         lines.append(f"[{name}]")
