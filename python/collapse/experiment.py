@@ -170,7 +170,7 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
         else:
             synth = model.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads)
         t2 = time.perf_counter()
-        metrics = generation_metrics(model, family.name, train, synth, data.reference, cfg.experiment.threads)
+        metrics = generation_metrics(model, getattr(family, "word_level_perplexity", False), train, synth, data.reference, cfg.experiment.threads)
         t3 = time.perf_counter()
         gdir = gen_dir(run_dir, cell, t)
         os.makedirs(gdir, exist_ok=True)

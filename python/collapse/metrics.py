@@ -104,9 +104,12 @@ class Reference:
         return ref
 
 
-def generation_metrics(model, family_name: str, train: Corpus, synthetic: Corpus, ref: Reference,  # noqa: ANN001
+def generation_metrics(model, word_level: bool, train: Corpus, synthetic: Corpus, ref: Reference,  # noqa: ANN001
                        threads: int = 1) -> Dict[str, float]:
-    """Every metric of one generation: model M_t (trained on ``train``) and its sample S_t."""
+    """Every metric of one generation: model M_t (trained on ``train``) and its sample S_t.
+
+    word_level: the model's perplexity is per word + ``</s>`` (the n-gram family); only then
+    is kl_truth computed (a BPE-level perplexity is not comparable with word-level truth)."""
     m: Dict[str, float] = {}
     m["heldout_ppl"] = float(model.perplexity(ref.heldout))
     m["self_ppl"] = float(model.perplexity(synthetic)) if synthetic.num_documents else math.nan
@@ -127,7 +130,7 @@ def generation_metrics(model, family_name: str, train: Corpus, synthetic: Corpus
     # Exact-source columns (grammar only): see docs/experiment.md.
     m["kl_truth"] = math.nan
     m["kl_unigram_truth"] = math.nan
-    if ref.heldout_true_logprob is not None and family_name == "ngram":
+    if ref.heldout_true_logprob is not None and word_level:
         predicted = ref.heldout.num_tokens + ref.heldout.num_documents
         m["kl_truth"] = math.log(m["heldout_ppl"]) + ref.heldout_true_logprob / predicted
     if ref.truth_unigram is not None:
