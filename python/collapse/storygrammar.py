@@ -376,18 +376,30 @@ class StoryGrammar:
     def exact(self) -> "ExactStats":
         """Exact expected visits, unigram marginal, length and entropy of the source."""
         if self._exact is None:
+            # Expected visits v solve v (I - Q) = start (Q: transitions between live states).
+            # Solved by Gaussian elimination written with elementwise numpy operations and
+            # pairwise sums, not LAPACK: the result is then bit-identical whatever BLAS
+            # threading a process has (Ray workers run single-threaded), which the sweep's
+            # equality test relies on. I - Q is an M-matrix, so no pivoting is needed.
             S = self.num_states
-            Q = np.zeros((S, S))
             live = self.edge_target >= 0
+            Q = np.zeros((S, S))
             np.add.at(Q, (self.edge_state[live], self.edge_target[live]), self.edge_prob[live])
-            start = np.zeros(S)
-            start[self.start_state] = 1.0
-            visits = np.linalg.solve((np.eye(S) - Q).T, start)
+            A = (np.eye(S) - Q).T.copy()
+            b = np.zeros(S)
+            b[self.start_state] = 1.0
+            for k in range(S - 1):
+                factors = A[k + 1:, k] / A[k, k]
+                A[k + 1:, k:] -= np.multiply.outer(factors, A[k, k:])
+                b[k + 1:] -= factors * b[k]
+            visits = np.zeros(S)
+            for k in range(S - 1, -1, -1):
+                visits[k] = (b[k] - np.sum(A[k, k + 1:] * visits[k + 1:])) / A[k, k]
             edge_visits = visits[self.edge_state] * self.edge_prob
             counts = np.bincount(self.edge_word, weights=edge_visits, minlength=len(self.words))
             expected_len = float(counts[1:].sum())
             state_entropy = -np.add.reduceat(self.edge_prob * self._edge_logp, self.edge_ptr[:-1])
-            story_entropy = float(visits @ state_entropy)
+            story_entropy = float(np.sum(visits * state_entropy))
             self._exact = ExactStats(visits=visits, expected_counts=counts[1:], words=self.words[1:],
                                      expected_length=expected_len, story_entropy=story_entropy,
                                      entropy_per_token=story_entropy / (expected_len + 1.0))
