@@ -247,6 +247,14 @@ BackoffModel read_arpa(const std::string& path) {
       uni.log10_backoff.push_back(0.0f);
     }
   }
+  // <s> is never predicted: lmplz writes its unigram probability as 0 (KenLM's "probability
+  // 1, ignored" convention), other tools as -99. The backoff form holds -99 (probability 0)
+  // so that every conditional distribution sums to one without it.
+  {
+    NGramTable& uni = model.tables[0];
+    for (std::size_t i = 0; i < uni.size(); ++i)
+      if (uni.words[i] == kBos) uni.log10_prob[i] = kLog10Zero;
+  }
   sort_tables(model);
   // Duplicate higher-order n-grams are malformed too.
   for (const NGramTable& t : model.tables) {

@@ -30,6 +30,37 @@ std::vector<std::size_t> split_documents(const std::vector<std::size_t>& cumulat
   return bounds;
 }
 
+// See NGramCounts::last_in_suffix_order. Windows end at every word and at </s>.
+std::vector<WordId> last_in_suffix_order(const CorpusView& corpus, int order) {
+  std::size_t best_doc = 0, best_pos = 0;
+  bool have = false;
+  auto word = [&](std::size_t d, std::ptrdiff_t p) -> WordId {
+    if (p <= 0) return kBos;
+    return padded_word(corpus.tokens + corpus.offsets[d], corpus.doc_length(d), static_cast<std::size_t>(p));
+  };
+  for (std::size_t d = 0; d < corpus.n_docs; ++d) {
+    const std::size_t k = corpus.doc_length(d);
+    for (std::size_t p = 1; p <= k + 1; ++p) {
+      if (!have) {
+        best_doc = d, best_pos = p, have = true;
+        continue;
+      }
+      for (int i = 0; i < order; ++i) {
+        const WordId a = word(d, static_cast<std::ptrdiff_t>(p) - i);
+        const WordId b = word(best_doc, static_cast<std::ptrdiff_t>(best_pos) - i);
+        if (a != b) {
+          if (a > b) best_doc = d, best_pos = p;
+          break;
+        }
+      }
+    }
+  }
+  std::vector<WordId> out(order);
+  for (int i = 0; i < order; ++i)
+    out[order - 1 - i] = word(best_doc, static_cast<std::ptrdiff_t>(best_pos) - i);
+  return out;
+}
+
 template <int W>
 NGramCounts count_packed(const CorpusView& corpus, const Packing& pk, std::size_t vocab_size, int order,
                          int threads) {
@@ -74,6 +105,7 @@ NGramCounts count_packed(const CorpusView& corpus, const Packing& pk, std::size_
   adjust_lower_orders<W>(orders, pk, corpus, threads);
 
   NGramCounts counts;
+  counts.last_in_suffix_order = last_in_suffix_order(corpus, order);
   counts.order = order;
   counts.vocab_size = vocab_size;
   counts.orders.resize(n);

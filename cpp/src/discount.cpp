@@ -6,6 +6,8 @@
 // --discount_fallback defaults D1 = 0.5, D2 = 1, D3+ = 1.5 for that order and record
 // "fallback" in the model's discount_policy. Recursively generated corpora hit this often
 // (no singletons), and these values keep every probability positive and finite.
+#include <algorithm>
+
 #include "collapse/estimate.hpp"
 
 namespace collapse {
@@ -16,6 +18,34 @@ std::array<std::uint64_t, 5> count_of_counts(const CountedOrder& order) {
   std::array<std::uint64_t, 5> t{0, 0, 0, 0, 0};
   for (std::uint32_t a : order.adjusted)
     if (a >= 1 && a <= 4) ++t[a];
+  return t;
+}
+
+// lmplz's counts of counts: as above, except that for each order below the highest the
+// n-gram still on adjust_counts' stack when its input ends (the suffix of the last window
+// in suffix order) is recorded with its raw count instead of its adjusted count. A quirk
+// of KenLM's final flush, reproduced so that the discounts agree exactly even on tiny
+// corpora, where a single n-gram can move a discount or decide the fallback.
+std::array<std::uint64_t, 5> lmplz_count_of_counts(const NGramCounts& counts, int n) {
+  const CountedOrder& order = counts.orders[n - 1];
+  auto t = count_of_counts(order);
+  const auto& last = counts.last_in_suffix_order;
+  if (n >= counts.order || static_cast<int>(last.size()) != counts.order) return t;
+  const WordId* suffix = last.data() + (counts.order - n);
+  if (suffix[0] == kBos) return t;  // <s>-initial n-grams keep raw counts anyway
+  // Binary search for the row of the suffix.
+  std::size_t lo = 0, hi = order.size();
+  while (lo < hi) {
+    const std::size_t mid = (lo + hi) / 2;
+    if (std::lexicographical_compare(order.row(mid), order.row(mid) + n, suffix, suffix + n))
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == order.size() || !std::equal(suffix, suffix + n, order.row(lo))) return t;
+  const std::uint32_t adjusted = order.adjusted[lo], raw = order.raw[lo];
+  if (adjusted >= 1 && adjusted <= 4) --t[adjusted];
+  if (raw >= 1 && raw <= 4) ++t[raw];
   return t;
 }
 
@@ -30,8 +60,8 @@ OrderDiscount fallback() {
 
 std::vector<OrderDiscount> modified_kneser_ney_discounts(const NGramCounts& counts) {
   std::vector<OrderDiscount> out;
-  for (const CountedOrder& order : counts.orders) {
-    const auto t = count_of_counts(order);
+  for (int n = 1; n <= counts.order; ++n) {
+    const auto t = lmplz_count_of_counts(counts, n);
     if (t[1] == 0 || t[2] == 0 || t[3] == 0) {
       out.push_back(fallback());
       continue;

@@ -122,7 +122,13 @@ class NGramModel:
     def from_arpa(cls, path: str) -> "NGramModel":
         if not os.path.exists(path):
             raise CollapseError(f"no such file: {path}")
-        return cls(_core.read_arpa(os.fspath(path)))
+        if os.path.isdir(path):
+            raise CollapseError(f"{path} is a directory, not an ARPA file")
+        core = _core.read_arpa(os.fspath(path))
+        try:
+            return cls(core)
+        except UnicodeDecodeError:
+            raise CollapseError(f"{path}: an n-gram word is not valid UTF-8") from None
 
     def to_arpa(self, path: str) -> None:
         self._core.write_arpa(os.fspath(path))

@@ -37,6 +37,11 @@ struct NGramCounts {
   int order = 0;
   std::size_t vocab_size = 0;
   std::vector<CountedOrder> orders;  // orders[n-1]
+  // The last window of the highest order in lmplz's suffix order (compare the last word,
+  // then the one before, ...), over windows padded on the left with <s>. lmplz's
+  // adjust_counts records the raw rather than the adjusted count of this window's
+  // lower-order suffixes in its counts of counts; discount.cpp reproduces that.
+  std::vector<WordId> last_in_suffix_order;
 };
 
 // A corpus as the core sees it: flat ids and document offsets (n_docs + 1 entries).
