@@ -8,6 +8,7 @@ void register_random(py::module_& m);
 void register_model(py::module_& m);
 void register_ngram(py::module_& m);
 void register_sampling(py::module_& m);
+void register_resample(py::module_& m);
 void register_simulation(py::module_& m);
 void register_metrics(py::module_& m);
 }  // namespace collapse::bindings
@@ -19,6 +20,7 @@ PYBIND11_MODULE(_core, m) {
   register_model(m);
   register_ngram(m);
   register_sampling(m);
+  register_resample(m);
   register_simulation(m);
   register_metrics(m);
 }

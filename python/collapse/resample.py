@@ -1,0 +1,141 @@
+"""Finite-corpus resampling (C++ core), for the experiment paradigms.
+
+Every function takes and returns Corpus objects and is seeded with Philox streams:
+the result depends only on the arguments, never on ``threads``.
+
+- ``sample_documents(corpus, n, seed, replace=True)``: n documents drawn uniformly,
+  with replacement (draw i uses stream (seed, i)) or without (the first n of
+  ``shuffle(corpus, seed)``); Replace / Fresh draw their real data this way.
+- ``subsample(corpus, fraction=..., n=..., seed)``: a subset without replacement, kept in
+  corpus order (Accumulate-Subsample).
+- ``mix(synthetic, real, alpha, n, seed)``: round(alpha * n) synthetic and the rest real
+  documents, in random order (Mix(alpha), Fresh(beta)).
+- ``shuffle(corpus, seed)``: the documents in a uniformly random order.
+- ``*_indices`` variants return the document indices (int64 numpy arrays).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Optional
+
+import numpy as np
+
+from . import _core
+from .corpus import Corpus, concatenate
+from .errors import CollapseError
+
+# Tags for child seeds inside mix(): the two draws and the final shuffle use distinct keys.
+_MIX_SYNTHETIC, _MIX_REAL, _MIX_SHUFFLE = 1, 2, 3
+
+
+def _count(name: str, value, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise CollapseError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise CollapseError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def _seed(seed) -> int:
+    seed = _count("seed", seed)
+    if seed >= 2 ** 64:
+        raise CollapseError("seed must be below 2**64")
+    return seed
+
+
+def _check_corpus(corpus) -> Corpus:
+    if not isinstance(corpus, Corpus):
+        raise CollapseError(f"expected a Corpus, got {type(corpus).__name__}")
+    return corpus
+
+
+def gather(corpus: Corpus, indices: np.ndarray, threads: int = 0) -> Corpus:
+    """The documents at ``indices`` (in that order, repeats allowed), same vocab."""
+    _check_corpus(corpus)
+    tokens, offsets = _core.gather_documents(corpus.tokens, corpus.offsets, np.asarray(indices, dtype=np.int64),
+                                             threads=_count("threads", threads))
+    return Corpus(tokens, offsets, corpus.vocab)
+
+
+def sample_indices(num_docs: int, n: int, seed: int, replace: bool = True, threads: int = 0) -> np.ndarray:
+    num_docs, n, seed, threads = _count("num_docs", num_docs), _count("n", n), _seed(seed), _count("threads", threads)
+    if replace:
+        if num_docs == 0 and n > 0:
+            raise CollapseError("cannot draw documents from an empty corpus")
+        return _core.draw_with_replacement(num_docs, n, seed, threads)
+    if n > num_docs:
+        raise CollapseError(f"cannot draw {n} documents without replacement from {num_docs}")
+    return _core.draw_without_replacement(num_docs, n, seed, threads)
+
+
+def sample_documents(corpus: Corpus, n: int, seed: int, replace: bool = True, threads: int = 0) -> Corpus:
+    """n documents drawn uniformly from corpus, with or without replacement."""
+    _check_corpus(corpus)
+    return gather(corpus, sample_indices(corpus.num_documents, n, seed, replace=replace, threads=threads), threads)
+
+
+def subsample_indices(num_docs: int, seed: int, fraction: Optional[float] = None, n: Optional[int] = None,
+                      threads: int = 0) -> np.ndarray:
+    num_docs = _count("num_docs", num_docs)
+    if (fraction is None) == (n is None):
+        raise CollapseError("give exactly one of fraction and n")
+    if fraction is not None:
+        try:
+            fraction = float(fraction)
+        except (TypeError, ValueError):
+            raise CollapseError(f"fraction must be a number, got {fraction!r}") from None
+        if not (0.0 <= fraction <= 1.0) or math.isnan(fraction):
+            raise CollapseError(f"fraction must be in [0, 1], got {fraction}")
+        n = int(round(fraction * num_docs))
+    n = _count("n", n)
+    if n > num_docs:
+        raise CollapseError(f"cannot subsample {n} documents from {num_docs}")
+    return np.sort(_core.draw_without_replacement(num_docs, n, _seed(seed), _count("threads", threads)))
+
+
+def subsample(corpus: Corpus, fraction: Optional[float] = None, *, n: Optional[int] = None, seed: int,
+              threads: int = 0) -> Corpus:
+    """A uniformly random subset of documents (round(fraction * documents), or n), without
+    replacement, kept in corpus order."""
+    _check_corpus(corpus)
+    idx = subsample_indices(corpus.num_documents, seed, fraction=fraction, n=n, threads=threads)
+    return gather(corpus, idx, threads)
+
+
+def shuffle_indices(num_docs: int, seed: int, threads: int = 0) -> np.ndarray:
+    return _core.random_permutation(_count("num_docs", num_docs), _seed(seed), _count("threads", threads))
+
+
+def shuffle(corpus: Corpus, seed: int, threads: int = 0) -> Corpus:
+    """The corpus's documents in a uniformly random order."""
+    _check_corpus(corpus)
+    return gather(corpus, shuffle_indices(corpus.num_documents, seed, threads), threads)
+
+
+def mix(synthetic: Corpus, real: Corpus, alpha: float, n: int, seed: int, replace: bool = False,
+        threads: int = 0) -> Corpus:
+    """n documents: round(alpha * n) from synthetic and n - round(alpha * n) from real,
+    each part drawn uniformly (without replacement unless replace=True), then shuffled
+    together. Corpora with different vocabularies are merged with corpus.concatenate
+    (the result's vocab is synthetic's, grown by real's words)."""
+    _check_corpus(synthetic)
+    _check_corpus(real)
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError):
+        raise CollapseError(f"alpha must be a number, got {alpha!r}") from None
+    if not (0.0 <= alpha <= 1.0) or math.isnan(alpha):
+        raise CollapseError(f"alpha must be in [0, 1], got {alpha}")
+    n, seed = _count("n", n, 1), _seed(seed)
+    n_syn = int(round(alpha * n))
+    n_real = n - n_syn
+    syn = sample_documents(synthetic, n_syn, _core.derive_seed(seed, _MIX_SYNTHETIC), replace=replace, threads=threads)
+    rea = sample_documents(real, n_real, _core.derive_seed(seed, _MIX_REAL), replace=replace, threads=threads)
+    if synthetic.vocab is real.vocab or synthetic.vocab == real.vocab:
+        both = Corpus(np.concatenate([syn.tokens, rea.tokens]),
+                      np.concatenate([syn.offsets, rea.offsets[1:] + syn.num_tokens]), synthetic.vocab)
+    else:
+        both = concatenate([syn, rea])
+    return shuffle(both, _core.derive_seed(seed, _MIX_SHUFFLE), threads)
