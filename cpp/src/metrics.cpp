@@ -4,7 +4,6 @@
 #include "collapse/metrics.hpp"
 
 #include <algorithm>
-#include <array>
 #include <stdexcept>
 #include <string>
 
@@ -17,14 +16,18 @@ int bits_for(std::uint32_t max_id) {
   return b;
 }
 
-// LSD radix sort on the low `key_bits` bits of 64-bit keys, 8 bits per pass.
-void radix_sort(std::vector<std::uint64_t>& keys, int key_bits) {
-  std::vector<std::uint64_t> tmp(keys.size());
-  for (int shift = 0; shift < key_bits; shift += 8) {
-    std::array<std::size_t, 257> count{};
-    for (std::uint64_t k : keys) ++count[((k >> shift) & 0xFF) + 1];
-    for (int i = 0; i < 256; ++i) count[i + 1] += count[i];
-    for (std::uint64_t k : keys) tmp[count[(k >> shift) & 0xFF]++] = k;
+// LSD radix sort on the low `key_bits` bits of 64-bit keys, 11 bits per pass (a 2048-entry
+// histogram stays in L1 cache; 44-bit keys of 4-grams over an 11-bit vocabulary take 4 passes).
+void radix_sort(std::vector<std::uint64_t>& keys, std::vector<std::uint64_t>& tmp, int key_bits) {
+  constexpr int kDigit = 11;
+  constexpr std::size_t kBuckets = std::size_t(1) << kDigit;
+  tmp.resize(keys.size());
+  std::vector<std::size_t> count(kBuckets + 1);
+  for (int shift = 0; shift < key_bits; shift += kDigit) {
+    std::fill(count.begin(), count.end(), 0);
+    for (std::uint64_t k : keys) ++count[((k >> shift) & (kBuckets - 1)) + 1];
+    for (std::size_t i = 0; i < kBuckets; ++i) count[i + 1] += count[i];
+    for (std::uint64_t k : keys) tmp[count[(k >> shift) & (kBuckets - 1)]++] = k;
     keys.swap(tmp);
   }
 }
@@ -68,6 +71,7 @@ NGramDiversity ngram_diversity(const std::uint32_t* tokens, std::size_t num_toke
   const int bits = bits_for(max_id);
 
   NGramDiversity out;
+  std::vector<std::uint64_t> keys, tmp;
   for (int n = 1; n <= max_n; ++n) {
     std::size_t positions = 0;
     for (std::size_t d = 0; d < num_docs; ++d) {
@@ -75,32 +79,55 @@ NGramDiversity ngram_diversity(const std::uint32_t* tokens, std::size_t num_toke
       if (len >= n) positions += static_cast<std::size_t>(len - n + 1);
     }
     out.total.push_back(positions);
-    if (n * bits <= 64) {
-      std::vector<std::uint64_t> keys;
+    if (n == 1 && max_id < (1u << 26)) {  // distinct unigrams: a presence table (<= 64 MiB), no sort
+      std::vector<char> seen(static_cast<std::size_t>(max_id) + 1, 0);
+      std::uint64_t distinct = 0;
+      for (std::size_t i = 0; i < num_tokens; ++i) {
+        distinct += !seen[tokens[i]];
+        seen[tokens[i]] = 1;
+      }
+      out.distinct.push_back(distinct);
+    } else if (n * bits <= 64) {
+      keys.clear();
       keys.reserve(positions);
       for (std::size_t d = 0; d < num_docs; ++d)
         for (std::int64_t i = offsets[d]; i + n <= offsets[d + 1]; ++i) keys.push_back(narrow_key(tokens + i, n, bits));
-      radix_sort(keys, n * bits);
+      radix_sort(keys, tmp, n * bits);
       out.distinct.push_back(count_distinct_sorted(keys));
     } else {
-      std::vector<Wide> keys;
-      keys.reserve(positions);
+      std::vector<Wide> wide;
+      wide.reserve(positions);
       for (std::size_t d = 0; d < num_docs; ++d)
-        for (std::int64_t i = offsets[d]; i + n <= offsets[d + 1]; ++i) keys.push_back(wide_key(tokens + i, n));
-      std::sort(keys.begin(), keys.end());
-      out.distinct.push_back(count_distinct_sorted(keys));
+        for (std::int64_t i = offsets[d]; i + n <= offsets[d + 1]; ++i) wide.push_back(wide_key(tokens + i, n));
+      std::sort(wide.begin(), wide.end());
+      out.distinct.push_back(count_distinct_sorted(wide));
     }
   }
+  std::vector<std::uint64_t>().swap(keys);
+  std::vector<std::uint64_t>().swap(tmp);
 
   // Repetition within documents: per document, sort its n-gram keys and count duplicates.
   const int n = repeat_n;
-  std::vector<Wide> doc_keys;
+  const bool narrow = n * bits <= 64;
+  std::vector<std::uint64_t> doc_narrow;
+  std::vector<Wide> doc_wide;
   for (std::size_t d = 0; d < num_docs; ++d) {
-    doc_keys.clear();
-    for (std::int64_t i = offsets[d]; i + n <= offsets[d + 1]; ++i) doc_keys.push_back(wide_key(tokens + i, n));
-    std::sort(doc_keys.begin(), doc_keys.end());
-    out.repeat_total += doc_keys.size();
-    out.repeated += doc_keys.size() - count_distinct_sorted(doc_keys);
+    std::size_t size = 0, distinct = 0;
+    if (narrow) {
+      doc_narrow.clear();
+      for (std::int64_t i = offsets[d]; i + n <= offsets[d + 1]; ++i) doc_narrow.push_back(narrow_key(tokens + i, n, bits));
+      std::sort(doc_narrow.begin(), doc_narrow.end());
+      size = doc_narrow.size();
+      distinct = count_distinct_sorted(doc_narrow);
+    } else {
+      doc_wide.clear();
+      for (std::int64_t i = offsets[d]; i + n <= offsets[d + 1]; ++i) doc_wide.push_back(wide_key(tokens + i, n));
+      std::sort(doc_wide.begin(), doc_wide.end());
+      size = doc_wide.size();
+      distinct = count_distinct_sorted(doc_wide);
+    }
+    out.repeat_total += size;
+    out.repeated += size - distinct;
   }
   return out;
 }

@@ -10,7 +10,7 @@ model M_k (round(synthetic_factor * N) documents), generation 0 trains on R.
                         without replacement from the finite R
 - fresh(alpha):         like mix, but the real part is new real documents every generation
 
-Sizes are counted in documents. Every draw uses a numpy Philox generator keyed by a seed
+Sizes are counted in documents. Every draw uses collapse.resample (C++ Philox streams) keyed by a seed
 derived from (seed, cell, generation, purpose), so a resumed run draws the same documents.
 """
 
@@ -22,22 +22,19 @@ import numpy as np
 
 from .corpus import Corpus, concatenate
 from .errors import CollapseError
+from .resample import subsample
 
 PURPOSE_SUBSAMPLE = 11
 PURPOSE_MIX_SYNTH = 12
 PURPOSE_MIX_REAL = 13
 
 
-def rng_for(seed: int) -> np.random.Generator:
-    return np.random.Generator(np.random.Philox(int(seed)))
-
-
 def draw_without_replacement(corpus: Corpus, k: int, seed: int) -> Corpus:
-    """k documents of corpus, uniformly without replacement, kept in corpus order."""
+    """k documents of corpus, uniformly without replacement, kept in corpus order
+    (collapse.resample.subsample: C++ Philox streams, independent of thread count)."""
     if k > corpus.num_documents:
         raise CollapseError(f"cannot draw {k} documents from {corpus.num_documents}")
-    idx = np.sort(rng_for(seed).choice(corpus.num_documents, size=k, replace=False))
-    return corpus.select(idx)
+    return subsample(corpus, n=k, seed=seed, threads=1)
 
 
 def synthetic_needed(paradigm: str, alpha: Optional[float], num_real: int, synthetic_factor: float) -> int:
