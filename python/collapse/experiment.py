@@ -152,6 +152,10 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
     """Run (or continue) one cell; returns its metric rows, one per generation."""
     data = real_data(cfg)
     family = make_family(cfg, cell)
+    if hasattr(family, "prepare"):
+        # fixes what the family derives from the real corpus (the transformer's BPE) before
+        # generation 0, so a resumed run rebuilds the very same thing
+        family.prepare(data.real)
     cell_dir = os.path.join(run_dir, cell.id)
     state_path = os.path.join(cell_dir, STATE_FILE)
     rows: List[Dict[str, Any]] = []
@@ -309,9 +313,9 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
         with open(config_path, encoding="utf-8") as f:
             if f.read() != config_text:
                 raise CollapseError(f"--resume: the config differs from {config_path}")
+    data = real_data(cfg)  # before anything is written: a data error leaves no run directory
     os.makedirs(run_dir, exist_ok=True)
     atomic_write_text(config_path, config_text)
-    data = real_data(cfg)
     family_desc = make_family(cfg, cells[0]).describe() if cfg.model.family == "ngram" else {
         "family": "transformer", **cfg.model.transformer}
     family_desc = {k: v for k, v in family_desc.items() if k != "order"}
