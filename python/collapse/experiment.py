@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -148,8 +148,11 @@ def _nan(x: Optional[float]) -> float:
     return math.nan if x is None else float(x)
 
 
-def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = False) -> List[Dict[str, Any]]:
-    """Run (or continue) one cell; returns its metric rows, one per generation."""
+def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = False,
+             on_generation: Optional[Callable[[], None]] = None) -> List[Dict[str, Any]]:
+    """Run (or continue) one cell; returns its metric rows, one per generation.
+    on_generation is called after each generation's commit (the serial driver rebuilds
+    the run's metrics table and manifest there)."""
     data = real_data(cfg)
     family = make_family(cfg, cell)
     if hasattr(family, "prepare"):
@@ -230,6 +233,8 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
                     "metrics_seconds": t3 - t2})
         rows.append(row)
         write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows})
+        if on_generation is not None:
+            on_generation()
         if progress:
             sys.stderr.write(f"[{cell.id}] gen {t:3d}/{G}  heldout_ppl={row['heldout_ppl']:.3f}  "
                              f"vocab={row['vocab_size']}  kl_unigram={row['kl_unigram']:.4f}  "
@@ -328,8 +333,8 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
         _run_ray(cfg, cells, run_dir, resume)
     elif ex.workers == 1 or len(cells) == 1:
         for cell in cells:
-            run_cell(cfg, cell, run_dir, resume)
-            _write_run(cfg, run_dir, cells, data, family_desc)
+            run_cell(cfg, cell, run_dir, resume,
+                     on_generation=lambda: _write_run(cfg, run_dir, cells, data, family_desc))
     else:
         import multiprocessing as mp
 

@@ -43,6 +43,7 @@ def filtered_sample(model, reference_model, needed: int, seed: int, flt: FilterT
     kept = 0
     seen = set()
     drawn = 0
+    passed = 0
     for r in range(flt.max_rounds):
         cand = model.sample(per_round, seed=_core.derive_seed(seed, r), threads=threads)
         drawn += cand.num_documents
@@ -64,11 +65,14 @@ def filtered_sample(model, reference_model, needed: int, seed: int, flt: FilterT
                     mask[i] = False
                 else:
                     seen.add(key)
+        passed += int(mask.sum())
         idx = np.flatnonzero(mask)[:needed - kept]
         kept_parts.append(cand.select(idx))
         kept += idx.size
         if kept >= needed:
             out = kept_parts[0] if len(kept_parts) == 1 else concatenate(kept_parts)
-            return out, {"filter_drawn": float(drawn), "filter_pass_rate": needed / drawn}
+            # pass rate: candidates that passed / candidates drawn (the last round may pass
+            # more than are used)
+            return out, {"filter_drawn": float(drawn), "filter_pass_rate": passed / drawn}
     raise CollapseError(f"filter: only {kept} of {needed} documents passed after {flt.max_rounds} rounds; "
                         "raise filter.keep_fraction / filter.max_perplexity or filter.max_rounds")
