@@ -29,7 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -50,7 +50,7 @@ PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
 
 KEY_COLUMNS = ("paradigm", "alpha", "seed", "generation", "family", "order", "filter_keep")
 SIZE_COLUMNS = ("train_documents", "train_tokens", "synthetic_documents", "synthetic_tokens")
-ROW_TIMING = ("seconds", "fit_seconds", "sample_seconds", "metrics_seconds")
+ROW_TIMING = ("seconds", "fit_seconds", "sample_seconds", "metrics_seconds", "write_seconds")
 COLUMNS = KEY_COLUMNS + METRIC_COLUMNS + SIZE_COLUMNS + ("filter_pass_rate",) + ROW_TIMING
 
 SYNTHETIC_TEXT = "synthetic.txt.gz"
@@ -175,16 +175,48 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
             shutil.rmtree(path)
         elif ".tmp." in name:
             os.remove(path)
-    G = cfg.experiment.generations  # recursive generations after generation 0: t = 0 .. G
+    # recursive generations after generation 0: t = 0 .. G; synthetic[k] = S_k when loaded
+    synthetic: List[Optional[Corpus]] = [None] * (cfg.experiment.generations + 1)
+    writer = ThreadPoolExecutor(max_workers=1)
+    try:
+        _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation)
+    finally:
+        writer.shutdown(wait=True)
+    return rows
+
+
+def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, synth: Corpus, model: Any,
+                       rows: List[Dict[str, Any]], state_path: str, on_generation: Optional[Callable[[], None]],
+                       progress: bool) -> None:
+    """Write generation t's artifacts, then commit it (state.json), then the run files."""
+    w0 = time.perf_counter()
+    gdir = gen_dir(run_dir, cell, t)
+    os.makedirs(gdir, exist_ok=True)
+    save_corpus(gdir, synth, cfg.output.compression)
+    if cfg.output.save_models:
+        model.save(gdir)
+    row = rows[-1]
+    row["write_seconds"] = time.perf_counter() - w0
+    write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows})
+    if on_generation is not None:
+        on_generation()
+    if progress:
+        sys.stderr.write(f"[{cell.id}] gen {t:3d}/{cfg.experiment.generations}  heldout_ppl={row['heldout_ppl']:.3f}  "
+                         f"vocab={row['vocab_size']}  kl_unigram={row['kl_unigram']:.4f}  "
+                         f"({row['seconds']:.2f}s + {row['write_seconds']:.2f}s writing)\n")
+        sys.stderr.flush()
+
+
+def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation):  # noqa: ANN001
+    G = cfg.experiment.generations
     real = data.real
     n_synth = synthetic_needed(cell.paradigm, cell.alpha, real.num_documents, cfg.experiment.synthetic_factor)
     gen0_key = _core.derive_seed(cell.seed, cell.order or 0)
     cell_key = _core.derive_seed(_core.derive_seed(cell.seed, PURPOSE_CELL), cell.tag)
-    synthetic: List[Optional[Corpus]] = [None] * (G + 1)
     filtering = cfg.filter.method != "none" or cfg.filter.dedup
     reference_model = None
     progress = cfg.experiment.progress
-
+    pending = None
     for t in range(len(rows), G + 1):
         start = time.perf_counter()
         for k in needed_synthetic(cell.paradigm, t):
@@ -211,11 +243,6 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
         t2 = time.perf_counter()
         metrics = generation_metrics(model, getattr(family, "word_level_perplexity", False), train, synth, data.reference, cfg.experiment.threads)
         t3 = time.perf_counter()
-        gdir = gen_dir(run_dir, cell, t)
-        os.makedirs(gdir, exist_ok=True)
-        save_corpus(gdir, synth, cfg.output.compression)
-        if cfg.output.save_models:
-            model.save(gdir)
         synthetic[t] = synth
         # free what later generations do not read
         for k in range(t):
@@ -232,14 +259,14 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
         row.update({"seconds": time.perf_counter() - start, "fit_seconds": t1 - t0, "sample_seconds": t2 - t1,
                     "metrics_seconds": t3 - t2})
         rows.append(row)
-        write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows})
-        if on_generation is not None:
-            on_generation()
-        if progress:
-            sys.stderr.write(f"[{cell.id}] gen {t:3d}/{G}  heldout_ppl={row['heldout_ppl']:.3f}  "
-                             f"vocab={row['vocab_size']}  kl_unigram={row['kl_unigram']:.4f}  "
-                             f"({row['seconds']:.2f}s)\n")
-            sys.stderr.flush()
+        # Generation t's files are written (and then committed) by a background thread while
+        # generation t+1 computes; it runs one commit at a time, in generation order.
+        if pending is not None:
+            pending.result()
+        pending = writer.submit(_commit_generation, cfg, run_dir, cell, t, synth, model, list(rows), state_path,
+                                on_generation, progress)
+    if pending is not None:
+        pending.result()
     return rows
 
 
