@@ -33,22 +33,27 @@ def _positive_int(text: str) -> int:
 
 
 def summary_table(df) -> str:  # noqa: ANN001
-    """First and last generation of every cell, side by side."""
+    """Generation 0 (shared by every paradigm of the same order, filter and seed) and the
+    last generation of every cell."""
     cols = ["heldout_ppl", "vocab_size", "types_lost", "entropy", "distinct_2", "kl_unigram", "kl_truth"]
     cols = [c for c in cols if c in df.columns and df[c].notna().any()]
-    g0 = df[df.generation == 0]
+
+    def fmt(x, width=7):  # noqa: ANN001
+        return f"{'-':>{width}}" if x != x else f"{x:>{width}g}"
+
+    head = (f"{'paradigm':<22}{'alpha':>7}{'order':>7}{'keep':>7}{'seed':>6}{'gen':>5}"
+            + "".join(f"{c:>13}" for c in cols))
+    lines = [head, "-" * len(head)]
+    g0 = df[df.generation == 0].copy()
+    g0 = g0.loc[~g0[["order", "filter_keep", "seed"]].fillna(-1).duplicated()]
     last = df[df.generation == df.generation.max()]
-    keys = ["paradigm", "alpha", "seed"]
-    lines = []
-    head = f"{'paradigm':<22}{'alpha':>6}{'seed':>5}{'gen':>5}" + "".join(f"{c:>13}" for c in cols)
-    lines.append(head)
-    lines.append("-" * len(head))
-    for part in (g0.drop_duplicates(subset=["seed"]) if "replace" in set(df.paradigm) else g0, last):
-        for _, r in part.sort_values(keys).iterrows():
-            alpha = "-" if r["alpha"] != r["alpha"] else f"{r['alpha']:g}"
-            name = r["paradigm"] if part is last else "(all) generation 0"
+    for label, part in (("(all) generation 0", g0), (None, last)):
+        for _, r in part.sort_values(["paradigm", "alpha", "order", "filter_keep", "seed"]).iterrows():
+            name = label or r["paradigm"]
+            alpha = "-" if label else fmt(r["alpha"])
             cells = "".join(f"{r[c]:>13.4f}" if isinstance(r[c], float) else f"{r[c]:>13}" for c in cols)
-            lines.append(f"{name:<22}{alpha:>6}{int(r['seed']):>5}{int(r['generation']):>5}" + cells)
+            lines.append(f"{name:<22}{alpha:>7}{fmt(r['order'])}{fmt(r['filter_keep'])}{int(r['seed']):>6}"
+                         f"{int(r['generation']):>5}" + cells)
     return "\n".join(lines)
 
 
