@@ -23,10 +23,12 @@ def corpus_of(docs):
 
 
 @SETTINGS
-@given(docs=docs_strategy, order=st.integers(1, 6), threads=st.sampled_from([1, 2, 3]))
-def test_counts_equal_naive_count(docs, order, threads):
+@given(docs=docs_strategy, order=st.integers(1, 8), threads=st.sampled_from([1, 2, 3]),
+       extra_ids=st.sampled_from([0, 2**12, 2**20, 2**31]))
+def test_counts_equal_naive_count(docs, order, threads, extra_ids):
+    """extra_ids widens the declared vocabulary so that keys need 1 to 4 machine words."""
     corpus = corpus_of(docs)
-    got = _core.count_ngrams(corpus.tokens, corpus.offsets, len(corpus.vocab), order, threads)
+    got = _core.count_ngrams(corpus.tokens, corpus.offsets, len(corpus.vocab) + extra_ids, order, threads)
     want = naive_counts([corpus.document(i) for i in range(corpus.num_documents)], order)
     assert len(got) == order
     for n, ((ids, raw, adj), table) in enumerate(zip(got, want), 1):
@@ -92,3 +94,20 @@ def test_scores_follow_the_backoff_formula(docs, held, order, smoothing, threads
     assert res["tokens"] == test.num_tokens and res["sequences"] == test.num_documents
     ppl = 10 ** (-sum(want) / (test.num_tokens + test.num_documents))
     assert math.isfinite(res["perplexity"]) and res["perplexity"] == pytest.approx(ppl, rel=1e-4)
+
+
+@pytest.mark.parametrize("order, extra_ids", [(3, 0), (3, 2**14), (5, 2**16), (8, 0)])
+def test_counts_equal_naive_count_on_a_larger_skewed_corpus(order, extra_ids):
+    """Big enough for the counting's large-bucket path (a very frequent first word)."""
+    rng = np.random.default_rng(order)
+    docs = []
+    for _ in range(400):
+        n = int(rng.integers(0, 120))
+        frequent = rng.random(n) < 0.3
+        docs.append([0 if f else int(x) for f, x in zip(frequent, rng.zipf(1.3, size=n) % 3000)])
+    corpus = corpus_of(docs)
+    got = _core.count_ngrams(corpus.tokens, corpus.offsets, len(corpus.vocab) + extra_ids, order, 2)
+    want = naive_counts([corpus.document(i) for i in range(corpus.num_documents)], order)
+    for n, ((ids, raw, adj), table) in enumerate(zip(got, want), 1):
+        rows = [tuple(r) for r in ids.tolist()]
+        assert dict(zip(rows, zip(raw.tolist(), adj.tolist()))) == table, f"order {n}"

@@ -21,17 +21,31 @@ BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::st
     throw std::invalid_argument("vocabulary must begin with <unk>, <s>, </s>");
 
   std::vector<WordId> new_to_old;
-  const std::vector<WordId> tokens = compact_vocabulary(corpus, vocab.size(), new_to_old);
+  std::vector<WordId> tokens;
   CorpusView compact = corpus;
-  compact.tokens = tokens.data();
+  if (!is_compact_vocabulary(corpus, vocab.size())) {
+    tokens = compact_vocabulary(corpus, vocab.size(), new_to_old);
+    compact.tokens = tokens.data();
+  } else {
+    // Already lmplz's numbering (a freshly loaded corpus): no copy of the tokens.
+    new_to_old.resize(vocab.size());
+    for (std::size_t i = 0; i < vocab.size(); ++i) new_to_old[i] = static_cast<WordId>(i);
+  }
   NGramCounts counts = count_ngrams(compact, new_to_old.size(), options.order, options.threads);
+  std::vector<WordId>().swap(tokens);  // the renumbered copy is not needed past counting
 
   BackoffModel model;
+  // Past the discounts, Kneser-Ney reads adjusted counts only.
+  auto drop_raw = [&counts] {
+    for (CountedOrder& o : counts.orders) std::vector<std::uint32_t>().swap(o.raw);
+  };
   if (s == "mkn") {
     const auto d = modified_kneser_ney_discounts(counts);
+    drop_raw();
     model = interpolate_kneser_ney(std::move(counts), d);
   } else if (s == "kn") {
     const auto d = kneser_ney_discounts(counts);
+    drop_raw();
     model = interpolate_kneser_ney(std::move(counts), d);
     model.smoothing = "kn";
   } else if (s == "mle") {

@@ -55,6 +55,8 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
       const double gamma = mass / denom;
       below_table.log10_backoff[ctx] = to_log10(gamma);
       for (std::size_t r = b; r < e; ++r) {
+        // The lower order's row is a random access (a cache miss): fetch ahead.
+        if (r + 16 < here.size()) __builtin_prefetch(&lower_prob[here.suffix[r + 16]]);
         const std::uint32_t a = here.adjusted[r];
         prob[r] = (a - dk.apply(a)) / denom + gamma * lower_prob[here.suffix[r]];
         table.log10_prob[r] = to_log10(prob[r]);

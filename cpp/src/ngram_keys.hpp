@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -37,29 +38,45 @@ struct Packing {
   int bits = 1;  // bits per id
   int per = 64;  // ids per 64-bit element
   std::uint64_t mask = 1;
+  // Element and shift of word i (precomputed: no division in the inner loops).
+  static constexpr int kMaxWords = 64;
+  std::uint8_t elem[kMaxWords];
+  std::uint8_t shift[kMaxWords];
 
   explicit Packing(std::size_t vocab_size) {
     bits = 1;
     while (bits < 32 && (std::uint64_t{1} << bits) < vocab_size) ++bits;
     per = 64 / bits;
-    mask = (bits == 64) ? ~std::uint64_t{0} : ((std::uint64_t{1} << bits) - 1);
+    mask = (std::uint64_t{1} << bits) - 1;
+    for (int i = 0; i < kMaxWords; ++i) {
+      elem[i] = static_cast<std::uint8_t>(i / per);
+      shift[i] = static_cast<std::uint8_t>((per - 1 - i % per) * bits);
+    }
   }
+  // Shift that brings the 16 most significant used bits of element 0 down (bucket sorts).
+  int top16_shift() const { return per * bits > 16 ? per * bits - 16 : 0; }
   // Elements needed for an n-gram of order n.
   int width(int n) const { return (n + per - 1) / per; }
 
   template <int W>
   void set(Key<W>& k, int i, WordId w) const {
-    k.v[i / per] |= static_cast<std::uint64_t>(w) << ((per - 1 - i % per) * bits);
+    k.v[elem[i]] |= static_cast<std::uint64_t>(w) << shift[i];
   }
   template <int W>
   WordId get(const Key<W>& k, int i) const {
-    return static_cast<WordId>((k.v[i / per] >> ((per - 1 - i % per) * bits)) & mask);
+    return static_cast<WordId>((k.v[elem[i]] >> shift[i]) & mask);
   }
-  // The key of words 1..n-1 of an n-gram (its suffix, one word shorter).
+  // The key of words 1..n-1 of an n-gram (its suffix, one word shorter): every word moves
+  // up one slot; the first word of each element moves to the last slot of the one before.
   template <int W>
-  Key<W> drop_first(const Key<W>& k, int n) const {
+  Key<W> drop_first(const Key<W>& k, int /*n*/) const {
+    const std::uint64_t used = per * bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << (per * bits)) - 1;
+    const int top_shift = (per - 1) * bits;
     Key<W> out{};
-    for (int i = 1; i < n; ++i) set(out, i - 1, get(k, i));
+    for (int e = 0; e < W; ++e) {
+      out.v[e] = (k.v[e] << bits) & used;
+      if (e + 1 < W) out.v[e] |= (k.v[e + 1] >> top_shift) & mask;
+    }
     return out;
   }
 };
@@ -119,6 +136,78 @@ void parallel_sort(std::vector<T>& v, int threads, Less less) {
     std::swap(src, dst);
   }
   if (src != &v) v.swap(buf);
+}
+
+// Sorts v by an MSD split on the top 16 bits of the key (one counting pass, one scatter
+// into a buffer), then std::sort within each bucket; buckets are small and cache-resident,
+// and threads take them dynamically. top16(x) must be monotone in the order `less`.
+template <class T, class Top16, class Less>
+void bucket_sort(std::vector<T>& v, int threads, Top16 top16, Less less) {
+  const std::size_t n = v.size();
+  if (n < (1u << 15)) {
+    std::sort(v.begin(), v.end(), less);
+    return;
+  }
+  constexpr std::size_t B = 1u << 16;
+  threads = std::max(1, threads);
+  std::vector<std::vector<std::size_t>> hist(threads, std::vector<std::size_t>(B, 0));
+  auto lo = [&](int t) { return n * static_cast<std::size_t>(t) / threads; };
+  run_threads(threads, [&](int t) {
+    auto& h = hist[t];
+    for (std::size_t i = lo(t); i < lo(t + 1); ++i) ++h[top16(v[i])];
+  });
+  // Exclusive offsets per (bucket, thread), so each thread scatters without locking.
+  std::vector<std::size_t> bucket_start(B + 1, 0);
+  std::size_t pos = 0;
+  for (std::size_t b = 0; b < B; ++b) {
+    bucket_start[b] = pos;
+    for (int t = 0; t < threads; ++t) {
+      const std::size_t c = hist[t][b];
+      hist[t][b] = pos;
+      pos += c;
+    }
+  }
+  bucket_start[B] = pos;
+  std::vector<T> buf(n);
+  run_threads(threads, [&](int t) {
+    auto& h = hist[t];
+    for (std::size_t i = lo(t); i < lo(t + 1); ++i) buf[h[top16(v[i])]++] = v[i];
+  });
+  std::atomic<std::size_t> next{0};
+  run_threads(threads, [&](int) {
+    for (;;) {
+      const std::size_t b0 = next.fetch_add(256);
+      if (b0 >= B) break;
+      for (std::size_t b = b0; b < std::min(B, b0 + 256); ++b)
+        if (bucket_start[b + 1] - bucket_start[b] > 1)
+          std::sort(buf.begin() + bucket_start[b], buf.begin() + bucket_start[b + 1], less);
+    }
+  });
+  v.swap(buf);
+}
+
+// Sorts [lo, hi), whose keys already share the bits above `shift + 16` of element 0: a
+// large range is first split by the next 16 bits (counting sort through `scratch`), then
+// the pieces are sorted; small ranges go straight to std::sort. Frequent first words
+// make some top-level buckets large, and this keeps their sorts cache-sized.
+template <int W>
+void sort_large_bucket(Key<W>* lo, Key<W>* hi, int shift, std::vector<Key<W>>& scratch) {
+  const std::size_t n = static_cast<std::size_t>(hi - lo);
+  if (n <= 4096 || shift < 16) {
+    std::sort(lo, hi);
+    return;
+  }
+  const int s = shift - 16;
+  std::vector<std::uint32_t> count(1u << 16, 0);
+  for (Key<W>* p = lo; p < hi; ++p) ++count[(p->v[0] >> s) & 0xFFFF];
+  std::vector<std::uint32_t> start(count.size() + 1, 0);
+  for (std::size_t i = 0; i < count.size(); ++i) start[i + 1] = start[i] + count[i];
+  scratch.resize(n);
+  std::vector<std::uint32_t> pos(start.begin(), start.end() - 1);
+  for (Key<W>* p = lo; p < hi; ++p) scratch[pos[(p->v[0] >> s) & 0xFFFF]++] = *p;
+  std::copy(scratch.begin(), scratch.begin() + n, lo);
+  for (std::size_t i = 0; i < count.size(); ++i)
+    if (count[i] > 1) std::sort(lo + start[i], lo + start[i + 1]);
 }
 
 // One order while counting: distinct keys in sorted order and their counts.

@@ -1,60 +1,68 @@
-// Scoring with a hash index over the model's n-grams: the standard backoff recursion,
-//   log p(w | h) = prob(h_m w) + sum of backoff(h_j) for the contexts h_j longer than the
-//   longest stored match h_m w,
-// walking down from the longest context that exists (the state kenlm keeps).
+// Scoring, as kenlm does it: for each word, look up ever longer n-grams ending in it
+// (w, c1 w, c2 c1 w, ...) until one is missing; then
+//   log10 p(w | h) = prob(longest match) + sum of the backoffs of the stored contexts
+//                    longer than the match's context,
+// and those context backoffs are the ones found while predicting the previous word.
 #include "collapse/score.hpp"
 
 #include <stdexcept>
+#include <string>
 
 #include "ngram_keys.hpp"
 
 namespace collapse {
-namespace {
-
-std::uint64_t hash_words(const WordId* w, int n) {
-  std::uint64_t h = 0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(n + 1);
-  for (int i = 0; i < n; ++i) {
-    h ^= w[i];
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 32;
-  }
-  return h ^ (h >> 29);
-}
-
-}  // namespace
 
 NGramIndex::NGramIndex(std::shared_ptr<const BackoffModel> model) : model_(std::move(model)) {
-  validate(*model_);
-  for (const NGramTable& t : model_->tables) {
-    if (t.size() >= 0xFFFFFFFFu) throw std::invalid_argument("n-gram table too large to index");
+  const BackoffModel& m = *model_;
+  validate(m);
+  const std::size_t V = m.vocab.size();
+  unigram_prob_.assign(V, kLog10Zero);
+  unigram_backoff_.assign(V, 0.0f);
+  std::vector<bool> present(V, false);
+  const NGramTable& uni = m.tables[0];
+  for (std::size_t r = 0; r < uni.size(); ++r) {
+    const WordId w = uni.row(r)[0];
+    unigram_prob_[w] = uni.log10_prob[r];
+    unigram_backoff_[w] = uni.log10_backoff[r];
+    present[w] = true;
+  }
+  if (!present[kUnk]) throw std::invalid_argument("model has no <unk> unigram");
+  for (int n = 2; n <= m.order; ++n) {
+    const NGramTable& t = m.tables[n - 1];
+    if (t.size() >= kEmpty / 2) throw std::invalid_argument("n-gram table too large to index");
     std::size_t cap = 16;
     while (cap < t.size() * 2) cap <<= 1;
-    std::vector<Slot> slots(cap, Slot{0, 0});
+    slots_.emplace_back(cap, Slot{0, kEmpty, 0.0f, 0.0f});
+    masks_.push_back(cap - 1);
+    std::vector<Slot>& slots = slots_.back();
     const std::uint64_t mask = cap - 1;
     for (std::size_t r = 0; r < t.size(); ++r) {
-      const std::uint64_t h = hash_words(t.row(r), t.n);
-      std::size_t i = h & mask;
-      while (slots[i].row_plus_one) i = (i + 1) & mask;
-      slots[i] = Slot{h, static_cast<std::uint32_t>(r + 1)};
+      const WordId* w = t.row(r);
+      const std::int64_t suffix = find_words(w + 1, n - 1);
+      if (suffix < 0) {
+        std::string words;
+        for (int i = 0; i < n; ++i) words += (i ? " " : "") + (w[i] < V ? m.vocab[w[i]] : std::string("?"));
+        throw std::invalid_argument("n-gram '" + words + "' is stored without its suffix (unsupported model)");
+      }
+      const std::uint32_t sfx = static_cast<std::uint32_t>(suffix);
+      std::uint64_t i = hash(w[0], sfx) & mask;
+      while (slots[i].suffix != kEmpty) {
+        if (slots[i].first == w[0] && slots[i].suffix == sfx) throw std::invalid_argument("duplicate n-gram");
+        i = (i + 1) & mask;
+      }
+      slots[i] = Slot{w[0], sfx, t.log10_prob[r], t.log10_backoff[r]};
     }
-    slots_.push_back(std::move(slots));
-    masks_.push_back(mask);
   }
 }
 
-std::int64_t NGramIndex::find(const WordId* words, int n) const {
-  const NGramTable& t = model_->tables[n - 1];
-  const std::vector<Slot>& slots = slots_[n - 1];
-  const std::uint64_t mask = masks_[n - 1];
-  const std::uint64_t h = hash_words(words, n);
-  for (std::size_t i = h & mask;; i = (i + 1) & mask) {
-    const Slot& s = slots[i];
-    if (!s.row_plus_one) return -1;
-    if (s.hash == h) {
-      const std::size_t r = s.row_plus_one - 1;
-      if (std::equal(words, words + n, t.row(r))) return static_cast<std::int64_t>(r);
-    }
-  }
+std::int64_t NGramIndex::find_words(const WordId* words, int n) const {
+  const WordId last = words[n - 1];
+  if (last >= unigram_prob_.size()) return -1;
+  // Unigrams: present iff their probability was set or they are in the table; the
+  // vocabulary of a validated model is exactly its unigrams.
+  std::int64_t id = last;
+  for (int k = 2; k <= n && id >= 0; ++k) id = find(k, words[n - k], static_cast<std::uint32_t>(id));
+  return id;
 }
 
 ScoreResult score_corpus(const NGramIndex& index, const CorpusView& corpus, int threads) {
@@ -64,20 +72,31 @@ ScoreResult score_corpus(const NGramIndex& index, const CorpusView& corpus, int 
   ScoreResult result;
   result.log10_prob.assign(corpus.n_docs, 0.0);
   threads = detail::resolve_threads(threads);
-  if (corpus.n_tokens < 4096) threads = 1;
+  if (corpus.n_tokens < 8192) threads = 1;
+  // Documents split into contiguous ranges of about equal token counts.
+  std::vector<std::size_t> bounds{0};
+  for (int t = 1; t < threads; ++t) {
+    const std::int64_t target = static_cast<std::int64_t>(corpus.n_tokens * t / threads);
+    const std::size_t d = static_cast<std::size_t>(
+        std::lower_bound(corpus.offsets, corpus.offsets + corpus.n_docs + 1, target) - corpus.offsets);
+    bounds.push_back(std::max(bounds.back(), std::min(d, corpus.n_docs)));
+  }
+  bounds.push_back(corpus.n_docs);
   std::vector<std::uint64_t> oov_per_thread(threads, 0);
 
   detail::run_threads(threads, [&](int t) {
-    const std::size_t lo = corpus.n_docs * t / threads, hi = corpus.n_docs * (t + 1) / threads;
-    // history holds the last order-1 words; `state` of them form the longest stored
-    // context (kenlm's state), so longer contexts need not be looked up.
-    std::vector<WordId> buf(static_cast<std::size_t>(order) + 1);
+    // State: the last words (newest first) and, for j = 1..ctx_len, the backoff of the
+    // stored context of length j ending at the last word.
+    std::vector<WordId> recent(static_cast<std::size_t>(order), kBos);
+    std::vector<std::uint32_t> new_id(order + 1);
+    std::vector<float> ctx_bo(order + 1), new_bo(order + 1);
     std::uint64_t oov = 0;
-    for (std::size_t d = lo; d < hi; ++d) {
+    for (std::size_t d = bounds[t]; d < bounds[t + 1]; ++d) {
       const WordId* doc = corpus.tokens + corpus.offsets[d];
       const std::size_t k = corpus.doc_length(d);
-      std::vector<WordId> hist{kBos};
-      int state = std::min(1, order - 1);  // <s> is a unigram of every model
+      int ctx_len = order > 1 ? 1 : 0;
+      recent[0] = kBos;
+      ctx_bo[1] = index.unigram_backoff(kBos);
       double total = 0.0;
       for (std::size_t p = 0; p <= k; ++p) {
         WordId w = kEos;
@@ -88,30 +107,28 @@ ScoreResult score_corpus(const NGramIndex& index, const CorpusView& corpus, int 
             ++oov;
           }
         }
-        // Try contexts of length state, state-1, ..., 0.
-        double lp = 0.0;
-        int matched = 0;
-        const std::size_t hs = hist.size();
-        for (int len = state; len >= 0; --len) {
-          std::copy(hist.end() - len, hist.end(), buf.begin());
-          buf[len] = w;
-          const std::int64_t row = index.find(buf.data(), len + 1);
-          if (row >= 0) {
-            lp += model.tables[len].log10_prob[row];
-            matched = len + 1;
-            break;
-          }
-          if (len > 0) {
-            const std::int64_t ctx = index.find(buf.data(), len);
-            if (ctx >= 0) lp += model.tables[len - 1].log10_backoff[ctx];
-          }
+        float prob = index.unigram_prob(w);
+        new_id[1] = w;
+        new_bo[1] = index.unigram_backoff(w);
+        int match = 1;
+        std::uint32_t cur = w;
+        for (int j = 1; j <= ctx_len; ++j) {
+          const std::int64_t id = index.find(j + 1, recent[j - 1], cur);
+          if (id < 0) break;
+          const NGramIndex::Slot& s = index.slot(j + 1, static_cast<std::uint32_t>(id));
+          cur = static_cast<std::uint32_t>(id);
+          prob = s.log10_prob;
+          match = j + 1;
+          new_id[match] = cur;
+          new_bo[match] = s.log10_backoff;
         }
-        (void)hs;
+        double lp = prob;
+        for (int j = match; j <= ctx_len; ++j) lp += ctx_bo[j];
         total += lp;
-        hist.push_back(w);
-        if (static_cast<int>(hist.size()) > order - 1) hist.erase(hist.begin(), hist.end() - (order - 1));
-        state = std::min(matched, order - 1);
-        if (state > static_cast<int>(hist.size())) state = static_cast<int>(hist.size());
+        ctx_len = std::min(match, order - 1);
+        for (int j = 1; j <= ctx_len; ++j) ctx_bo[j] = new_bo[j];
+        for (int j = order - 1; j > 0; --j) recent[j] = recent[j - 1];
+        recent[0] = w;
       }
       result.log10_prob[d] = total;
     }

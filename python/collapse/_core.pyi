@@ -1,11 +1,47 @@
-# Type stubs of collapse._core. Each area keeps its own delimited block.
+"""Type stubs of the C++ extension collapse._core. Each area keeps its own block."""
 
-from typing import Dict, Union
+from typing import List, Tuple
 
 import numpy as np
 import numpy.typing as npt
 
+# ---- model (skeleton): BackoffModel and ARPA I/O ------------------------------------------
+class BackoffModel:
+    order: int
+    vocab: List[str]
+    smoothing: str
+    discount_policy: List[str]
+    discounts: List[List[float]]
+    def table(self, n: int) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+    def num_ngrams(self) -> List[int]: ...
+    def write_arpa(self, path: str) -> None: ...
+
+def read_arpa(path: str) -> BackoffModel: ...
+
+# ---- random (skeleton) --------------------------------------------------------------------
+def philox_u32(seed: int, stream: int, n: int) -> npt.NDArray[np.uint32]: ...
+def philox_uniform(seed: int, stream: int, n: int) -> npt.NDArray[np.float64]: ...
+def derive_seed(seed: int, tag: int) -> int: ...
+
+# ---- ngram: counting, estimation, scoring (register_ngram.cpp) ------------------------------
+MAX_NGRAM_ORDER: int
+
+def fit_ngram(tokens: npt.ArrayLike, offsets: npt.ArrayLike, vocab: List[str], order: int,
+              smoothing: str = "mkn", add_k: float = 1.0, threads: int = 0) -> BackoffModel: ...
+def count_ngrams(tokens: npt.ArrayLike, offsets: npt.ArrayLike, vocab_size: int, order: int,
+                 threads: int = 0) -> List[Tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32],
+                                                 npt.NDArray[np.uint32]]]: ...
+
+class NGramIndex:
+    def __init__(self, model: BackoffModel) -> None: ...
+    def score(self, tokens: npt.ArrayLike, offsets: npt.ArrayLike,
+              threads: int = 0) -> Tuple[npt.NDArray[np.float64], int, int]: ...
+# ---- end ngram -----------------------------------------------------------------------------
+
+
 # --- metrics (cpp/bindings/register_metrics.cpp) ------------------------------------------
+from typing import Dict, Union
+
 def ngram_diversity(
     tokens: npt.NDArray[np.uint32], offsets: npt.NDArray[np.int64], max_n: int = 4, repeat_n: int = 4
 ) -> Dict[str, Union[npt.NDArray[np.uint64], int]]:

@@ -29,7 +29,7 @@ struct CountedOrder {
   std::vector<std::uint32_t> adjusted; // Kneser-Ney adjusted count per row
   std::vector<std::uint32_t> suffix;   // row of words[1..n) in order n-1 (empty for n = 1)
 
-  std::size_t size() const { return raw.size(); }
+  std::size_t size() const { return adjusted.size(); }
   const WordId* row(std::size_t i) const { return words.data() + i * static_cast<std::size_t>(n); }
 };
 
@@ -62,5 +62,9 @@ NGramCounts count_ngrams(const CorpusView& corpus, std::size_t vocab_size, int o
 // fills new_to_old (new id -> old id, new_to_old[0..2] = 0..2).
 std::vector<WordId> compact_vocabulary(const CorpusView& corpus, std::size_t vocab_size,
                                        std::vector<WordId>& new_to_old);
+
+// True if compact_vocabulary would be the identity: every id >= 3 occurs, and ids >= 3
+// first appear in increasing order (so no copy is needed).
+bool is_compact_vocabulary(const CorpusView& corpus, std::size_t vocab_size);
 
 }  // namespace collapse

@@ -1,6 +1,6 @@
 // Scoring a corpus under a BackoffModel, as kenlm scores a sentence with bos and eos:
 // each document is <s> w1 .. wk </s>, every word and </s> is predicted, ids outside the
-// model (or <unk>) are scored as <unk>.
+// model (and <unk>) are scored as <unk>.
 #pragma once
 
 #include <cstdint>
@@ -12,21 +12,52 @@
 
 namespace collapse {
 
-// Hash index over a model's n-grams (open addressing), built once per model.
+// Hash index over a model's n-grams for left-to-right scoring. An n-gram w1..wn is
+// identified by (w1, identity of its suffix w2..wn): unigrams by their id, higher orders
+// by their slot in the order's open-addressing table. Keys are exact (no hash-only
+// matching), and looking up ever longer contexts of a word costs one probe each.
+// Requires every stored n-gram's suffix to be stored too (true of lmplz's and our models).
 class NGramIndex {
  public:
   explicit NGramIndex(std::shared_ptr<const BackoffModel> model);
-  // Row of the n-gram words[0..n) in table n, or -1.
-  std::int64_t find(const WordId* words, int n) const;
   const BackoffModel& model() const { return *model_; }
 
- private:
   struct Slot {
-    std::uint64_t hash;
-    std::uint32_t row_plus_one;  // 0: empty
+    WordId first;           // w1
+    std::uint32_t suffix;   // identity of w2..wn; kEmpty marks an empty slot
+    float log10_prob;
+    float log10_backoff;
   };
+  static constexpr std::uint32_t kEmpty = 0xFFFFFFFFu;
+
+  // Identity (slot) of the n-gram (first, suffix) in order n >= 2, or -1.
+  std::int64_t find(int n, WordId first, std::uint32_t suffix) const {
+    const std::vector<Slot>& slots = slots_[n - 2];
+    const std::uint64_t mask = masks_[n - 2];
+    for (std::uint64_t i = hash(first, suffix) & mask;; i = (i + 1) & mask) {
+      const Slot& s = slots[i];
+      if (s.suffix == kEmpty) return -1;
+      if (s.first == first && s.suffix == suffix) return static_cast<std::int64_t>(i);
+    }
+  }
+  const Slot& slot(int n, std::uint32_t id) const { return slots_[n - 2][id]; }
+  float unigram_prob(WordId w) const { return unigram_prob_[w]; }
+  float unigram_backoff(WordId w) const { return unigram_backoff_[w]; }
+  // Identity of the stored n-gram words[0..n), or -1 (for tests and tools).
+  std::int64_t find_words(const WordId* words, int n) const;
+
+  static std::uint64_t hash(WordId first, std::uint32_t suffix) {
+    std::uint64_t h = (static_cast<std::uint64_t>(first) << 32) | suffix;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+  }
+
+ private:
   std::shared_ptr<const BackoffModel> model_;
-  std::vector<std::vector<Slot>> slots_;  // per order
+  std::vector<float> unigram_prob_, unigram_backoff_;  // by word id
+  std::vector<std::vector<Slot>> slots_;               // orders 2..N
   std::vector<std::uint64_t> masks_;
 };
 
