@@ -34,19 +34,30 @@ int resolve_threads(int threads) {
 }  // namespace
 
 Sampler::Draw Sampler::draw_exact(std::uint32_t state, Philox& rng) const {
-  const int len = state_length_[state];
-  const double x = rng.uniform() * state_mass_[state];
-  const double a = state_stored_mass_[state];
-  if (x < a) {
-    const std::uint64_t r =
-        search_cumulative(cumulative_[len].data(), state_block_begin_[state], state_block_end_[state], x);
-    return Draw{last_word_[len][r], static_cast<std::uint32_t>(len), r};
+  const HotState& st = hot_state_[state];
+  const double x = rng.uniform() * st.mass;
+  // The root has no backoff mass; the length test only guards x rounding up to Z.
+  if (x < st.stored_mass || st.length == 0) {
+    const std::uint64_t b = st.begin, size = st.size;
+    const HotRow* rows = hot_row_[st.length].data();
+    std::uint64_t r;
+    if (size >= kAliasMinBlock) {
+      // A fresh uniform picks a slot and decides between the slot and its alias.
+      const double u = rng.uniform() * static_cast<double>(size);
+      std::uint64_t i = static_cast<std::uint64_t>(u);
+      if (i >= size) i = size - 1;
+      const HotRow& slot = rows[b + i];
+      if ((u - static_cast<double>(i)) < slot.keep) return Draw{slot.word, st.length, b + i, slot.next};
+      return Draw{slot.other_word, st.length, b + slot.other, slot.other_next};
+    }
+    r = search_cumulative(cumulative_[st.length].data(), b, b + size, x);
+    return Draw{rows[r].word, st.length, r, rows[r].next};
   }
   // Backoff branch: p(. | parent) restricted to words not stored under this state.
-  const std::uint32_t parent = state_parent_[state];
+  const WordId* stored = last_word_[st.length].data() + st.begin;
   for (int i = 0; i < kMaxRejections; ++i) {
-    const Draw d = draw_exact(parent, rng);
-    if (!stored_under(state, d.word)) return d;
+    const Draw d = draw_exact(st.parent, rng);
+    if (!std::binary_search(stored, stored + st.size, d.word)) return d;
   }
   return draw_by_enumeration(state, rng);
 }
@@ -63,7 +74,7 @@ Sampler::Draw Sampler::draw_by_enumeration(std::uint32_t state, Philox& rng) con
     // what remains, the stored block.
     const std::uint64_t r = search_cumulative(cumulative_[len].data(), state_block_begin_[state],
                                               state_block_end_[state], rng.uniform() * state_stored_mass_[state]);
-    return Draw{last_word_[len][r], static_cast<std::uint32_t>(len), r};
+    return Draw{last_word_[len][r], static_cast<std::uint32_t>(len), r, hot_row_[len][r].next};
   }
   const double x = rng.uniform() * total;
   double acc = 0.0;
@@ -80,7 +91,8 @@ Sampler::Draw Sampler::draw_by_enumeration(std::uint32_t state, Philox& rng) con
 Sampler::Draw Sampler::locate(std::uint32_t state, WordId word) const {
   for (std::uint32_t s = state;; s = state_parent_[s]) {
     std::uint64_t row;
-    if (stored_under(s, word, &row)) return Draw{word, static_cast<std::uint32_t>(state_length_[s]), row};
+    if (stored_under(s, word, &row))
+      return Draw{word, static_cast<std::uint32_t>(state_length_[s]), row, hot_row_[state_length_[s]][row].next};
   }
 }
 
@@ -134,6 +146,103 @@ std::vector<double> Sampler::distribution(const std::vector<WordId>& history) co
   return out;
 }
 
+void Sampler::truncated_distribution(std::uint32_t state, std::uint32_t top_k, double top_p,
+                                     TruncationScratch& scratch, std::vector<WordId>& words,
+                                     std::vector<double>& probs) const {
+  // Words stored at some level of the chain above the root get explicit probabilities
+  // (factor of the longer levels times their stored value); every other word w has
+  // p = F * unigram(w), with F the product of all factors, so those follow the
+  // precomputed unigram order. Merging the two sorted lists gives the words in
+  // (probability desc, id asc) order without scanning the vocabulary.
+  if (scratch.mark.size() != vocab_size_) scratch.mark.assign(vocab_size_, 0);
+  if (++scratch.epoch == 0) {
+    std::fill(scratch.mark.begin(), scratch.mark.end(), 0);
+    scratch.epoch = 1;
+  }
+  const std::uint32_t epoch = scratch.epoch;
+  auto& explicit_words = scratch.explicit_words;
+  explicit_words.clear();
+  double mult = 1.0;
+  for (std::uint32_t s = state; state_length_[s] != 0; s = state_parent_[s]) {
+    const int len = state_length_[s];
+    const std::vector<double>& cum = cumulative_[len];
+    const std::uint64_t b = state_block_begin_[s];
+    for (std::uint64_t r = b; r < state_block_end_[s]; ++r) {
+      const WordId w = last_word_[len][r];
+      if (scratch.mark[w] == epoch) continue;
+      scratch.mark[w] = epoch;
+      const double p = mult * (cum[r] - (r > b ? cum[r - 1] : 0.0));
+      if (p > 0.0) explicit_words.emplace_back(p, w);
+    }
+    mult *= state_backoff_factor_[s];
+  }
+  std::sort(explicit_words.begin(), explicit_words.end(), [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  });
+  const double total_all = state_mass_[state];
+  words.clear();
+  probs.clear();
+  std::size_t ei = 0, ui = 0;
+  const std::size_t limit = top_k > 0 ? top_k : vocab_size_;
+  // Next word of the merged order, or false when both lists are exhausted.
+  auto next = [&](WordId& w, double& p) -> bool {
+    while (ui < root_order_.size() && scratch.mark[root_order_[ui]] == epoch) ++ui;
+    const bool has_e = ei < explicit_words.size();
+    const bool has_u = ui < root_order_.size();
+    if (!has_e && !has_u) return false;
+    const double pu = has_u ? mult * root_prob_[root_order_[ui]] : -1.0;
+    if (has_u && (!has_e || pu > explicit_words[ei].first ||
+                  (pu == explicit_words[ei].first && root_order_[ui] < explicit_words[ei].second))) {
+      w = root_order_[ui++];
+      p = pu;
+    } else {
+      w = explicit_words[ei].second;
+      p = explicit_words[ei++].first;
+    }
+    return p > 0.0;
+  };
+  WordId w;
+  double p;
+  if (top_p >= 1.0) {
+    while (words.size() < limit && next(w, p)) {
+      words.push_back(w);
+      probs.push_back(p);
+    }
+    return;
+  }
+  // top-p on the top-k renormalised distribution: its total is needed first.
+  double total = total_all;
+  if (top_k > 0 && top_k < vocab_size_) {
+    while (words.size() < limit && next(w, p)) {
+      words.push_back(w);
+      probs.push_back(p);
+    }
+    total = 0.0;
+    for (double q : probs) total += q;
+    const double need = top_p * total;
+    double acc = 0.0;
+    std::size_t cut = probs.size();
+    for (std::size_t i = 0; i < probs.size(); ++i) {
+      acc += probs[i];
+      if (acc >= need) {
+        cut = i + 1;
+        break;
+      }
+    }
+    words.resize(cut);
+    probs.resize(cut);
+    return;
+  }
+  const double need = top_p * total;
+  double acc = 0.0;
+  while (next(w, p)) {
+    words.push_back(w);
+    probs.push_back(p);
+    acc += p;
+    if (acc >= need) break;
+  }
+}
+
 namespace {
 
 // A truncated (top-k / top-p) distribution of one state: kept words, their cumulative
@@ -144,62 +253,52 @@ struct Truncated {
   std::vector<std::uint32_t> next;
 };
 
-// Words of positive probability ordered by (probability desc, id asc): the order that
-// decides which words top-k and top-p keep, ties included.
-struct ByProbDesc {
-  const std::vector<double>* p;
-  bool operator()(WordId a, WordId b) const {
-    const double pa = (*p)[a], pb = (*p)[b];
-    return pa > pb || (pa == pb && a < b);
-  }
-};
-
 }  // namespace
 
-// Kept set for top-k then top-p (on the top-k renormalised distribution), as
-// transformers' samplers apply them after temperature.
-static void truncate(const std::vector<double>& dist, std::uint32_t top_k, double top_p, std::vector<WordId>& kept) {
-  kept.clear();
-  for (std::size_t w = 0; w < dist.size(); ++w)
-    if (dist[w] > 0.0) kept.push_back(static_cast<WordId>(w));
-  ByProbDesc cmp{&dist};
-  if (top_k > 0 && kept.size() > top_k) {
-    std::nth_element(kept.begin(), kept.begin() + top_k, kept.end(), cmp);
-    kept.resize(top_k);
-  }
-  if (top_p < 1.0) {
-    double total = 0.0;
-    for (WordId w : kept) total += dist[w];
-    const double need = top_p * total;
-    // Quickselect on mass: find the smallest prefix (in ByProbDesc order) whose mass
-    // reaches `need`, without sorting the whole vocabulary.
-    std::size_t lo = 0, hi = kept.size();
-    double before = 0.0;  // mass of kept[0, lo)
-    while (hi - lo > 64) {
-      const std::size_t mid = lo + (hi - lo) / 2;
-      std::nth_element(kept.begin() + lo, kept.begin() + mid, kept.begin() + hi, cmp);
-      double s = 0.0;
-      for (std::size_t i = lo; i < mid; ++i) s += dist[kept[i]];
-      if (before + s >= need) {
-        hi = mid;
+void Sampler::sample_interleaved(const SampleOptions& opt, std::uint64_t begin, std::uint64_t end,
+                                 std::vector<WordId>& out, std::vector<std::int64_t>& lengths) const {
+  // Sequences [begin, end) advanced a word at a time in round-robin lanes: after each
+  // word the next state's record is prefetched, and the other lanes' work hides that
+  // memory latency. Each sequence still reads only its own stream, so the output is the
+  // same as drawing the sequences one after another.
+  constexpr std::size_t kLanes = 8;
+  struct Lane {
+    Philox rng;
+    std::uint64_t seq;
+    std::uint32_t state;
+    std::uint32_t len;
+  };
+  std::vector<std::vector<WordId>> seq_out(end - begin);
+  std::vector<Lane> lanes;
+  std::uint64_t next_seq = begin;
+  auto fresh = [&]() { return Lane{Philox(opt.seed, opt.first_sequence + next_seq), next_seq++, start_state_, 0}; };
+  while (lanes.size() < kLanes && next_seq < end) lanes.push_back(fresh());
+  while (!lanes.empty()) {
+    for (std::size_t j = 0; j < lanes.size();) {
+      Lane& lane = lanes[j];
+      const Draw d = draw_exact(lane.state, lane.rng);
+      bool done = d.word == kEos;
+      if (!done) {
+        seq_out[lane.seq - begin].push_back(d.word);
+        lane.state = d.next;
+        __builtin_prefetch(&hot_state_[lane.state]);
+        done = ++lane.len >= opt.max_length;
+      }
+      if (!done) {
+        ++j;
+        continue;
+      }
+      lengths[lane.seq] = lane.len;
+      if (next_seq < end) {
+        lane = fresh();
+        ++j;
       } else {
-        before += s;
-        lo = mid;
+        lanes[j] = lanes.back();
+        lanes.pop_back();
       }
     }
-    std::sort(kept.begin() + lo, kept.begin() + hi, cmp);
-    std::size_t cut = hi;
-    double acc = before;
-    for (std::size_t i = lo; i < hi; ++i) {
-      acc += dist[kept[i]];
-      if (acc >= need) {
-        cut = i + 1;
-        break;
-      }
-    }
-    kept.resize(cut);
   }
-  std::sort(kept.begin(), kept.end());
+  for (auto& v : seq_out) out.insert(out.end(), v.begin(), v.end());
 }
 
 SampledCorpus Sampler::sample(const SampleOptions& opt) const {
@@ -216,13 +315,13 @@ SampledCorpus Sampler::sample(const SampleOptions& opt) const {
   auto worker = [&]() {
     std::unordered_map<std::uint32_t, Truncated> cache;
     std::size_t cached_entries = 0;
-    std::vector<double> dist;
+    TruncationScratch scratch;
     std::vector<WordId> kept;
+    std::vector<double> kept_probs;
     auto truncated_of = [&](std::uint32_t state) -> const Truncated& {
       auto it = cache.find(state);
       if (it != cache.end()) return it->second;
-      state_distribution(state, dist);
-      truncate(dist, opt.top_k, opt.top_p, kept);
+      truncated_distribution(state, opt.top_k, opt.top_p, scratch, kept, kept_probs);
       if (cached_entries > (std::size_t{1} << 22)) {  // bound memory: start over
         cache.clear();
         cached_entries = 0;
@@ -230,8 +329,9 @@ SampledCorpus Sampler::sample(const SampleOptions& opt) const {
       Truncated t;
       t.words = kept;
       double acc = 0.0;
-      for (WordId w : kept) {
-        acc += dist[w];
+      for (std::size_t i = 0; i < kept.size(); ++i) {
+        const WordId w = kept[i];
+        acc += kept_probs[i];
         t.cumulative.push_back(acc);
         t.next.push_back(next_state(locate(state, w)));
       }
@@ -243,6 +343,10 @@ SampledCorpus Sampler::sample(const SampleOptions& opt) const {
       if (c >= n_chunks) break;
       std::vector<WordId>& out = chunk_tokens[c];
       const std::uint64_t end = std::min(n, (c + 1) * chunk);
+      if (!truncating) {
+        sample_interleaved(opt, c * chunk, end, out, lengths);
+        continue;
+      }
       for (std::uint64_t i = c * chunk; i < end; ++i) {
         Philox rng(opt.seed, opt.first_sequence + i);
         std::uint32_t state = start_state_;

@@ -76,29 +76,71 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
   }
 
   // Successor blocks: rows of table k+1 sharing their first k+1 words follow the row of
-  // that prefix in table k.
+  // that prefix in table k (found by a merge scan, both tables being sorted). Alongside,
+  // suffix_row[k+1][q]: the row in table k of row q's suffix (its last k+1 words), found
+  // inside the block of the prefix's suffix, so no search spans a whole table.
+  constexpr std::uint32_t kNone = 0xFFFFFFFFu;
+  for (const NGramTable& t : model.tables)
+    if (t.size() >= kNone) throw std::invalid_argument("n-gram table too large for the sampler");
   std::vector<std::vector<std::uint64_t>> block_begin(n_tables), block_end(n_tables);
+  std::vector<std::vector<std::uint32_t>> suffix_row(n_tables);
   for (int k = 0; k + 1 < n_tables; ++k) {
     const NGramTable& t = model.tables[k];
     const NGramTable& next = model.tables[k + 1];
     block_begin[k].assign(t.size(), 0);
     block_end[k].assign(t.size(), 0);
+    suffix_row[k + 1].assign(next.size(), kNone);
     const std::size_t plen = static_cast<std::size_t>(k + 1);
-    std::size_t i = 0;
+    std::size_t i = 0, p = 0;
     while (i < next.size()) {
       const WordId* first = next.row(i);
       std::size_t j = i + 1;
       while (j < next.size() && std::equal(first, first + plen, next.row(j))) ++j;
-      const std::int64_t p = find_row(t, first);
-      if (p < 0)
+      while (p < t.size() && std::lexicographical_compare(t.row(p), t.row(p) + plen, first, first + plen)) ++p;
+      if (p == t.size() || !std::equal(first, first + plen, t.row(p)))
         throw std::invalid_argument("model stores a " + std::to_string(k + 2) +
                                     "-gram whose prefix is not stored (row " + std::to_string(i) +
                                     "); the sampler needs every prefix stored, as ARPA files from lmplz have");
       block_begin[k][p] = i;
       block_end[k][p] = j;
+      for (std::size_t q = i; q < j; ++q) {
+        const WordId w = next.row(q)[k + 1];
+        if (k == 0) {
+          suffix_row[1][q] = w;  // unigram row == word id
+          continue;
+        }
+        const std::uint32_t sp = suffix_row[k][p];
+        if (sp != kNone) {
+          const WordId* words = last_word_[k].data();
+          const WordId* lo = words + block_begin[k - 1][sp];
+          const WordId* hi = words + block_end[k - 1][sp];
+          const WordId* it = std::lower_bound(lo, hi, w);
+          if (it != hi && *it == w) suffix_row[k + 1][q] = static_cast<std::uint32_t>(it - words);
+        } else {
+          const std::int64_t r = find_row(t, next.row(q) + 1);
+          if (r >= 0) suffix_row[k + 1][q] = static_cast<std::uint32_t>(r);
+        }
+      }
       i = j;
     }
   }
+  // Rows of the suffixes of row r of table k (k+1 words), longest first: calls
+  // visit(j, row in table j or -1) for j = k-1 .. 0 until visit returns false.
+  auto for_each_suffix = [&](int k, std::uint64_t r, auto&& visit) {
+    const WordId* words = model.tables[k].row(r);
+    std::int64_t cur = static_cast<std::int64_t>(r);
+    for (int j = k - 1; j >= 0; --j) {
+      std::int64_t sr;
+      if (cur >= 0) {
+        const std::uint32_t x = suffix_row[j + 1][static_cast<std::size_t>(cur)];
+        sr = (x == kNone) ? -1 : static_cast<std::int64_t>(x);
+      } else {
+        sr = find_row(model.tables[j], words + (k - j));
+      }
+      if (!visit(j, sr)) return;
+      cur = sr;
+    }
+  };
 
   // States: the root, then rows with successors, table by table (so ids grow with length).
   state_length_.push_back(0);
@@ -126,30 +168,27 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
 
   // Parents: the longest proper suffix with successors; the factor is the state's own
   // backoff times the backoffs of the skipped suffixes (stored rows without successors).
-  std::vector<WordId> buf;
   for (std::size_t s = 1; s < n_states; ++s) {
     const int len = state_length_[s];
-    const WordId* words = model.tables[len - 1].row(state_row[s]);
     double factor = backoff[len - 1][state_row[s]];
     std::uint32_t parent = 0;
-    for (int sl = len - 1; sl >= 1; --sl) {
-      const WordId* suffix = words + (len - sl);
-      const std::int64_t r = find_row(model.tables[sl - 1], suffix);
-      if (r < 0) continue;  // not stored: backoff weight 1
-      const std::uint32_t st = state_of_row_[sl - 1][r];
+    for_each_suffix(len - 1, state_row[s], [&](int j, std::int64_t sr) {
+      if (sr < 0) return true;  // not stored: backoff weight 1
+      const std::uint32_t st = state_of_row_[j][static_cast<std::size_t>(sr)];
       if (st != kNoState) {
         parent = st;
-        break;
+        return false;
       }
-      factor *= backoff[sl - 1][r];
-    }
+      factor *= backoff[j][static_cast<std::size_t>(sr)];
+      return true;
+    });
     state_parent_[s] = parent;
     state_backoff_factor_[s] = factor;
   }
 
   // Next state after emitting the last word of a row: the longest suffix of the row
-  // (at most order-1 words) that has successors. Computed through the row's suffix in
-  // the table below, which is already done.
+  // (at most order-1 words) that has successors: the row's own state, or else the next
+  // state of its longest stored proper suffix (already computed, tables going up).
   next_state_.resize(n_tables);
   for (int k = 0; k < n_tables; ++k) {
     const NGramTable& t = model.tables[k];
@@ -160,25 +199,85 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
         continue;
       }
       std::uint32_t st = 0;
-      const WordId* words = t.row(r);
-      for (int sl = k; sl >= 1; --sl) {  // suffix of sl words
-        const std::int64_t sr = find_row(model.tables[sl - 1], words + (k + 1 - sl));
-        if (sr < 0) continue;
-        st = next_state_[sl - 1][sr];
-        break;
-      }
+      for_each_suffix(k, r, [&](int j, std::int64_t sr) {
+        if (sr < 0) return true;
+        st = next_state_[j][static_cast<std::size_t>(sr)];
+        return false;
+      });
       next_state_[k][r] = st;
     }
   }
+  root_prob_ = prob[0];
+  for (WordId w = 0; w < vocab_size_; ++w)
+    if (root_prob_[w] > 0.0) root_order_.push_back(w);
+  std::sort(root_order_.begin(), root_order_.end(), [this](WordId a, WordId b) {
+    return root_prob_[a] > root_prob_[b] || (root_prob_[a] == root_prob_[b] && a < b);
+  });
   // The start state: the history "<s>".
   start_state_ = next_state_[0][kBos];
+
+  // Alias tables for large blocks.
+  alias_keep_.resize(n_tables);
+  alias_other_.resize(n_tables);
+  for (int k = 0; k < n_tables; ++k) {
+    alias_keep_[k].assign(model.tables[k].size(), 1.0);
+    alias_other_[k].assign(model.tables[k].size(), 0);
+  }
+  {
+    std::vector<double> scaled;
+    std::vector<std::uint32_t> small, large;
+    for (std::size_t s = 0; s < state_length_.size(); ++s) {
+      const int len = state_length_[s];
+      const std::uint64_t b = state_block_begin_[s], e = state_block_end_[s], size = e - b;
+      if (size < kAliasMinBlock) continue;
+      const std::vector<double>& p = prob[len];
+      double total = 0.0;
+      std::uint32_t best = 0;
+      for (std::uint64_t r = b; r < e; ++r) {
+        total += p[r];
+        if (p[r] > p[b + best]) best = static_cast<std::uint32_t>(r - b);
+      }
+      if (!(total > 0.0)) continue;  // never drawn from: the block has no stored mass
+      scaled.assign(size, 0.0);
+      small.clear();
+      large.clear();
+      for (std::uint64_t i = 0; i < size; ++i) {
+        scaled[i] = p[b + i] * static_cast<double>(size) / total;
+        (scaled[i] < 1.0 ? small : large).push_back(static_cast<std::uint32_t>(i));
+      }
+      double* keep = alias_keep_[len].data() + b;
+      std::uint32_t* other = alias_other_[len].data() + b;
+      while (!small.empty() && !large.empty()) {
+        const std::uint32_t sm = small.back(), lg = large.back();
+        small.pop_back();
+        keep[sm] = scaled[sm];
+        other[sm] = lg;
+        scaled[lg] -= 1.0 - scaled[sm];
+        if (scaled[lg] < 1.0) {
+          large.pop_back();
+          small.push_back(lg);
+        }
+      }
+      // Leftovers hold mass 1 up to rounding; a zero-probability row must still never
+      // be drawn, so it points to the most probable row.
+      for (std::uint32_t i : large) keep[i] = 1.0, other[i] = i;
+      for (std::uint32_t i : small) {
+        if (p[b + i] > 0.0) {
+          keep[i] = 1.0;
+          other[i] = i;
+        } else {
+          keep[i] = 0.0;
+          other[i] = best;
+        }
+      }
+    }
+  }
 
   // Cumulative stored mass per block, and the masses per state, shortest states first.
   cumulative_.resize(n_tables);
   for (int k = 0; k < n_tables; ++k) cumulative_[k].assign(model.tables[k].size(), 0.0);
   state_stored_mass_.assign(n_states, 0.0);
   state_mass_.assign(n_states, 0.0);
-  state_stored_prob_.assign(n_states, 0.0);
   for (std::size_t s = 0; s < n_states; ++s) {
     const int len = state_length_[s];
     std::vector<double>& cum = cumulative_[len];
@@ -212,22 +311,52 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     }
     state_stored_mass_[s] = a;
     state_mass_[s] = z;
-    state_stored_prob_[s] = a / z;
   }
+
+  hot_state_.resize(n_states);
+  for (std::size_t s = 0; s < n_states; ++s) {
+    const std::uint64_t size = state_block_end_[s] - state_block_begin_[s];
+    if (size > 0xFFFFFFFFULL) throw std::invalid_argument("context with too many successors");
+    hot_state_[s] = HotState{state_mass_[s], state_stored_mass_[s], state_block_begin_[s],
+                             static_cast<std::uint32_t>(size), state_parent_[s], state_length_[s]};
+  }
+  hot_row_.resize(n_tables);
+  for (int k = 0; k < n_tables; ++k) {
+    hot_row_[k].resize(model.tables[k].size());
+    for (std::size_t r = 0; r < hot_row_[k].size(); ++r)
+      hot_row_[k][r] = HotRow{alias_keep_[k][r], alias_other_[k][r], last_word_[k][r], next_state_[k][r], 0, 0};
+  }
+  // Alias targets, for rows in alias-table blocks.
+  for (std::size_t s = 0; s < n_states; ++s) {
+    const int len = state_length_[s];
+    const std::uint64_t b = state_block_begin_[s], e = state_block_end_[s];
+    if (e - b < kAliasMinBlock) continue;
+    for (std::uint64_t r = b; r < e; ++r) {
+      HotRow& h = hot_row_[len][r];
+      h.other_word = last_word_[len][b + h.other];
+      h.other_next = next_state_[len][b + h.other];
+    }
+  }
+  // Only the packed copies are read from here on.
+  std::vector<std::vector<double>>().swap(alias_keep_);
+  std::vector<std::vector<std::uint32_t>>().swap(alias_other_);
+  std::vector<std::vector<std::uint32_t>>().swap(next_state_);
 }
 
 bool Sampler::stored_under(std::uint32_t state, WordId w, std::uint64_t* row) const {
+  // Reads the per-state arrays, not hot_state_: construction calls this before the hot
+  // copies exist.
   const int len = state_length_[state];
   if (len == 0) {  // the root stores every word (row == id)
     if (row) *row = w;
     return true;
   }
-  const std::vector<WordId>& words = last_word_[len];
-  auto first = words.begin() + static_cast<std::ptrdiff_t>(state_block_begin_[state]);
-  auto last = words.begin() + static_cast<std::ptrdiff_t>(state_block_end_[state]);
-  auto it = std::lower_bound(first, last, w);
+  const WordId* words = last_word_[len].data();
+  const WordId* first = words + state_block_begin_[state];
+  const WordId* last = words + state_block_end_[state];
+  const WordId* it = std::lower_bound(first, last, w);
   if (it == last || *it != w) return false;
-  if (row) *row = static_cast<std::uint64_t>(it - words.begin());
+  if (row) *row = static_cast<std::uint64_t>(it - words);
   return true;
 }
 

@@ -3,6 +3,7 @@
 from .corpus import Corpus, Vocab, concatenate, load_corpus
 from .errors import CollapseError
 from .ngram import NGramModel
+from . import resample  # noqa: E402  (finite-corpus resampling)
 from .experiment import run_experiment
 
 __version__ = "0.1.0"

@@ -24,9 +24,11 @@
 //
 // Temperature T is exact and fast too: p(w|h)^(1/T) keeps the backoff form (stored
 // probabilities and backoff weights raised to 1/T), so a tempered sampler is the same
-// structure built from scaled log-probabilities. top-k and top-p build the tempered
-// distribution of the current state over the whole vocabulary, truncate it and
-// renormalise (slower; memoised per state within a call).
+// structure built from scaled log-probabilities. top-k and top-p list the state's
+// tempered distribution in (probability desc, id asc) order (merging the words stored
+// along the state's chain with the precomputed unigram order), keep the top-k words, then
+// the smallest prefix reaching mass top_p, and renormalise (slower; memoised per state
+// within a call).
 //
 // Randomness: sequence i is drawn from the Philox stream (seed, i), so the output does
 // not depend on the number of threads or on how sequences are split into calls.
@@ -34,6 +36,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "collapse/backoff_model.hpp"
@@ -82,10 +85,11 @@ class Sampler {
   struct Draw {
     WordId word;
     std::uint32_t level;   // table index (0-based order - 1) of the row drawn from
-    std::uint64_t row;     // row in that table; next state = next_state_[level][row]
+    std::uint64_t row;     // row in that table
+    std::uint32_t next;    // the state after emitting word
   };
   Draw draw_exact(std::uint32_t state, Philox& rng) const;
-  std::uint32_t next_state(const Draw& d) const { return next_state_[d.level][d.row]; }
+  std::uint32_t next_state(const Draw& d) const { return d.next; }
   std::uint32_t root() const { return 0; }
   std::uint32_t start_state() const { return start_state_; }
   void state_distribution(std::uint32_t state, std::vector<double>& out) const;
@@ -94,8 +98,21 @@ class Sampler {
   Draw locate(std::uint32_t state, WordId word) const;
   static constexpr std::uint32_t kNoState = 0xFFFFFFFFu;
 
+  // Per-thread scratch space of the truncating path.
+  struct TruncationScratch {
+    std::vector<std::uint32_t> mark;
+    std::uint32_t epoch = 0;
+    std::vector<std::pair<double, WordId>> explicit_words;
+  };
+  // The words top-k then top-p keep at `state`, in (probability desc, id asc) order, with
+  // their unnormalised tempered probabilities.
+  void truncated_distribution(std::uint32_t state, std::uint32_t top_k, double top_p, TruncationScratch& scratch,
+                              std::vector<WordId>& words, std::vector<double>& probs) const;
+
  private:
   bool stored_under(std::uint32_t state, WordId w, std::uint64_t* row = nullptr) const;
+  void sample_interleaved(const SampleOptions& opt, std::uint64_t begin, std::uint64_t end, std::vector<WordId>& out,
+                          std::vector<std::int64_t>& lengths) const;
   Draw draw_by_enumeration(std::uint32_t state, Philox& rng) const;
 
   int order_ = 0;
@@ -103,11 +120,39 @@ class Sampler {
   double temperature_ = 1.0;
 
   // Per table k (n-grams of order k+1), per row: the last word, the cumulative stored
-  // (tempered) probability within its context's block, and the next state after
-  // emitting that word.
+  // (tempered) probability within its context's block, and (during construction only)
+  // the next state after emitting that word.
   std::vector<std::vector<WordId>> last_word_;
   std::vector<std::vector<double>> cumulative_;
   std::vector<std::vector<std::uint32_t>> next_state_;
+  // Walker/Vose alias tables for blocks of at least kAliasMinBlock rows (O(1) draws):
+  // per row, the probability of keeping the row's own slot and the block-relative slot
+  // taken otherwise (during construction; then packed into hot_row_). Smaller blocks use
+  // binary search in the cumulative array.
+  static constexpr std::uint64_t kAliasMinBlock = 16;
+
+  // Hot copies of what one draw reads, packed so that a draw touches one cache line per
+  // state and per row (the arrays above stay for construction and the slow paths).
+  struct HotState {
+    double mass;         // Z
+    double stored_mass;  // A
+    std::uint64_t begin;
+    std::uint32_t size;
+    std::uint32_t parent;
+    std::uint32_t length;
+  };
+  struct HotRow {
+    double keep;          // alias: probability of keeping this slot
+    std::uint32_t other;  // alias: block-relative slot otherwise
+    WordId word;
+    std::uint32_t next;   // next state
+    WordId other_word;    // word and next state of the alias slot, so that a draw
+    std::uint32_t other_next;  // reads one row only
+  };
+  std::vector<HotState> hot_state_;
+  std::vector<std::vector<HotRow>> hot_row_;
+  std::vector<std::vector<double>> alias_keep_;
+  std::vector<std::vector<std::uint32_t>> alias_other_;
 
   // Per state: its length (0 for the root), its successor block [begin, end) in table
   // `length`, the probability of drawing from that block, the parent state (longest
@@ -116,7 +161,6 @@ class Sampler {
   std::vector<std::uint8_t> state_length_;
   std::vector<std::uint64_t> state_block_begin_;
   std::vector<std::uint64_t> state_block_end_;
-  std::vector<double> state_stored_prob_;   // A / (A + L)
   std::vector<std::uint32_t> state_parent_;
   std::vector<double> state_backoff_factor_;  // backoff(c) * skipped backoffs
   std::vector<double> state_mass_;            // Z = A + L (unnormalised)
@@ -125,6 +169,8 @@ class Sampler {
   // Per table k < order-1, per row: its state id, or kNoState when it has no successors.
   std::vector<std::vector<std::uint32_t>> state_of_row_;
   std::vector<double> state_stored_mass_;  // A
+  std::vector<double> root_prob_;          // tempered unigram probabilities by word id
+  std::vector<WordId> root_order_;         // words of positive unigram probability, (prob desc, id asc)
 
   std::shared_ptr<const BackoffModel> model_;  // rows' words, for distribution(history)
 };
