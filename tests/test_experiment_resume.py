@@ -25,7 +25,7 @@ progress = false
 
 [data]
 source = "grammar"
-num_documents = 1500
+num_documents = 3000
 heldout_documents = 200
 seed = 1
 
@@ -114,10 +114,10 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path):
 
 def test_resume_refuses_a_changed_config(tmp_path):
     cfg = tmp_path / "a.toml"
-    cfg.write_text(CONFIG.replace("generations = 6", "generations = 1").replace("1500", "200"))
+    cfg.write_text(CONFIG.replace("generations = 6", "generations = 1").replace("3000", "200"))
     out = tmp_path / "run"
     assert subprocess.run(_collapse("run", cfg, "--out", out), capture_output=True).returncode == 0
-    cfg.write_text(CONFIG.replace("generations = 6", "generations = 2").replace("1500", "200"))
+    cfg.write_text(CONFIG.replace("generations = 6", "generations = 2").replace("3000", "200"))
     proc = subprocess.run(_collapse("run", cfg, "--out", out, "--resume"), capture_output=True, text=True)
     assert proc.returncode == 2
     assert "config differs" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
