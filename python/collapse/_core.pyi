@@ -71,3 +71,13 @@ def random_permutation(num_docs: int, seed: int, threads: int = 0) -> npt.NDArra
 def gather_documents(tokens: npt.ArrayLike, offsets: npt.ArrayLike, indices: npt.ArrayLike,
                      threads: int = 0) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]: ...
 # ---- end sampling ----------------------------------------------------------------------------
+
+# --- metrics (cpp/bindings/register_metrics.cpp) ------------------------------------------
+from typing import Dict, Union
+
+def ngram_diversity(
+    tokens: npt.NDArray[np.uint32], offsets: npt.NDArray[np.int64], max_n: int = 4, repeat_n: int = 4
+) -> Dict[str, Union[npt.NDArray[np.uint64], int]]:
+    """{'distinct': uint64[max_n], 'total': uint64[max_n], 'repeated': int, 'repeat_total': int}."""
+    ...
+# --- end metrics ---------------------------------------------------------------------------

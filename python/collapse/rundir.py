@@ -19,7 +19,7 @@ import json
 import os
 from typing import Any, Dict
 
-TIMING_COLUMNS = ("seconds", "fit_seconds", "sample_seconds", "metrics_seconds", "wall_time")
+TIMING_COLUMNS = ("seconds", "fit_seconds", "sample_seconds", "metrics_seconds", "write_seconds", "wall_time")
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:

@@ -1,7 +1,123 @@
-"""CLI commands: experiment (filled in by its issue's work)."""
+"""CLI commands: run, demo, plot."""
 
 from __future__ import annotations
+
+import os
+import sys
+import time
+
+DEMO_PARADIGMS = ["replace", "accumulate", "accumulate-subsample", "fresh"]
+
+
+def demo_config(generations: int = 20) -> dict:
+    """The demo: the embedded story grammar, trigram MKN, four paradigms, one seed."""
+    return {
+        "experiment": {"name": "demo", "generations": generations, "seeds": [0], "paradigms": DEMO_PARADIGMS,
+                       "alphas": [0.5], "workers": 2, "threads": 1},
+        "data": {"source": "grammar", "num_documents": 2000, "heldout_documents": 500, "seed": 0},
+        "model": {"family": "ngram", "order": 3, "smoothing": "mkn"},
+        "output": {"save_models": True},
+    }
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def summary_table(df) -> str:  # noqa: ANN001
+    """Generation 0 (shared by every paradigm of the same order, filter and seed) and the
+    last generation of every cell."""
+    cols = ["heldout_ppl", "vocab_size", "types_lost", "entropy", "distinct_2", "kl_unigram", "kl_truth"]
+    cols = [c for c in cols if c in df.columns and df[c].notna().any()]
+
+    def fmt(x, width=7):  # noqa: ANN001
+        return f"{'-':>{width}}" if x != x else f"{x:>{width}g}"
+
+    head = (f"{'paradigm':<22}{'alpha':>7}{'order':>7}{'keep':>7}{'seed':>6}{'gen':>5}"
+            + "".join(f"{c:>13}" for c in cols))
+    lines = [head, "-" * len(head)]
+    g0 = df[df.generation == 0].copy()
+    g0 = g0.loc[~g0[["order", "filter_keep", "seed"]].fillna(-1).duplicated()]
+    last = df[df.generation == df.generation.max()]
+    for label, part in (("(all) generation 0", g0), (None, last)):
+        for _, r in part.sort_values(["paradigm", "alpha", "order", "filter_keep", "seed"]).iterrows():
+            name = label or r["paradigm"]
+            alpha = "-" if label else fmt(r["alpha"])
+            cells = "".join(f"{r[c]:>13.4f}" if isinstance(r[c], float) else f"{r[c]:>13}" for c in cols)
+            lines.append(f"{name:<22}{alpha:>7}{fmt(r['order'])}{fmt(r['filter_keep'])}{int(r['seed']):>6}"
+                         f"{int(r['generation']):>5}" + cells)
+    return "\n".join(lines)
+
+
+def cmd_run(args) -> int:  # noqa: ANN001
+    from ..config import load_config
+    from ..experiment import run_experiment
+
+    cfg = load_config(args.config)
+    out = args.out or cfg.output.dir or os.path.join("runs", cfg.experiment.name)
+    t0 = time.perf_counter()
+    df = run_experiment(cfg, out=out, resume=args.resume)
+    print(summary_table(df))
+    print(f"\n{len(df)} rows in {time.perf_counter() - t0:.1f}s; run directory: {out}")
+    return 0
+
+
+def cmd_demo(args) -> int:  # noqa: ANN001
+    from ..experiment import run_experiment
+    from ..plot import plot_runs
+
+    out = args.out or os.path.join("runs", "demo")
+    t0 = time.perf_counter()
+    df = run_experiment(demo_config(args.generations), out=out, resume=args.resume)
+    elapsed = time.perf_counter() - t0
+    png = os.path.join(out, "demo.png")
+    plot_runs([out], png)
+    pivot = df.pivot_table(index="generation", columns="paradigm", values="heldout_ppl")
+    print("held-out perplexity (real text) per generation:")
+    print(pivot.to_string(float_format=lambda x: f"{x:.3f}"))
+    print()
+    print(summary_table(df))
+    print(f"\n{len(df)} rows in {elapsed:.1f}s; metrics: {os.path.join(out, 'metrics.csv')}; plot: {png}")
+    return 0
+
+
+def cmd_plot(args) -> int:  # noqa: ANN001
+    from ..plot import plot_runs
+
+    metrics = None
+    if args.metric:
+        metrics = [m for arg in args.metric for m in arg.split(",") if m]
+    drawn = plot_runs(args.run_dirs, args.output, metrics)
+    sys.stderr.write(f"wrote {args.output} ({', '.join(drawn)})\n")
+    return 0
 
 
 def register(subparsers) -> None:  # noqa: ANN001
     """Add this module's commands to subparsers."""
+    p = subparsers.add_parser("run", help="run the recursive-training experiment a TOML config describes")
+    p.add_argument("config", metavar="CONFIG.toml")
+    p.add_argument("--out", metavar="DIR", help="run directory (default: [output] dir, else runs/<name>)")
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its last finished generation")
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("demo", help="the experiment on the embedded story grammar (no download)")
+    p.add_argument("--out", metavar="DIR", help="run directory (default runs/demo)")
+    p.add_argument("--generations", type=_positive_int, default=20, metavar="G",
+                   help="recursive generations after generation 0 (default 20)")
+    p.add_argument("--resume", action="store_true", help="continue a killed demo run")
+    p.set_defaults(func=cmd_demo)
+
+    p = subparsers.add_parser("plot", help="plot metrics against generation for one or more run directories")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--metric", action="append", metavar="NAME",
+                   help="metric column to plot (repeat or comma-separate; default: a standard set)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.png")
+    p.set_defaults(func=cmd_plot)

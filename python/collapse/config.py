@@ -1,0 +1,441 @@
+"""Experiment configuration: TOML in, a validated ExperimentConfig out.
+
+Every error names the field it is about ("experiment.alpha: must be in [0, 1], got 1.5"),
+unknown keys are rejected by name, and relative paths are resolved against the directory of
+the config file. See docs/experiment.md for the reference of every table and key.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+from .errors import CollapseError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PARADIGMS = ("replace", "accumulate", "accumulate-subsample", "mix", "fresh")
+ALPHA_PARADIGMS = ("mix", "fresh")  # the paradigms that use alpha (the synthetic fraction)
+DATA_SOURCES = ("grammar", "file")
+DATA_FORMATS = ("lines", "tinystories", "jsonl", "parquet", "arrow")
+TOKENIZERS = ("whitespace", "word")
+FAMILIES = ("ngram", "transformer")
+SMOOTHINGS = ("mkn", "kn", "addk", "mle")
+EXECUTORS = ("local", "ray")
+FILTER_METHODS = ("none", "perplexity")
+
+
+class ConfigError(CollapseError):
+    """A config value that cannot be used; the message starts with the field's name."""
+
+
+def _fail(field_name: str, message: str) -> "ConfigError":
+    return ConfigError(f"{field_name}: {message}")
+
+
+# --------------------------------------------------------------------------------------
+# Small typed readers: each takes the table, the key, the table's name and a default.
+
+_MISSING = object()
+
+
+class _Table:
+    def __init__(self, raw: Mapping[str, Any], name: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise _fail(name, f"must be a table, got {type(raw).__name__}")
+        self.raw = dict(raw)
+        self.name = name
+        self.used: set = set()
+
+    def f(self, key: str) -> str:
+        return f"{self.name}.{key}"
+
+    def has(self, key: str) -> bool:
+        return key in self.raw
+
+    def get(self, key: str, default: Any = _MISSING) -> Any:
+        self.used.add(key)
+        if key in self.raw:
+            return self.raw[key]
+        if default is _MISSING:
+            raise _fail(self.f(key), "is required")
+        return default
+
+    def str_(self, key: str, default: Any = _MISSING, choices: Optional[Tuple[str, ...]] = None) -> Any:
+        v = self.get(key, default)
+        if v is None and default is None:
+            return None
+        if not isinstance(v, str):
+            raise _fail(self.f(key), f"must be a string, got {v!r}")
+        if choices is not None and v not in choices:
+            raise _fail(self.f(key), f"unknown value {v!r} (choose from {', '.join(choices)})")
+        return v
+
+    def int_(self, key: str, default: Any = _MISSING, minimum: Optional[int] = None) -> Any:
+        v = self.get(key, default)
+        if v is None and default is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _fail(self.f(key), f"must be an integer, got {v!r}")
+        if minimum is not None and v < minimum:
+            raise _fail(self.f(key), f"must be >= {minimum}, got {v}")
+        return v
+
+    def float_(self, key: str, default: Any = _MISSING, lo: Optional[float] = None, hi: Optional[float] = None,
+               lo_open: bool = False) -> Any:
+        v = self.get(key, default)
+        if v is None and default is None:
+            return None
+        return _check_float(self.f(key), v, lo, hi, lo_open)
+
+    def bool_(self, key: str, default: Any = _MISSING) -> Any:
+        v = self.get(key, default)
+        if not isinstance(v, bool):
+            raise _fail(self.f(key), f"must be true or false, got {v!r}")
+        return v
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.raw) - self.used)
+        if unknown:
+            raise _fail(f"{self.name}.{unknown[0]}", "unknown key")
+
+
+def _check_float(name: str, v: Any, lo: Optional[float], hi: Optional[float], lo_open: bool = False) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _fail(name, f"must be a number, got {v!r}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise _fail(name, f"must be finite, got {v}")
+    if lo is not None and hi is not None and (v < lo or v > hi or (lo_open and v == lo)):
+        bracket = "(" if lo_open else "["
+        raise _fail(name, f"must be in {bracket}{lo:g}, {hi:g}], got {v:g}")
+    if lo is not None and hi is None and (v < lo or (lo_open and v == lo)):
+        raise _fail(name, f"must be {'>' if lo_open else '>='} {lo:g}, got {v:g}")
+    return v
+
+
+def _scalar_or_list(t: _Table, one: str, many: str, default: List[Any], check) -> List[Any]:  # noqa: ANN001
+    """A key given either as ``one = x`` or ``many = [x, y]`` (not both)."""
+    if t.has(one) and t.has(many):
+        raise _fail(t.f(many), f"give either {one} or {many}, not both")
+    if t.has(many):
+        values = t.get(many)
+        if not isinstance(values, list) or not values:
+            raise _fail(t.f(many), f"must be a non-empty list, got {values!r}")
+        out = [check(f"{t.f(many)}[{i}]", v) for i, v in enumerate(values)]
+        if len(set(out)) != len(out):
+            raise _fail(t.f(many), "has duplicate values")
+        return out
+    if t.has(one):
+        return [check(t.f(one), t.get(one))]
+    return list(default)
+
+
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class ExperimentTable:
+    name: str = "experiment"
+    generations: int = 20
+    seeds: List[int] = field(default_factory=lambda: [0])
+    paradigms: List[str] = field(default_factory=lambda: ["replace"])
+    alphas: List[float] = field(default_factory=lambda: [0.5])
+    synthetic_factor: float = 1.0
+    threads: int = 1
+    workers: int = 2
+    executor: str = "local"
+    address: Optional[str] = None
+    progress: bool = True
+
+
+@dataclass
+class DataTable:
+    source: str = "grammar"
+    path: Optional[str] = None
+    format: str = "lines"
+    field: str = "text"
+    tokenizer: str = "whitespace"
+    lowercase: bool = False
+    heldout_path: Optional[str] = None
+    heldout_fraction: float = 0.1
+    num_documents: Optional[int] = None
+    heldout_documents: int = 500
+    seed: int = 0
+    num_names: int = 1000
+    zipf: float = 1.1
+    continue_prob: float = 0.8
+
+
+@dataclass
+class ModelTable:
+    family: str = "ngram"
+    orders: List[int] = field(default_factory=lambda: [3])
+    smoothing: str = "mkn"
+    transformer: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FilterTable:
+    method: str = "none"
+    keep_fractions: List[float] = field(default_factory=lambda: [1.0])
+    max_perplexity: Optional[float] = None
+    dedup: bool = False
+    oversample: float = 2.0
+    max_rounds: int = 8
+
+
+@dataclass
+class OutputTable:
+    dir: Optional[str] = None
+    save_models: bool = True
+    compression: int = 6
+
+
+@dataclass
+class ExperimentConfig:
+    experiment: ExperimentTable
+    data: DataTable
+    model: ModelTable
+    filter: FilterTable
+    output: OutputTable
+    raw: Dict[str, Any]
+    base_dir: str = "."
+
+    def cells(self) -> List["Cell"]:
+        """Every (paradigm, alpha, order, keep fraction, seed) combination, in a fixed order."""
+        out = []
+        orders = self.model.orders if self.model.family == "ngram" else [None]
+        for paradigm in self.experiment.paradigms:
+            alphas = self.experiment.alphas if paradigm in ALPHA_PARADIGMS else [None]
+            for alpha, order, keep, seed in itertools.product(alphas, orders, self.filter.keep_fractions,
+                                                              self.experiment.seeds):
+                out.append(Cell(paradigm, alpha, order, keep if self.filter.method != "none" else None, seed))
+        return out
+
+
+@dataclass(frozen=True)
+class Cell:
+    paradigm: str
+    alpha: Optional[float]
+    order: Optional[int]
+    keep: Optional[float]
+    seed: int
+
+    @property
+    def id(self) -> str:
+        parts = [self.paradigm]
+        if self.alpha is not None:
+            parts.append(f"a{self.alpha:g}")
+        if self.order is not None:
+            parts.append(f"o{self.order}")
+        if self.keep is not None:
+            parts.append(f"k{self.keep:g}")
+        parts.append(f"s{self.seed}")
+        return "_".join(parts)
+
+    @property
+    def tag(self) -> int:
+        """A stable integer for seed derivation (independent of the process: no hash())."""
+        h = 1469598103934665603
+        for b in self.id.encode("utf-8"):
+            h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+        return h
+
+
+def _resolve(base_dir: str, path: Optional[str]) -> Optional[str]:
+    if path is None:
+        return None
+    path = os.path.expanduser(path)
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(base_dir, path))
+
+
+def _alpha(name: str, v: Any) -> float:
+    return _check_float(name, v, 0.0, 1.0)
+
+
+def _seed(name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise _fail(name, f"must be a non-negative integer, got {v!r}")
+    return v
+
+
+def _order(name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise _fail(name, f"must be an integer >= 1, got {v!r}")
+    return v
+
+
+def _paradigm(name: str, v: Any) -> str:
+    if v not in PARADIGMS:
+        raise _fail(name, f"unknown paradigm {v!r} (choose from {', '.join(PARADIGMS)})")
+    return v
+
+
+def _keep(name: str, v: Any) -> float:
+    return _check_float(name, v, 0.0, 1.0, lo_open=True)
+
+
+def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfig:
+    """Validate a config mapping (as read from TOML) into an ExperimentConfig."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"config: must be a table, got {type(raw).__name__}")
+    raw = copy.deepcopy(dict(raw))
+    known = ("experiment", "data", "model", "filter", "output")
+    for key in raw:
+        if key not in known:
+            raise _fail(key, f"unknown table (choose from {', '.join(known)})")
+
+    t = _Table(raw.get("experiment", {}), "experiment")
+    ex = ExperimentTable()
+    ex.name = t.str_("name", "experiment")
+    ex.generations = t.int_("generations", 20, minimum=1)
+    ex.seeds = _scalar_or_list(t, "seed", "seeds", [0], _seed)
+    ex.paradigms = _scalar_or_list(t, "paradigm", "paradigms", ["replace"], _paradigm)
+    ex.alphas = _scalar_or_list(t, "alpha", "alphas", [0.5], _alpha)
+    ex.synthetic_factor = t.float_("synthetic_factor", 1.0, 0.0, None, lo_open=True)
+    ex.threads = t.int_("threads", 1, minimum=0)
+    ex.workers = t.int_("workers", 2, minimum=1)
+    ex.address = t.str_("address", None)
+    ex.executor = t.str_("executor", "ray" if ex.address else "local", EXECUTORS)
+    ex.progress = t.bool_("progress", True)
+    t.finish()
+
+    t = _Table(raw.get("data", {}), "data")
+    d = DataTable()
+    d.source = t.str_("source", "grammar", DATA_SOURCES)
+    d.seed = t.int_("seed", 0, minimum=0)
+    d.heldout_documents = t.int_("heldout_documents", 500, minimum=1)
+    if d.source == "grammar":
+        d.num_documents = t.int_("num_documents", 2000, minimum=1)
+        d.num_names = t.int_("num_names", 1000, minimum=20)
+        d.zipf = t.float_("zipf", 1.1, 0.0, None, lo_open=True)
+        d.continue_prob = t.float_("continue_prob", 0.8, 0.0, 1.0, lo_open=True)
+        if d.continue_prob >= 1.0:
+            raise _fail("data.continue_prob", f"must be in (0, 1), got {d.continue_prob:g}")
+    else:
+        d.path = _resolve(base_dir, t.str_("path"))
+        if not os.path.isfile(d.path):
+            raise _fail("data.path", f"no such file: {d.path}")
+        d.format = t.str_("format", "lines", DATA_FORMATS)
+        d.field = t.str_("field", "text")
+        d.tokenizer = t.str_("tokenizer", "whitespace", TOKENIZERS)
+        d.lowercase = t.bool_("lowercase", False)
+        d.heldout_path = _resolve(base_dir, t.str_("heldout_path", None))
+        if d.heldout_path is not None and not os.path.isfile(d.heldout_path):
+            raise _fail("data.heldout_path", f"no such file: {d.heldout_path}")
+        if t.has("heldout_path") and t.has("heldout_fraction"):
+            raise _fail("data.heldout_fraction", "give either heldout_path or heldout_fraction, not both")
+        d.heldout_fraction = t.float_("heldout_fraction", 0.1, 0.0, 1.0, lo_open=True)
+        if d.heldout_fraction >= 1.0:
+            raise _fail("data.heldout_fraction", f"must be in (0, 1), got {d.heldout_fraction:g}")
+        d.num_documents = t.int_("num_documents", None, minimum=1)
+    t.finish()
+
+    t = _Table(raw.get("model", {}), "model")
+    m = ModelTable()
+    m.family = t.str_("family", "ngram", FAMILIES)
+    if m.family == "ngram":
+        m.orders = _scalar_or_list(t, "order", "orders", [3], _order)
+        m.smoothing = t.str_("smoothing", "mkn", SMOOTHINGS)
+        t.finish()
+    else:  # everything else in [model] is the transformer family's own config
+        m.transformer = {k: v for k, v in t.raw.items() if k != "family"}
+        m.orders = []
+
+    t = _Table(raw.get("filter", {}), "filter")
+    flt = FilterTable()
+    flt.method = t.str_("method", "none", FILTER_METHODS)
+    flt.keep_fractions = _scalar_or_list(t, "keep_fraction", "keep_fractions", [1.0], _keep)
+    flt.max_perplexity = t.float_("max_perplexity", None, 1.0, None)
+    flt.dedup = t.bool_("dedup", False)
+    flt.oversample = t.float_("oversample", 2.0, 1.0, None)
+    flt.max_rounds = t.int_("max_rounds", 8, minimum=1)
+    if flt.method == "none" and (t.has("keep_fraction") or t.has("keep_fractions") or t.has("max_perplexity")):
+        raise _fail("filter.method", "is 'none' but filter settings are given (set method = \"perplexity\")")
+    t.finish()
+
+    t = _Table(raw.get("output", {}), "output")
+    out = OutputTable()
+    out.dir = _resolve(base_dir, t.str_("dir", None))
+    out.save_models = t.bool_("save_models", True)
+    out.compression = t.int_("compression", 6, minimum=0)
+    if out.compression > 9:
+        raise _fail("output.compression", f"must be in [0, 9], got {out.compression}")
+    t.finish()
+
+    return ExperimentConfig(ex, d, m, flt, out, raw, os.path.abspath(base_dir))
+
+
+def load_config(source: Union[str, os.PathLike, Mapping[str, Any], ExperimentConfig]) -> ExperimentConfig:
+    """A path to a TOML file, a dict (as TOML would give) or an ExperimentConfig."""
+    if isinstance(source, ExperimentConfig):
+        return source
+    if isinstance(source, Mapping):
+        return parse_config(source, base_dir=os.getcwd())
+    path = os.fspath(source)
+    if not os.path.isfile(path):
+        raise ConfigError(f"config: no such file: {path}")
+    with open(path, "rb") as f:
+        try:
+            raw = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config: {path} is not valid TOML ({e})") from None
+    return parse_config(raw, base_dir=os.path.dirname(os.path.abspath(path)))
+
+
+def to_toml(cfg: ExperimentConfig) -> str:
+    """The resolved configuration as TOML (written into the run directory)."""
+    tables = {
+        "experiment": {
+            "name": cfg.experiment.name, "generations": cfg.experiment.generations, "seeds": cfg.experiment.seeds,
+            "paradigms": cfg.experiment.paradigms, "alphas": cfg.experiment.alphas,
+            "synthetic_factor": cfg.experiment.synthetic_factor, "threads": cfg.experiment.threads,
+            "workers": cfg.experiment.workers, "executor": cfg.experiment.executor,
+            "address": cfg.experiment.address, "progress": cfg.experiment.progress,
+        },
+        "data": {k: v for k, v in vars(cfg.data).items()},
+        "model": ({"family": "ngram", "orders": cfg.model.orders, "smoothing": cfg.model.smoothing}
+                  if cfg.model.family == "ngram" else {"family": "transformer", **cfg.model.transformer}),
+        "filter": {k: v for k, v in vars(cfg.filter).items()
+                   if cfg.filter.method != "none" or k not in ("keep_fractions", "max_perplexity")},
+        "output": {"save_models": cfg.output.save_models, "compression": cfg.output.compression},
+    }
+    if cfg.data.source == "grammar":
+        for k in ("path", "format", "field", "tokenizer", "lowercase", "heldout_path", "heldout_fraction"):
+            tables["data"].pop(k, None)
+    else:
+        for k in ("num_names", "zipf", "continue_prob", "heldout_documents"):
+            tables["data"].pop(k, None)
+        if cfg.data.heldout_path is not None:
+            tables["data"].pop("heldout_fraction", None)
+    lines: List[str] = []
+    for name, table in tables.items():
+        lines.append(f"[{name}]")
+        for k, v in table.items():
+            if v is None:
+                continue
+            lines.append(f"{k} = {_toml_value(v)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")

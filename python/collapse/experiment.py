@@ -1,0 +1,391 @@
+"""The recursive-training experiment: one loop for every model family and paradigm.
+
+For each cell (paradigm, alpha, order, filter keep fraction, seed) and generation t:
+
+    D_t = paradigm(R, S_0 .. S_{t-1})        (D_0 = R, the real corpus)
+    M_t = family.fit(D_t)
+    S_t = M_t.sample(...)                    (filtered when [filter] says so)
+    metrics(M_t, D_t, S_t)                   one row of the metrics table
+
+Randomness comes only from seeds derived from (seed, cell, generation, purpose) with
+collapse._core.derive_seed, never from process state, so a run killed at any point and
+resumed ends with exactly the results of an uninterrupted run. Generation 0 does not
+depend on the paradigm: its seeds come from (seed, order) only, so every paradigm starts
+from the same M_0 and S_0.
+
+Run directory (see collapse.rundir): RUN_DIR/<cell id>/gen_NNNN/ holds S_t (gzip text and
+its vocabulary) and M_t (when output.save_models), RUN_DIR/<cell id>/state.json the
+cell's finished generations and their metric rows; it is replaced (atomically) only after
+the generation's files are written, and is the commit point that --resume reads.
+RUN_DIR/metrics.csv, metrics.parquet and manifest.json are rebuilt from the cells.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core
+from .config import Cell, ExperimentConfig, load_config, to_toml
+from .corpus import Corpus, Vocab
+from .errors import CollapseError
+from .filters import filtered_sample
+from .metrics import METRIC_COLUMNS, generation_metrics
+from .ngram_family import NGramFamily, deterministic_gzip
+from .paradigms import needed_synthetic, synthetic_needed, training_corpus
+from .rundir import TIMING_COLUMNS, atomic_write_bytes, atomic_write_text, read_json, write_json, write_metrics
+from .sources import RealData, load_real_data
+
+# Seed purposes (tags for derive_seed).
+PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
+
+KEY_COLUMNS = ("paradigm", "alpha", "seed", "generation", "family", "order", "filter_keep")
+SIZE_COLUMNS = ("train_documents", "train_tokens", "synthetic_documents", "synthetic_tokens")
+ROW_TIMING = ("seconds", "fit_seconds", "sample_seconds", "metrics_seconds", "write_seconds")
+COLUMNS = KEY_COLUMNS + METRIC_COLUMNS + SIZE_COLUMNS + ("filter_pass_rate",) + ROW_TIMING
+
+SYNTHETIC_TEXT = "synthetic.txt.gz"
+SYNTHETIC_VOCAB = "synthetic.vocab.gz"
+STATE_FILE = "state.json"
+
+_DATA_CACHE: Dict[str, RealData] = {}
+
+
+def real_data(cfg: ExperimentConfig) -> RealData:
+    key = to_toml(cfg).split("[model]")[0] + repr(sorted(cfg.experiment.paradigms))
+    data = _DATA_CACHE.get(key)
+    if data is None:
+        _DATA_CACHE.clear()
+        data = _DATA_CACHE[key] = load_real_data(cfg)
+    return data
+
+
+def make_family(cfg: ExperimentConfig, cell: Cell):  # noqa: ANN201
+    if cfg.model.family == "ngram":
+        return NGramFamily(cell.order, cfg.model.smoothing, threads=cfg.experiment.threads,
+                           compression=cfg.output.compression)
+    try:
+        from .transformer.family import TransformerFamily  # type: ignore
+    except ImportError as e:
+        raise CollapseError(f"model.family: the transformer family is not available ({e})") from None
+    return TransformerFamily.from_config(dict(cfg.model.transformer))
+
+
+# --------------------------------------------------------------------------------------
+# Corpus files: documents one per line (tokens joined by spaces) plus the vocabulary in id
+# order, both deterministic gzip, so reading them back gives the very same Corpus.
+
+def corpus_text_bytes(corpus: Corpus, chunk: int = 1 << 20) -> bytes:
+    """The corpus as UTF-8 text, one document per line, tokens joined by single spaces.
+
+    Vectorised: every token id is replaced by the bytes of "word " (or "word\\n" for the
+    last token of a document; a bare "\\n" for an empty document) gathered from one pool,
+    a chunk of tokens at a time, which is many times faster than joining Python strings."""
+    words = [w.encode("utf-8") for w in corpus.vocab.words]
+    v = len(words)
+    pieces = [w + b" " for w in words] + [w + b"\n" for w in words] + [b"\n"]
+    lens = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
+    starts = np.zeros(len(pieces), dtype=np.int64)
+    np.cumsum(lens[:-1], out=starts[1:])
+    pool = np.frombuffer(b"".join(pieces), dtype=np.uint8)
+    ids = corpus.tokens.astype(np.int64)
+    doc_lens = corpus.lengths()
+    ends = corpus.offsets[1:][doc_lens > 0] - 1
+    ids[ends] += v
+    empty = np.flatnonzero(doc_lens == 0)
+    if empty.size:
+        ids = np.insert(ids, corpus.offsets[:-1][empty], 2 * v)
+    out = []
+    for lo in range(0, ids.size, chunk):
+        part = ids[lo:lo + chunk]
+        plens = lens[part]
+        total = int(plens.sum())
+        first = np.zeros(part.size, dtype=np.int64)
+        np.cumsum(plens[:-1], out=first[1:])
+        src = np.repeat(starts[part] - first, plens) + np.arange(total, dtype=np.int64)
+        out.append(pool[src].tobytes())
+    return b"".join(out)
+
+
+def save_corpus(directory: str, corpus: Corpus, level: int) -> None:
+    text = corpus_text_bytes(corpus)
+    atomic_write_bytes(os.path.join(directory, SYNTHETIC_TEXT), deterministic_gzip(text, level))
+    vocab = "".join(w + "\n" for w in corpus.vocab.words[3:])
+    atomic_write_bytes(os.path.join(directory, SYNTHETIC_VOCAB), deterministic_gzip(vocab.encode("utf-8"), level))
+
+
+def load_corpus_files(directory: str) -> Corpus:
+    with gzip.open(os.path.join(directory, SYNTHETIC_VOCAB), "rt", encoding="utf-8") as f:
+        words = f.read().split("\n")[:-1]
+    vocab = Vocab(words)
+    with gzip.open(os.path.join(directory, SYNTHETIC_TEXT), "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")[:-1]
+    ids = np.fromiter((vocab.id(w) for line in lines for w in line.split(" ") if w), dtype=np.uint32)
+    lens = np.fromiter((sum(1 for w in line.split(" ") if w) for line in lines), dtype=np.int64, count=len(lines))
+    offsets = np.zeros(len(lines) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    if len(vocab) != len(words) + 3:
+        raise CollapseError(f"{directory}: corrupt vocabulary file")
+    return Corpus(ids, offsets, vocab)
+
+
+def gen_dir(run_dir: str, cell: Cell, t: int) -> str:
+    return os.path.join(run_dir, cell.id, f"gen_{t:04d}")
+
+
+# --------------------------------------------------------------------------------------
+
+def _nan(x: Optional[float]) -> float:
+    return math.nan if x is None else float(x)
+
+
+def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = False,
+             on_generation: Optional[Callable[[], None]] = None) -> List[Dict[str, Any]]:
+    """Run (or continue) one cell; returns its metric rows, one per generation.
+    on_generation is called after each generation's commit (the serial driver rebuilds
+    the run's metrics table and manifest there)."""
+    data = real_data(cfg)
+    family = make_family(cfg, cell)
+    if hasattr(family, "prepare"):
+        # fixes what the family derives from the real corpus (the transformer's BPE) before
+        # generation 0, so a resumed run rebuilds the very same thing
+        family.prepare(data.real)
+    cell_dir = os.path.join(run_dir, cell.id)
+    state_path = os.path.join(cell_dir, STATE_FILE)
+    rows: List[Dict[str, Any]] = []
+    if os.path.exists(state_path):
+        if not resume:
+            raise CollapseError(f"{cell_dir} already holds results; pass --resume to continue")
+        rows = read_json(state_path)["rows"]
+    os.makedirs(cell_dir, exist_ok=True)
+    # A killed run may have left a half-written generation (and temporary files) behind
+    # the last committed one: remove it, it is redone from its seeds.
+    for name in sorted(os.listdir(cell_dir)):
+        path = os.path.join(cell_dir, name)
+        if name.startswith("gen_") and name[4:].isdigit() and int(name[4:]) >= len(rows):
+            shutil.rmtree(path)
+        elif ".tmp." in name:
+            os.remove(path)
+    # recursive generations after generation 0: t = 0 .. G; synthetic[k] = S_k when loaded
+    synthetic: List[Optional[Corpus]] = [None] * (cfg.experiment.generations + 1)
+    writer = ThreadPoolExecutor(max_workers=1)
+    try:
+        _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation)
+    finally:
+        writer.shutdown(wait=True)
+    return rows
+
+
+def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, synth: Corpus, model: Any,
+                       rows: List[Dict[str, Any]], state_path: str, on_generation: Optional[Callable[[], None]],
+                       progress: bool) -> None:
+    """Write generation t's artifacts, then commit it (state.json), then the run files."""
+    w0 = time.perf_counter()
+    gdir = gen_dir(run_dir, cell, t)
+    os.makedirs(gdir, exist_ok=True)
+    save_corpus(gdir, synth, cfg.output.compression)
+    if cfg.output.save_models:
+        model.save(gdir)
+    row = rows[-1]
+    row["write_seconds"] = time.perf_counter() - w0
+    write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows})
+    if on_generation is not None:
+        on_generation()
+    if progress:
+        sys.stderr.write(f"[{cell.id}] gen {t:3d}/{cfg.experiment.generations}  heldout_ppl={row['heldout_ppl']:.3f}  "
+                         f"vocab={row['vocab_size']}  kl_unigram={row['kl_unigram']:.4f}  "
+                         f"({row['seconds']:.2f}s + {row['write_seconds']:.2f}s writing)\n")
+        sys.stderr.flush()
+
+
+def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation):  # noqa: ANN001
+    G = cfg.experiment.generations
+    real = data.real
+    n_synth = synthetic_needed(cell.paradigm, cell.alpha, real.num_documents, cfg.experiment.synthetic_factor)
+    gen0_key = _core.derive_seed(cell.seed, cell.order or 0)
+    cell_key = _core.derive_seed(_core.derive_seed(cell.seed, PURPOSE_CELL), cell.tag)
+    filtering = cfg.filter.method != "none" or cfg.filter.dedup
+    reference_model = None
+    progress = cfg.experiment.progress
+    pending = None
+    for t in range(len(rows), G + 1):
+        start = time.perf_counter()
+        for k in needed_synthetic(cell.paradigm, t):
+            if synthetic[k] is None:
+                synthetic[k] = load_corpus_files(gen_dir(run_dir, cell, k))
+        key_t = gen0_key if t == 0 else _core.derive_seed(cell_key, t)
+        para_key = _core.derive_seed(key_t, PURPOSE_PARADIGM)
+        train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
+                                lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
+        t0 = time.perf_counter()
+        model = family.fit(train, seed=_core.derive_seed(key_t, PURPOSE_FIT))
+        t1 = time.perf_counter()
+        sample_seed = _core.derive_seed(key_t, PURPOSE_SAMPLE)
+        extra: Dict[str, float] = {"filter_pass_rate": math.nan}
+        if filtering:
+            if reference_model is None:
+                # M_0 refitted on R: deterministic, so the same on resume as in an unbroken run
+                reference_model = model if t == 0 else family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT))
+            synth, info = filtered_sample(model, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
+                                          threads=cfg.experiment.threads)
+            extra["filter_pass_rate"] = info["filter_pass_rate"]
+        else:
+            synth = model.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads)
+        t2 = time.perf_counter()
+        metrics = generation_metrics(model, getattr(family, "word_level_perplexity", False), train, synth, data.reference, cfg.experiment.threads)
+        t3 = time.perf_counter()
+        synthetic[t] = synth
+        # free what later generations do not read
+        for k in range(t):
+            if synthetic[k] is not None and k not in needed_synthetic(cell.paradigm, t + 1):
+                synthetic[k] = None
+        row: Dict[str, Any] = {
+            "paradigm": cell.paradigm, "alpha": _nan(cell.alpha), "seed": cell.seed, "generation": t,
+            "family": family.name, "order": _nan(cell.order), "filter_keep": _nan(cell.keep),
+        }
+        row.update(metrics)
+        row.update({"train_documents": train.num_documents, "train_tokens": train.num_tokens,
+                    "synthetic_documents": synth.num_documents, "synthetic_tokens": synth.num_tokens})
+        row.update(extra)
+        row.update({"seconds": time.perf_counter() - start, "fit_seconds": t1 - t0, "sample_seconds": t2 - t1,
+                    "metrics_seconds": t3 - t2})
+        rows.append(row)
+        # Generation t's files are written (and then committed) by a background thread while
+        # generation t+1 computes; it runs one commit at a time, in generation order.
+        if pending is not None:
+            pending.result()
+        pending = writer.submit(_commit_generation, cfg, run_dir, cell, t, synth, model, list(rows), state_path,
+                                on_generation, progress)
+    if pending is not None:
+        pending.result()
+    return rows
+
+
+def _run_cell_task(cfg_raw: Dict[str, Any], base_dir: str, cell: Cell, run_dir: str, resume: bool):
+    """Process-pool / Ray entry point (the config travels as its raw mapping)."""
+    from .config import parse_config
+
+    cfg = parse_config(cfg_raw, base_dir=base_dir)
+    return cell.id, run_cell(cfg, cell, run_dir, resume)
+
+
+# --------------------------------------------------------------------------------------
+
+def metrics_frame(rows: Sequence[Dict[str, Any]]):  # noqa: ANN201
+    import pandas as pd
+
+    df = pd.DataFrame(list(rows))
+    for c in COLUMNS:
+        if c not in df.columns:
+            df[c] = math.nan
+    extra = [c for c in df.columns if c not in COLUMNS]
+    df = df[list(COLUMNS) + extra]
+    for c in ("seed", "generation", "vocab_size", "types_lost", "train_vocab_size") + SIZE_COLUMNS:
+        if len(df):
+            df[c] = df[c].astype("int64")
+    return df
+
+
+def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: RealData, family_desc: Dict) -> Any:
+    rows: List[Dict[str, Any]] = []
+    cell_info = []
+    for cell in cells:
+        path = os.path.join(run_dir, cell.id, STATE_FILE)
+        done = 0
+        if os.path.exists(path):
+            st = read_json(path)
+            rows.extend(st["rows"])
+            done = st["generations_done"]
+        cell_info.append({"id": cell.id, "paradigm": cell.paradigm, "alpha": cell.alpha, "order": cell.order,
+                          "filter_keep": cell.keep, "seed": cell.seed, "generations_done": done})
+    df = metrics_frame(rows)
+    write_metrics(run_dir, df)
+    manifest = {
+        "kind": "experiment", "name": cfg.experiment.name, "generations": cfg.experiment.generations,
+        "complete": all(c["generations_done"] == cfg.experiment.generations + 1 for c in cell_info),
+        "cells": cell_info, "data": data.describe, "family": family_desc,
+        "timing_columns": list(TIMING_COLUMNS), "columns": list(df.columns),
+    }
+    write_json(os.path.join(run_dir, "manifest.json"), manifest)
+    return df
+
+
+def run_experiment(config: Union[str, os.PathLike, Dict[str, Any], ExperimentConfig], out: Optional[str] = None,
+                   resume: bool = False):  # noqa: ANN201
+    """Run the experiment a config describes; returns the metrics as a pandas DataFrame.
+
+    config: a TOML path, a dict (as TOML would give) or an ExperimentConfig. out: the run
+    directory (default: [output] dir; without either, a temporary directory that is
+    removed afterwards). resume: continue the run already in ``out``.
+    """
+    cfg = load_config(config)
+    run_dir = out or cfg.output.dir
+    if run_dir is None:
+        with tempfile.TemporaryDirectory(prefix="collapse-run-") as tmp:
+            return _run(cfg, tmp, resume)
+    return _run(cfg, os.fspath(run_dir), resume)
+
+
+def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
+    cells = cfg.cells()
+    config_text = to_toml(cfg)
+    config_path = os.path.join(run_dir, "config.toml")
+    if os.path.exists(os.path.join(run_dir, "manifest.json")) or os.path.exists(config_path):
+        if not resume:
+            raise CollapseError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        with open(config_path, encoding="utf-8") as f:
+            if f.read() != config_text:
+                raise CollapseError(f"--resume: the config differs from {config_path}")
+    data = real_data(cfg)  # before anything is written: a data error leaves no run directory
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_write_text(config_path, config_text)
+    family_desc = make_family(cfg, cells[0]).describe() if cfg.model.family == "ngram" else {
+        "family": "transformer", **cfg.model.transformer}
+    family_desc = {k: v for k, v in family_desc.items() if k != "order"}
+    if cfg.model.family == "ngram":
+        family_desc["orders"] = cfg.model.orders
+    _write_run(cfg, run_dir, cells, data, family_desc)
+
+    ex = cfg.experiment
+    if ex.executor == "ray":
+        _run_ray(cfg, cells, run_dir, resume)
+    elif ex.workers == 1 or len(cells) == 1:
+        for cell in cells:
+            run_cell(cfg, cell, run_dir, resume,
+                     on_generation=lambda: _write_run(cfg, run_dir, cells, data, family_desc))
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=min(ex.workers, len(cells)), mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_run_cell_task, cfg.raw, cfg.base_dir, cell, run_dir, resume) for cell in cells]
+            for fut in futures:
+                fut.result()
+                _write_run(cfg, run_dir, cells, data, family_desc)
+    return _write_run(cfg, run_dir, cells, data, family_desc)
+
+
+def _run_ray(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise CollapseError("experiment.executor: 'ray' needs Ray (pip install collapse[ray])") from None
+    if not ray.is_initialized():
+        if cfg.experiment.address:
+            ray.init(address=cfg.experiment.address)
+        else:
+            pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            pythonpath = os.pathsep.join(p for p in (pkg_parent, os.environ.get("PYTHONPATH", "")) if p)
+            ray.init(num_cpus=cfg.experiment.workers, include_dashboard=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+    task = ray.remote(num_cpus=1)(_run_cell_task)
+    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume) for cell in cells]
+    ray.get(refs)

@@ -1,0 +1,146 @@
+"""Per-generation collapse metrics (definitions in docs/experiment.md, "Metrics").
+
+Counting-heavy parts (distinct n-grams, within-document repetition) run in C++
+(``_core.ngram_diversity``); unigram counts are ``numpy.bincount``. Corpora with different
+vocabularies are compared by word, through the real corpus's vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import numpy as np
+
+from . import _core
+from .corpus import Corpus
+
+RARE_MAX_COUNT = 2          # a real-corpus type is "rare" when it occurs at most this often
+UNIGRAM_SMOOTHING = 0.5     # add-0.5 on both sides for kl_unigram (over the union of types)
+METRIC_COLUMNS = (
+    "heldout_ppl", "self_ppl", "entropy", "distinct_1", "distinct_2", "distinct_3", "distinct_4",
+    "vocab_size", "types_lost", "train_vocab_size", "rare_mass", "kl_unigram", "tv_unigram", "repetition",
+    "mean_length", "kl_truth", "kl_unigram_truth",
+)
+
+
+def counts_by_reference(corpus: Corpus, reference_vocab) -> tuple:  # noqa: ANN001
+    """(counts over reference_vocab ids, count of tokens whose word the reference lacks)."""
+    own = np.bincount(corpus.tokens, minlength=len(corpus.vocab)).astype(np.float64)
+    ids = corpus.vocab.map_to(reference_vocab).astype(np.int64)
+    # <unk> of the corpus itself stays <unk>; other words the reference lacks are "novel"
+    novel_mask = ids == 0
+    novel_mask[0] = False
+    novel = float(own[novel_mask].sum())
+    counts = np.bincount(ids[~novel_mask], weights=own[~novel_mask], minlength=len(reference_vocab))
+    return counts, novel
+
+
+def entropy_bits(counts: np.ndarray) -> float:
+    c = counts[counts > 0]
+    if c.size == 0:
+        return 0.0
+    p = c / c.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def unigram_kl_tv(real: np.ndarray, synth: np.ndarray, synth_novel: float) -> tuple:
+    """KL(real || synth) in bits with add-0.5 smoothing over the union of types, and the
+    total variation distance (unsmoothed). Specials (<unk>, <s>, </s>) are excluded except
+    that novel synthetic words count as one extra type."""
+    r = np.append(real[3:], 0.0)
+    s = np.append(synth[3:], synth_novel)
+    keep = (r > 0) | (s > 0)
+    r, s = r[keep], s[keep]
+    if r.sum() == 0 or s.sum() == 0:
+        return math.nan, math.nan
+    tv = 0.5 * float(np.abs(r / r.sum() - s / s.sum()).sum())
+    rs = (r + UNIGRAM_SMOOTHING) / (r.sum() + UNIGRAM_SMOOTHING * r.size)
+    ss = (s + UNIGRAM_SMOOTHING) / (s.sum() + UNIGRAM_SMOOTHING * s.size)
+    kl = float((rs * np.log2(rs / ss)).sum())
+    return kl, tv
+
+
+def diversity(corpus: Corpus) -> Dict[str, float]:
+    d = _core.ngram_diversity(corpus.tokens, corpus.offsets, 4, 4)
+    out = {}
+    for n in range(1, 5):
+        total = int(d["total"][n - 1])
+        out[f"distinct_{n}"] = float(d["distinct"][n - 1]) / total if total else math.nan
+    out["repetition"] = float(d["repeated"]) / d["repeat_total"] if d["repeat_total"] else 0.0
+    return out
+
+
+@dataclass
+class Reference:
+    """What every generation is compared with: the real training corpus, its held-out
+    text and (for the grammar) the exact source."""
+
+    real: Corpus
+    heldout: Corpus
+    real_counts: np.ndarray
+    rare: np.ndarray                         # bool over real vocab ids: count in [1, RARE_MAX_COUNT]
+    heldout_true_logprob: Optional[float] = None   # sum of exact ln p(doc) over held-out docs (grammar)
+    truth_unigram: Optional[np.ndarray] = None     # exact unigram marginal over real vocab ids (grammar)
+    truth_missing: Optional[np.ndarray] = None     # exact marginal of grammar words absent from the real corpus
+
+    @classmethod
+    def build(cls, real: Corpus, heldout: Corpus, grammar=None, heldout_logprobs=None) -> "Reference":  # noqa: ANN001
+        counts = np.bincount(real.tokens, minlength=len(real.vocab)).astype(np.float64)
+        rare = (counts >= 1) & (counts <= RARE_MAX_COUNT)
+        rare[:3] = False
+        ref = cls(real, heldout, counts, rare)
+        if grammar is not None:
+            exact = grammar.exact().unigram()
+            tu = np.zeros(len(real.vocab))
+            for i, w in enumerate(real.vocab.words):
+                tu[i] = exact.get(w, 0.0)
+            ref.truth_unigram = tu
+            present = set(real.vocab.words)
+            ref.truth_missing = np.array([p for w, p in exact.items() if w not in present], dtype=np.float64)
+            if heldout_logprobs is not None:
+                ref.heldout_true_logprob = float(np.sum(heldout_logprobs))
+        return ref
+
+
+def generation_metrics(model, word_level: bool, train: Corpus, synthetic: Corpus, ref: Reference,  # noqa: ANN001
+                       threads: int = 1) -> Dict[str, float]:
+    """Every metric of one generation: model M_t (trained on ``train``) and its sample S_t.
+
+    word_level: the model's perplexity is per word + ``</s>`` (the n-gram family); only then
+    is kl_truth computed (a BPE-level perplexity is not comparable with word-level truth)."""
+    m: Dict[str, float] = {}
+    m["heldout_ppl"] = float(model.perplexity(ref.heldout))
+    m["self_ppl"] = float(model.perplexity(synthetic)) if synthetic.num_documents else math.nan
+    counts, novel = counts_by_reference(synthetic, ref.real.vocab)
+    all_counts = np.append(counts[3:], novel)
+    m["entropy"] = entropy_bits(all_counts)
+    m.update(diversity(synthetic))
+    own = np.bincount(synthetic.tokens, minlength=len(synthetic.vocab))
+    m["vocab_size"] = int(np.count_nonzero(own[3:]))
+    real_types = ref.real_counts[3:] > 0
+    m["types_lost"] = int(np.count_nonzero(real_types & (counts[3:] == 0)))
+    train_own = np.bincount(train.tokens, minlength=len(train.vocab))
+    m["train_vocab_size"] = int(np.count_nonzero(train_own[3:]))
+    total = float(synthetic.num_tokens)
+    m["rare_mass"] = float(counts[ref.rare].sum()) / total if total else math.nan
+    m["kl_unigram"], m["tv_unigram"] = unigram_kl_tv(ref.real_counts, counts, novel)
+    m["mean_length"] = total / synthetic.num_documents if synthetic.num_documents else math.nan
+    # Exact-source columns (grammar only): see docs/experiment.md.
+    m["kl_truth"] = math.nan
+    m["kl_unigram_truth"] = math.nan
+    if ref.heldout_true_logprob is not None and word_level:
+        predicted = ref.heldout.num_tokens + ref.heldout.num_documents
+        m["kl_truth"] = math.log(m["heldout_ppl"]) + ref.heldout_true_logprob / predicted
+    if ref.truth_unigram is not None:
+        # over every grammar word (those missing from the real corpus have synthetic count 0)
+        # plus one bucket for synthetic words the grammar cannot produce
+        p = np.concatenate([ref.truth_unigram[3:], ref.truth_missing, [0.0]])
+        s = np.concatenate([counts[3:], np.zeros(ref.truth_missing.size), [novel]])
+        keep = (p > 0) | (s > 0)
+        p, s = p[keep], s[keep]
+        q = (s + UNIGRAM_SMOOTHING) / (s.sum() + UNIGRAM_SMOOTHING * s.size)
+        nz = p > 0
+        m["kl_unigram_truth"] = float((p[nz] * np.log2(p[nz] / q[nz])).sum())
+    return m

@@ -1,0 +1,88 @@
+"""The n-gram model family of the experiment loop (collapse.family's protocol).
+
+Models are saved as gzip-compressed ARPA files (deterministic gzip: mtime 0, no file
+name), so a run directory is byte-identical between runs of the same config.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tempfile
+from typing import Any, Dict
+
+import numpy as np
+
+from .corpus import Corpus
+from .ngram import NGramModel
+from .rundir import atomic_write_bytes
+
+MODEL_FILE = "model.arpa.gz"
+
+
+def deterministic_gzip(data: bytes, level: int = 6) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=level, mtime=0) as f:
+        f.write(data)
+    return buf.getvalue()
+
+
+class NGramTrained:
+    """A fitted NGramModel behind the TrainedModel protocol."""
+
+    def __init__(self, model: NGramModel, threads: int = 1, compression: int = 6) -> None:
+        self.model = model
+        self.threads = threads
+        self.compression = compression
+
+    def sample(self, num_sequences: int, *, seed: int, threads: int = 0) -> Corpus:
+        return self.model.sample(num_sequences, seed=seed, threads=threads or self.threads)
+
+    def perplexity(self, corpus: Corpus) -> float:
+        return self.model.perplexity(corpus, threads=self.threads)
+
+    def document_log_probs(self, corpus: Corpus) -> np.ndarray:
+        """Natural-log probability of every document (``</s>`` included)."""
+        return np.asarray(self.model.score(corpus, threads=self.threads), dtype=np.float64) * np.log(10.0)
+
+    def save(self, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=directory) as tmp:
+            arpa = os.path.join(tmp, "model.arpa")
+            self.model.to_arpa(arpa)
+            with open(arpa, "rb") as f:
+                data = f.read()
+        atomic_write_bytes(os.path.join(directory, MODEL_FILE), deterministic_gzip(data, self.compression))
+
+
+class NGramFamily:
+    """fit = NGramModel.fit(corpus, order, smoothing); deterministic (the seed is unused)."""
+
+    name = "ngram"
+    word_level_perplexity = True  # perplexity per word + </s>: comparable with the grammar's exact log-probs
+
+    def __init__(self, order: int = 3, smoothing: str = "mkn", threads: int = 1, compression: int = 6) -> None:
+        self.order = int(order)
+        self.smoothing = smoothing
+        self.threads = int(threads)
+        self.compression = int(compression)
+
+    def fit(self, corpus: Corpus, *, seed: int) -> NGramTrained:
+        del seed  # n-gram estimation has no randomness
+        model = NGramModel.fit(corpus, order=self.order, smoothing=self.smoothing, threads=self.threads)
+        return NGramTrained(model, self.threads, self.compression)
+
+    def load(self, directory: str) -> NGramTrained:
+        path = os.path.join(directory, MODEL_FILE)
+        with tempfile.TemporaryDirectory() as tmp:
+            arpa = os.path.join(tmp, "model.arpa")
+            with gzip.open(path, "rb") as src, open(arpa, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            model = NGramModel.from_arpa(arpa)
+        return NGramTrained(model, self.threads, self.compression)
+
+    def describe(self) -> Dict[str, Any]:
+        return {"family": "ngram", "order": self.order, "smoothing": self.smoothing}
