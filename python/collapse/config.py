@@ -348,6 +348,10 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
         t.finish()
     else:  # everything else in [model] is the transformer family's own config
         m.transformer = {k: v for k, v in t.raw.items() if k != "family"}
+        # file paths in the transformer's table are relative to the config file, like [data]'s
+        for key in ("tokenizer", "tokenizer_corpus"):
+            if isinstance(m.transformer.get(key), str):
+                m.transformer[key] = _resolve(base_dir, m.transformer[key])
         m.orders = []
 
     t = _Table(raw.get("filter", {}), "filter")

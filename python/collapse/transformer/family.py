@@ -286,5 +286,8 @@ class TransformerModel:
             "settings": {k: v for k, v in self.family.settings.items()
                          if k not in ("tokenizer", "tokenizer_corpus")},
             "eot_token": self.tokenizer.eot_token,
-            "train_stats": self.stats.to_dict(),
+            # timings stay out of the artifact (they are in the metrics' timing columns), so a
+            # resumed run writes byte-identical files
+            "train_stats": {k: v for k, v in self.stats.to_dict().items()
+                            if k not in ("seconds", "tokens_per_second")},
         })
