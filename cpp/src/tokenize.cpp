@@ -1,0 +1,224 @@
+// Whitespace tokenization with vocabulary building in one pass over the bytes.
+#include "collapse/tokenize.hpp"
+
+#include <array>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+namespace collapse {
+
+namespace {
+
+// lmplz's delimiters (lm/builder/corpus_count.cc): NUL, tab, LF, CR, space. Nothing else,
+// so \v, \f and Unicode spaces stay inside tokens.
+constexpr std::array<bool, 256> make_delimiter_table() {
+  std::array<bool, 256> t{};
+  t['\0'] = t['\t'] = t['\n'] = t['\r'] = t[' '] = true;
+  return t;
+}
+constexpr std::array<bool, 256> kDelimiter = make_delimiter_table();
+
+inline bool is_delimiter(char c) { return kDelimiter[static_cast<unsigned char>(c)]; }
+
+// A word hash: 8 bytes at a time, multiply-rotate, then a final avalanche. Words are
+// short, so the loop rarely runs more than twice.
+inline std::uint64_t hash_bytes(const char* p, std::size_t n) {
+  constexpr std::uint64_t kMul = 0x9E3779B97F4A7C15ull;
+  std::uint64_t h = 0x2545F4914F6CDD1Dull ^ (n * kMul);
+  while (n >= 8) {
+    std::uint64_t chunk;
+    std::memcpy(&chunk, p, 8);
+    h = (h ^ chunk) * kMul;
+    h = (h << 29) | (h >> 35);
+    p += 8;
+    n -= 8;
+  }
+  if (n) {
+    std::uint64_t chunk = 0;
+    std::memcpy(&chunk, p, n);
+    h = (h ^ chunk) * kMul;
+  }
+  h ^= h >> 32;
+  h *= 0xD6E8FEB86659FD93ull;
+  h ^= h >> 32;
+  return h;
+}
+
+// Open addressing, linear probing, at most half full. Keys are views into the input text
+// or into the known words; both outlive the table.
+class WordTable {
+ public:
+  explicit WordTable(std::size_t expected) {
+    std::size_t cap = 1024;
+    while (cap < 2 * expected) cap <<= 1;
+    slots_.assign(cap, Slot{});
+    mask_ = cap - 1;
+  }
+
+  // The id stored for the word, or inserts `id_if_new` and returns it; `inserted` says which.
+  std::uint32_t find_or_insert(const char* p, std::uint32_t n, std::uint32_t id_if_new, bool insert,
+                               bool& inserted) {
+    const std::uint64_t h = hash_bytes(p, n);
+    std::size_t i = h & mask_;
+    while (true) {
+      Slot& s = slots_[i];
+      if (s.data == nullptr) {
+        inserted = insert;
+        if (!insert) return kAbsent;
+        s = Slot{h, p, n, id_if_new};
+        if (++size_ * 2 > slots_.size()) rehash();
+        return id_if_new;
+      }
+      if (s.hash == h && s.length == n && std::memcmp(s.data, p, n) == 0) {
+        inserted = false;
+        return s.id;
+      }
+      i = (i + 1) & mask_;
+    }
+  }
+
+  static constexpr std::uint32_t kAbsent = std::numeric_limits<std::uint32_t>::max();
+
+ private:
+  struct Slot {
+    std::uint64_t hash = 0;
+    const char* data = nullptr;  // nullptr marks an empty slot (empty words never occur)
+    std::uint32_t length = 0;
+    std::uint32_t id = 0;
+  };
+
+  void rehash() {
+    std::vector<Slot> old(slots_.size() * 2);
+    old.swap(slots_);
+    mask_ = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.data == nullptr) continue;
+      std::size_t i = s.hash & mask_;
+      while (slots_[i].data != nullptr) i = (i + 1) & mask_;
+      slots_[i] = s;
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0;
+  std::size_t size_ = 0;
+};
+
+}  // namespace
+
+std::size_t first_invalid_utf8(std::string_view text) {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
+  std::size_t i = 0;
+  while (i < n) {
+    // ASCII fast path, 8 bytes at a time.
+    if (i + 8 <= n) {
+      std::uint64_t chunk;
+      std::memcpy(&chunk, s + i, 8);
+      if ((chunk & 0x8080808080808080ull) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    const unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    // Well-formed sequences (Unicode Table 3-7): the allowed range of the second byte
+    // depends on the lead byte; later bytes are 80..BF.
+    std::size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + 1 >= n || s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (std::size_t k = 2; k < len; ++k)
+      if (i + k >= n || s[i + k] < 0x80 || s[i + k] > 0xBF) return i;
+    i += len;
+  }
+  return n;
+}
+
+std::vector<std::int64_t> line_bounds(std::string_view text) {
+  std::vector<std::int64_t> bounds{0};
+  const char* base = text.data();
+  const char* end = base + text.size();
+  for (const char* p = base; p < end;) {
+    const void* nl = std::memchr(p, '\n', static_cast<std::size_t>(end - p));
+    if (nl == nullptr) {
+      bounds.push_back(static_cast<std::int64_t>(text.size()));  // unterminated last line
+      break;
+    }
+    p = static_cast<const char*>(nl) + 1;
+    bounds.push_back(p - base);
+  }
+  return bounds;
+}
+
+TokenizedText tokenize_whitespace(std::string_view text, const std::vector<std::int64_t>& doc_bounds,
+                                  const std::vector<std::string>& known, bool grow) {
+  if (doc_bounds.empty() || doc_bounds.front() != 0 ||
+      doc_bounds.back() != static_cast<std::int64_t>(text.size()))
+    throw std::invalid_argument("document bounds must start at 0 and end at the text size");
+  for (std::size_t i = 1; i < doc_bounds.size(); ++i)
+    if (doc_bounds[i] < doc_bounds[i - 1]) throw std::invalid_argument("document bounds must be non-decreasing");
+  if (known.size() >= std::numeric_limits<std::uint32_t>::max())
+    throw std::invalid_argument("vocabulary too large for 32-bit ids");
+
+  WordTable table(known.size() + 4096);
+  bool inserted = false;
+  for (std::size_t id = 0; id < known.size(); ++id) {
+    const std::string& w = known[id];
+    // A word that cannot come out of the scan (empty, or holding a delimiter) is never
+    // looked up, so it need not be in the table; a repeated word keeps its first id, as
+    // Python's dict in Vocab does.
+    if (w.empty()) continue;
+    table.find_or_insert(w.data(), static_cast<std::uint32_t>(w.size()), static_cast<std::uint32_t>(id), true,
+                         inserted);
+  }
+
+  TokenizedText out;
+  out.tokens.reserve(text.size() / 6 + 16);
+  out.offsets.reserve(doc_bounds.size());
+  out.offsets.push_back(0);
+  std::uint64_t next_id = known.size();
+  const char* base = text.data();
+  for (std::size_t d = 0; d + 1 < doc_bounds.size(); ++d) {
+    const char* p = base + doc_bounds[d];
+    const char* end = base + doc_bounds[d + 1];
+    while (p < end) {
+      while (p < end && is_delimiter(*p)) ++p;
+      if (p == end) break;
+      const char* start = p;
+      while (p < end && !is_delimiter(*p)) ++p;
+      const std::size_t len = static_cast<std::size_t>(p - start);
+      if (len > std::numeric_limits<std::uint32_t>::max()) throw std::invalid_argument("token longer than 4 GiB");
+      std::uint32_t id = table.find_or_insert(start, static_cast<std::uint32_t>(len),
+                                              static_cast<std::uint32_t>(next_id), grow, inserted);
+      if (id == WordTable::kAbsent) {
+        id = 0;  // <unk>
+      } else if (inserted) {
+        out.new_words.emplace_back(start, len);
+        if (++next_id >= std::numeric_limits<std::uint32_t>::max())
+          throw std::invalid_argument("more than 2^32 - 1 distinct words");
+      }
+      out.tokens.push_back(id);
+    }
+    out.offsets.push_back(static_cast<std::int64_t>(out.tokens.size()));
+  }
+  return out;
+}
+
+}  // namespace collapse
