@@ -1,0 +1,113 @@
+"""The C++ whitespace tokenizer (collapse._core.tokenize_whitespace, used by load_corpus and
+Corpus.from_texts) against the Python reference (whitespace_tokenize + from_documents)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import collapse
+from collapse import _core
+from collapse.corpus import Corpus, Vocab, _tokenize_bytes, iter_lines, iter_tinystories, whitespace_tokenize
+from collapse.errors import CollapseError
+
+# lmplz's delimiters, characters that look like spaces but are not delimiters (\v, \f,
+# U+00A0, U+2028, U+0085), multi-byte letters, and the special words themselves.
+PIECES = ["a", "b", "ab", "é", "日本", "😀", "x\u00a0y", " ", "  ", "\t", "\n", "\n\n", "\r", "\r\n", "\x00",
+          "\v", "\f", "\u00a0", "\u2028", "\x85", "<s>", "<unk>", "</s>"]
+texts_st = st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
+words_st = st.lists(st.sampled_from(["a", "b", "é", "日本", "a b", "", "x\u00a0y", "<s>", "zz"]), max_size=6)
+
+
+def reference_lines(text, vocab, grow):
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return Corpus.from_documents(map(whitespace_tokenize, lines), vocab=vocab, grow=grow)
+
+
+def assert_same(fast, ref):
+    assert fast.vocab.words == ref.vocab.words
+    np.testing.assert_array_equal(fast.offsets, ref.offsets)
+    np.testing.assert_array_equal(fast.tokens, ref.tokens)
+    assert fast.tokens.dtype == np.uint32 and fast.offsets.dtype == np.int64
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=texts_st, words=st.none() | words_st, grow=st.booleans())
+def test_lines_equal_python_reference(text, words, grow):
+    fast = _tokenize_bytes(text.encode("utf-8"), None, None if words is None else Vocab(words), grow)
+    ref = reference_lines(text, None if words is None else Vocab(words), grow)
+    assert_same(fast, ref)
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(texts_st, max_size=6), words=st.none() | words_st, grow=st.booleans(),
+       lowercase=st.booleans())
+def test_from_texts_equal_python_reference(texts, words, grow, lowercase):
+    fast = Corpus.from_texts(texts, lowercase=lowercase, vocab=None if words is None else Vocab(words), grow=grow)
+    tok = (lambda t: whitespace_tokenize(t.lower())) if lowercase else whitespace_tokenize
+    ref = Corpus.from_documents(map(tok, texts), vocab=None if words is None else Vocab(words), grow=grow)
+    assert_same(fast, ref)
+
+
+def test_lines_edge_cases():
+    assert _tokenize_bytes(b"", None, None, True).num_documents == 0
+    c = _tokenize_bytes(b"\n", None, None, True)
+    assert c.offsets.tolist() == [0, 0]
+    c = _tokenize_bytes(b"a b\n\nb\tc", None, None, True)
+    assert c.offsets.tolist() == [0, 2, 2, 4] and c.vocab.words[3:] == ["a", "b", "c"]
+    assert c.tokens.tolist() == [3, 4, 4, 5]
+    # no growth: unknown words are <unk>, the vocab is unchanged
+    v = Vocab(["b"])
+    c = _tokenize_bytes(b"a b\n", None, v, False)
+    assert c.tokens.tolist() == [0, 3] and v.words == ["<unk>", "<s>", "</s>", "b"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.binary(max_size=24) | st.lists(st.sampled_from(
+    [b"a", b" ", b"\n", b"\xc3", b"\xa9", b"\xe6\x97", b"\xa5", b"\xf0\x9f\x98", b"\x80", b"\xed\xa0\x80",
+     b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\xff", b"\xe2\x82\xac"]), max_size=10).map(b"".join))
+def test_utf8_validation_matches_python(data):
+    try:
+        data.decode("utf-8")
+        expected = len(data)
+    except UnicodeDecodeError as e:
+        expected = e.start
+    assert _core.first_invalid_utf8(data) == expected
+    if expected == len(data):
+        _core.tokenize_whitespace(data)
+    else:
+        line = data.count(b"\n", 0, expected) + 1
+        with pytest.raises(ValueError, match=rf"invalid UTF-8 at byte {expected} \(line {line}\)"):
+            _core.tokenize_whitespace(data)
+
+
+def test_load_corpus_bad_utf8_names_file_byte_and_line(tmp_path):
+    p = tmp_path / "bad.txt"
+    p.write_bytes(b"good line\nbad \xe2\x82 here\n")
+    with pytest.raises(CollapseError, match=r"bad.txt: invalid UTF-8 at byte 14 \(line 2\)"):
+        collapse.load_corpus(str(p))
+
+
+def test_bad_arguments_raise_value_error():
+    with pytest.raises(ValueError):
+        _core.tokenize_whitespace(b"a b", np.array([0, 2], dtype=np.int64))  # does not end at len
+    with pytest.raises(ValueError):
+        _core.tokenize_whitespace(b"a b", np.array([0, 3, 1, 3], dtype=np.int64))  # decreasing
+    with pytest.raises(ValueError):
+        _core.tokenize_whitespace(np.zeros(3, dtype=np.int32))  # not bytes
+
+
+@pytest.mark.parametrize("fmt", ["lines", "tinystories"])
+def test_train_head_equal_python_reference(tinystories_dir, fmt):
+    path = str(tinystories_dir / "train-head.txt")
+    fast = collapse.load_corpus(path, format=fmt)
+    docs = iter_lines(path) if fmt == "lines" else iter_tinystories(path)
+    ref = Corpus.from_documents(map(whitespace_tokenize, docs))
+    assert_same(fast, ref)
+    # and into an existing vocabulary, without growth
+    vocab = Vocab(ref.vocab.words[3:2000])
+    fast = collapse.load_corpus(path, format=fmt, vocab=Vocab(vocab.words[3:]), grow=False)
+    docs = iter_lines(path) if fmt == "lines" else iter_tinystories(path)
+    assert_same(fast, Corpus.from_documents(map(whitespace_tokenize, docs), vocab=vocab, grow=False))
