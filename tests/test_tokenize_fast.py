@@ -103,11 +103,39 @@ def test_bad_arguments_raise_value_error():
 def test_train_head_equal_python_reference(tinystories_dir, fmt):
     path = str(tinystories_dir / "train-head.txt")
     fast = collapse.load_corpus(path, format=fmt)
-    docs = iter_lines(path) if fmt == "lines" else iter_tinystories(path)
+    text = (tinystories_dir / "train-head.txt").read_text(encoding="utf-8")
+    docs = iter_lines(path) if fmt == "lines" else tinystories_reference(text)
     ref = Corpus.from_documents(map(whitespace_tokenize, docs))
     assert_same(fast, ref)
     # and into an existing vocabulary, without growth
     vocab = Vocab(ref.vocab.words[3:2000])
     fast = collapse.load_corpus(path, format=fmt, vocab=Vocab(vocab.words[3:]), grow=False)
-    docs = iter_lines(path) if fmt == "lines" else iter_tinystories(path)
+    docs = iter_lines(path) if fmt == "lines" else tinystories_reference(text)
     assert_same(fast, Corpus.from_documents(map(whitespace_tokenize, docs), vocab=vocab, grow=False))
+
+
+def tinystories_reference(text):
+    """The line-by-line TinyStories splitter that iter_tinystories replaced (a regex split)."""
+    story, docs = [], []
+    for line in text.split("\n"):
+        if line.strip() == "<|endoftext|>":
+            doc = "\n".join(story).strip()
+            if doc:
+                docs.append(doc)
+            story = []
+        else:
+            story.append(line)
+    doc = "\n".join(story).strip()
+    if doc:
+        docs.append(doc)
+    return docs
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(st.sampled_from(PIECES + ["<|endoftext|>", "\n<|endoftext|>\n", " <|endoftext|>\t",
+                                                  "x<|endoftext|>", "\u2003", "\x1c"]), max_size=30))
+def test_tinystories_split_equals_line_by_line_reference(tmp_path_factory, pieces):
+    text = "".join(pieces)
+    p = tmp_path_factory.mktemp("ts") / "t.txt"
+    p.write_bytes(text.encode("utf-8"))
+    assert list(iter_tinystories(str(p))) == tinystories_reference(text)

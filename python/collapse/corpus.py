@@ -286,22 +286,20 @@ def iter_lines(path: str) -> Iterator[str]:
     return iter(lines)
 
 
+# A line (split on "\n" only) that is <|endoftext|> with only whitespace around it, in the
+# sense of str.strip (re's \s is the same set as str.isspace).
+_TINYSTORIES_SEPARATOR_LINE = re.compile(r"^[^\S\n]*" + re.escape(TINYSTORIES_SEPARATOR) + r"[^\S\n]*$",
+                                         re.MULTILINE)
+
+
 def iter_tinystories(path: str) -> Iterator[str]:
-    """Raw TinyStories: stories separated by lines holding only <|endoftext|>; empty
-    stories are dropped."""
+    """Raw TinyStories: stories separated by lines holding only <|endoftext|>; each story
+    is the text between two separator lines, stripped; empty stories are dropped."""
     text = _read_text(path)
-    story: List[str] = []
-    for line in text.split("\n"):
-        if line.strip() == TINYSTORIES_SEPARATOR:
-            doc = "\n".join(story).strip()
-            if doc:
-                yield doc
-            story = []
-        else:
-            story.append(line)
-    doc = "\n".join(story).strip()
-    if doc:
-        yield doc
+    for part in _TINYSTORIES_SEPARATOR_LINE.split(text):
+        doc = part.strip()
+        if doc:
+            yield doc
 
 
 def iter_jsonl(path: str, field: str = "text") -> Iterator[str]:
