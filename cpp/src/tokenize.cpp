@@ -19,6 +19,8 @@ constexpr std::array<bool, 256> make_delimiter_table() {
 }
 constexpr std::array<bool, 256> kDelimiter = make_delimiter_table();
 
+constexpr std::size_t kMaxWordBytes = std::numeric_limits<std::uint32_t>::max();
+
 inline bool is_delimiter(char c) { return kDelimiter[static_cast<unsigned char>(c)]; }
 
 // A word hash: 8 bytes at a time, multiply-rotate, then a final avalanche. Words are
@@ -45,8 +47,9 @@ inline std::uint64_t hash_bytes(const char* p, std::size_t n) {
   return h;
 }
 
-// Open addressing, linear probing, at most half full. Keys are views into the input text
-// or into the known words; both outlive the table.
+// Open addressing, linear probing, at most half full. The words themselves are copied
+// into one arena: a lookup compares against compact, cache-resident bytes instead of the
+// word's first occurrence somewhere in a large text.
 class WordTable {
  public:
   explicit WordTable(std::size_t expected) {
@@ -56,24 +59,24 @@ class WordTable {
     mask_ = cap - 1;
   }
 
-  // The id stored for the word, or inserts `id_if_new` and returns it; `inserted` says which.
+  // The id stored for the word; when absent, inserts it with `id_if_new` if `insert`
+  // (setting `inserted`), else returns kAbsent.
   std::uint32_t find_or_insert(const char* p, std::uint32_t n, std::uint32_t id_if_new, bool insert,
                                bool& inserted) {
     const std::uint64_t h = hash_bytes(p, n);
     std::size_t i = h & mask_;
+    inserted = false;
     while (true) {
       Slot& s = slots_[i];
-      if (s.data == nullptr) {
-        inserted = insert;
+      if (s.length == kEmpty) {
         if (!insert) return kAbsent;
-        s = Slot{h, p, n, id_if_new};
+        inserted = true;
+        s = Slot{h, arena_.size(), n, id_if_new};
+        arena_.insert(arena_.end(), p, p + n);
         if (++size_ * 2 > slots_.size()) rehash();
         return id_if_new;
       }
-      if (s.hash == h && s.length == n && std::memcmp(s.data, p, n) == 0) {
-        inserted = false;
-        return s.id;
-      }
+      if (s.hash == h && s.length == n && std::memcmp(arena_.data() + s.offset, p, n) == 0) return s.id;
       i = (i + 1) & mask_;
     }
   }
@@ -81,10 +84,11 @@ class WordTable {
   static constexpr std::uint32_t kAbsent = std::numeric_limits<std::uint32_t>::max();
 
  private:
+  static constexpr std::uint32_t kEmpty = std::numeric_limits<std::uint32_t>::max();
   struct Slot {
     std::uint64_t hash = 0;
-    const char* data = nullptr;  // nullptr marks an empty slot (empty words never occur)
-    std::uint32_t length = 0;
+    std::size_t offset = 0;        // of the word in arena_
+    std::uint32_t length = kEmpty;  // kEmpty marks a free slot
     std::uint32_t id = 0;
   };
 
@@ -93,14 +97,15 @@ class WordTable {
     old.swap(slots_);
     mask_ = slots_.size() - 1;
     for (const Slot& s : old) {
-      if (s.data == nullptr) continue;
+      if (s.length == kEmpty) continue;
       std::size_t i = s.hash & mask_;
-      while (slots_[i].data != nullptr) i = (i + 1) & mask_;
+      while (slots_[i].length != kEmpty) i = (i + 1) & mask_;
       slots_[i] = s;
     }
   }
 
   std::vector<Slot> slots_;
+  std::vector<char> arena_;
   std::size_t mask_ = 0;
   std::size_t size_ = 0;
 };
@@ -182,9 +187,8 @@ TokenizedText tokenize_whitespace(std::string_view text, const std::vector<std::
   for (std::size_t id = 0; id < known.size(); ++id) {
     const std::string& w = known[id];
     // A word that cannot come out of the scan (empty, or holding a delimiter) is never
-    // looked up, so it need not be in the table; a repeated word keeps its first id, as
-    // Python's dict in Vocab does.
-    if (w.empty()) continue;
+    // matched; a repeated word keeps its first id, as Python's dict in Vocab does.
+    if (w.size() >= kMaxWordBytes) continue;
     table.find_or_insert(w.data(), static_cast<std::uint32_t>(w.size()), static_cast<std::uint32_t>(id), true,
                          inserted);
   }
@@ -204,7 +208,7 @@ TokenizedText tokenize_whitespace(std::string_view text, const std::vector<std::
       const char* start = p;
       while (p < end && !is_delimiter(*p)) ++p;
       const std::size_t len = static_cast<std::size_t>(p - start);
-      if (len > std::numeric_limits<std::uint32_t>::max()) throw std::invalid_argument("token longer than 4 GiB");
+      if (len >= kMaxWordBytes) throw std::invalid_argument("a token of 4 GiB or more");
       std::uint32_t id = table.find_or_insert(start, static_cast<std::uint32_t>(len),
                                               static_cast<std::uint32_t>(next_id), grow, inserted);
       if (id == WordTable::kAbsent) {
