@@ -12,8 +12,9 @@ Corpora:
 Rows:
   python e2e        iter_lines + Corpus.from_documents(whitespace_tokenize): file -> Corpus
   C++ e2e           collapse.load_corpus(path): file -> Corpus (read, UTF-8 check, scan, vocab)
-  python ts e2e     format="tinystories" through the Python tokenizer (iter_tinystories texts)
-  C++ ts e2e        collapse.load_corpus(path, format="tinystories") (Corpus.from_texts)
+  python ts e2e     format="tinystories" as before: line-by-line story splitter, Python tokenizer
+  C++ ts e2e        collapse.load_corpus(path, format="tinystories"): regex story split,
+                    Corpus.from_texts -> C++ tokenizer
   C++ scan          _core.tokenize_whitespace(bytes): in-memory bytes -> arrays + new words
   cython dict scan  C loop, Python dict keyed by bytes slices
   cython umap scan  C loop, libcpp unordered_map[string, uint32]
@@ -37,11 +38,13 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "tests"))
 DATA = ROOT.parent / "shared" / "data" / "tinystories"
 
 import collapse  # noqa: E402
 from collapse import _core  # noqa: E402
-from collapse.corpus import Corpus, iter_lines, iter_tinystories, whitespace_tokenize  # noqa: E402
+from collapse.corpus import Corpus, iter_lines, whitespace_tokenize  # noqa: E402
+from test_tokenize_fast import tinystories_reference  # noqa: E402  (the former line-by-line splitter)
 
 
 def build_cython(tmp: pathlib.Path):
@@ -79,7 +82,8 @@ def bench_corpus(path: pathlib.Path, repeats: int, cy) -> dict:
     t, c = timed(lambda: collapse.load_corpus(str(path)), repeats)
     assert same(c, ref.tokens, ref.offsets, ref.vocab.words), "C++ e2e differs"
     rows["C++ e2e"] = t
-    t, ts_ref = timed(lambda: Corpus.from_documents(map(whitespace_tokenize, iter_tinystories(str(path)))), repeats)
+    t, ts_ref = timed(lambda: Corpus.from_documents(
+        map(whitespace_tokenize, tinystories_reference(path.read_bytes().decode("utf-8")))), repeats)
     rows["python ts e2e"] = t
     t, c = timed(lambda: collapse.load_corpus(str(path), format="tinystories"), repeats)
     assert same(c, ts_ref.tokens, ts_ref.offsets, ts_ref.vocab.words), "C++ tinystories differs"
