@@ -71,3 +71,9 @@ def random_permutation(num_docs: int, seed: int, threads: int = 0) -> npt.NDArra
 def gather_documents(tokens: npt.ArrayLike, offsets: npt.ArrayLike, indices: npt.ArrayLike,
                      threads: int = 0) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]: ...
 # ---- end sampling ----------------------------------------------------------------------------
+
+# ---- tokenize: whitespace tokenizer with vocabulary building (register_tokenize.cpp) ---------
+def first_invalid_utf8(data: Any) -> int: ...
+def tokenize_whitespace(data: Any, doc_bounds: npt.ArrayLike | None = None, known: List[str] = [],
+                        grow: bool = True) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], List[str]]: ...
+# ---- end tokenize --------------------------------------------------------------------------
