@@ -139,3 +139,19 @@ def test_tinystories_split_equals_line_by_line_reference(tmp_path_factory, piece
     p = tmp_path_factory.mktemp("ts") / "t.txt"
     p.write_bytes(text.encode("utf-8"))
     assert list(iter_tinystories(str(p))) == tinystories_reference(text)
+
+
+def test_jsonl_and_parquet_equal_python_reference(tmp_path):
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = ["a b\tc", "", "é\u00a0x \v y", "\n\n", "<s> a\r\nb", "日本 😀"]
+    ref = Corpus.from_documents(map(whitespace_tokenize, texts))
+    p = tmp_path / "t.jsonl"
+    p.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    assert_same(collapse.load_corpus(str(p), format="jsonl"), ref)
+    q = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"text": texts}), str(q))
+    assert_same(collapse.load_corpus(str(q), format="parquet"), ref)
