@@ -97,6 +97,10 @@ def test_bad_arguments_raise_value_error():
         _core.tokenize_whitespace(b"a b", np.array([0, 3, 1, 3], dtype=np.int64))  # decreasing
     with pytest.raises(ValueError):
         _core.tokenize_whitespace(np.zeros(3, dtype=np.int32))  # not bytes
+    with pytest.raises(ValueError, match="inside a UTF-8 character"):
+        _core.tokenize_whitespace("aé".encode("utf-8"), np.array([0, 2, 3], dtype=np.int64))
+    with pytest.raises(ValueError):
+        _core.tokenize_whitespace(b"a b", None, [], True, 1, 0)  # min_bytes_per_thread < 1
 
 
 @pytest.mark.parametrize("fmt", ["lines", "tinystories"])
@@ -155,3 +159,32 @@ def test_jsonl_and_parquet_equal_python_reference(tmp_path):
     q = tmp_path / "t.parquet"
     pq.write_table(pa.table({"text": texts}), str(q))
     assert_same(collapse.load_corpus(str(q), format="parquet"), ref)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=texts_st, words=words_st, grow=st.booleans(), threads=st.integers(2, 5),
+       bounds_given=st.booleans())
+def test_result_does_not_depend_on_threads(text, words, grow, threads, bounds_given):
+    data = text.encode("utf-8")
+    bounds = None
+    if bounds_given:  # documents at byte cuts every 7 bytes, moved off continuation bytes
+        cuts = sorted({0, len(data), *(c for c in range(0, len(data), 7) if data[c] & 0xC0 != 0x80)})
+        bounds = np.asarray(cuts, dtype=np.int64)
+    known = Vocab(words).words
+    one = _core.tokenize_whitespace(data, bounds, known, grow, threads=1)
+    # one byte per thread at least: every document boundary may start a chunk
+    many = _core.tokenize_whitespace(data, bounds, known, grow, threads=threads, min_bytes_per_thread=1)
+    np.testing.assert_array_equal(one[0], many[0])
+    np.testing.assert_array_equal(one[1], many[1])
+    assert one[2] == many[2]
+
+
+def test_threads_on_train_head(tinystories_dir):
+    data = (tinystories_dir / "train-head.txt").read_bytes()
+    known = Vocab().words
+    one = _core.tokenize_whitespace(data, None, known, True, threads=1)
+    for threads in (2, 7):
+        many = _core.tokenize_whitespace(data, None, known, True, threads=threads, min_bytes_per_thread=1)
+        np.testing.assert_array_equal(one[0], many[0])
+        np.testing.assert_array_equal(one[1], many[1])
+        assert one[2] == many[2]

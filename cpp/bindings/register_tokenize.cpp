@@ -37,7 +37,8 @@ void register_tokenize(py::module_& m) {
   m.def(
       "tokenize_whitespace",
       [](py::buffer data, std::optional<CArray<std::int64_t>> doc_bounds, std::vector<std::string> known,
-         bool grow) {
+         bool grow, int threads, std::int64_t min_bytes_per_thread) {
+        if (min_bytes_per_thread < 1) throw std::invalid_argument("min_bytes_per_thread must be >= 1");
         py::buffer_info info = data.request();
         const std::string_view text = byte_view(info);
         std::vector<std::int64_t> bounds;
@@ -52,7 +53,13 @@ void register_tokenize(py::module_& m) {
           bad = first_invalid_utf8(text);
           if (bad == text.size()) {
             if (!doc_bounds) bounds = line_bounds(text);
-            out = tokenize_whitespace(text, bounds, known, grow);
+            // A bound inside a character would cut a word into invalid UTF-8.
+            for (std::int64_t b : bounds)
+              if (b > 0 && b < static_cast<std::int64_t>(text.size()) &&
+                  (static_cast<unsigned char>(text[static_cast<std::size_t>(b)]) & 0xC0) == 0x80)
+                throw std::invalid_argument("document bound " + std::to_string(b) + " is inside a UTF-8 character");
+            out = tokenize_whitespace(text, bounds, known, grow, threads,
+                                      static_cast<std::size_t>(min_bytes_per_thread));
           }
         }
         if (bad != text.size()) {
@@ -70,13 +77,15 @@ void register_tokenize(py::module_& m) {
         return py::make_tuple(to_numpy(std::move(out.tokens)), to_numpy(std::move(out.offsets)), new_words);
       },
       py::arg("data"), py::arg("doc_bounds") = py::none(), py::arg("known") = std::vector<std::string>{},
-      py::arg("grow") = true,
+      py::arg("grow") = true, py::arg("threads") = 0, py::arg("min_bytes_per_thread") = 1 << 20,
       "Split UTF-8 bytes on NUL, tab, LF, CR and space (as lmplz) and map words to ids.\n\n"
       "Documents are data[doc_bounds[i]:doc_bounds[i+1]]; without doc_bounds, every line\n"
       "(split on '\\n' only) is a document, empty ones included, none after a final newline.\n"
       "known[i] is the word of id i; with grow, new words get the next ids in order of first\n"
       "appearance and are returned; without, they map to 0 (<unk>). Returns (tokens uint32,\n"
-      "offsets int64, new_words). Raises ValueError naming the byte and line of bad UTF-8.");
+      "offsets int64, new_words). Raises ValueError naming the byte and line of bad UTF-8.\n"
+      "Chunks of whole documents (>= min_bytes_per_thread bytes each) run on up to `threads`\n"
+      "threads (0: all cores); the result does not depend on the number of threads.");
 }
 
 }  // namespace collapse::bindings

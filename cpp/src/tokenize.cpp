@@ -1,10 +1,13 @@
 // Whitespace tokenization with vocabulary building in one pass over the bytes.
 #include "collapse/tokenize.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <limits>
+#include <exception>
 #include <stdexcept>
+#include <thread>
 
 namespace collapse {
 
@@ -172,16 +175,20 @@ std::vector<std::int64_t> line_bounds(std::string_view text) {
   return bounds;
 }
 
-TokenizedText tokenize_whitespace(std::string_view text, const std::vector<std::int64_t>& doc_bounds,
-                                  const std::vector<std::string>& known, bool grow) {
-  if (doc_bounds.empty() || doc_bounds.front() != 0 ||
-      doc_bounds.back() != static_cast<std::int64_t>(text.size()))
-    throw std::invalid_argument("document bounds must start at 0 and end at the text size");
-  for (std::size_t i = 1; i < doc_bounds.size(); ++i)
-    if (doc_bounds[i] < doc_bounds[i - 1]) throw std::invalid_argument("document bounds must be non-decreasing");
-  if (known.size() >= std::numeric_limits<std::uint32_t>::max())
-    throw std::invalid_argument("vocabulary too large for 32-bit ids");
+namespace {
 
+// The tokens of documents [doc_begin, doc_end) with ids from a table seeded with `known`;
+// a word new to this chunk gets the provisional id known.size() + (its rank among the
+// chunk's new words), resolved to a global id when the chunks are merged.
+struct ChunkTokens {
+  std::vector<std::uint32_t> tokens;
+  std::vector<std::int64_t> doc_ends;  // token count after each document of the chunk
+  std::vector<std::string_view> new_words;
+};
+
+ChunkTokens tokenize_chunk(std::string_view text, const std::vector<std::int64_t>& doc_bounds,
+                           std::size_t doc_begin, std::size_t doc_end, const std::vector<std::string>& known,
+                           bool grow) {
   WordTable table(known.size() + 4096);
   bool inserted = false;
   for (std::size_t id = 0; id < known.size(); ++id) {
@@ -192,14 +199,13 @@ TokenizedText tokenize_whitespace(std::string_view text, const std::vector<std::
     table.find_or_insert(w.data(), static_cast<std::uint32_t>(w.size()), static_cast<std::uint32_t>(id), true,
                          inserted);
   }
-
-  TokenizedText out;
-  out.tokens.reserve(text.size() / 6 + 16);
-  out.offsets.reserve(doc_bounds.size());
-  out.offsets.push_back(0);
+  ChunkTokens out;
+  const std::size_t chunk_bytes = static_cast<std::size_t>(doc_bounds[doc_end] - doc_bounds[doc_begin]);
+  out.tokens.reserve(chunk_bytes / 6 + 16);
+  out.doc_ends.reserve(doc_end - doc_begin);
   std::uint64_t next_id = known.size();
   const char* base = text.data();
-  for (std::size_t d = 0; d + 1 < doc_bounds.size(); ++d) {
+  for (std::size_t d = doc_begin; d < doc_end; ++d) {
     const char* p = base + doc_bounds[d];
     const char* end = base + doc_bounds[d + 1];
     while (p < end) {
@@ -220,8 +226,113 @@ TokenizedText tokenize_whitespace(std::string_view text, const std::vector<std::
       }
       out.tokens.push_back(id);
     }
-    out.offsets.push_back(static_cast<std::int64_t>(out.tokens.size()));
+    out.doc_ends.push_back(static_cast<std::int64_t>(out.tokens.size()));
   }
+  return out;
+}
+
+// Runs body(k) for k in [0, n) on n threads (the calling thread takes k = 0) and rethrows
+// the first exception.
+template <class Body>
+void run_parallel(std::size_t n, Body body) {
+  std::vector<std::exception_ptr> errors(n);
+  std::vector<std::thread> pool;
+  for (std::size_t k = 1; k < n; ++k)
+    pool.emplace_back([&, k] {
+      try {
+        body(k);
+      } catch (...) {
+        errors[k] = std::current_exception();
+      }
+    });
+  try {
+    body(0);
+  } catch (...) {
+    errors[0] = std::current_exception();
+  }
+  for (auto& t : pool) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+}  // namespace
+
+TokenizedText tokenize_whitespace(std::string_view text, const std::vector<std::int64_t>& doc_bounds,
+                                  const std::vector<std::string>& known, bool grow, int threads,
+                                  std::size_t min_bytes_per_thread) {
+  if (doc_bounds.empty() || doc_bounds.front() != 0 ||
+      doc_bounds.back() != static_cast<std::int64_t>(text.size()))
+    throw std::invalid_argument("document bounds must start at 0 and end at the text size");
+  for (std::size_t i = 1; i < doc_bounds.size(); ++i)
+    if (doc_bounds[i] < doc_bounds[i - 1]) throw std::invalid_argument("document bounds must be non-decreasing");
+  if (known.size() >= std::numeric_limits<std::uint32_t>::max())
+    throw std::invalid_argument("vocabulary too large for 32-bit ids");
+
+  // Chunks of whole documents, about equal in bytes. The result does not depend on how
+  // many there are: the merge below numbers new words in order of first appearance.
+  const std::size_t num_docs = doc_bounds.size() - 1;
+  std::size_t num_chunks = threads > 0 ? static_cast<std::size_t>(threads)
+                                       : std::max(1u, std::thread::hardware_concurrency());
+  num_chunks = std::min({num_chunks, std::max<std::size_t>(1, text.size() / std::max<std::size_t>(1, min_bytes_per_thread)),
+                         std::max<std::size_t>(1, num_docs)});
+  std::vector<std::size_t> cuts{0};
+  for (std::size_t k = 1; k < num_chunks; ++k) {
+    const auto target = static_cast<std::int64_t>(text.size() / num_chunks * k);
+    const auto d = static_cast<std::size_t>(std::lower_bound(doc_bounds.begin(), doc_bounds.end(), target) -
+                                            doc_bounds.begin());
+    if (d > cuts.back() && d < num_docs) cuts.push_back(d);
+  }
+  cuts.push_back(num_docs);
+  num_chunks = cuts.size() - 1;
+
+  std::vector<ChunkTokens> chunks(num_chunks);
+  run_parallel(num_chunks, [&](std::size_t k) {
+    chunks[k] = tokenize_chunk(text, doc_bounds, cuts[k], cuts[k + 1], known, grow);
+  });
+
+  TokenizedText out;
+  out.offsets.reserve(num_docs + 1);
+  out.offsets.push_back(0);
+  std::int64_t base_tokens = 0;
+  for (const ChunkTokens& c : chunks) {
+    for (std::int64_t e : c.doc_ends) out.offsets.push_back(base_tokens + e);
+    base_tokens += static_cast<std::int64_t>(c.tokens.size());
+  }
+  if (num_chunks == 1) {  // provisional ids are final
+    out.tokens = std::move(chunks[0].tokens);
+    out.new_words.assign(chunks[0].new_words.begin(), chunks[0].new_words.end());
+    return out;
+  }
+
+  // Merge: a chunk's new words, in chunk order, get the next global ids unless an earlier
+  // chunk already named them; then every chunk's provisional ids are rewritten.
+  const std::uint32_t first_new = static_cast<std::uint32_t>(known.size());
+  WordTable merged(4096);
+  std::vector<std::vector<std::uint32_t>> global_id(num_chunks);
+  std::uint64_t next_id = first_new;
+  bool inserted = false;
+  for (std::size_t k = 0; k < num_chunks; ++k) {
+    global_id[k].reserve(chunks[k].new_words.size());
+    for (std::string_view w : chunks[k].new_words) {
+      const std::uint32_t id = merged.find_or_insert(w.data(), static_cast<std::uint32_t>(w.size()),
+                                                     static_cast<std::uint32_t>(next_id), true, inserted);
+      if (inserted) {
+        out.new_words.emplace_back(w);
+        if (++next_id >= std::numeric_limits<std::uint32_t>::max())
+          throw std::invalid_argument("more than 2^32 - 1 distinct words");
+      }
+      global_id[k].push_back(id);
+    }
+  }
+  out.tokens.resize(static_cast<std::size_t>(base_tokens));
+  std::vector<std::size_t> token_start(num_chunks + 1, 0);
+  for (std::size_t k = 0; k < num_chunks; ++k) token_start[k + 1] = token_start[k] + chunks[k].tokens.size();
+  run_parallel(num_chunks, [&](std::size_t k) {
+    const std::vector<std::uint32_t>& to_global = global_id[k];
+    std::uint32_t* dst = out.tokens.data() + token_start[k];
+    for (std::uint32_t id : chunks[k].tokens) *dst++ = id < first_new ? id : to_global[id - first_new];
+    std::vector<std::uint32_t>().swap(chunks[k].tokens);
+  });
   return out;
 }
 

@@ -31,8 +31,12 @@ struct TokenizedText {
 // without, it maps to 0 (<unk>).
 // The text must be valid UTF-8 (check with first_invalid_utf8 first); throws
 // std::invalid_argument on bad bounds or more than 2^32 - 1 words.
+// Chunks of whole documents are tokenized on up to `threads` threads (0: hardware
+// concurrency; at least min_bytes_per_thread bytes each); the result is the same for any
+// number of threads.
 TokenizedText tokenize_whitespace(std::string_view text, const std::vector<std::int64_t>& doc_bounds,
-                                  const std::vector<std::string>& known, bool grow);
+                                  const std::vector<std::string>& known, bool grow, int threads = 0,
+                                  std::size_t min_bytes_per_thread = std::size_t{1} << 20);
 
 // Document bounds of lmplz's line format: every '\n'-terminated line is a document, empty
 // lines included; text after the last '\n' is one more document only when non-empty.
