@@ -16,6 +16,8 @@ Rows:
   C++ ts e2e        collapse.load_corpus(path, format="tinystories"): regex story split,
                     Corpus.from_texts -> C++ tokenizer
   C++ scan          _core.tokenize_whitespace(bytes): in-memory bytes -> arrays + new words
+                    (threads=0: all cores, chunks of >= 1 MB; the e2e rows use this too)
+  C++ scan 1 thr    the same on one thread (the fair comparison with the Cython rows)
   cython dict scan  C loop, Python dict keyed by bytes slices
   cython umap scan  C loop, libcpp unordered_map[string, uint32]
 Every output is checked equal to the Python reference. train-head: best of 3; x25: one run.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -92,12 +95,15 @@ def bench_corpus(path: pathlib.Path, repeats: int, cy) -> dict:
     t, (tok, off, new) = timed(lambda: _core.tokenize_whitespace(data, None, specials, True), repeats)
     assert same(ref, tok, off, specials + new), "C++ scan differs"
     rows["C++ scan"] = t
+    t, (tok, off, new) = timed(lambda: _core.tokenize_whitespace(data, None, specials, True, threads=1), repeats)
+    assert same(ref, tok, off, specials + new), "C++ 1-thread scan differs"
+    rows["C++ scan 1 thr"] = t
     if cy is not None:
         for name, fn in (("cython dict scan", cy.tokenize_dict), ("cython umap scan", cy.tokenize_umap)):
             t, (tok, off, new) = timed(lambda: fn(data, specials, True), repeats)
             assert same(ref, tok, off, specials + new), f"{name} differs"
             rows[name] = t
-    return {"bytes": len(data), "tokens": ref.num_tokens, "documents": ref.num_documents,
+    return {"cores": os.cpu_count(), "bytes": len(data), "tokens": ref.num_tokens, "documents": ref.num_documents,
             "words": len(ref.vocab), "repeats": repeats, "seconds": rows}
 
 
@@ -130,7 +136,7 @@ def main() -> int:
         print(line)
     for n in names:
         r = results[n]
-        print(f"{n}: {r['bytes'] / 1e6:.1f} MB, {r['tokens']:,} tokens, {r['documents']:,} lines, {r['words']:,} words")
+        print(f"{n}: {r['cores']} cores, {r['bytes'] / 1e6:.1f} MB, {r['tokens']:,} tokens, {r['documents']:,} lines, {r['words']:,} words")
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
