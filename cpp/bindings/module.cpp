@@ -11,6 +11,7 @@ void register_sampling(py::module_& m);
 void register_resample(py::module_& m);
 void register_simulation(py::module_& m);
 void register_metrics(py::module_& m);
+void register_tokenize(py::module_& m);
 }  // namespace collapse::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -23,4 +24,5 @@ PYBIND11_MODULE(_core, m) {
   register_resample(m);
   register_simulation(m);
   register_metrics(m);
+  register_tokenize(m);
 }

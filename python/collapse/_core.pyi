@@ -81,3 +81,9 @@ def ngram_diversity(
     """{'distinct': uint64[max_n], 'total': uint64[max_n], 'repeated': int, 'repeat_total': int}."""
     ...
 # --- end metrics ---------------------------------------------------------------------------
+# ---- tokenize: whitespace tokenizer with vocabulary building (register_tokenize.cpp) ---------
+def first_invalid_utf8(data: Any) -> int: ...
+def tokenize_whitespace(data: Any, doc_bounds: npt.ArrayLike | None = None, known: List[str] = [],
+                        grow: bool = True, threads: int = 0, min_bytes_per_thread: int = 1 << 20
+                        ) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], List[str]]: ...
+# ---- end tokenize --------------------------------------------------------------------------

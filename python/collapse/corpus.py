@@ -111,6 +111,13 @@ class Corpus:
     @classmethod
     def from_texts(cls, texts: Iterable[str], tokenizer: str = "whitespace", lowercase: bool = False,
                    vocab: Optional[Vocab] = None, grow: bool = True) -> "Corpus":
+        """One document per text. The whitespace tokenizer runs in the C++ core; its output
+        is identical to ``from_documents(whitespace_tokenize(t) for t in texts)``."""
+        if tokenizer == "whitespace":
+            encoded = [(t.lower() if lowercase else t).encode("utf-8") for t in texts]
+            bounds = np.zeros(len(encoded) + 1, dtype=np.int64)
+            np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=bounds[1:])
+            return _tokenize_bytes(b"".join(encoded), bounds, vocab, grow)
         tok = get_tokenizer(tokenizer, lowercase=lowercase)
         return cls.from_documents((tok(t) for t in texts), vocab=vocab, grow=grow)
 
@@ -210,6 +217,25 @@ def whitespace_tokenize(text: str) -> List[str]:
     return [t.decode("utf-8") for t in b.split(b" ") if t]
 
 
+def _tokenize_bytes(data: bytes, doc_bounds: Optional[np.ndarray], vocab: Optional[Vocab],
+                    grow: bool) -> Corpus:
+    """Whitespace-tokenize UTF-8 ``data`` in the C++ core (documents are the byte ranges
+    between ``doc_bounds``, or its lines when None) and extend ``vocab`` with the new words
+    in the ids the core gave them."""
+    from . import _core
+
+    vocab = Vocab() if vocab is None else vocab
+    base = len(vocab)
+    tokens, offsets, new_words = _core.tokenize_whitespace(data, doc_bounds, vocab._words, grow)
+    # The core numbered new words base, base+1, ... in order of first appearance, which is
+    # what Vocab.add gives them here.
+    vocab._words.extend(new_words)
+    vocab._ids.update(zip(new_words, range(base, base + len(new_words))))
+    if len(vocab._ids) != len(vocab._words):  # pragma: no cover - the core returns only unseen words
+        raise AssertionError("tokenizer returned a word already in the vocabulary")
+    return Corpus(tokens, offsets, vocab)
+
+
 def word_tokenizer(lowercase: bool = False) -> Callable[[str], List[str]]:
     """Words and single punctuation marks ("Lily's dog." -> Lily's, dog, .)."""
     def tokenize(text: str) -> List[str]:
@@ -232,13 +258,17 @@ def get_tokenizer(name: str, lowercase: bool = False) -> Callable[[str], List[st
 # ---------------------------------------------------------------------------------------
 # Loaders: each yields document texts.
 
-def _read_text(path: str) -> str:
+def _read_bytes(path: str) -> bytes:
     if not os.path.exists(path):
         raise CollapseError(f"no such file: {path}")
     if os.path.isdir(path):
         raise CollapseError(f"{path} is a directory, not a file")
     with open(path, "rb") as f:
-        data = f.read()
+        return f.read()
+
+
+def _read_text(path: str) -> str:
+    data = _read_bytes(path)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -257,19 +287,29 @@ def iter_lines(path: str) -> Iterator[str]:
 
 
 def iter_tinystories(path: str) -> Iterator[str]:
-    """Raw TinyStories: stories separated by lines holding only <|endoftext|>; empty
-    stories are dropped."""
+    """Raw TinyStories: stories separated by lines holding only <|endoftext|> (and
+    whitespace, as str.strip sees it); each story is the text between two separator lines,
+    stripped; empty stories are dropped."""
     text = _read_text(path)
-    story: List[str] = []
-    for line in text.split("\n"):
-        if line.strip() == TINYSTORIES_SEPARATOR:
-            doc = "\n".join(story).strip()
+    sep, n = TINYSTORIES_SEPARATOR, len(text)
+    story_start = 0
+    # Jump from one occurrence of the separator to the next (str.find is a fast search)
+    # and keep those alone on their line.
+    pos = text.find(sep)
+    while pos != -1:
+        line_start = text.rfind("\n", 0, pos) + 1
+        line_end = text.find("\n", pos + len(sep))
+        if line_end == -1:
+            line_end = n
+        if text[line_start:pos].strip() == "" and text[pos + len(sep):line_end].strip() == "":
+            doc = text[story_start:line_start].strip()
             if doc:
                 yield doc
-            story = []
+            story_start = line_end
+            pos = text.find(sep, line_end)
         else:
-            story.append(line)
-    doc = "\n".join(story).strip()
+            pos = text.find(sep, pos + 1)
+    doc = text[story_start:].strip()
     if doc:
         yield doc
 
@@ -331,8 +371,18 @@ def load_corpus(path: str, format: str = "lines", tokenizer: str = "whitespace",
     """
     if tokenizer not in TOKENIZERS:
         raise CollapseError(f"unknown tokenizer {tokenizer!r} (choose from {', '.join(TOKENIZERS)})")
-    docs = iter_documents(path, format)
-    corpus = Corpus.from_texts(docs, tokenizer=tokenizer, lowercase=lowercase, vocab=vocab, grow=grow)
+    if format == "lines" and tokenizer == "whitespace" and not lowercase:
+        # Straight from the file's bytes: the core splits lines and checks UTF-8 itself.
+        data = _read_bytes(path)
+        try:
+            corpus = _tokenize_bytes(data, None, vocab, grow)
+        except CollapseError:
+            raise
+        except ValueError as e:  # bad UTF-8: the core names the byte and line
+            raise CollapseError(f"{path}: {e}") from None
+    else:
+        docs = iter_documents(path, format)
+        corpus = Corpus.from_texts(docs, tokenizer=tokenizer, lowercase=lowercase, vocab=vocab, grow=grow)
     if corpus.num_documents == 0:
         raise CollapseError(f"{path}: the corpus is empty")
     return corpus
