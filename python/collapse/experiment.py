@@ -347,6 +347,10 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
                 raise CollapseError(f"--resume: the config differs from {config_path}")
     data = real_data(cfg)  # before anything is written: a data error leaves no run directory
     os.makedirs(run_dir, exist_ok=True)
+    # a killed run can leave temporary files of its run-level writes (metrics, manifest)
+    for name in os.listdir(run_dir):
+        if ".tmp." in name and os.path.isfile(os.path.join(run_dir, name)):
+            os.remove(os.path.join(run_dir, name))
     atomic_write_text(config_path, config_text)
     family_desc = make_family(cfg, cells[0]).describe() if cfg.model.family == "ngram" else {
         "family": "transformer", **cfg.model.transformer}
