@@ -6,6 +6,21 @@
 
 namespace collapse {
 
+std::int64_t find_row(const NGramTable& t, const WordId* words) {
+  const std::size_t n = static_cast<std::size_t>(t.n);
+  std::size_t lo = 0, hi = t.size();
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    const WordId* r = t.row(mid);
+    if (std::lexicographical_compare(r, r + n, words, words + n))
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < t.size() && std::equal(words, words + n, t.row(lo))) return static_cast<std::int64_t>(lo);
+  return -1;
+}
+
 void sort_tables(BackoffModel& model) {
   for (NGramTable& t : model.tables) {
     const std::size_t rows = t.size();

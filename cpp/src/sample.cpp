@@ -126,18 +126,9 @@ std::vector<double> Sampler::distribution(const std::vector<WordId>& history) co
   for (int len = max_len; len >= 1; --len) {
     const NGramTable& t = model_->tables[len - 1];
     const WordId* words = history.data() + history.size() - len;
-    // Binary search for the suffix row.
-    std::size_t lo = 0, hi = t.size();
-    while (lo < hi) {
-      const std::size_t mid = lo + (hi - lo) / 2;
-      const WordId* r = t.row(mid);
-      if (std::lexicographical_compare(r, r + len, words, words + len))
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    if (lo < t.size() && std::equal(words, words + len, t.row(lo)) && state_of_row_[len - 1][lo] != kNoState) {
-      state = state_of_row_[len - 1][lo];
+    const std::int64_t row = find_row(t, words);
+    if (row >= 0 && state_of_row_[len - 1][row] != kNoState) {
+      state = state_of_row_[len - 1][row];
       break;
     }
   }

@@ -5,26 +5,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "collapse/alias.hpp"
 #include "collapse/sample.hpp"
 
 namespace collapse {
 namespace {
-
-// Row index of the n-gram `words` (t.n ids) in the sorted table t, or -1.
-std::int64_t find_row(const NGramTable& t, const WordId* words) {
-  const std::size_t n = static_cast<std::size_t>(t.n);
-  std::size_t lo = 0, hi = t.size();
-  while (lo < hi) {
-    const std::size_t mid = lo + (hi - lo) / 2;
-    const WordId* r = t.row(mid);
-    if (std::lexicographical_compare(r, r + n, words, words + n))
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  if (lo < t.size() && std::equal(words, words + n, t.row(lo))) return static_cast<std::int64_t>(lo);
-  return -1;
-}
 
 // 10^(log10 x / T); ARPA's -99 (and anything below) means exactly 0.
 double tempered(float log10_value, double inv_temperature) {
@@ -224,52 +209,16 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     alias_other_[k].assign(model.tables[k].size(), 0);
   }
   {
-    std::vector<double> scaled;
-    std::vector<std::uint32_t> small, large;
+    AliasScratch scratch;
     for (std::size_t s = 0; s < state_length_.size(); ++s) {
       const int len = state_length_[s];
       const std::uint64_t b = state_block_begin_[s], e = state_block_end_[s], size = e - b;
       if (size < kAliasMinBlock) continue;
       const std::vector<double>& p = prob[len];
       double total = 0.0;
-      std::uint32_t best = 0;
-      for (std::uint64_t r = b; r < e; ++r) {
-        total += p[r];
-        if (p[r] > p[b + best]) best = static_cast<std::uint32_t>(r - b);
-      }
+      for (std::uint64_t r = b; r < e; ++r) total += p[r];
       if (!(total > 0.0)) continue;  // never drawn from: the block has no stored mass
-      scaled.assign(size, 0.0);
-      small.clear();
-      large.clear();
-      for (std::uint64_t i = 0; i < size; ++i) {
-        scaled[i] = p[b + i] * static_cast<double>(size) / total;
-        (scaled[i] < 1.0 ? small : large).push_back(static_cast<std::uint32_t>(i));
-      }
-      double* keep = alias_keep_[len].data() + b;
-      std::uint32_t* other = alias_other_[len].data() + b;
-      while (!small.empty() && !large.empty()) {
-        const std::uint32_t sm = small.back(), lg = large.back();
-        small.pop_back();
-        keep[sm] = scaled[sm];
-        other[sm] = lg;
-        scaled[lg] -= 1.0 - scaled[sm];
-        if (scaled[lg] < 1.0) {
-          large.pop_back();
-          small.push_back(lg);
-        }
-      }
-      // Leftovers hold mass 1 up to rounding; a zero-probability row must still never
-      // be drawn, so it points to the most probable row.
-      for (std::uint32_t i : large) keep[i] = 1.0, other[i] = i;
-      for (std::uint32_t i : small) {
-        if (p[b + i] > 0.0) {
-          keep[i] = 1.0;
-          other[i] = i;
-        } else {
-          keep[i] = 0.0;
-          other[i] = best;
-        }
-      }
+      build_alias(p.data() + b, size, total, alias_keep_[len].data() + b, alias_other_[len].data() + b, scratch);
     }
   }
 

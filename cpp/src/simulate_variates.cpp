@@ -1,5 +1,6 @@
 // Exact discrete random variates (see simulate_variates.hpp).
 #include "collapse/simulate_variates.hpp"
+#include "collapse/alias.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -197,27 +198,8 @@ AliasTable::AliasTable(const std::vector<double>& weights) {
   if (!(total > 0.0)) throw std::invalid_argument("AliasTable: weights must have a positive sum");
   accept_.assign(n, 1.0);
   alias_.resize(n);
-  std::vector<double> scaled(n);
-  std::vector<std::uint32_t> small, large;
-  for (std::size_t i = 0; i < n; ++i) {
-    alias_[i] = static_cast<std::uint32_t>(i);
-    scaled[i] = weights[i] * static_cast<double>(n) / total;
-    (scaled[i] < 1.0 ? small : large).push_back(static_cast<std::uint32_t>(i));
-  }
-  while (!small.empty() && !large.empty()) {
-    const std::uint32_t s = small.back(), l = large.back();
-    small.pop_back();
-    accept_[s] = scaled[s];
-    alias_[s] = l;
-    scaled[l] -= 1.0 - scaled[s];
-    if (scaled[l] < 1.0) {
-      large.pop_back();
-      small.push_back(l);
-    }
-  }
-  // Whatever is left is 1 up to rounding: keep it whole.
-  for (std::uint32_t i : small) accept_[i] = 1.0;
-  for (std::uint32_t i : large) accept_[i] = 1.0;
+  AliasScratch scratch;
+  build_alias(weights.data(), n, total, accept_.data(), alias_.data(), scratch);
 }
 
 std::size_t AliasTable::draw(Philox& rng) const {

@@ -49,6 +49,9 @@ struct BackoffModel {
   std::vector<std::vector<double>> discounts;
 };
 
+// Row index of the n-gram `words` (t.n ids) in the sorted table t, or -1 (binary search).
+std::int64_t find_row(const NGramTable& t, const WordId* words);
+
 // Sort every table's rows lexicographically (and their values along with them).
 void sort_tables(BackoffModel& model);
 
