@@ -28,7 +28,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "python"))
+import _path  # noqa: E402,F401  (in-place build or installed package)
 
 import numpy as np  # noqa: E402
 

@@ -39,7 +39,7 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
+import _path  # noqa: E402,F401  (in-place build or installed package)
 
 import numpy as np  # noqa: E402
 

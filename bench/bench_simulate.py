@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+import _path  # noqa: E402,F401  (in-place build or installed package)
 import collapse
 from collapse import _core
 from collapse.simulate import make_p0

@@ -26,7 +26,7 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import _path  # noqa: E402,F401  (in-place build or installed package)
 
 from collapse.transformer import GPTNeo, GPTNeoConfig  # noqa: E402
 from collapse.transformer.generate import SamplingConfig, generate_batch, sequence_uniforms  # noqa: E402

@@ -13,7 +13,6 @@ torch = pytest.importorskip("torch", reason="the transformer family needs torch 
 if not torch.distributed.is_available():  # pragma: no cover
     pytest.skip("torch.distributed is not available", allow_module_level=True)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = textwrap.dedent("""
     import sys, numpy as np, torch
@@ -45,8 +44,8 @@ def _run(tmp_path, nproc):
     script = tmp_path / "ddp_script.py"
     script.write_text(SCRIPT)
     out = tmp_path / f"out{nproc}.npz"
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "python") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
+    # the children import collapse as this process does (installed package, or PYTHONPATH)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if nproc == 1:
         cmd = [sys.executable, str(script), str(out)]
         env.pop("WORLD_SIZE", None)
