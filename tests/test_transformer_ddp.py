@@ -44,8 +44,11 @@ def _run(tmp_path, nproc):
     script = tmp_path / "ddp_script.py"
     script.write_text(SCRIPT)
     out = tmp_path / f"out{nproc}.npz"
-    # the children import collapse as this process does (installed package, or PYTHONPATH)
+    # the children import collapse as this process does (installed package, or PYTHONPATH
+    # made absolute: torchrun's workers do not resolve relative entries as we do)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
     if nproc == 1:
         cmd = [sys.executable, str(script), str(out)]
         env.pop("WORLD_SIZE", None)
