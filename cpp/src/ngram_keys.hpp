@@ -8,11 +8,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <thread>
 #include <vector>
 
 #include "collapse/backoff_model.hpp"
 #include "collapse/ngram_count.hpp"
+
+#include "collapse/parallel.hpp"
 
 namespace collapse::detail {
 
@@ -81,25 +82,8 @@ struct Packing {
   }
 };
 
-inline int resolve_threads(int threads) {
-  if (threads > 0) return threads;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw ? static_cast<int>(hw) : 1;
-}
-
-// Runs fn(t) for t in [0, threads) on threads (the calling thread runs t = 0).
-template <class Fn>
-void run_threads(int threads, Fn&& fn) {
-  if (threads <= 1) {
-    fn(0);
-    return;
-  }
-  std::vector<std::thread> pool;
-  pool.reserve(threads - 1);
-  for (int t = 1; t < threads; ++t) pool.emplace_back([&fn, t] { fn(t); });
-  fn(0);
-  for (auto& th : pool) th.join();
-}
+using collapse::resolve_threads;
+using collapse::run_threads;
 
 // Sorts v with `threads` threads: chunks sorted in parallel, then merged pairwise.
 template <class T, class Less>

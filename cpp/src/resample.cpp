@@ -1,3 +1,4 @@
+#include "collapse/parallel.hpp"
 #include "collapse/resample.hpp"
 
 #include <algorithm>
@@ -15,18 +16,12 @@ namespace {
 // Every element's result depends only on its index, so the split does not matter.
 template <class Body>
 void parallel_ranges(std::uint64_t n, int threads, std::uint64_t min_per_thread, Body body) {
-  unsigned t = threads > 0 ? static_cast<unsigned>(threads) : std::max(1u, std::thread::hardware_concurrency());
-  t = static_cast<unsigned>(std::min<std::uint64_t>(t, std::max<std::uint64_t>(1, n / min_per_thread)));
-  if (t <= 1) {
-    body(std::uint64_t{0}, n);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (unsigned i = 0; i < t; ++i) {
-    const std::uint64_t b = n * i / t, e = n * (i + 1) / t;
-    pool.emplace_back([=] { body(b, e); });
-  }
-  for (auto& th : pool) th.join();
+  const auto t = static_cast<int>(std::min<std::uint64_t>(static_cast<std::uint64_t>(resolve_threads(threads)),
+                                                            std::max<std::uint64_t>(1, n / min_per_thread)));
+  run_threads(t, [&](int i) {
+    const auto k = static_cast<std::uint64_t>(i), tt = static_cast<std::uint64_t>(t);
+    body(n * k / tt, n * (k + 1) / tt);
+  });
 }
 
 // Documents in key order: key of d from stream (seed, d), ties broken by d.

@@ -7,6 +7,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "collapse/parallel.hpp"
 #include "collapse/sample.hpp"
 
 namespace collapse {
@@ -25,11 +26,6 @@ std::uint64_t search_cumulative(const double* cum, std::uint64_t first, std::uin
   return static_cast<std::uint64_t>(it - cum);
 }
 
-int resolve_threads(int threads) {
-  if (threads > 0) return threads;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw ? static_cast<int>(hw) : 1;
-}
 
 }  // namespace
 
@@ -366,13 +362,7 @@ SampledCorpus Sampler::sample(const SampleOptions& opt) const {
   };
 
   const int threads = static_cast<int>(std::min<std::uint64_t>(resolve_threads(opt.threads), std::max<std::uint64_t>(n_chunks, 1)));
-  if (threads <= 1) {
-    worker();
-  } else {
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
-    for (auto& th : pool) th.join();
-  }
+  run_threads(threads, [&](int) { worker(); });
 
   SampledCorpus result;
   result.offsets.resize(n + 1, 0);

@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 
+#include "collapse/parallel.hpp"
 #include "collapse/rng.hpp"
 #include "collapse/simulate.hpp"
 #include "collapse/simulate_variates.hpp"
@@ -464,8 +465,7 @@ CategoricalRun simulate_categorical(const CategoricalSpec& spec, std::int64_t fi
   run.collapsed_to.assign(static_cast<std::size_t>(trials), -1);
   if (keep_final_p) run.final_p.assign(static_cast<std::size_t>(trials) * run.K, 0.0);
 
-  unsigned n_threads = threads > 0 ? static_cast<unsigned>(threads) : std::max(1u, std::thread::hardware_concurrency());
-  n_threads = static_cast<unsigned>(std::min<std::int64_t>(n_threads, trials));
+  const int n_threads = static_cast<int>(std::min<std::int64_t>(resolve_threads(threads), trials));
   std::atomic<std::int64_t> next{0};
   std::exception_ptr error;
   std::mutex error_mutex;
@@ -484,13 +484,8 @@ CategoricalRun simulate_categorical(const CategoricalSpec& spec, std::int64_t fi
       next.store(trials);
     }
   };
-  if (n_threads <= 1) {
-    worker();
-  } else {
-    std::vector<std::thread> pool;
-    for (unsigned i = 0; i < n_threads; ++i) pool.emplace_back(worker);
-    for (auto& t : pool) t.join();
-  }
+  // worker() catches itself so that the first failure also stops the other threads early
+  run_threads(n_threads, [&](int) { worker(); });
   if (error) std::rethrow_exception(error);
   return run;
 }

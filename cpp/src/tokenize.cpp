@@ -1,4 +1,5 @@
 // Whitespace tokenization with vocabulary building in one pass over the bytes.
+#include "collapse/parallel.hpp"
 #include "collapse/tokenize.hpp"
 
 #include <algorithm>
@@ -231,29 +232,6 @@ ChunkTokens tokenize_chunk(std::string_view text, const std::vector<std::int64_t
   return out;
 }
 
-// Runs body(k) for k in [0, n) on n threads (the calling thread takes k = 0) and rethrows
-// the first exception.
-template <class Body>
-void run_parallel(std::size_t n, Body body) {
-  std::vector<std::exception_ptr> errors(n);
-  std::vector<std::thread> pool;
-  for (std::size_t k = 1; k < n; ++k)
-    pool.emplace_back([&, k] {
-      try {
-        body(k);
-      } catch (...) {
-        errors[k] = std::current_exception();
-      }
-    });
-  try {
-    body(0);
-  } catch (...) {
-    errors[0] = std::current_exception();
-  }
-  for (auto& t : pool) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
-}
 
 }  // namespace
 
@@ -271,8 +249,7 @@ TokenizedText tokenize_whitespace(std::string_view text, const std::vector<std::
   // Chunks of whole documents, about equal in bytes. The result does not depend on how
   // many there are: the merge below numbers new words in order of first appearance.
   const std::size_t num_docs = doc_bounds.size() - 1;
-  std::size_t num_chunks = threads > 0 ? static_cast<std::size_t>(threads)
-                                       : std::max(1u, std::thread::hardware_concurrency());
+  std::size_t num_chunks = static_cast<std::size_t>(resolve_threads(threads));
   num_chunks = std::min({num_chunks, std::max<std::size_t>(1, text.size() / std::max<std::size_t>(1, min_bytes_per_thread)),
                          std::max<std::size_t>(1, num_docs)});
   std::vector<std::size_t> cuts{0};
@@ -286,7 +263,8 @@ TokenizedText tokenize_whitespace(std::string_view text, const std::vector<std::
   num_chunks = cuts.size() - 1;
 
   std::vector<ChunkTokens> chunks(num_chunks);
-  run_parallel(num_chunks, [&](std::size_t k) {
+  run_threads(static_cast<int>(num_chunks), [&](int chunk) {
+    const auto k = static_cast<std::size_t>(chunk);
     chunks[k] = tokenize_chunk(text, doc_bounds, cuts[k], cuts[k + 1], known, grow);
   });
 
@@ -327,7 +305,8 @@ TokenizedText tokenize_whitespace(std::string_view text, const std::vector<std::
   out.tokens.resize(static_cast<std::size_t>(base_tokens));
   std::vector<std::size_t> token_start(num_chunks + 1, 0);
   for (std::size_t k = 0; k < num_chunks; ++k) token_start[k + 1] = token_start[k] + chunks[k].tokens.size();
-  run_parallel(num_chunks, [&](std::size_t k) {
+  run_threads(static_cast<int>(num_chunks), [&](int chunk) {
+    const auto k = static_cast<std::size_t>(chunk);
     const std::vector<std::uint32_t>& to_global = global_id[k];
     std::uint32_t* dst = out.tokens.data() + token_start[k];
     for (std::uint32_t id : chunks[k].tokens) *dst++ = id < first_new ? id : to_global[id - first_new];
