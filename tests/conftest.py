@@ -15,6 +15,18 @@ def tinystories_dir() -> pathlib.Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def train_head_lines(tinystories_dir, tmp_path_factory):
+    """train-head.txt as a Corpus (tinystories format, whitespace tokens) and written one
+    story per line: the text lmplz and our estimators are compared on."""
+    import collapse
+
+    corpus = collapse.load_corpus(str(tinystories_dir / "train-head.txt"), format="tinystories")
+    path = tmp_path_factory.mktemp("train-head") / "train-lines.txt"
+    corpus.write_text(str(path))
+    return corpus, path
+
+
 @pytest.fixture
 def tmp_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

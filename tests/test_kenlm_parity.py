@@ -22,11 +22,8 @@ kenlm = pytest.importorskip("kenlm")
 
 
 @pytest.fixture(scope="module")
-def train_lines(tinystories_dir, tmp_path_factory):
-    corpus = collapse.load_corpus(str(tinystories_dir / "train-head.txt"), format="tinystories")
-    path = tmp_path_factory.mktemp("parity") / "train-lines.txt"
-    corpus.write_text(str(path))
-    return corpus, path
+def train_lines(train_head_lines):
+    return train_head_lines
 
 
 @pytest.fixture(scope="module")

@@ -33,11 +33,8 @@ SENTINEL = np.uint32(0xFFFFFFFF)  # "before <s>": marks contexts shorter than or
 
 
 @pytest.fixture(scope="module")
-def train(tinystories_dir, tmp_path_factory):
-    corpus = collapse.load_corpus(str(tinystories_dir / "train-head.txt"), format="tinystories")
-    path = tmp_path_factory.mktemp("sampling") / "train-lines.txt"
-    corpus.write_text(str(path))
-    return corpus, path
+def train(train_head_lines):
+    return train_head_lines
 
 
 _models = {}
