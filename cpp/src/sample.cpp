@@ -248,20 +248,69 @@ void Sampler::sample_interleaved(const SampleOptions& opt, std::uint64_t begin, 
   // word the next state's record is prefetched, and the other lanes' work hides that
   // memory latency. Each sequence still reads only its own stream, so the output is the
   // same as drawing the sequences one after another.
-  constexpr std::size_t kLanes = 8;
+  constexpr std::size_t kLanes = 16;
   struct Lane {
     Philox rng;
     std::uint64_t seq;
     std::uint32_t state;
     std::uint32_t len;
+    // Look-ahead: a copy of the stream replays the coming draw's first steps (reading
+    // only records already prefetched) to prefetch the row it will pick. Hints only:
+    // the real draw still reads `rng`, so the output does not depend on them.
+    Philox peek_rng;
+    std::uint32_t peek_state;
+    bool peek_pending;
+  };
+  // Lanes ahead of the current one at which the look-ahead starts and takes its second
+  // step (the parent's draw when the first step falls into the backoff branch).
+  constexpr std::size_t kPeekFirst = 8, kPeekSecond = 4;
+  // One look-ahead step at lane.peek_state: prefetch the row the draw will read, or, in
+  // the backoff branch, the parent's record and the stored words the rejection checks.
+  auto peek_step = [&](Lane& lane) {
+    const HotState& st = hot_state_[lane.peek_state];
+    const double x = lane.peek_rng.uniform() * st.mass;
+    const std::uint64_t b = st.begin, size = st.size;
+    if (x < st.stored_mass || st.length == 0) {
+      lane.peek_pending = false;
+      if (size >= kAliasMinBlock) {
+        const double u = lane.peek_rng.uniform() * static_cast<double>(size);
+        std::uint64_t i = static_cast<std::uint64_t>(u);
+        if (i >= size) i = size - 1;
+        __builtin_prefetch(&hot_row_[st.length][b + i]);
+      } else {
+        __builtin_prefetch(&cumulative_[st.length][b]);
+        __builtin_prefetch(&hot_row_[st.length][b]);
+      }
+      return;
+    }
+    __builtin_prefetch(&hot_state_[st.parent]);
+    __builtin_prefetch(&last_word_[st.length][b]);
+    lane.peek_state = st.parent;
+    lane.peek_pending = true;
   };
   std::vector<std::vector<WordId>> seq_out(end - begin);
   std::vector<Lane> lanes;
   std::uint64_t next_seq = begin;
-  auto fresh = [&]() { return Lane{Philox(opt.seed, opt.first_sequence + next_seq), next_seq++, start_state_, 0}; };
+  auto fresh = [&]() {
+    Philox rng(opt.seed, opt.first_sequence + next_seq);
+    return Lane{rng, next_seq++, start_state_, 0, rng, start_state_, false};
+  };
   while (lanes.size() < kLanes && next_seq < end) lanes.push_back(fresh());
   while (!lanes.empty()) {
     for (std::size_t j = 0; j < lanes.size();) {
+      {
+        // Indices ahead, wrapped without a division (a hot loop).
+        const std::size_t n_lanes = lanes.size();
+        std::size_t a = j + kPeekFirst, c = j + kPeekSecond;
+        while (a >= n_lanes) a -= n_lanes;
+        while (c >= n_lanes) c -= n_lanes;
+        Lane& first = lanes[a];
+        first.peek_rng = first.rng;
+        first.peek_state = first.state;
+        peek_step(first);
+        Lane& second = lanes[c];
+        if (second.peek_pending) peek_step(second);
+      }
       Lane& lane = lanes[j];
       const Draw d = draw_exact(lane.state, lane.rng);
       bool done = d.word == kEos;
