@@ -248,7 +248,7 @@ void Sampler::sample_interleaved(const SampleOptions& opt, std::uint64_t begin, 
   // word the next state's record is prefetched, and the other lanes' work hides that
   // memory latency. Each sequence still reads only its own stream, so the output is the
   // same as drawing the sequences one after another.
-  constexpr std::size_t kLanes = 16;
+  constexpr std::size_t kLanes = 12;
   struct Lane {
     Philox rng;
     std::uint64_t seq;
@@ -263,7 +263,7 @@ void Sampler::sample_interleaved(const SampleOptions& opt, std::uint64_t begin, 
   };
   // Lanes ahead of the current one at which the look-ahead starts and takes its second
   // step (the parent's draw when the first step falls into the backoff branch).
-  constexpr std::size_t kPeekFirst = 8, kPeekSecond = 4;
+  constexpr std::size_t kPeekFirst = 6, kPeekSecond = 4, kPeekThird = 2;
   // One look-ahead step at lane.peek_state: prefetch the row the draw will read, or, in
   // the backoff branch, the parent's record and the stored words the rejection checks.
   auto peek_step = [&](Lane& lane) {
@@ -298,18 +298,21 @@ void Sampler::sample_interleaved(const SampleOptions& opt, std::uint64_t begin, 
   while (lanes.size() < kLanes && next_seq < end) lanes.push_back(fresh());
   while (!lanes.empty()) {
     for (std::size_t j = 0; j < lanes.size();) {
-      {
+      if (has_backoff_draws_) {
         // Indices ahead, wrapped without a division (a hot loop).
         const std::size_t n_lanes = lanes.size();
-        std::size_t a = j + kPeekFirst, c = j + kPeekSecond;
+        std::size_t a = j + kPeekFirst, c = j + kPeekSecond, e = j + kPeekThird;
         while (a >= n_lanes) a -= n_lanes;
         while (c >= n_lanes) c -= n_lanes;
+        while (e >= n_lanes) e -= n_lanes;
         Lane& first = lanes[a];
         first.peek_rng = first.rng;
         first.peek_state = first.state;
         peek_step(first);
         Lane& second = lanes[c];
         if (second.peek_pending) peek_step(second);
+        Lane& third = lanes[e];
+        if (third.peek_pending) peek_step(third);
       }
       Lane& lane = lanes[j];
       const Draw d = draw_exact(lane.state, lane.rng);

@@ -268,6 +268,7 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     if (size > 0xFFFFFFFFULL) throw std::invalid_argument("context with too many successors");
     hot_state_[s] = HotState{state_mass_[s], state_stored_mass_[s], state_block_begin_[s],
                              static_cast<std::uint32_t>(size), state_parent_[s], state_length_[s]};
+    if (state_length_[s] != 0 && state_stored_mass_[s] < state_mass_[s]) has_backoff_draws_ = true;
   }
   hot_row_.resize(n_tables);
   for (int k = 0; k < n_tables; ++k) {

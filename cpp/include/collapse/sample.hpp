@@ -150,6 +150,9 @@ class Sampler {
     std::uint32_t other_next;  // reads one row only
   };
   std::vector<HotState> hot_state_;
+  // Whether some state above the root can fall into the backoff branch: the sampling
+  // loop's look-ahead pays only then (chains of dependent reads), and costs otherwise.
+  bool has_backoff_draws_ = false;
   std::vector<std::vector<HotRow>> hot_row_;
   std::vector<std::vector<double>> alias_keep_;
   std::vector<std::vector<std::uint32_t>> alias_other_;
