@@ -298,7 +298,7 @@ void Sampler::sample_interleaved(const SampleOptions& opt, std::uint64_t begin, 
   while (lanes.size() < kLanes && next_seq < end) lanes.push_back(fresh());
   while (!lanes.empty()) {
     for (std::size_t j = 0; j < lanes.size();) {
-      if (has_backoff_draws_) {
+      if (use_lookahead_) {
         // Indices ahead, wrapped without a division (a hot loop).
         const std::size_t n_lanes = lanes.size();
         std::size_t a = j + kPeekFirst, c = j + kPeekSecond, e = j + kPeekThird;

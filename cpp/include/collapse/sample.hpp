@@ -150,9 +150,10 @@ class Sampler {
     std::uint32_t other_next;  // reads one row only
   };
   std::vector<HotState> hot_state_;
-  // Whether some state above the root can fall into the backoff branch: the sampling
-  // loop's look-ahead pays only then (chains of dependent reads), and costs otherwise.
-  bool has_backoff_draws_ = false;
+  // Whether the sampling loop's look-ahead runs: some state above the root can fall into
+  // the backoff branch (chains of dependent reads) and the hot data is past kLookaheadMinBytes.
+  bool use_lookahead_ = false;
+  static constexpr std::size_t kLookaheadMinBytes = std::size_t{32} << 20;
   std::vector<std::vector<HotRow>> hot_row_;
   std::vector<std::vector<double>> alias_keep_;
   std::vector<std::vector<std::uint32_t>> alias_other_;
