@@ -248,7 +248,8 @@ void Sampler::sample_interleaved(const SampleOptions& opt, std::uint64_t begin, 
   // word the next state's record is prefetched, and the other lanes' work hides that
   // memory latency. Each sequence still reads only its own stream, so the output is the
   // same as drawing the sequences one after another.
-  constexpr std::size_t kLanes = 12;
+  // More lanes with the look-ahead: its steps need lanes spaced apart. Without it, 8.
+  const std::size_t n_lanes_max = use_lookahead_ ? 12 : 8;
   struct Lane {
     Philox rng;
     std::uint64_t seq;
@@ -295,7 +296,7 @@ void Sampler::sample_interleaved(const SampleOptions& opt, std::uint64_t begin, 
     Philox rng(opt.seed, opt.first_sequence + next_seq);
     return Lane{rng, next_seq++, start_state_, 0, rng, start_state_, false};
   };
-  while (lanes.size() < kLanes && next_seq < end) lanes.push_back(fresh());
+  while (lanes.size() < n_lanes_max && next_seq < end) lanes.push_back(fresh());
   while (!lanes.empty()) {
     for (std::size_t j = 0; j < lanes.size();) {
       if (use_lookahead_) {
