@@ -288,3 +288,33 @@ def test_cli_missing_model_exit_2(tmp_path):
 def test_cli_missing_required_options_exit_2(tri_arpa, tmp_path):
     rc, _, err = run_cli("ngram", "sample", tri_arpa, "--seed", 1, "-o", tmp_path / "o.txt")
     assert rc == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_lookahead_loop_draws_the_same_sequences(tmp_path):
+    """The sampler's look-ahead loop (switched on by itself only for models larger than a
+    last-level cache) is forced on and off in subprocesses: byte-identical output."""
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(5)
+    docs = [" ".join(f"w{int(x)}" for x in rng.zipf(1.5, size=rng.integers(1, 25)) % 300) for _ in range(400)]
+    text = tmp_path / "c.txt"
+    text.write_text("\n".join(docs) + "\n")
+    script = (
+        "import sys, numpy as np, collapse\n"
+        "c = collapse.load_corpus(sys.argv[1])\n"
+        "for order, sm in ((3, 'mkn'), (4, 'kn'), (3, 'mle')):\n"
+        "    m = collapse.NGramModel.fit(c, order=order, smoothing=sm)\n"
+        "    s = m.sample(3000, seed=11, threads=2)\n"
+        "    sys.stdout.buffer.write(s.tokens.tobytes() + s.offsets.tobytes())\n")
+    outs = {}
+    for mode in ("always", "never"):
+        env = {**os.environ, "COLLAPSE_SAMPLER_LOOKAHEAD": mode}
+        if env.get("PYTHONPATH"):
+            env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
+        proc = subprocess.run([sys.executable, "-c", script, str(text)], env=env, capture_output=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+        outs[mode] = proc.stdout
+    assert len(outs["always"]) > 3000 * 4
+    assert outs["always"] == outs["never"]

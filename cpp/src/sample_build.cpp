@@ -2,6 +2,7 @@
 // arrays, next-state links and backoff masses) built once from a BackoffModel.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -282,6 +283,13 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
   std::size_t hot_bytes = hot_state_.size() * sizeof(HotState);
   for (const auto& rows : hot_row_) hot_bytes += rows.size() * sizeof(HotRow);
   if (hot_bytes < kLookaheadMinBytes) use_lookahead_ = false;
+  // Tests force either loop (COLLAPSE_SAMPLER_LOOKAHEAD=always|never) to check that both
+  // draw exactly the same sequences on models of any size.
+  if (const char* force = std::getenv("COLLAPSE_SAMPLER_LOOKAHEAD")) {
+    const std::string mode(force);
+    if (mode == "always") use_lookahead_ = true;
+    if (mode == "never") use_lookahead_ = false;
+  }
   // Alias targets, for rows in alias-table blocks.
   for (std::size_t s = 0; s < n_states; ++s) {
     const int len = state_length_[s];
