@@ -95,18 +95,12 @@ def _run_ngram(args: argparse.Namespace):  # noqa: ANN202
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from ..simulate import simulate, write_run
 
     if args.process == "ngram":
         result = _run_ngram(args)
         write_run(result, args.out)
-        with pd.option_context("display.width", 120, "display.max_columns", 20, "display.precision", 4):
-            sys.stdout.write(f"ngram {args.paradigm}: N={args.N} G={args.generations} trials={args.trials} "
-                             f"seed={args.seed} -> {args.out}\n")
-            sys.stdout.write("means over trials:\n")
-            sys.stdout.write(result.summary().to_string() + "\n")
+        _print_summary(f"ngram {args.paradigm}: N={args.N}", args, result)
         return 0
     if args.process != "categorical":
         raise CollapseError(f"unknown process {args.process!r} (expected categorical or ngram)")
@@ -119,9 +113,14 @@ def run(args: argparse.Namespace) -> int:
     if args.p0 == "zipf":
         result.config["zipf_s"] = args.zipf_s
     write_run(result, args.out, save_final_p=args.save_final_p)
+    _print_summary(f"{args.paradigm}: K={result.config['K']} N={args.N}", args, result)
+    return 0
+
+
+def _print_summary(head: str, args, result) -> None:  # noqa: ANN001
+    import pandas as pd
+
     with pd.option_context("display.width", 120, "display.max_columns", 20, "display.precision", 4):
-        sys.stdout.write(f"{args.paradigm}: K={result.config['K']} N={args.N} G={args.generations} "
-                         f"trials={args.trials} seed={args.seed} -> {args.out}\n")
+        sys.stdout.write(f"{head} G={args.generations} trials={args.trials} seed={args.seed} -> {args.out}\n")
         sys.stdout.write("means over trials:\n")
         sys.stdout.write(result.summary().to_string() + "\n")
-    return 0
