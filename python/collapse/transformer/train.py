@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -261,6 +262,9 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
         start_epoch, start_step = int(pos["epoch"]), int(pos["step_in_epoch"])
         stats = TrainStats(steps=int(pos["steps"]), tokens=int(pos["tokens"]), seconds=float(pos["seconds"]),
                            losses=[float(x) for x in pos["losses"]])
+        if dist.is_main and start_epoch < cfg.epochs:
+            sys.stderr.write(f"training: resumed from {checkpoint.train_path} at step {stats.steps} "  # type: ignore[union-attr]
+                             f"(epoch {start_epoch + 1}, step {start_step} of the epoch)\n")
     model.train()
     step_model: torch.nn.Module = model
     if dist.enabled:
