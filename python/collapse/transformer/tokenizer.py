@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import CollapseError
 
 END_OF_TEXT = "<|endoftext|>"
-ENCODE_CHUNK = 4096  # texts per encode_batch call
+ENCODE_CHUNK = 1024  # texts per encode_batch call (its per-thread allocations scale with it)
 
 
 class TextTokenizer:
