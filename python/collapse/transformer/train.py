@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from .. import _core
+from ..distributed import Ranks, ranks
 from ..errors import CollapseError
 from .checkpoint import CheckpointPolicy, load_training_state, save_training_state
 from .model import GPTNeo, GPTNeoConfig
@@ -136,38 +137,9 @@ def _micro_batch(rows: np.ndarray, index: np.ndarray, eot_id: int,
     return inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
 
 
-# ---------------------------------------------------------------------------------------
-# Distributed helpers (torchrun sets WORLD_SIZE, RANK, LOCAL_RANK)
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def dist_from_env() -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    import torch.distributed as td
-
-    if not td.is_available():
-        raise CollapseError("WORLD_SIZE > 1 but torch.distributed is not available")
-    if not td.is_initialized():
-        td.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    d = Dist(rank=td.get_rank(), world_size=td.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(d.local_rank)
-    return d
+# Ranks under torchrun: collapse.distributed (one definition for the loop and the family)
+Dist = Ranks
+dist_from_env = ranks
 
 
 # ---------------------------------------------------------------------------------------
