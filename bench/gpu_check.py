@@ -6,12 +6,12 @@ On a CUDA machine, in at most about 8 minutes, it measures and prints (table + J
    configuration, the largest logit error of ours and of transformers' GPTNeoForCausalLM
    (eager attention), each against its own float32 logits, on 4 x 512 tokens (past the
    local window); pass = ours <= 2 x theirs + 1e-3 (the CPU test's criterion);
-2. training tokens/s of the 33M preset through collapse's own train() (the paper's
-   recipe: batch 320 of 512 tokens, micro-batches of 64, AdamW) in bf16 and fp16 (loss
-   scaling), and its MFU against --peak-tflops (default from the GPU's name: H100/H200
-   989, A100 312 dense bf16 TFLOP/s);
-3. sampling tokens/s of ours (generate_batch, KV cache) and of transformers ``generate``
+2. sampling tokens/s of ours (generate_batch, KV cache) and of transformers ``generate``
    (pure sampling) at the same batch (>= 256) and the same number of new tokens, bf16;
+3. training tokens/s of the 33M preset through collapse's own train() (the paper's
+   recipe: batch 320 of 512 tokens, micro-batches of 64, AdamW) in bf16, in fp16 (loss
+   scaling) and in bf16 with ``deterministic = true`` (its cost), and the MFU against
+   --peak-tflops (default from the GPU's name: H100/H200 989, A100 312 dense bf16 TFLOP/s);
 4. the PROJECTED time of one paper generation (3 epochs over 1M stories + sampling 1M
    stories), from those rates and the stated assumptions (marked as a projection).
 
@@ -124,14 +124,15 @@ def check_training(device, tiny, peak):
     weights = GPTNeo(cfg).num_parameters() - cfg.max_position_embeddings * cfg.hidden_size
     flops_per_token = 6 * weights + 12 * cfg.num_layers * context * cfg.hidden_size
     out = []
-    for precision in ("bf16", "fp16"):
+    # deterministic last: torch.use_deterministic_algorithms is process-wide
+    for precision, deterministic in (("bf16", False), ("fp16", False), ("bf16", True)):
         tc = TrainConfig(batch_size=batch, micro_batch_size=micro, epochs=1, context_length=context,
-                         device=str(device), precision=precision)
+                         device=str(device), precision=precision, deterministic=deterministic)
         train(cfg, rows_data[:batch * 2], 0, tc, seed=0)  # warm-up (allocator, kernels)
         _sync(device)
         model, stats = train(cfg, rows_data, 0, tc, seed=0)
         rate = stats.tokens / stats.seconds
-        row = {"precision": precision, "steps": stats.steps, "batch": batch, "micro_batch": micro,
+        row = {"precision": precision, "deterministic": deterministic, "steps": stats.steps, "batch": batch, "micro_batch": micro,
                "context": context, "tokens_per_second": rate, "final_loss": stats.losses[-1],
                "flops_per_token": flops_per_token}
         row["mfu"] = rate * flops_per_token / (peak * 1e12) if peak else None
@@ -165,7 +166,7 @@ def check_sampling(device, tiny):
 
 
 def projection(training, sampling):
-    best_train = max(r["tokens_per_second"] for r in training)
+    best_train = max(r["tokens_per_second"] for r in training if not r["deterministic"])
     tokens = PAPER_STORIES * TOKENS_PER_STORY
     train_s = PAPER_EPOCHS * tokens / best_train
     # sampled stories end at their own end-of-text (rows are dropped from the batch as they
@@ -217,17 +218,19 @@ def main(argv=None) -> int:
         print(f"{r['precision']:9} {r['err_ours']:10.4g} {r['err_hf']:13.4g} {r['fp32_ours_vs_hf']:13.3g} "
               f"{'yes' if r['pass'] else 'NO':>5}")
 
-    result["training"] = check_training(device, args.tiny, peak)
-    print("\ntraining, collapse.transformer.train (33M preset unless tiny)")
-    print(f"{'precision':9} {'steps':>5} {'batch x ctx':>12} {'tokens/s':>12} {'MFU':>7} {'loss':>7}")
-    for r in result["training"]:
-        mfu = f"{100 * r['mfu']:6.1f}%" if r["mfu"] is not None else "    n/a"
-        print(f"{r['precision']:9} {r['steps']:5d} {str(r['batch']) + ' x ' + str(r['context']):>12} "
-              f"{r['tokens_per_second']:12,.0f} {mfu:>7} {r['final_loss']:7.3f}")
-
     result["sampling"] = s = check_sampling(device, args.tiny)
     print(f"\nsampling, bf16, batch {s['batch']} x {s['new_tokens']} new tokens: ours {s['tokens_per_second_ours']:,.0f} "
           f"tok/s, transformers generate {s['tokens_per_second_hf']:,.0f} tok/s, ratio {s['ratio']:.2f} (goal >= 5)")
+
+    result["training"] = check_training(device, args.tiny, peak)
+    print("\ntraining, collapse.transformer.train (33M preset unless tiny)")
+    print(f"{'precision':18} {'steps':>5} {'batch x ctx':>12} {'tokens/s':>12} {'MFU':>7} {'loss':>7}")
+    for r in result["training"]:
+        mfu = f"{100 * r['mfu']:6.1f}%" if r["mfu"] is not None else "    n/a"
+        label = r["precision"] + (" deterministic" if r["deterministic"] else "")
+        print(f"{label:18} {r['steps']:5d} {str(r['batch']) + ' x ' + str(r['context']):>12} "
+              f"{r['tokens_per_second']:12,.0f} {mfu:>7} {r['final_loss']:7.3f}")
+
 
     result["projection"] = p = projection(result["training"], s)
     print(f"\n{p['kind']}: one paper generation = {p['training_minutes']:.1f} min training + "

@@ -39,7 +39,8 @@ def test_dry_run_on_cpu_exercises_every_step(tmp_path):
     r = json.loads(out.read_text())
     assert [x["precision"] for x in r["logits"]] == ["bf16", "fp16"]
     assert all(x["pass"] and x["err_hf"] > 0 for x in r["logits"])
-    assert [x["precision"] for x in r["training"]] == ["bf16", "fp16"]
+    assert [(x["precision"], x["deterministic"]) for x in r["training"]] == [("bf16", False), ("fp16", False),
+                                                                             ("bf16", True)]
     assert all(x["tokens_per_second"] > 0 and x["steps"] == 3 for x in r["training"])
     assert r["sampling"]["tokens_per_second_ours"] > 0 and r["sampling"]["tokens_per_second_hf"] > 0
     assert r["projection"]["kind"].startswith("PROJECTION")
