@@ -51,6 +51,12 @@ def ranks() -> Ranks:
 
     if not td.is_available():
         raise CollapseError("WORLD_SIZE > 1 but torch.distributed is not available")
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if torch.cuda.is_available() and per_node > torch.cuda.device_count():
+        # NCCL cannot put two ranks on one GPU; every rank sees the same numbers and stops
+        # here, before joining the group, instead of hanging or failing with "duplicate GPU"
+        raise CollapseError(f"torchrun started {per_node} processes on a node with {torch.cuda.device_count()} "
+                            f"GPU(s): one rank per GPU (--nproc_per_node {torch.cuda.device_count()} or fewer)")
     if not td.is_initialized():
         td.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     r = Ranks(rank=td.get_rank(), world_size=td.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))

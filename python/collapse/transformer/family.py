@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from ..corpus import Corpus, Vocab, iter_documents, whitespace_tokenize
+from ..distributed import launched, on_main
 from ..errors import CollapseError
 from .checkpoint import CheckpointPolicy, load_shard, save_shard, shard_path
 from .generate import SamplingConfig, generate_distributed
@@ -175,14 +176,22 @@ class TransformerFamily:
         per cell before generation 0, so a resumed run rebuilds the very same tokenizer
         even when it restarts at a generation whose training data is synthetic."""
         if self._tokenizer is None and not self.settings.get("tokenizer"):
-            self._tokenizer = TextTokenizer.train_bpe(real.texts(), self.bpe_vocab_size)
+            self._tokenizer = self._train_bpe(real)
+
+    def _train_bpe(self, corpus: Corpus) -> TextTokenizer:
+        """A BPE of the corpus's texts; under torchrun trained once, by rank 0, and handed
+        to the other ranks (its JSON)."""
+        if not launched():
+            return TextTokenizer.train_bpe(corpus.texts(), self.bpe_vocab_size)
+        text = on_main(lambda: TextTokenizer.train_bpe(corpus.texts(), self.bpe_vocab_size).to_json())
+        return TextTokenizer.from_json(text)
 
     def tokenizer_for(self, corpus: Corpus) -> TextTokenizer:
         # without prepare() or a configured tokenizer, the first corpus fitted fixes it
         # (generation 0: the real data); every later generation keeps it, so per-token
         # perplexities stay comparable across generations
         if self._tokenizer is None:
-            self._tokenizer = TextTokenizer.train_bpe(corpus.texts(), self.bpe_vocab_size)
+            self._tokenizer = self._train_bpe(corpus)
         return self._tokenizer
 
     def describe(self) -> Dict[str, Any]:

@@ -67,6 +67,15 @@ class TextTokenizer:
         tok.train_from_iterator(texts, trainer=trainer)
         return cls(tok, END_OF_TEXT)
 
+    def to_json(self) -> str:
+        return self._tok.to_str()
+
+    @classmethod
+    def from_json(cls, text: str, eot_token: str = END_OF_TEXT) -> "TextTokenizer":
+        from tokenizers import Tokenizer
+
+        return cls(Tokenizer.from_str(text), eot_token)
+
     def save(self, path: str) -> None:
         tmp = f"{path}.tmp.{os.getpid()}"
         self._tok.save(tmp)
