@@ -35,7 +35,7 @@ import _path  # noqa: F401
 CHILD = r"""
 import json, os, sys, time
 import numpy as np
-from collapse.storygrammar import sample_stories
+from collapse.data.storygrammar import sample_stories
 from collapse.transformer.tokenizer import TextTokenizer
 
 mode, n, tok_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -88,7 +88,7 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "bpe_memory.json"))
     args = ap.parse_args()
 
-    from collapse.storygrammar import sample_stories
+    from collapse.data.storygrammar import sample_stories
     from collapse.transformer.tokenizer import TextTokenizer
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent("""
     import hashlib, os, sys, time
     import numpy as np, torch
     torch.set_num_threads(1)
-    from collapse.corpus import Corpus
+    from collapse.data.corpus import Corpus
     from collapse.transformer.family import TransformerFamily
     work, out = sys.argv[1], sys.argv[2]
     rng = np.random.default_rng(0)

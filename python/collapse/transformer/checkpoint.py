@@ -18,7 +18,6 @@ unpickled.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import CollapseError
-from ..rundir import atomic_write_bytes
+from ..files import atomic_path
 
 TRAIN_STATE = "train_state.pt"
 
@@ -59,12 +58,6 @@ class CheckpointPolicy:
         return seconds_since_save >= self.every_seconds
 
 
-def _to_bytes(obj: Any) -> bytes:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
-
-
 def save_training_state(path: str, model: torch.nn.Module, optimizer: Optional[torch.optim.Optimizer],
                         scaler: Any, position: Dict[str, Any]) -> None:
     state = {"model": model.state_dict(), "position": position}
@@ -72,7 +65,8 @@ def save_training_state(path: str, model: torch.nn.Module, optimizer: Optional[t
         state["optimizer"] = optimizer.state_dict()
         state["scaler"] = scaler.state_dict()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    atomic_write_bytes(path, _to_bytes(state))
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_training_state(path: str, device: torch.device) -> Optional[Dict[str, Any]]:
@@ -97,9 +91,8 @@ def save_shard(path: str, sequences: Sequence[np.ndarray]) -> None:
     offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     flat = np.concatenate(list(sequences)).astype(np.int32) if sequences else np.zeros(0, np.int32)
-    buf = io.BytesIO()
-    np.savez(buf, tokens=flat, offsets=offsets)
-    atomic_write_bytes(path, buf.getvalue())
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: savez would add ".npz" to a name
+        np.savez(f, tokens=flat, offsets=offsets)
 
 
 def load_shard(path: str) -> List[np.ndarray]:

@@ -1,4 +1,4 @@
-"""The transformer family of the experiment loop (protocol: collapse.family).
+"""The transformer family of the experiment loop (protocol: collapse.experiment.family).
 
 ``TransformerFamily.from_config(table)`` takes the [model] table of a run's config:
 
@@ -47,9 +47,10 @@ from typing import Any, Dict, Iterator, List, Optional
 import numpy as np
 import torch
 
-from ..corpus import Corpus, Vocab, iter_documents, whitespace_tokenize
-from ..distributed import launched, on_main
+from ..data.corpus import Corpus, Vocab, iter_documents, whitespace_tokenize
+from .distributed import launched, on_main
 from ..errors import CollapseError
+from ..files import write_json
 from .checkpoint import CheckpointPolicy, load_shard, save_shard, shard_path
 from .generate import SamplingConfig, generate_distributed
 from .model import GPTNeo, GPTNeoConfig
@@ -336,8 +337,6 @@ class TransformerModel:
     def save(self, directory: str) -> None:
         """config.json + model.safetensors (Hugging Face layout), tokenizer.json and
         collapse_transformer.json, each written atomically; no pickle."""
-        from ..rundir import write_json
-
         os.makedirs(directory, exist_ok=True)
         self.model.save_pretrained(directory)
         self.tokenizer.save(os.path.join(directory, "tokenizer.json"))

@@ -14,6 +14,7 @@ from typing import Iterable, List, Optional, Sequence
 import numpy as np
 
 from ..errors import CollapseError
+from ..files import atomic_path
 
 END_OF_TEXT = "<|endoftext|>"
 ENCODE_CHUNK = 1024  # texts per encode_batch call (its per-thread allocations scale with it)
@@ -77,9 +78,8 @@ class TextTokenizer:
         return cls(Tokenizer.from_str(text), eot_token)
 
     def save(self, path: str) -> None:
-        tmp = f"{path}.tmp.{os.getpid()}"
-        self._tok.save(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            self._tok.save(tmp)
 
     # -- use ------------------------------------------------------------------------------
     def encode_batch(self, texts: Sequence[str]) -> List[np.ndarray]:

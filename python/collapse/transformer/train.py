@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from .. import _core
-from ..distributed import Ranks, ranks
+from .distributed import Ranks, ranks
 from ..errors import CollapseError
 from .checkpoint import CheckpointPolicy, load_training_state, save_training_state
 from .model import GPTNeo, GPTNeoConfig

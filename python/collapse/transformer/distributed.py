@@ -1,4 +1,4 @@
-"""Ranks under torchrun: who this process is, and the few collectives the loop needs.
+"""Ranks under torchrun: who this process is, and the few collectives the loop and the family need.
 
 ``torchrun --nproc_per_node N -m collapse run CONFIG`` starts N processes with WORLD_SIZE,
 RANK and LOCAL_RANK set. Every rank runs the same loop over the same cells in the same
@@ -6,7 +6,9 @@ order and trains / samples together (DDP, shards of sequences); rank 0 alone own
 directory (checks, config, manifest, metrics, commit points, plots, the printed summary)
 and prepares what is derived once (the real data, generation 0's tokenizer), which it
 hands to the others with ``broadcast``. Without WORLD_SIZE > 1 everything here is a no-op
-for one process, and torch is not imported (the n-gram side never needs it).
+for one process and torch.distributed is not touched. It lives with the transformer
+because torchrun is for the transformer family (DDP); the loop imports it only when
+WORLD_SIZE > 1, so an n-gram run never imports torch.
 
 The process group is torch.distributed's: NCCL when CUDA is available, else gloo.
 """
@@ -17,7 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, TypeVar
 
-from .errors import CollapseError
+from ..errors import CollapseError
 
 T = TypeVar("T")
 
