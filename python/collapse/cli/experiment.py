@@ -71,10 +71,12 @@ def cells_ended(df) -> int:  # noqa: ANN001
 
 
 def cmd_run(args) -> int:  # noqa: ANN001
-    from ..experiment.config import load_config
+    from ..experiment.config import load_config, with_generations
     from ..experiment.loop import run_experiment
 
     cfg = load_config(args.config)
+    if args.generations is not None:
+        cfg = with_generations(cfg, args.generations)
     out = args.out or cfg.output.dir or os.path.join("runs", cfg.experiment.name)
     t0 = time.perf_counter()
     df = run_experiment(cfg, out=out, resume=args.resume)
@@ -122,14 +124,18 @@ def register(subparsers) -> None:  # noqa: ANN001
     p = subparsers.add_parser("run", help="run the recursive-training experiment a TOML config describes")
     p.add_argument("config", metavar="CONFIG.toml")
     p.add_argument("--out", metavar="DIR", help="run directory (default: [output] dir, else runs/<name>)")
-    p.add_argument("--resume", action="store_true", help="continue a killed run from its last finished generation")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed or finished run from its last finished generation (threads, workers, "
+                        "executor and progress may change; a larger --generations extends it)")
+    p.add_argument("--generations", type=_positive_int, default=None, metavar="G",
+                   help="override experiment.generations (with --resume: extend the run to G)")
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser("demo", help="the experiment on the embedded story grammar (no download)")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/demo)")
     p.add_argument("--generations", type=_positive_int, default=20, metavar="G",
                    help="recursive generations after generation 0 (default 20)")
-    p.add_argument("--resume", action="store_true", help="continue a killed demo run")
+    p.add_argument("--resume", action="store_true", help="continue a killed demo run (or extend it: --generations)")
     p.set_defaults(func=cmd_demo)
 
     p = subparsers.add_parser("plot", help="plot metrics against generation for one or more run directories")

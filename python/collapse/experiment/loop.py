@@ -39,7 +39,7 @@ from ..data.corpus import Corpus, Vocab
 from ..errors import CollapseError
 from ..files import TEMP_MARK, read_json, write_bytes, write_json, write_text
 from ..ngram.family import NGramFamily, deterministic_gzip
-from .config import Cell, ExperimentConfig, load_config, parse_config, to_toml
+from .config import RESUME_FREE, Cell, ExperimentConfig, load_config, parse_config, resume_conflict, to_toml
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
@@ -370,7 +370,9 @@ def run_experiment(config: Union[str, os.PathLike, Dict[str, Any], ExperimentCon
 
     config: a TOML path, a dict (as TOML would give) or an ExperimentConfig. out: the run
     directory (default: [output] dir; without either, a temporary directory that is
-    removed afterwards). resume: continue the run already in ``out``.
+    removed afterwards). resume: continue the run already in ``out``; its config may differ
+    only in experiment.threads / workers / executor / address / progress and in a larger
+    generations (which extends the run: the result equals a run that had them from the start).
     """
     cfg = load_config(config)
     run_dir = out or cfg.output.dir
@@ -388,8 +390,11 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
         if not resume:
             raise CollapseError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
         with open(config_path, encoding="utf-8") as f:
-            if f.read() != config_text:
-                raise CollapseError(f"--resume: the config differs from {config_path}")
+            conflict = resume_conflict(f.read(), cfg)
+        if conflict is not None:
+            raise CollapseError(f"--resume: the config differs from {config_path} in what determines results "
+                                f"({conflict}); only experiment.{', '.join(RESUME_FREE)} may change, and "
+                                "generations may grow")
     data = real_data(cfg)  # before anything is written: a data error leaves no run directory
     os.makedirs(run_dir, exist_ok=True)
     # a killed run can leave temporary files of its run-level writes (metrics, manifest)
