@@ -15,6 +15,8 @@ import time
 import pandas as pd
 import pytest
 
+psutil = pytest.importorskip("psutil", reason="killing torchrun's ranks needs psutil (test extra)")
+
 torch = pytest.importorskip("torch", reason="the transformer family needs torch (collapse[torch])")
 if not torch.distributed.is_available():  # pragma: no cover
     pytest.skip("torch.distributed is not available", allow_module_level=True)
@@ -32,8 +34,8 @@ progress = false
 
 [data]
 source = "grammar"
-num_documents = 80
-heldout_documents = 20
+num_documents = 48
+heldout_documents = 10
 seed = 1
 
 [model]
@@ -43,26 +45,28 @@ hidden_size = 32
 num_layers = 2
 num_heads = 4
 window_size = 16
-max_position_embeddings = 96
-context_length = 64
-epochs = 3
+max_position_embeddings = 64
+context_length = 48
+epochs = 2
 batch_size = 8
 micro_batch_size = 2
 lr = 3e-3
 bpe_vocab_size = 300
-max_new_tokens = 48
+max_new_tokens = 32
 sample_batch_size = 8
 sample_shard_size = 16
-perplexity_stride = 32
-checkpoint_steps = 3
+perplexity_stride = 24
+checkpoint_steps = 2
 device = "cpu"
 threads = 1
 """
 
-# DDP's tolerance against one process (see docs/transformer.md): the ranks' gradients are
-# summed in another order, so weights differ in the last float32 bits and the metrics by
-# about 1e-6 relative; 1e-4 leaves room for that to grow over a few hundred steps.
-DDP_RTOL = 1e-4
+# DDP's tolerance against one process (docs/transformer.md): the ranks' gradients are
+# summed in another order, so the weights differ in their last float32 bits and the
+# metrics by about 1e-6 relative (observed: 8.5e-7 at generation 0, 7e-8 at generation 1).
+# Sampling is exact given the weights, but a draw whose uniform falls within that rounding
+# of a boundary between two tokens would differ; then the next generation's data differ too.
+DDP_RTOL = 1e-5
 
 
 def _env():
@@ -85,6 +89,14 @@ def _run(nproc, cfg, out, *extra):
     proc = subprocess.run(_cmd(nproc, cfg, out, *extra), env=_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc
+
+
+def _kill_tree(pid):
+    procs = [psutil.Process(pid)]
+    procs += procs[0].children(recursive=True)
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+    psutil.wait_procs(procs, timeout=60)
 
 
 def _metrics(run: pathlib.Path) -> pd.DataFrame:
@@ -110,8 +122,7 @@ def test_torchrun_two_ranks_killed_in_generation_1_resume_identical(tmp_path):
     assert list(m2["generation"]) == [0, 1]
 
     # killed inside generation 1: generation 0 committed and a training checkpoint of generation 1 written
-    child = subprocess.Popen(_cmd(2, cfg, broken), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    child = subprocess.Popen(_cmd(2, cfg, broken), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = broken / cell / "state.json"
 
     def in_generation_1():
@@ -126,7 +137,7 @@ def test_torchrun_two_ranks_killed_in_generation_1_resume_identical(tmp_path):
         assert child.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    os.killpg(child.pid, signal.SIGKILL)  # torchrun and both ranks
+    _kill_tree(child.pid)  # torchrun and both ranks (torchrun starts each rank in a session of its own)
     child.wait()
     assert json.loads(state.read_text())["generations_done"] == 1
 
@@ -140,7 +151,17 @@ def test_torchrun_two_ranks_killed_in_generation_1_resume_identical(tmp_path):
     # one process: the same within DDP's tolerance
     _run(1, cfg, one)
     m1 = _metrics(one)
-    for col in ("heldout_ppl", "train_ppl"):
-        if col in m1.columns:
-            assert ((m1[col] - m2[col]).abs() <= DDP_RTOL * m1[col].abs()).all(), (col, m1[col], m2[col])
-    assert list(m1["synthetic_tokens"]) == list(m2["synthetic_tokens"])
+    same_samples = all(_gz(one / cell / f"gen_{t:04d}" / "synthetic.txt.gz") ==
+                       _gz(two / cell / f"gen_{t:04d}" / "synthetic.txt.gz") for t in (0,))
+    # generation 1 trains on generation 0's samples: comparable only if no draw flipped
+    gens = [0, 1] if same_samples else [0]
+    for col in ("heldout_ppl", "self_ppl"):
+        a, b = m1[col][gens].to_numpy(), m2[col][gens].to_numpy()
+        assert (abs(a - b) <= DDP_RTOL * abs(a)).all(), (col, a, b)
+    assert (m1["generation"] == m2["generation"]).all()
+
+
+def _gz(path):
+    import gzip
+
+    return gzip.decompress(path.read_bytes())

@@ -44,10 +44,17 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+_JOINED: Optional[Ranks] = None  # this process's ranks once it has joined the group
+
+
 def ranks() -> Ranks:
-    """This process's ranks; joins the process group on first use under torchrun."""
+    """This process's ranks; joins the process group on first use under torchrun (once:
+    after shutdown() the ranks are still known, the group is not joined again)."""
+    global _JOINED
     if not launched():
         return Ranks()
+    if _JOINED is not None:
+        return _JOINED
     import torch
     import torch.distributed as td
 
@@ -64,6 +71,7 @@ def ranks() -> Ranks:
     r = Ranks(rank=td.get_rank(), world_size=td.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     if torch.cuda.is_available():
         torch.cuda.set_device(r.local_rank)
+    _JOINED = r
     return r
 
 

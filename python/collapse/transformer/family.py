@@ -24,6 +24,8 @@
                       (0, the default) every checkpoint_minutes (10) of training, into the
                       work directory the loop gives (use_work_dir)
     sample_shard_size 16384: sequences per saved shard of samples
+    share_device      false: a transformer cell never shares a GPU with another (the loop
+                      runs at most one local worker per GPU); true allows it
     temperature, top_k, top_p, max_new_tokens, sample_batch_size
                       sampling (generate.SamplingConfig; pure sampling, 600 tokens)
     perplexity_stride 512 (sliding window; the window is context_length tokens)
@@ -70,7 +72,7 @@ TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "max_new_tokens")
 OTHER_KEYS = ("family", "name", "preset", "tokenizer", "tokenizer_corpus", "tokenizer_format",
               "bpe_vocab_size", "eot_token", "sample_batch_size", "perplexity_stride", "device", "threads",
-              "log_every", "checkpoint_steps", "checkpoint_minutes", "sample_shard_size")
+              "log_every", "checkpoint_steps", "checkpoint_minutes", "sample_shard_size", "share_device")
 SETTINGS_FILE = "collapse_transformer.json"
 
 

@@ -260,15 +260,18 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
         starts = range(0, n_rows, per_step)
         for step_in_epoch in range(start_step if epoch == start_epoch else 0, len(starts)):
             step_rows = order[starts[step_in_epoch]:starts[step_in_epoch] + per_step]
-            if step_rows.size < dist.world_size:
-                continue  # a last step too small to give every rank a row (all ranks skip it)
             # targets in this step over all ranks: the loss is their mean
             step_targets = int(((rows[step_rows, 1:] != PAD)).sum())
             if step_targets == 0:
                 continue
             if dropout:
                 torch.manual_seed(_step_seed(seed, dist.rank, stats.steps))
-            mine = step_rows[dist.rank::dist.world_size]
+            mine, weight = step_rows[dist.rank::dist.world_size], 1.0
+            if mine.size == 0:
+                # a last step with fewer rows than ranks: this rank joins DDP's all-reduce with
+                # zero gradients (a forward on one row, weighted 0), so N ranks make exactly the
+                # update one process makes
+                mine, weight = step_rows[:1], 0.0
             micro = [mine[i:i + cfg.micro_batch_size] for i in range(0, mine.size, cfg.micro_batch_size)]
             step_loss = torch.zeros((), device=device)
             for j, idx in enumerate(micro):
@@ -279,8 +282,8 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
                     with autocast(device, precision):
                         nll = step_model(inputs, targets=targets, loss_dtype=loss_dtype)
                     # DDP averages gradients over ranks, hence the world_size factor
-                    scaler.scale(nll * (dist.world_size / step_targets)).backward()
-                step_loss += nll.detach()
+                    scaler.scale(nll * (weight * dist.world_size / step_targets)).backward()
+                step_loss += nll.detach() * weight
             if cfg.grad_clip > 0:
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
