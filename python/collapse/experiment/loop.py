@@ -43,8 +43,9 @@ from .config import RESUME_FREE, Cell, ExperimentConfig, load_config, parse_conf
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
-from .rundir import TIMING_COLUMNS, write_metrics
+from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from .sources import RealData, load_real_data
+from .workers import end_with
 
 # Seed purposes (tags for derive_seed).
 PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
@@ -299,8 +300,12 @@ def _end_cell(cell: Cell, t: int, rows: List[Dict[str, Any]], state_path: str, e
         on_generation()
 
 
-def _run_cell_task(cfg_raw: Dict[str, Any], base_dir: str, cell: Cell, run_dir: str, resume: bool):
-    """Process-pool / Ray entry point (the config travels as its raw mapping)."""
+def _run_cell_task(cfg_raw: Dict[str, Any], base_dir: str, cell: Cell, run_dir: str, resume: bool,
+                   owner_pid: Optional[int] = None):
+    """Process-pool / Ray entry point (the config travels as its raw mapping). owner_pid: the
+    driver this worker must not outlive (Ray; the pool's initializer does it for its workers)."""
+    if owner_pid is not None:
+        end_with(owner_pid)
     cfg = parse_config(cfg_raw, base_dir=base_dir)
     return cell.id, run_cell(cfg, cell, run_dir, resume)
 
@@ -397,6 +402,12 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
                                 "generations may grow")
     data = real_data(cfg)  # before anything is written: a data error leaves no run directory
     os.makedirs(run_dir, exist_ok=True)
+    with RunLock(run_dir):  # no other live process works here (a killed run's lock is stale)
+        return _run_locked(cfg, cells, run_dir, resume, data, config_path, config_text)
+
+
+def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool, data: RealData,
+                config_path: str, config_text: str):  # noqa: ANN202
     # a killed run can leave temporary files of its run-level writes (metrics, manifest)
     for name in os.listdir(run_dir):
         if TEMP_MARK in name and os.path.isfile(os.path.join(run_dir, name)):
@@ -419,7 +430,8 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
     else:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(max_workers=min(ex.workers, len(cells)), mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=min(ex.workers, len(cells)), mp_context=mp.get_context("spawn"),
+                                 initializer=end_with, initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_run_cell_task, cfg.raw, cfg.base_dir, cell, run_dir, resume) for cell in cells]
             for fut in futures:
                 fut.result()
@@ -441,5 +453,5 @@ def _run_ray(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: boo
             ray.init(num_cpus=cfg.experiment.workers, include_dashboard=False,
                      runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
     task = ray.remote(num_cpus=1)(_run_cell_task)
-    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume) for cell in cells]
+    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume, os.getpid()) for cell in cells]
     ray.get(refs)

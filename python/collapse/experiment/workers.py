@@ -1,0 +1,69 @@
+"""Worker processes that end with their parent: PR_SET_PDEATHSIG on Linux plus a watchdog thread on the parent's pid."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+import threading
+import time
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+WATCH_SECONDS = 0.5
+EXIT_PARENT_GONE = 137  # as if killed: the run this worker belonged to is gone
+
+_watched = set()
+_lock = threading.Lock()
+
+
+def _set_parent_death_signal() -> bool:
+    """Ask the kernel to SIGKILL this process when its parent thread dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else (a reused pid): not our parent
+        return False
+    return True
+
+
+def _watchdog(pid: int, was_parent: bool) -> None:
+    while True:
+        time.sleep(WATCH_SECONDS)
+        if (was_parent and os.getppid() != pid) or not _alive(pid):
+            os._exit(EXIT_PARENT_GONE)
+
+
+def end_with(pid: int) -> None:
+    """Make this process end when process ``pid`` ends.
+
+    For the local process pool ``pid`` is the parent (the initializer of every worker): the
+    kernel's parent-death signal, and, where that is not available or the parent died
+    before it was set, a watchdog thread that sees the worker reparented. For Ray's
+    workers ``pid`` is the driver, not their parent (the raylet is): the watchdog alone, on
+    the driver's pid. Idempotent per pid (Ray reuses worker processes across tasks)."""
+    with _lock:
+        if pid in _watched:
+            return
+        _watched.add(pid)
+    was_parent = os.getppid() == pid
+    if was_parent:
+        _set_parent_death_signal()
+        if os.getppid() != pid:  # the parent died before the signal was armed
+            os._exit(EXIT_PARENT_GONE)
+    elif not _alive(pid):
+        os._exit(EXIT_PARENT_GONE)
+    threading.Thread(target=_watchdog, args=(pid, was_parent), name="collapse-parent-watchdog",
+                     daemon=True).start()
