@@ -45,7 +45,7 @@ from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from .sources import RealData, load_real_data
-from .workers import end_with
+from .workers import end_with, start_local_ray
 
 # Seed purposes (tags for derive_seed).
 PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
@@ -448,10 +448,7 @@ def _run_ray(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: boo
         if cfg.experiment.address:
             ray.init(address=cfg.experiment.address)
         else:
-            pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            pythonpath = os.pathsep.join(p for p in (pkg_parent, os.environ.get("PYTHONPATH", "")) if p)
-            ray.init(num_cpus=cfg.experiment.workers, include_dashboard=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+            start_local_ray(cfg.experiment.workers)
     task = ray.remote(num_cpus=1)(_run_cell_task)
     refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume, os.getpid()) for cell in cells]
     ray.get(refs)

@@ -1,4 +1,4 @@
-"""Worker processes that end with their parent: PR_SET_PDEATHSIG on Linux plus a watchdog thread on the parent's pid."""
+"""Processes that end with their run: PR_SET_PDEATHSIG plus a pid watchdog for workers, a guardian for local Ray."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -16,6 +17,7 @@ EXIT_PARENT_GONE = 137  # as if killed: the run this worker belonged to is gone
 
 _watched = set()
 _lock = threading.Lock()
+_guardian = None
 
 
 def _set_parent_death_signal() -> bool:
@@ -67,3 +69,31 @@ def end_with(pid: int) -> None:
         os._exit(EXIT_PARENT_GONE)
     threading.Thread(target=_watchdog, args=(pid, was_parent), name="collapse-parent-watchdog",
                      daemon=True).start()
+
+
+def start_guardian() -> None:
+    """Start (once per process) the guardian that ends what this process leaves behind when it
+    is killed: collapse/experiment/guardian.py, run by path with the standard library only.
+    Linux only (it reads /proc); called before a local Ray instance is started."""
+    global _guardian
+    with _lock:
+        if _guardian is not None and _guardian.poll() is None:
+            return
+        if not os.path.isdir("/proc/self"):
+            return
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guardian.py")
+        _guardian = subprocess.Popen([sys.executable, "-S", "-E", script, str(os.getpid())],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def start_local_ray(num_cpus: int, **init_args) -> None:  # noqa: ANN003
+    """ray.init of a local instance whose workers import this very checkout of collapse
+    (PYTHONPATH), with the guardian that ends its agents if this process is killed."""
+    import ray
+
+    start_guardian()
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}},
+             **init_args)
