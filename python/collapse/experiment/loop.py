@@ -45,7 +45,7 @@ from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from .sources import RealData, load_real_data
-from .workers import end_with, start_local_ray
+from .workers import end_with, end_with_owner, owner_token, start_local_ray
 
 # Seed purposes (tags for derive_seed).
 PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
@@ -301,11 +301,12 @@ def _end_cell(cell: Cell, t: int, rows: List[Dict[str, Any]], state_path: str, e
 
 
 def _run_cell_task(cfg_raw: Dict[str, Any], base_dir: str, cell: Cell, run_dir: str, resume: bool,
-                   owner_pid: Optional[int] = None):
-    """Process-pool / Ray entry point (the config travels as its raw mapping). owner_pid: the
-    driver this worker must not outlive (Ray; the pool's initializer does it for its workers)."""
-    if owner_pid is not None:
-        end_with(owner_pid)
+                   owner: Optional[str] = None):
+    """Process-pool / Ray entry point (the config travels as its raw mapping). owner: the
+    driver this worker must not outlive (workers.owner_token; Ray tasks: the pool's
+    initializer does it for its workers)."""
+    if owner is not None:
+        end_with_owner(owner)
     cfg = parse_config(cfg_raw, base_dir=base_dir)
     return cell.id, run_cell(cfg, cell, run_dir, resume)
 
@@ -450,5 +451,6 @@ def _run_ray(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: boo
         else:
             start_local_ray(cfg.experiment.workers)
     task = ray.remote(num_cpus=1)(_run_cell_task)
-    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume, os.getpid()) for cell in cells]
+    owner = owner_token()
+    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume, owner) for cell in cells]
     ray.get(refs)
