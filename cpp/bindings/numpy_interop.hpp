@@ -22,7 +22,7 @@ namespace py = pybind11;
 // with a ValueError naming the dtype (pybind11's forcecast used to truncate 1.7 to 1).
 // No copy for the common case of the right dtype.
 template <class T>
-class IntArray {
+class __attribute__((visibility("hidden"))) IntArray {  // hidden, as pybind11's own types
  public:
   IntArray() = default;
   explicit IntArray(py::array_t<T, py::array::c_style> a) : array_(std::move(a)) {}

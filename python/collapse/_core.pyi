@@ -20,6 +20,7 @@ def read_arpa(path: str) -> BackoffModel: ...
 
 # ---- threads (module.cpp, parallel.hpp) ------------------------------------------------------
 MAX_THREADS: int
+THREADS_PER_CORE: int
 
 def resolve_threads(threads: int) -> int: ...
 
