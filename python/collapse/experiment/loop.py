@@ -43,10 +43,17 @@ from .config import RESUME_FREE, Cell, ExperimentConfig, load_config, parse_conf
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
-from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_only, plan_workers, torchrun,
-                    transformer_cuda)
-from .rundir import TIMING_COLUMNS, write_metrics
+            start_local_ray(cfg.experiment.workers)
+    gpus = 0.0
+    if cfg.model.family == "transformer":
+        uses_cuda, _, _, share = transformer_cuda(cfg.model.transformer)
+        # Ray gives each task its own GPU (CUDA_VISIBLE_DEVICES) when it asks for a whole one
+        gpus = (0.5 if share else 1.0) if uses_cuda else 0.0
+    task = ray.remote(num_cpus=1, num_gpus=gpus)(_run_cell_task)
+    owner = owner_token()
+    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume, owner) for cell in cells]
 from .sources import RealData, load_real_data
+from .workers import end_with, end_with_owner, owner_token, start_local_ray
 
 # Seed purposes (tags for derive_seed).
 PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
@@ -325,8 +332,13 @@ def _end_cell(cell: Cell, t: int, rows: List[Dict[str, Any]], state_path: str, e
         on_generation()
 
 
-def _run_cell_task(cfg_raw: Dict[str, Any], base_dir: str, cell: Cell, run_dir: str, resume: bool):
-    """Process-pool / Ray entry point (the config travels as its raw mapping)."""
+def _run_cell_task(cfg_raw: Dict[str, Any], base_dir: str, cell: Cell, run_dir: str, resume: bool,
+                   owner: Optional[str] = None):
+    """Process-pool / Ray entry point (the config travels as its raw mapping). owner: the
+    driver this worker must not outlive (workers.owner_token; Ray tasks: the pool's
+    initializer does it for its workers)."""
+    if owner is not None:
+        end_with_owner(owner)
     cfg = parse_config(cfg_raw, base_dir=base_dir)
     return cell.id, run_cell(cfg, cell, run_dir, resume)
 
@@ -422,6 +434,33 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
     # RealData holds functions and cannot travel; every rank needs the corpora anyway)
     main_only(lambda: real_data(cfg) is None)
     data = real_data(cfg)
+    lock = RunLock(run_dir)  # no other live process works here (a killed run's lock is stale)
+
+    def take_lock() -> None:
+        os.makedirs(run_dir, exist_ok=True)
+        lock.acquire()
+
+    main_only(take_lock)  # under torchrun rank 0 holds it for all ranks
+    try:
+        return _run_locked(cfg, cells, run_dir, resume, data, config_path, config_text)
+    finally:
+        lock.release()  # a no-op where it was not taken
+
+
+def _check_run_dir(cfg: ExperimentConfig, run_dir: str, resume: bool, config_path: str) -> None:
+    if os.path.exists(os.path.join(run_dir, "manifest.json")) or os.path.exists(config_path):
+        if not resume:
+            raise CollapseError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        with open(config_path, encoding="utf-8") as f:
+            conflict = resume_conflict(f.read(), cfg)
+        if conflict is not None:
+            raise CollapseError(f"--resume: the config differs from {config_path} in what determines results "
+                                f"({conflict}); only experiment.{', '.join(RESUME_FREE)} may change, and "
+                                "generations may grow")
+
+
+def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool, data: RealData,
+                config_path: str, config_text: str):  # noqa: ANN202
     family_desc = make_family(cfg, cells[0]).describe() if cfg.model.family == "ngram" else {
         "family": "transformer", **cfg.model.transformer}
     family_desc = {k: v for k, v in family_desc.items() if k != "order"}
@@ -429,7 +468,6 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
         family_desc["orders"] = cfg.model.orders
 
     def open_run_dir() -> None:
-        os.makedirs(run_dir, exist_ok=True)
         # a killed run can leave temporary files of its run-level writes (metrics, manifest)
         for name in os.listdir(run_dir):
             if TEMP_MARK in name and os.path.isfile(os.path.join(run_dir, name)):
@@ -438,6 +476,7 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
         _write_run(cfg, run_dir, cells, data, family_desc)
 
     main_only(open_run_dir)
+    ex = cfg.experiment
     workers, slots = _local_workers(cfg, len(cells))
     if ex.executor == "ray" and torchrun() is None:
         _run_ray(cfg, cells, run_dir, resume)
@@ -452,8 +491,8 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
         queue = ctx.Queue()
         for slot in slots:
             queue.put(slot)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=claim_device,
-                                 initargs=(queue,)) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(os.getpid(), queue)) as pool:
             futures = [pool.submit(_run_cell_task, cfg.raw, cfg.base_dir, cell, run_dir, resume) for cell in cells]
             for fut in futures:
                 fut.result()
@@ -461,16 +500,10 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
     return main_only(lambda: _write_run(cfg, run_dir, cells, data, family_desc))
 
 
-def _check_run_dir(cfg: ExperimentConfig, run_dir: str, resume: bool, config_path: str) -> None:
-    if os.path.exists(os.path.join(run_dir, "manifest.json")) or os.path.exists(config_path):
-        if not resume:
-            raise CollapseError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-        with open(config_path, encoding="utf-8") as f:
-            conflict = resume_conflict(f.read(), cfg)
-        if conflict is not None:
-            raise CollapseError(f"--resume: the config differs from {config_path} in what determines results "
-                                f"({conflict}); only experiment.{', '.join(RESUME_FREE)} may change, and "
-                                "generations may grow")
+def _init_worker(parent: int, slots: Any) -> None:
+    """A local worker ends with its run and, for transformer cells on CUDA, owns one GPU."""
+    end_with(parent)
+    claim_device(slots)
 
 
 def _local_workers(cfg: ExperimentConfig, n_cells: int) -> "tuple[int, List[Optional[str]]]":
@@ -498,15 +531,7 @@ def _run_ray(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: boo
         if cfg.experiment.address:
             ray.init(address=cfg.experiment.address)
         else:
-            pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            pythonpath = os.pathsep.join(p for p in (pkg_parent, os.environ.get("PYTHONPATH", "")) if p)
-            ray.init(num_cpus=cfg.experiment.workers, include_dashboard=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
-    gpus = 0.0
-    if cfg.model.family == "transformer":
-        uses_cuda, _, _, share = transformer_cuda(cfg.model.transformer)
-        # Ray gives each task its own GPU (CUDA_VISIBLE_DEVICES) when it asks for a whole one
-        gpus = (0.5 if share else 1.0) if uses_cuda else 0.0
-    task = ray.remote(num_cpus=1, num_gpus=gpus)(_run_cell_task)
-    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume) for cell in cells]
+from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_only, plan_workers, torchrun,
+                    transformer_cuda)
+from .rundir import TIMING_COLUMNS, RunLock, write_metrics
     ray.get(refs)

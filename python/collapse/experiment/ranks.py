@@ -21,6 +21,7 @@ import os
 from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
 from ..errors import CollapseError
+from .workers import end_with
 
 T = TypeVar("T")
 
@@ -32,6 +33,9 @@ def torchrun() -> Any:
         return None
     from ..transformer import distributed
 
+    # torchrun starts each rank in a session of its own: without this a rank would outlive
+    # an agent killed with SIGKILL (and go on writing into the run directory)
+    end_with(os.getppid())
     return distributed
 
 

@@ -50,10 +50,11 @@ import numpy as np
 import torch
 
 from ..data.corpus import Corpus, Vocab, iter_documents, whitespace_tokenize
-from .distributed import launched, on_main
 from ..errors import CollapseError
 from ..files import write_json
+from ..validate import threads as check_threads
 from .checkpoint import CheckpointPolicy, load_shard, save_shard, shard_path
+from .distributed import launched, on_main
 from .generate import SamplingConfig, generate_distributed
 from .model import GPTNeo, GPTNeoConfig
 from .score import sliding_window_nll
@@ -123,7 +124,7 @@ class TransformerFamily:
         self.perplexity_stride = int(s.get("perplexity_stride", 512))
         self.bpe_vocab_size = int(s.get("bpe_vocab_size", 8192))
         self.eot_token = str(s.get("eot_token", END_OF_TEXT))
-        self.threads = int(s.get("threads", 0))
+        self.threads = check_threads("transformer: threads", s.get("threads", 0))
         if self.perplexity_stride < 1:
             raise CollapseError("transformer: perplexity_stride must be positive")
         self.checkpoint_steps = s.get("checkpoint_steps", 0)
