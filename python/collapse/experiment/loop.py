@@ -43,15 +43,9 @@ from .config import RESUME_FREE, Cell, ExperimentConfig, load_config, parse_conf
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
-            start_local_ray(cfg.experiment.workers)
-    gpus = 0.0
-    if cfg.model.family == "transformer":
-        uses_cuda, _, _, share = transformer_cuda(cfg.model.transformer)
-        # Ray gives each task its own GPU (CUDA_VISIBLE_DEVICES) when it asks for a whole one
-        gpus = (0.5 if share else 1.0) if uses_cuda else 0.0
-    task = ray.remote(num_cpus=1, num_gpus=gpus)(_run_cell_task)
-    owner = owner_token()
-    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume, owner) for cell in cells]
+from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_only, plan_workers, torchrun,
+                    transformer_cuda)
+from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from .sources import RealData, load_real_data
 from .workers import end_with, end_with_owner, owner_token, start_local_ray
 
@@ -531,7 +525,13 @@ def _run_ray(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: boo
         if cfg.experiment.address:
             ray.init(address=cfg.experiment.address)
         else:
-from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_only, plan_workers, torchrun,
-                    transformer_cuda)
-from .rundir import TIMING_COLUMNS, RunLock, write_metrics
+            start_local_ray(cfg.experiment.workers)
+    gpus = 0.0
+    if cfg.model.family == "transformer":
+        uses_cuda, _, _, share = transformer_cuda(cfg.model.transformer)
+        # Ray gives each task its own GPU (CUDA_VISIBLE_DEVICES) when it asks for a whole one
+        gpus = (0.5 if share else 1.0) if uses_cuda else 0.0
+    task = ray.remote(num_cpus=1, num_gpus=gpus)(_run_cell_task)
+    owner = owner_token()
+    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume, owner) for cell in cells]
     ray.get(refs)
