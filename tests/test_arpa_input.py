@@ -103,3 +103,14 @@ def test_tiny_probability_gives_infinite_perplexity(tmp_path):
     assert "Infinity" in out or "inf" in out
     rc, out, err = run_cli("ngram", "score", path, text)
     assert rc == 0 and "inf" in out, err
+
+
+def test_order_past_any_tool_is_refused(tmp_path):
+    """65 orders (empty above 1): refused by the reader, not left to the sampler, which keeps
+    a context's length in 8 bits."""
+    counts = "ngram 1=5\n" + "".join(f"ngram {n}=0\n" for n in range(2, 66))
+    sections = "".join(f"\\{n}-grams:\n\n" for n in range(2, 66))
+    path = tmp_path / "m.arpa"
+    path.write_text(f"\\data\\\n{counts}\n\\1-grams:\n{UNIGRAMS}\n{sections}\\end\\\n")
+    with pytest.raises(ValueError, match="order above 64"):
+        collapse.NGramModel.from_arpa(str(path))

@@ -42,6 +42,8 @@ class LineReader {
   std::size_t number_ = 0;
 };
 
+constexpr std::size_t kMaxArpaOrder = 64;
+
 [[noreturn]] void fail(const std::string& path, std::size_t line, const std::string& what) {
   throw std::invalid_argument("malformed ARPA file " + path + " (line " + std::to_string(line) + "): " + what);
 }
@@ -146,6 +148,9 @@ BackoffModel read_arpa(const std::string& path) {
         r2.ptr != cs.data() + cs.size())
       fail(path, reader.number(), "bad n-gram count line");
     if (n != counts.size() + 1) fail(path, reader.number(), "n-gram counts out of order");
+    // Orders past any tool's (lmplz and kenlm stop at a compile-time limit of about 8); the
+    // sampler keeps a state's length in 8 bits.
+    if (n > kMaxArpaOrder) fail(path, reader.number(), "order above " + std::to_string(kMaxArpaOrder));
     counts.push_back(c);
   }
   if (counts.empty()) fail(path, reader.number(), "no n-gram counts");
