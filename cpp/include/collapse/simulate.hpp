@@ -12,6 +12,9 @@
 //   mix(alpha)           S_t ~ Mult(n_syn, p_t) plus N - n_syn items drawn without
 //                        replacement from R (a fresh subset every generation)
 //   fresh(alpha)         S_t ~ Mult(n_syn, p_t) plus a new sample Mult(N - n_syn, p0)
+//   weighted(w)          not a refit on pooled data but a weighted estimate (He, Xu & Cheng):
+//                        p_{t+1} = (1 - w) S_t / N + w F_t / N, S_t ~ Mult(N, p_t) and a new
+//                        real sample F_t ~ Mult(N, p0)
 // with n_syn = floor(alpha N + 1/2).
 #pragma once
 
@@ -21,9 +24,9 @@
 
 namespace collapse {
 
-enum class Paradigm { Replace, Accumulate, AccumulateSubsample, Mix, Fresh };
+enum class Paradigm { Replace, Accumulate, AccumulateSubsample, Mix, Fresh, Weighted };
 
-// "replace", "accumulate", "accumulate-subsample", "mix", "fresh"; throws
+// "replace", "accumulate", "accumulate-subsample", "mix", "fresh", "weighted"; throws
 // std::invalid_argument otherwise.
 Paradigm parse_paradigm(const std::string& name);
 const char* paradigm_name(Paradigm p);
@@ -41,6 +44,7 @@ struct CategoricalSpec {
   int generations = 0;           // refits: generations 1..G are recorded after gen 0
   Paradigm paradigm = Paradigm::Replace;
   double alpha = 1.0;            // synthetic fraction (mix, fresh)
+  double weight = 0.5;           // weight w of the fresh real estimate (weighted)
   std::uint64_t seed = 0;
   double tail_fraction = 0.1;    // the tail set: the rarest ceil(q |supp p0|) outcomes
   int record_every = 1;          // metrics kept for generations 0, k, 2k, ... and G
