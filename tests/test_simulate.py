@@ -93,8 +93,10 @@ def cases(draw):
         w[0] = 1.0
     paradigm = draw(st.sampled_from(PARADIGMS))
     alpha = draw(st.floats(0, 1)) if paradigm in ("mix", "fresh") else None
+    weight = draw(st.floats(0, 1)) if paradigm == "weighted" else None
     return dict(p0=w / w.sum(), N=draw(st.integers(1, 40)), generations=draw(st.integers(1, 8)),
-                trials=draw(st.integers(1, 6)), paradigm=paradigm, alpha=alpha, seed=draw(st.integers(0, 2**64 - 1)),
+                trials=draw(st.integers(1, 6)), paradigm=paradigm, alpha=alpha, weight=weight,
+                seed=draw(st.integers(0, 2**64 - 1)),
                 without_replacement=draw(st.sampled_from(["auto", "hypergeometric", "items"])))
 
 
@@ -105,11 +107,12 @@ def test_invariants(case):
     p0, N, G = case["p0"], case["N"], case["generations"]
     m = r.metrics
     assert len(m) == case["trials"] * (G + 1)
-    # final distributions: normalised, multiples of 1/D, inside p0's support
+    # final distributions: normalised, multiples of 1/D (weighted: of (1-w)/N and w/N), inside p0's support
     D = N * G if case["paradigm"] == "accumulate" else N
     fp = r.final_p
     assert np.allclose(fp.sum(axis=1), 1.0, atol=1e-12)
-    assert np.allclose(fp * D, np.rint(fp * D), atol=1e-9)
+    if case["paradigm"] != "weighted":
+        assert np.allclose(fp * D, np.rint(fp * D), atol=1e-9)
     assert np.all(fp[:, p0 == 0] == 0)
     # metric ranges
     assert (m.kl_to_truth >= 0).all() and (m.tv_to_truth >= 0).all() and (m.tv_to_truth <= 1 + 1e-12).all()
@@ -118,7 +121,7 @@ def test_invariants(case):
     assert (m.sum_p2 >= 1 / m.support - 1e-12).all() and (m.sum_p2 <= 1 + 1e-12).all()
     assert ((m.tail_mass >= -1e-12) & (m.tail_mass <= 1 + 1e-12)).all()
     sup = m.pivot(index="trial", columns="generation", values="support").to_numpy()
-    assert (sup[:, 1:] <= N).all()
+    assert (sup[:, 1:] <= (2 * N if case["paradigm"] == "weighted" else N)).all()
     if case["paradigm"] == "replace" or (case["paradigm"] in ("mix", "fresh") and math.floor(case["alpha"] * N + 0.5) == N):
         assert (np.diff(sup, axis=1) <= 0).all()  # support never grows
     if case["paradigm"] == "accumulate":

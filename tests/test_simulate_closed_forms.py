@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 import collapse
+from collapse import theory
 from collapse.simulate import make_p0
 
 
@@ -38,6 +39,7 @@ def test_replace_expected_sum_p2(K, N):
     assert np.allclose(s2[0].to_numpy(), 1 - h0, rtol=1e-12, atol=0)
     for m in (1, 2, 5, 10, 20):
         within_3se(1 - s2[m].to_numpy(), (1 - 1 / N) ** m * h0)
+        within_3se(s2[m].to_numpy(), theory.seddik_sum_p2(p0, N, m))  # the same law, from collapse.theory
 
 
 # ------------------------------------------------------- neutral two-outcome (Wright-Fisher)
@@ -68,11 +70,15 @@ def test_wright_fisher_fixation_and_absorption_time(N, i):
     # the survivor is what final_p says, and final_p is a point mass
     assert np.array_equal(r.final_p[:, 0], fixed0)
     within_3se(ev["collapse"].to_numpy(dtype=np.float64), wright_fisher_absorption(N, i))
+    assert theory.wright_fisher_fixation_probability(N, i) == p
 
 
 def test_wright_fisher_exact_solver_sanity():
     # N = 2: from count 1, absorb each step with probability 1/2: mean time 2.
     assert wright_fisher_absorption(2, 1) == pytest.approx(2.0)
+    # collapse.theory's solver (its own binomial matrix) against this one (scipy's pmf)
+    for N, i in ((20, 6), (9, 1), (50, 17)):
+        assert theory.wright_fisher_absorption_time(N, i) == pytest.approx(wright_fisher_absorption(N, i), rel=1e-10)
 
 
 # ------------------------------------------------- exact small-case chains, every paradigm

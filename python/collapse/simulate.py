@@ -5,7 +5,8 @@
 likelihood from N samples each generation) for many independent trials, locally on
 threads or on Ray, with the same results for the same seed either way.
 ``simulate(process="ngram", ...)`` runs the n-gram process (see ``collapse.simulate_ngram``)
-when the n-gram estimator and sampler are available.
+when the n-gram estimator and sampler are available; ``simulate(process="gaussian", ...)``
+the Gaussian process (``collapse.theory.gaussian``).
 
 Definitions (docs/simulate.md has them in full):
 
@@ -14,7 +15,9 @@ Definitions (docs/simulate.md has them in full):
   replace: N draws from p_t; accumulate: R and all synthetic samples so far;
   accumulate-subsample: N items without replacement from that pool; mix(alpha):
   round(alpha N) draws from p_t plus N - round(alpha N) items without replacement from R;
-  fresh(alpha): round(alpha N) draws from p_t plus a new sample of the rest from p0.
+  fresh(alpha): round(alpha N) draws from p_t plus a new sample of the rest from p0;
+  weighted(w): not a refit but (1 - w) S_t / N + w F_t / N, S_t N draws from p_t and F_t
+  N new draws from p0 (He, Xu & Cheng's weighted estimator).
 * metrics per trial and generation: entropy (nats), support, sum_p2, kl_to_truth =
   KL(p_t || p0) (nats; finite because p_t's support lies inside p0's), tv_to_truth,
   tail_mass (p_t's mass on the rarest ceil(tail_fraction * |supp p0|) outcomes of p0).
@@ -33,7 +36,8 @@ import numpy as np
 
 from .errors import CollapseError
 
-PARADIGMS = ("replace", "accumulate", "accumulate-subsample", "mix", "fresh")
+REFIT_PARADIGMS = ("replace", "accumulate", "accumulate-subsample", "mix", "fresh")  # also the n-gram process's
+PARADIGMS = REFIT_PARADIGMS + ("weighted",)
 PARADIGMS_WITH_ALPHA = ("mix", "fresh")
 METRIC_COLUMNS = ("entropy", "support", "sum_p2", "kl_to_truth", "tv_to_truth", "tail_mass")
 EXECUTORS = ("local", "ray")
@@ -129,6 +133,25 @@ def _check_alpha(paradigm: str, alpha: Any) -> Optional[float]:
     return a
 
 
+def check_weight(paradigm: str, weight: Any) -> Optional[float]:
+    """weight as a float in [0, 1] for paradigm 'weighted' (required there), else None."""
+    if paradigm != "weighted":
+        if weight is not None:
+            raise CollapseError(f"weight is only used by paradigm 'weighted', not {paradigm!r}")
+        return None
+    if weight is None:
+        raise CollapseError("paradigm 'weighted' needs weight (the weight w of the fresh real estimate, in [0, 1])")
+    if isinstance(weight, bool):
+        raise CollapseError(f"weight must be a number in [0, 1], got {weight!r}")
+    try:
+        w = float(weight)
+    except (TypeError, ValueError):
+        raise CollapseError(f"weight must be a number in [0, 1], got {weight!r}") from None
+    if not (0.0 <= w <= 1.0):
+        raise CollapseError(f"weight must lie in [0, 1], got {weight!r}")
+    return w
+
+
 # ---------------------------------------------------------------------------- simulate
 
 def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray, str, None] = None,
@@ -137,13 +160,17 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
              executor: str = "local", address: Optional[str] = None, *, K: Optional[int] = None,
              zipf_s: float = 1.0, tail_fraction: float = 0.1, keep_final_p: bool = True,
              chunks: Optional[int] = None, record_every: int = 1, without_replacement: str = "auto",
-             **ngram_options: Any) -> SimulationResult:
+             weight: Optional[float] = None, **process_options: Any) -> SimulationResult:
     """Simulate a collapse process; see the module docstring for the definitions.
 
     p0: the truth (array of K probabilities), or "uniform" / "zipf" with K= (and zipf_s=).
     N: sample size per generation. generations: refits G (generations 0..G are reported).
     alpha: synthetic fraction for "mix" and "fresh" (required there, ignored elsewhere;
     the metrics' alpha column is NaN for paradigms without one).
+    weight: w of paradigm "weighted" (required there, refused elsewhere; the weight column
+    is NaN for the other paradigms).
+    process="gaussian" takes dim=, mean=, cov= (see collapse.theory.gaussian) instead of
+    p0/K; process="ngram" its own options (collapse.simulate_ngram).
     threads: threads for the local executor (0: all cores), or per Ray task.
     executor: "local" or "ray" (address None: start a local Ray with 2 CPUs; else connect).
     chunks: number of Ray tasks (default: 4 per CPU of the cluster, at most trials).
@@ -159,12 +186,25 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
 
         if p0 is not None or address is not None:
             raise CollapseError("p0 and address are not used by the n-gram process")
+        if weight is not None or paradigm == "weighted":
+            raise CollapseError("the n-gram process has no paradigm 'weighted'")
         return simulate_ngram(N=N, generations=generations, trials=trials, paradigm=paradigm, alpha=alpha,
-                              seed=seed, threads=threads, executor=executor, **ngram_options)
+                              seed=seed, threads=threads, executor=executor, **process_options)
+    if process == "gaussian":
+        from .theory.gaussian import simulate_gaussian
+
+        if p0 is not None or K is not None or address is not None:
+            raise CollapseError("p0, K and address are not used by the Gaussian process (it takes dim, mean, cov)")
+        unknown = sorted(set(process_options) - {"dim", "mean", "cov"})
+        if unknown:
+            raise CollapseError(f"unexpected arguments for the Gaussian process: {unknown}")
+        return simulate_gaussian(N=N, generations=generations, trials=trials, paradigm=paradigm, alpha=alpha,
+                                 weight=weight, seed=seed, threads=threads, executor=executor,
+                                 record_every=record_every, **process_options)
     if process != "categorical":
-        raise CollapseError(f"unknown process {process!r} (expected 'categorical' or 'ngram')")
-    if ngram_options:
-        raise CollapseError(f"unexpected arguments for the categorical process: {sorted(ngram_options)}")
+        raise CollapseError(f"unknown process {process!r} (expected 'categorical', 'gaussian' or 'ngram')")
+    if process_options:
+        raise CollapseError(f"unexpected arguments for the categorical process: {sorted(process_options)}")
     if paradigm not in PARADIGMS:
         raise CollapseError(f"unknown paradigm {paradigm!r} (expected one of {', '.join(PARADIGMS)})")
     if p0 is None:
@@ -184,6 +224,7 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
     if seed >= 2**64:
         raise CollapseError("seed must be < 2^64")
     a = _check_alpha(paradigm, alpha)
+    w = check_weight(paradigm, weight)
     record_every = _check_int("record_every", record_every, 1)
     if without_replacement not in ("auto", "hypergeometric", "items"):
         raise CollapseError(f"without_replacement must be 'auto', 'hypergeometric' or 'items', "
@@ -200,13 +241,14 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
 
     kernel_args = dict(N=N, generations=generations, paradigm=paradigm, alpha=1.0 if a is None else a, seed=seed,
                        tail_fraction=float(tail_fraction), keep_final_p=bool(keep_final_p),
-                       record_every=record_every, without_replacement=without_replacement)
+                       record_every=record_every, without_replacement=without_replacement,
+                       weight=0.5 if w is None else w)
     if executor == "local":
         raw = _run_chunk(p0_arr, 0, trials, threads, kernel_args)
     else:
         raw = _run_ray(p0_arr, trials, threads, kernel_args, address, chunks)
     config = dict(process="categorical", K=int(p0_arr.size), N=N, generations=generations, trials=trials,
-                  paradigm=paradigm, alpha=a, seed=seed, threads=threads, executor=executor, address=address,
+                  paradigm=paradigm, alpha=a, weight=w, seed=seed, threads=threads, executor=executor, address=address,
                   tail_fraction=float(tail_fraction), record_every=record_every,
                   without_replacement=without_replacement)
     return _to_result(raw, config)
@@ -218,7 +260,8 @@ def _run_chunk(p0: np.ndarray, first_trial: int, trials: int, threads: int, kern
     return _core.simulate_categorical(p0, kernel_args["N"], kernel_args["generations"], kernel_args["paradigm"],
                                       kernel_args["alpha"], kernel_args["seed"], first_trial, trials, threads,
                                       kernel_args["tail_fraction"], kernel_args["keep_final_p"],
-                                      kernel_args["record_every"], kernel_args["without_replacement"])
+                                      kernel_args["record_every"], kernel_args["without_replacement"],
+                                      kernel_args["weight"])
 
 
 def _chunk_bounds(trials: int, chunks: int) -> List[tuple]:
@@ -282,6 +325,7 @@ def _to_result(raw: dict, config: Dict[str, Any]) -> SimulationResult:
     data: Dict[str, Any] = {
         "paradigm": pd.Categorical([config["paradigm"]] * (trials * cols)),
         "alpha": np.full(trials * cols, alpha),
+        "weight": np.full(trials * cols, np.nan if config.get("weight") is None else float(config["weight"])),
         "seed": np.full(trials * cols, config["seed"], dtype=np.uint64 if config["seed"] >= 2**63 else np.int64),
         "trial": np.repeat(trial_ids, cols),
         "generation": np.tile(raw["generation"].astype(np.int64), trials),

@@ -222,7 +222,7 @@ def simulate_ngram(N: Optional[int] = None, generations: Optional[int] = None, t
     source and model orders <= 2 and at most EXACT_MAX_WORDS source words. None: when possible.
     """
     from .ngram import NGramModel
-    from .simulate import PARADIGMS, SimulationResult, _check_alpha, _check_int
+    from .simulate import REFIT_PARADIGMS as PARADIGMS, SimulationResult, _check_alpha, _check_int
 
     if unexpected:
         raise CollapseError(f"unexpected arguments for the n-gram process: {sorted(unexpected)}")

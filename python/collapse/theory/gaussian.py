@@ -28,10 +28,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .errors import CollapseError
-from .simulate import PARADIGMS as CATEGORICAL_PARADIGMS, SimulationResult, _check_alpha, _check_int
+from ..errors import CollapseError
+from ..simulate import PARADIGMS, SimulationResult, _check_alpha, _check_int, check_weight
 
-PARADIGMS = tuple(CATEGORICAL_PARADIGMS) + ("weighted",)
 GAUSSIAN_METRICS = ("mean_sq_error", "variance_ratio", "log_det_ratio")
 MAX_FINAL_COV_ENTRIES = 2.5e8  # 2 GB of float64
 MAX_DIM = 1024  # the kernel's kMaxGaussianDim
@@ -56,25 +55,6 @@ class GaussianResult(SimulationResult):
         gens = sorted({int(round(x)) for x in np.linspace(0, g_max, min(rows, g_max + 1))})
         sub = self.metrics[self.metrics["generation"].isin(gens)]
         return sub.groupby("generation")[list(GAUSSIAN_METRICS)].mean()
-
-
-def check_weight(paradigm: str, weight: Any) -> Optional[float]:
-    """weight as a float in [0, 1] for paradigm 'weighted' (required there), else None."""
-    if paradigm != "weighted":
-        if weight is not None:
-            raise CollapseError(f"weight is only used by paradigm 'weighted', not {paradigm!r}")
-        return None
-    if weight is None:
-        raise CollapseError("paradigm 'weighted' needs weight (the weight w of the fresh real estimate, in [0, 1])")
-    if isinstance(weight, bool):
-        raise CollapseError(f"weight must be a number in [0, 1], got {weight!r}")
-    try:
-        w = float(weight)
-    except (TypeError, ValueError):
-        raise CollapseError(f"weight must be a number in [0, 1], got {weight!r}") from None
-    if not (0.0 <= w <= 1.0):
-        raise CollapseError(f"weight must lie in [0, 1], got {weight!r}")
-    return w
 
 
 def _truth(dim: Optional[int], mean: Any, cov: Any) -> tuple:
@@ -160,7 +140,7 @@ def simulate_gaussian(*, dim: Optional[int] = None, N: Any = None, generations: 
     if paradigm == "mix" and N * d > 2**25:
         raise CollapseError("mix keeps the real sample (N x dim values) per thread; N x dim is above 2^25")
 
-    from . import _core
+    from .. import _core
 
     raw = _core.simulate_gaussian(mu, sigma, N, generations, paradigm, 1.0 if a is None else a,
                                   0.5 if w is None else w, seed, 0, trials, threads, record_every)

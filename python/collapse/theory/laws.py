@@ -22,7 +22,7 @@ from typing import Tuple, Union
 
 import numpy as np
 
-from .errors import CollapseError
+from ..errors import CollapseError
 
 ArrayLike = Union[int, float, np.ndarray]
 GOLDEN_RATIO = (1 + math.sqrt(5)) / 2
@@ -273,6 +273,87 @@ def gaussian_weighted_optimal_weight(N: int, resolution: float = 1e-6) -> float:
         step = w[1] - w[0]
         lo, hi = max(1e-6, w[i] - step), min(1.0, w[i] + step)
     return float((lo + hi) / 2)
+
+
+# ------------------------------------------- Gaussian: Accumulate-Subsample and Mix (exact)
+
+def gaussian_accumulate_subsample_moments(N: int, generation: ArrayLike,
+                                          sigma2: float = 1.0) -> Tuple[ArrayLike, ArrayLike]:
+    """(E||m_g - mu0||^2, E[tr C_g] / sigma^2) under Accumulate-Subsample, exactly.
+
+    Generation g + 1 is the ML fit to N items drawn without replacement from the pool of
+    n' = (g + 1) N items R + S_1 + ... + S_g. No published closed form (Kazdan et al. 2024
+    observe that it degrades slowly); derivation (ours): track the pool's mean P and sum of
+    squares Q. With A = E||P - mu0||^2, B = E||m - mu0||^2 (and E[(m - mu0).(P - mu0)] = A,
+    since m is a subsample mean of the pool), V = E tr C, n the pool size:
+      A' = [n^2 A + 2 n N A + N^2 B + N V] / n'^2,
+      E Q' = E Q + (N - 1) V + (n N / n') (B - A + V / N),
+      B' = A' + E Q' / (n' - 1) x (1 / N) (1 - N / n')   (sampling without replacement),
+      V' = (N - 1) / N x E Q' / (n' - 1),
+    from A_1 = B_1 = sigma^2 / N, E Q_1 = (N - 1) sigma^2, V_1 = sigma^2 (N - 1) / N.
+    """
+    N = _check_N(N)
+    g = _generations(generation)
+    G = int(g.max())
+    E = np.empty(G)
+    V = np.empty(G)
+    A = B = sigma2 / N
+    Q = (N - 1) * sigma2
+    E[0], V[0] = B, sigma2 * (N - 1) / N
+    for i in range(1, G):
+        n = i * N
+        n_new = n + N
+        v = V[i - 1]
+        A_new = (n * n * A + 2 * n * N * A + N * N * B + N * v) / n_new ** 2
+        Q = Q + (N - 1) * v + (n * N / n_new) * (B - A + v / N)
+        B = A_new + Q / (n_new - 1) / N * (1 - N / n_new)
+        A = A_new
+        E[i], V[i] = B, (N - 1) / N * Q / (n_new - 1)
+    return _scalar_or_array(E[g - 1], generation), _scalar_or_array(V[g - 1] / sigma2, generation)
+
+
+def gaussian_mix_moments(N: int, alpha: float, generation: ArrayLike,
+                         sigma2: float = 1.0) -> Tuple[ArrayLike, ArrayLike]:
+    """(E||m_g - mu0||^2, E[tr C_g] / sigma^2) under Mix(alpha) with the finite real set R.
+
+    Generation g + 1 is the ML fit to n_s = round(alpha N) draws from model g plus n_r = N -
+    n_s items drawn without replacement from R (a = n_s / N, b = n_r / N). Derivation
+    (ours): with R's mean Rbar (A = E||Rbar - mu0||^2 = sigma^2 / N) and its sum of squares
+    (E = (N - 1) sigma^2, so a subset mean of R has conditional variance
+    sigma^2-weighted f = (1 / n_r)(1 - n_r / N) in expectation), B = E||m - mu0||^2,
+    C = E[(m - mu0).(Rbar - mu0)], V = E tr C:
+      B' = a^2 B + a V / N + b^2 A + b (1 - b) sigma^2 / N + 2 a b C,
+      C' = a C + b A,
+      V' = [(n_s - 1)^+ V + (n_r - 1)^+ sigma^2 + N a b D] / N, where
+      D = B - 2 C + A + V / n_s + (1 - b) sigma^2 / n_r is E||mean(S) - mean(R part)||^2
+    (the spread between the two groups' means, part of the pooled ML variance; terms with
+    n_s = 0 or n_r = 0 vanish), from B_1 = C_1 = A, V_1 = sigma^2 (N - 1) / N.
+    Stationary, however small a > 0: the model is tied to R, and stays as far from the
+    truth as R is, plus the synthetic noise.
+    """
+    N = _check_N(N)
+    g = _generations(generation)
+    a = synthetic_share(N, alpha)
+    n_s = round(a * N)
+    n_r = N - n_s
+    b = n_r / N
+    G = int(g.max())
+    E = np.empty(G)
+    V = np.empty(G)
+    A = sigma2 / N
+    B = C = A
+    E[0], V[0] = B, sigma2 * (N - 1) / N
+    for i in range(1, G):
+        v = V[i - 1]
+        # E||mean(S) - mean(R part)||^2 times n_s n_r / N (0 when either part is empty)
+        between = 0.0
+        if n_s and n_r:
+            D = B - 2 * C + A + v / n_s + (1 - b) * sigma2 / n_r
+            between = n_s * n_r / N * D
+        V[i] = (max(n_s - 1, 0) * v + max(n_r - 1, 0) * sigma2 + between) / N
+        B, C = a * a * B + a * v / N + b * b * A + b * (1 - b) * sigma2 / N + 2 * a * b * C, a * C + b * A
+        E[i] = B
+    return _scalar_or_array(E[g - 1], generation), _scalar_or_array(V[g - 1] / sigma2, generation)
 
 
 # ----------------------------------------------------------------------------- categorical
