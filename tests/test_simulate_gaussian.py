@@ -41,11 +41,35 @@ def test_standard_normal_chi_square_and_moments():
     assert np.array_equal(z, _core.simulation_normal(7, 2_000_000))
 
 
+@pytest.mark.parametrize("shape", [0.3, 1.0, 4.5, 49.5])
+def test_gamma_against_scipy(shape):
+    x = _core.simulation_gamma(11, shape, 200_000)
+    bins = np.minimum((stats.gamma.cdf(x, shape) * 200).astype(np.int64), 199)
+    assert stats.chisquare(np.bincount(bins, minlength=200)).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("dim,N", [(1, 10), (3, 6)])
+def test_sufficient_statistics_have_the_law_of_the_samples(dim, N):
+    """Generation 1's fit from statistics and from samples: N tr(C_1) ~ chi-square(d (N - 1))
+    (Sigma0 = I) and N ||m_1||^2 ~ chi-square(d), by Kolmogorov-Smirnov, for both."""
+    for draws in ("statistics", "samples"):
+        r = collapse.simulate(process="gaussian", dim=dim, N=N, generations=1, trials=20000, seed=12, draws=draws)
+        g1 = r.metrics[r.metrics["generation"] == 1]
+        assert stats.kstest(N * dim * g1["variance_ratio"], stats.chi2(dim * (N - 1)).cdf).pvalue > 1e-3
+        assert stats.kstest(N * g1["mean_sq_error"], stats.chi2(dim).cdf).pvalue > 1e-3
+    # the off-diagonal scatter too: the mean of C_1 is (N - 1)/N Sigma0, also off the diagonal
+    cov = np.array([[1.0, 0.6], [0.6, 2.0]])
+    r = collapse.simulate(process="gaussian", cov=cov, N=5, generations=1, trials=20000, seed=13)
+    c01 = r.final_cov[:, 0, 1]
+    assert abs(c01.mean() - 0.8 * 0.6) <= 3 * c01.std() / math.sqrt(c01.size)
+
+
 # --------------------------------------------------------------------------- determinism
 
+@pytest.mark.parametrize("draws", ["statistics", "samples"])
 @pytest.mark.parametrize("paradigm,kw", PARADIGM_CASES)
-def test_same_seed_same_result_for_any_thread_count(paradigm, kw):
-    results = [run(paradigm=paradigm, threads=t, **kw) for t in (1, 2, 4)]
+def test_same_seed_same_result_for_any_thread_count(paradigm, kw, draws):
+    results = [run(paradigm=paradigm, threads=t, draws=draws, **kw) for t in (1, 2, 4)]
     for other in results[1:]:
         pd.testing.assert_frame_equal(results[0].metrics, other.metrics)
         assert np.array_equal(results[0].final_cov, other.final_cov)
@@ -77,7 +101,7 @@ def test_metrics_match_the_final_fit():
 
 
 def test_generation_one_is_the_same_real_fit_in_every_paradigm():
-    gen1 = [run(paradigm=p, **kw).metrics.query("generation == 1")["mean_sq_error"].to_numpy()
+    gen1 = [run(paradigm=p, draws="samples", **kw).metrics.query("generation == 1")["mean_sq_error"].to_numpy()
             for p, kw in PARADIGM_CASES]
     for other in gen1[1:]:  # rows or sums in z-space: the same sample, rounding apart
         assert np.allclose(other, gen1[0], rtol=1e-9, atol=1e-15)
@@ -152,6 +176,7 @@ def test_invariants(dim, N, G, case, seed):
     (dict(dim=0, cov=None), "dim must be"),
     (dict(paradigm="accumulate-subsample", N=10**6, generations=100), r"2\^25"),
     (dict(executor="ray"), "local executor"),
+    (dict(draws="items"), "draws must be"),
 ])
 def test_bad_input(kw, message):
     with pytest.raises(collapse.CollapseError, match=message):

@@ -40,9 +40,10 @@ def per_generation(result, metric):
 
 # ------------------------------------------------------------------------ Gaussian Replace
 
-def test_gaussian_replace_variance_and_mean_error():
+@pytest.mark.parametrize("draws", ["statistics", "samples"])
+def test_gaussian_replace_variance_and_mean_error(draws):
     N, G = 10, 20
-    r = gaussian(dim=1, N=N, generations=G, trials=20000, paradigm="replace", seed=1)
+    r = gaussian(dim=1, N=N, generations=G, trials=20000, paradigm="replace", seed=1, draws=draws)
     var, mse = per_generation(r, "variance_ratio"), per_generation(r, "mean_sq_error")
     assert (var[0] == 1).all() and (mse[0] == 0).all()
     for g in (1, 2, 5, 20):
@@ -111,10 +112,10 @@ def test_gaussian_fresh_stationary_error(N, alpha):
         assert z_score(mse, theory.gaussian_fresh_stationary_fixed_variance(N, alpha)) < -5
 
 
-@pytest.mark.parametrize("N,w", [(10, 1 / theory.GOLDEN_RATIO), (4, 0.3)])
-def test_gaussian_weighted_stationary_error(N, w):
+@pytest.mark.parametrize("N,w,draws", [(10, 1 / theory.GOLDEN_RATIO, "statistics"), (4, 0.3, "samples")])
+def test_gaussian_weighted_stationary_error(N, w, draws):
     G, burn = 60, 20
-    r = gaussian(N=N, generations=G, trials=20000, paradigm="weighted", weight=w, seed=6)
+    r = gaussian(N=N, generations=G, trials=20000, paradigm="weighted", weight=w, seed=6, draws=draws)
     E, V = theory.gaussian_weighted_moments(N, w, np.arange(1, G + 1))
     assert E[-1] == pytest.approx(theory.gaussian_weighted_stationary_mean_sq_error(N, w), rel=1e-9)
     assert V[-1] == pytest.approx(theory.gaussian_weighted_stationary_variance_ratio(N, w), rel=1e-9)

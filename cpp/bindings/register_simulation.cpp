@@ -95,7 +95,7 @@ void register_simulation(py::module_& m) {
       "simulate_gaussian",
       [](CArray<double> mean, CArray<double> cov, std::int64_t sample_size, int generations,
          const std::string& paradigm, double alpha, double weight, std::uint64_t seed, std::int64_t first_trial,
-         std::int64_t trials, int threads, int record_every) {
+         std::int64_t trials, int threads, int record_every, const std::string& draws) {
         if (mean.ndim() != 1) throw std::invalid_argument("mean must be a 1-d array");
         if (cov.ndim() != 2 || cov.shape(0) != mean.shape(0) || cov.shape(1) != mean.shape(0))
           throw std::invalid_argument("cov must be a dim x dim array (dim = len(mean))");
@@ -110,6 +110,12 @@ void register_simulation(py::module_& m) {
         spec.weight = weight;
         spec.seed = seed;
         spec.record_every = record_every;
+        if (draws == "statistics")
+          spec.draws = GaussianDraws::Statistics;
+        else if (draws == "samples")
+          spec.draws = GaussianDraws::Samples;
+        else
+          throw std::invalid_argument("draws must be statistics or samples");
         GaussianRun run;
         {
           py::gil_scoped_release release;
@@ -119,7 +125,7 @@ void register_simulation(py::module_& m) {
       },
       py::arg("mean"), py::arg("cov"), py::arg("N"), py::arg("generations"), py::arg("paradigm"), py::arg("alpha"),
       py::arg("weight"), py::arg("seed"), py::arg("first_trial"), py::arg("trials"), py::arg("threads") = 0,
-      py::arg("record_every") = 1,
+      py::arg("record_every") = 1, py::arg("draws") = "statistics",
       "Run trials [first_trial, first_trial + trials) of the Gaussian collapse process (ML fits of N(mean, cov)).\n"
       "Returns a dict: trials x (recorded generations) mean_sq_error, variance_ratio, log_det_ratio, the recorded\n"
       "generations, and generation G's final_mean (trials x dim) and final_cov (trials x dim x dim).");
@@ -158,6 +164,16 @@ void register_simulation(py::module_& m) {
         return to_numpy(std::move(out));
       },
       py::arg("seed"), py::arg("count"));
+  m.def(
+      "simulation_gamma",
+      [](std::uint64_t seed, double shape, std::int64_t count) {
+        if (count < 0 || count > (std::int64_t{1} << 30)) throw std::invalid_argument("count must lie in [0, 2^30]");
+        std::vector<double> out(static_cast<std::size_t>(count));
+        Philox rng(seed, 0);
+        for (auto& x : out) x = variates::gamma(rng, shape);
+        return to_numpy(std::move(out));
+      },
+      py::arg("seed"), py::arg("shape"), py::arg("count"));
   m.def(
       "simulation_alias",
       [](std::uint64_t seed, CArray<double> weights, std::int64_t count) {

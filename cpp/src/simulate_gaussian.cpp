@@ -131,11 +131,40 @@ struct Scratch {
   std::vector<double> rows;  // stored items (accumulate-subsample's pool, mix's R), row-major
 };
 
+// The sufficient statistics of n standard-normal vectors drawn directly (n - 1 >= d):
+// zbar ~ N(0, I / n); S_z = T T^T, T lower triangular with T_ii^2 ~ chi-square(n - 1 - i)
+// and T_ij ~ N(0, 1) below the diagonal (Bartlett), independent of zbar.
+void draw_z_statistics(Philox& rng, std::int64_t n, int d, Moments& out, Scratch& sc) {
+  const std::size_t D = static_cast<std::size_t>(d);
+  const double inv_sqrt_n = 1.0 / std::sqrt(static_cast<double>(n));
+  for (std::size_t k = 0; k < D; ++k) out.mean[k] = variates::standard_normal(rng) * inv_sqrt_n;
+  if (d == 1) {
+    out.scatter[0] = 2.0 * variates::gamma(rng, 0.5 * static_cast<double>(n - 1));
+    return;
+  }
+  sc.tmp.assign(D * D, 0.0);  // T
+  for (std::size_t i = 0; i < D; ++i) {
+    sc.tmp[i * D + i] = std::sqrt(2.0 * variates::gamma(rng, 0.5 * static_cast<double>(n - 1 - static_cast<std::int64_t>(i))));
+    for (std::size_t j = 0; j < i; ++j) sc.tmp[i * D + j] = variates::standard_normal(rng);
+  }
+  for (std::size_t i = 0; i < D; ++i)
+    for (std::size_t j = 0; j <= i; ++j) {
+      double s = 0.0;
+      for (std::size_t k = 0; k <= j; ++k) s += sc.tmp[i * D + k] * sc.tmp[j * D + k];
+      out.scatter[i * D + j] = s;
+      out.scatter[j * D + i] = s;
+    }
+}
+
 // n standard-normal vectors summarised in z-space: out.mean = zbar, out.scatter = S_z.
-void draw_z_moments(Philox& rng, std::int64_t n, int d, Moments& out, Scratch& sc) {
+void draw_z_moments(Philox& rng, std::int64_t n, int d, GaussianDraws draws, Moments& out, Scratch& sc) {
   out.reset(d);
   out.n = static_cast<double>(n);
   if (n == 0) return;
+  if (draws == GaussianDraws::Statistics && n - 1 >= d) {
+    draw_z_statistics(rng, n, d, out, sc);
+    return;
+  }
   if (d == 1) {  // the common case, kept free of the inner loops
     double s = 0.0, ss = 0.0;
     for (std::int64_t i = 0; i < n; ++i) {
@@ -334,7 +363,7 @@ void run_trial(const GaussianSpec& spec, const Truth& truth, const std::vector<i
     draw_rows(rng, truth.model, d, N, sc);
     row_moments(sc.rows.data(), N, d, pool);
   } else {
-    draw_z_moments(rng, N, d, sc.zm, sc);
+    draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
     to_x_space(truth.model, d, sc.zm, pool, sc);
   }
   fit(model, pool, d);
@@ -343,12 +372,12 @@ void run_trial(const GaussianSpec& spec, const Truth& truth, const std::vector<i
   for (int gen = 2; gen <= G; ++gen) {
     switch (spec.paradigm) {
       case Paradigm::Replace:
-        draw_z_moments(rng, N, d, sc.zm, sc);
+        draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
         to_x_space(model, d, sc.zm, sc.a, sc);
         fit(model, sc.a, d);
         break;
       case Paradigm::Accumulate:
-        draw_z_moments(rng, N, d, sc.zm, sc);
+        draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
         to_x_space(model, d, sc.zm, sc.a, sc);
         combine(pool, sc.a);
         fit(model, pool, d);
@@ -362,7 +391,7 @@ void run_trial(const GaussianSpec& spec, const Truth& truth, const std::vector<i
         break;
       }
       case Paradigm::Mix:
-        draw_z_moments(rng, n_syn, d, sc.zm, sc);
+        draw_z_moments(rng, n_syn, d, spec.draws, sc.zm, sc);
         to_x_space(model, d, sc.zm, sc.a, sc);
         shuffle_prefix(rng, sc.rows.data(), N, N - n_syn, d);
         row_moments(sc.rows.data(), N - n_syn, d, sc.b);
@@ -370,17 +399,17 @@ void run_trial(const GaussianSpec& spec, const Truth& truth, const std::vector<i
         fit(model, sc.a, d);
         break;
       case Paradigm::Fresh:
-        draw_z_moments(rng, n_syn, d, sc.zm, sc);
+        draw_z_moments(rng, n_syn, d, spec.draws, sc.zm, sc);
         to_x_space(model, d, sc.zm, sc.a, sc);
-        draw_z_moments(rng, N - n_syn, d, sc.zm, sc);
+        draw_z_moments(rng, N - n_syn, d, spec.draws, sc.zm, sc);
         to_x_space(truth.model, d, sc.zm, sc.b, sc);
         combine(sc.a, sc.b);
         fit(model, sc.a, d);
         break;
       case Paradigm::Weighted:
-        draw_z_moments(rng, N, d, sc.zm, sc);
+        draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
         to_x_space(model, d, sc.zm, sc.a, sc);
-        draw_z_moments(rng, N, d, sc.zm, sc);
+        draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
         to_x_space(truth.model, d, sc.zm, sc.b, sc);
         fit_weighted(model, sc.a, sc.b, spec.weight, d);
         break;

@@ -234,4 +234,21 @@ NormalZiggurat make_normal_ziggurat() {
 
 const NormalZiggurat kNormalZiggurat = make_normal_ziggurat();
 
+double gamma(Philox& rng, double shape) {
+  if (!(shape > 0.0)) throw std::invalid_argument("gamma shape must be > 0");
+  if (shape < 1.0) return gamma(rng, shape + 1.0) * std::pow(rng.uniform_open(), 1.0 / shape);
+  const double d = shape - 1.0 / 3.0;
+  const double c = 1.0 / std::sqrt(9.0 * d);
+  for (;;) {
+    const double x = standard_normal(rng);
+    double v = 1.0 + c * x;
+    if (v <= 0.0) continue;
+    v = v * v * v;
+    const double u = rng.uniform_open();
+    const double x2 = x * x;
+    if (u < 1.0 - 0.0331 * x2 * x2) return d * v;
+    if (std::log(u) < 0.5 * x2 + d * (1.0 - v + std::log(v))) return d * v;
+  }
+}
+
 }  // namespace collapse::variates

@@ -169,7 +169,7 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
     the metrics' alpha column is NaN for paradigms without one).
     weight: w of paradigm "weighted" (required there, refused elsewhere; the weight column
     is NaN for the other paradigms).
-    process="gaussian" takes dim=, mean=, cov= (see collapse.theory.gaussian) instead of
+    process="gaussian" takes dim=, mean=, cov=, draws= (see collapse.theory.gaussian) instead of
     p0/K; process="ngram" its own options (collapse.simulate_ngram).
     threads: threads for the local executor (0: all cores), or per Ray task.
     executor: "local" or "ray" (address None: start a local Ray with 2 CPUs; else connect).
@@ -195,7 +195,7 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
 
         if p0 is not None or K is not None or address is not None:
             raise CollapseError("p0, K and address are not used by the Gaussian process (it takes dim, mean, cov)")
-        unknown = sorted(set(process_options) - {"dim", "mean", "cov"})
+        unknown = sorted(set(process_options) - {"dim", "mean", "cov", "draws"})
         if unknown:
             raise CollapseError(f"unexpected arguments for the Gaussian process: {unknown}")
         return simulate_gaussian(N=N, generations=generations, trials=trials, paradigm=paradigm, alpha=alpha,

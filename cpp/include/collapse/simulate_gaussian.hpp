@@ -20,6 +20,15 @@
 // A draw from N(m, C) is m + L z, z a vector of d standard normals and L C's Cholesky
 // factor (a zero pivot, as for a collapsed model, gives a zero column: exact for PSD C).
 //
+// A batch that is only fitted (not drawn from later) needs only its sufficient statistics:
+// with draws = Statistics (the default) they are drawn directly, zbar ~ N(0, I / n) and
+// the scatter ~ Wishart(I, n - 1) by Bartlett's decomposition (chi-square diagonal,
+// normal below it), which is exactly the joint law of n standard-normal vectors' mean and
+// scatter, at O(d^2) per batch instead of O(n d^2) -- as the categorical kernel draws
+// counts by binomials instead of item by item. draws = Samples draws every item (the
+// reference the tests compare with; also used when n - 1 < d, where the scatter is
+// singular). Stored items (accumulate-subsample's pool, mix's R) are always drawn one by one.
+//
 // Trial i uses the stream Philox(derive_seed(seed, kGaussianStreamTag), i) for all its
 // generations, so results do not depend on the thread count or on trial chunks.
 #pragma once
@@ -33,6 +42,8 @@ namespace collapse {
 
 constexpr std::uint64_t kGaussianStreamTag = 0x53494D47415553ULL;  // "SIMGAUS"
 
+enum class GaussianDraws { Statistics, Samples };
+
 struct GaussianSpec {
   int dim = 1;
   std::vector<double> mean;      // mu0, dim entries
@@ -44,6 +55,7 @@ struct GaussianSpec {
   double weight = 0.5;           // weight of the fresh real estimate (weighted)
   std::uint64_t seed = 0;
   int record_every = 1;          // metrics kept for generations 0, k, 2k, ... and G
+  GaussianDraws draws = GaussianDraws::Statistics;
 };
 
 // Per-trial, per-generation metrics, row-major (trial, recorded generation).

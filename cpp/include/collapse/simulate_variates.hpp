@@ -75,6 +75,10 @@ inline double standard_normal(Rng& rng) {
   }
 }
 
+// Gamma(shape, 1), shape > 0: Marsaglia & Tsang (2000)'s squeeze-rejection from normals,
+// with Gamma(a) = Gamma(a + 1) U^(1/a) for a < 1. Chi-square(k) = 2 Gamma(k / 2).
+double gamma(Philox& rng, double shape);
+
 class AliasTable {
  public:
   AliasTable() = default;

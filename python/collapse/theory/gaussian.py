@@ -16,6 +16,12 @@ drawn without replacement from R; fresh(alpha): round(alpha N) draws from model 
 the rest new draws from the truth; weighted(w): (1 - w) x the fit to N draws from model t
 + w x the fit to N new draws from the truth, for the mean and the covariance.
 
+A batch that is only fitted is drawn as its sufficient statistics (``draws="statistics"``,
+the default: the mean from N(0, I/n) and the scatter from a Wishart by Bartlett's
+decomposition, exactly the law of n draws' mean and scatter, O(d^2) instead of O(n d^2)),
+or item by item (``draws="samples"``); the pools that later draws take subsets of
+(accumulate-subsample, mix's R) are always drawn item by item.
+
 Metrics per trial and generation: mean_sq_error = ||m_t - mu0||^2, variance_ratio =
 tr C_t / tr Sigma0, log_det_ratio = log det C_t - log det Sigma0 (-inf once C_t is
 singular).
@@ -34,6 +40,7 @@ from ..simulate import PARADIGMS, SimulationResult, _check_alpha, _check_int, ch
 GAUSSIAN_METRICS = ("mean_sq_error", "variance_ratio", "log_det_ratio")
 MAX_FINAL_COV_ENTRIES = 2.5e8  # 2 GB of float64
 MAX_DIM = 1024  # the kernel's kMaxGaussianDim
+DRAWS = ("statistics", "samples")
 
 
 @dataclass
@@ -108,13 +115,15 @@ def _truth(dim: Optional[int], mean: Any, cov: Any) -> tuple:
 def simulate_gaussian(*, dim: Optional[int] = None, N: Any = None, generations: Any = None, trials: int = 1,
                       paradigm: str = "replace", alpha: Optional[float] = None, weight: Optional[float] = None,
                       seed: int = 0, threads: int = 0, mean: Any = None, cov: Any = None, record_every: int = 1,
-                      executor: str = "local") -> GaussianResult:
+                      executor: str = "local", draws: str = "statistics") -> GaussianResult:
     """Simulate the Gaussian process; see the module docstring for the definitions.
 
     dim: the dimension d (default: from mean/cov, else 1). mean, cov: the truth (default
     N(0, I)). N: sample size per generation. generations: refits G (generations 0..G are
     reported). alpha: synthetic fraction for mix and fresh. weight: w for weighted.
     threads: 0 = all cores. record_every: keep generations 0, k, 2k, ... and G.
+    draws: "statistics" (sufficient statistics drawn directly) or "samples" (every item);
+    the same process, different uses of the random stream.
     """
     if executor != "local":
         raise CollapseError("the Gaussian process runs on the local executor only (executor='local')")
@@ -132,6 +141,8 @@ def simulate_gaussian(*, dim: Optional[int] = None, N: Any = None, generations: 
     a = _check_alpha(paradigm, alpha)
     w = check_weight(paradigm, weight)
     record_every = _check_int("record_every", record_every, 1)
+    if draws not in DRAWS:
+        raise CollapseError(f"draws must be one of {', '.join(map(repr, DRAWS))}, got {draws!r}")
     if trials * d * d > MAX_FINAL_COV_ENTRIES:
         raise CollapseError(f"final_cov would hold trials x dim^2 = {trials * d * d:,} numbers; use fewer trials")
     if paradigm == "accumulate-subsample" and N * (generations + 1) * d > 2**25:
@@ -143,10 +154,10 @@ def simulate_gaussian(*, dim: Optional[int] = None, N: Any = None, generations: 
     from .. import _core
 
     raw = _core.simulate_gaussian(mu, sigma, N, generations, paradigm, 1.0 if a is None else a,
-                                  0.5 if w is None else w, seed, 0, trials, threads, record_every)
+                                  0.5 if w is None else w, seed, 0, trials, threads, record_every, draws)
     config = dict(process="gaussian", dim=int(d), N=N, generations=generations, trials=trials, paradigm=paradigm,
                   alpha=a, weight=w, seed=seed, threads=threads, executor=executor, record_every=record_every,
-                  mean=mu.tolist(), cov=sigma.tolist())
+                  draws=draws, mean=mu.tolist(), cov=sigma.tolist())
     return _to_result(raw, config)
 
 
