@@ -58,7 +58,8 @@ void register_simulation(py::module_& m) {
       "simulate_categorical",
       [](CArray<double> p0, std::int64_t sample_size, int generations, const std::string& paradigm, double alpha,
          std::uint64_t seed, std::int64_t first_trial, std::int64_t trials, int threads, double tail_fraction,
-         bool keep_final_p, int record_every, const std::string& without_replacement, double weight) {
+         bool keep_final_p, int record_every, const std::string& without_replacement, double weight,
+         std::int64_t synthetic_per_generation) {
         if (p0.ndim() != 1) throw std::invalid_argument("p0 must be a 1-d array");
         CategoricalSpec spec;
         spec.p0.assign(p0.data(), p0.data() + p0.size());
@@ -67,6 +68,7 @@ void register_simulation(py::module_& m) {
         spec.paradigm = parse_paradigm(paradigm);
         spec.alpha = alpha;
         spec.weight = weight;
+        spec.synthetic_per_generation = synthetic_per_generation;
         spec.seed = seed;
         spec.tail_fraction = tail_fraction;
         spec.record_every = record_every;
@@ -88,7 +90,7 @@ void register_simulation(py::module_& m) {
       py::arg("p0"), py::arg("N"), py::arg("generations"), py::arg("paradigm"), py::arg("alpha"), py::arg("seed"),
       py::arg("first_trial"), py::arg("trials"), py::arg("threads") = 0, py::arg("tail_fraction") = 0.1,
       py::arg("keep_final_p") = true, py::arg("record_every") = 1,
-      py::arg("without_replacement") = "auto", py::arg("weight") = 0.5,
+      py::arg("without_replacement") = "auto", py::arg("weight") = 0.5, py::arg("synthetic_per_generation") = -1,
       "Run trials [first_trial, first_trial + trials) of the categorical collapse process. Returns a dict of\n"
       "arrays: trials x (recorded generations) metrics, the recorded generations, per-trial events, and final_p (trials x K) or None.");
   m.def(

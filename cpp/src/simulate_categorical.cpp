@@ -145,6 +145,9 @@ void validate(const CategoricalSpec& spec) {
   if (!(spec.alpha >= 0.0 && spec.alpha <= 1.0)) throw std::invalid_argument("alpha must lie in [0, 1]");
   if (!(spec.weight >= 0.0 && spec.weight <= 1.0)) throw std::invalid_argument("weight must lie in [0, 1]");
   if (spec.record_every < 1) throw std::invalid_argument("record_every must be >= 1");
+  if (spec.synthetic_per_generation != -1 &&
+      (spec.synthetic_per_generation < 1 || spec.synthetic_per_generation > spec.sample_size))
+    throw std::invalid_argument("synthetic items per generation must lie in [1, N]");
   if (!(spec.tail_fraction > 0.0 && spec.tail_fraction <= 1.0))
     throw std::invalid_argument("tail fraction must lie in (0, 1]");
   // accumulate pools (G + 1) N items
@@ -476,6 +479,7 @@ void run_trial(const CategoricalSpec& spec, const Truth& truth, const std::vecto
   const int G = spec.generations;
   const std::int64_t N = spec.sample_size;
   const std::int64_t n_syn = static_cast<std::int64_t>(std::floor(spec.alpha * static_cast<double>(N) + 0.5));
+  const std::int64_t M = spec.synthetic_per_generation < 0 ? N : spec.synthetic_per_generation;
   Recorder rec{run, truth, column, local * run.recorded.size(), local};
   rec.record_truth();
   if (spec.paradigm == Paradigm::Weighted) {
@@ -492,7 +496,7 @@ void run_trial(const CategoricalSpec& spec, const Truth& truth, const std::vecto
   ItemList items;
   bool by_items = false;
   if (spec.paradigm == Paradigm::AccumulateSubsample) {
-    by_items = use_items(spec, N, N * (G + 1), truth.p.size());
+    by_items = use_items(spec, N, N + M * G, truth.p.size());
     if (by_items) items.append(real);
     else pool = real;
   } else if (spec.paradigm == Paradigm::Mix) {
@@ -507,12 +511,12 @@ void run_trial(const CategoricalSpec& spec, const Truth& truth, const std::vecto
         std::swap(model, synthetic);
         break;
       case Paradigm::Accumulate:  // model counts are the pooled counts
-        draw_multinomial(rng, model, N, synthetic, sc);
+        draw_multinomial(rng, model, M, synthetic, sc);
         merge(model, synthetic, sc.c, sc);
         std::swap(model, sc.c);
         break;
       case Paradigm::AccumulateSubsample:
-        draw_multinomial(rng, model, N, synthetic, sc);
+        draw_multinomial(rng, model, M, synthetic, sc);
         if (by_items) {
           items.append(synthetic);
           draw_items(rng, items, N, model, sc);

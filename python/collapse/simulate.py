@@ -160,7 +160,8 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
              executor: str = "local", address: Optional[str] = None, *, K: Optional[int] = None,
              zipf_s: float = 1.0, tail_fraction: float = 0.1, keep_final_p: bool = True,
              chunks: Optional[int] = None, record_every: int = 1, without_replacement: str = "auto",
-             weight: Optional[float] = None, **process_options: Any) -> SimulationResult:
+             weight: Optional[float] = None, contribution: Optional[float] = None,
+             **process_options: Any) -> SimulationResult:
     """Simulate a collapse process; see the module docstring for the definitions.
 
     p0: the truth (array of K probabilities), or "uniform" / "zipf" with K= (and zipf_s=).
@@ -169,6 +170,9 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
     the metrics' alpha column is NaN for paradigms without one).
     weight: w of paradigm "weighted" (required there, refused elsewhere; the weight column
     is NaN for the other paradigms).
+    contribution: accumulate and accumulate-subsample only: each generation adds
+    round(contribution N) synthetic items (at least 1) to the pool instead of N, for
+    contribution in (0, 1] (the synthetic contribution per generation; default 1).
     process="gaussian" takes dim=, mean=, cov=, draws= (see collapse.theory.gaussian) instead of
     p0/K; process="ngram" its own options (collapse.simulate_ngram).
     threads: threads for the local executor (0: all cores), or per Ray task.
@@ -181,6 +185,8 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
     Fisher-Yates over one label per item) or "auto" (by cost). All are exact; each is
     reproducible, but they use the random stream differently, so they differ trial by trial.
     """
+    if process != "categorical" and contribution is not None:
+        raise CollapseError("contribution is a parameter of the categorical process only")
     if process == "ngram":
         from .simulate_ngram import simulate_ngram
 
@@ -205,6 +211,12 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
         raise CollapseError(f"unknown process {process!r} (expected 'categorical', 'gaussian' or 'ngram')")
     if process_options:
         raise CollapseError(f"unexpected arguments for the categorical process: {sorted(process_options)}")
+    if contribution is not None:
+        if paradigm not in ("accumulate", "accumulate-subsample"):
+            raise CollapseError(f"contribution is only used by accumulate and accumulate-subsample, not {paradigm!r}")
+        if isinstance(contribution, bool) or not isinstance(contribution, (int, float)) or \
+                not (0.0 < float(contribution) <= 1.0):
+            raise CollapseError(f"contribution must lie in (0, 1], got {contribution!r}")
     if paradigm not in PARADIGMS:
         raise CollapseError(f"unknown paradigm {paradigm!r} (expected one of {', '.join(PARADIGMS)})")
     if p0 is None:
@@ -242,13 +254,16 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
     kernel_args = dict(N=N, generations=generations, paradigm=paradigm, alpha=1.0 if a is None else a, seed=seed,
                        tail_fraction=float(tail_fraction), keep_final_p=bool(keep_final_p),
                        record_every=record_every, without_replacement=without_replacement,
-                       weight=0.5 if w is None else w)
+                       weight=0.5 if w is None else w,
+                       synthetic_per_generation=-1 if contribution is None else
+                       max(1, math.floor(float(contribution) * N + 0.5)))
     if executor == "local":
         raw = _run_chunk(p0_arr, 0, trials, threads, kernel_args)
     else:
         raw = _run_ray(p0_arr, trials, threads, kernel_args, address, chunks)
     config = dict(process="categorical", K=int(p0_arr.size), N=N, generations=generations, trials=trials,
-                  paradigm=paradigm, alpha=a, weight=w, seed=seed, threads=threads, executor=executor, address=address,
+                  paradigm=paradigm, alpha=a, weight=w,
+                  contribution=None if contribution is None else float(contribution), seed=seed, threads=threads, executor=executor, address=address,
                   tail_fraction=float(tail_fraction), record_every=record_every,
                   without_replacement=without_replacement)
     return _to_result(raw, config)
@@ -261,7 +276,7 @@ def _run_chunk(p0: np.ndarray, first_trial: int, trials: int, threads: int, kern
                                       kernel_args["alpha"], kernel_args["seed"], first_trial, trials, threads,
                                       kernel_args["tail_fraction"], kernel_args["keep_final_p"],
                                       kernel_args["record_every"], kernel_args["without_replacement"],
-                                      kernel_args["weight"])
+                                      kernel_args["weight"], kernel_args["synthetic_per_generation"])
 
 
 def _chunk_bounds(trials: int, chunks: int) -> List[tuple]:

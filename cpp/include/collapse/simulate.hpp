@@ -7,8 +7,10 @@
 // Generations (every paradigm): generation 0 is the truth p0. Generation 1 is the MLE on
 // the real sample R ~ Multinomial(N, p0). Generation t+1 (t >= 1) is the MLE on
 //   replace              S_t ~ Mult(N, p_t)
-//   accumulate           R + S_1 + ... + S_t                (size (t+1) N)
+//   accumulate           R + S_1 + ... + S_t                (size N + t M)
 //   accumulate-subsample N items drawn without replacement from R + S_1 + ... + S_t
+// where each S_t ~ Mult(M, p_t) holds M = synthetic_per_generation items (default N: the
+// paradigms as published; fewer is a smaller synthetic contribution per generation),
 //   mix(alpha)           S_t ~ Mult(n_syn, p_t) plus N - n_syn items drawn without
 //                        replacement from R (a fresh subset every generation)
 //   fresh(alpha)         S_t ~ Mult(n_syn, p_t) plus a new sample Mult(N - n_syn, p0)
@@ -45,6 +47,7 @@ struct CategoricalSpec {
   Paradigm paradigm = Paradigm::Replace;
   double alpha = 1.0;            // synthetic fraction (mix, fresh)
   double weight = 0.5;           // weight w of the fresh real estimate (weighted)
+  std::int64_t synthetic_per_generation = -1;  // M of accumulate(-subsample); -1: N
   std::uint64_t seed = 0;
   double tail_fraction = 0.1;    // the tail set: the rarest ceil(q |supp p0|) outcomes
   int record_every = 1;          // metrics kept for generations 0, k, 2k, ... and G
