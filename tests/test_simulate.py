@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import collapse
 from collapse import _core
-from collapse.simulate import PARADIGMS, make_p0
+from collapse.theory.categorical import make_p0
+from collapse.theory.result import PARADIGMS
 from conftest import run_cli
 
 
@@ -160,9 +161,9 @@ def test_replace_collapse_is_absorbing_and_final_p_matches_event():
     (dict(paradigm="replacee"), "unknown paradigm"),
     (dict(paradigm="mix"), "needs alpha"),
     (dict(paradigm="replace", contribution=0.5), "only used by accumulate"),
-    (dict(paradigm="accumulate-subsample", contribution=0.0), r"contribution must lie in \(0, 1\]"),
+    (dict(paradigm="accumulate-subsample", contribution=0.0), r"contribution must be in \(0, 1\]"),
     (dict(paradigm="weighted"), "needs weight"),
-    (dict(paradigm="weighted", weight=2.0), r"weight must lie in \[0, 1\]"),
+    (dict(paradigm="weighted", weight=2.0), r"weight must be in \[0, 1\]"),
     (dict(paradigm="fresh", alpha=0.5, weight=0.5), "only used by paradigm 'weighted'"),
     (dict(paradigm="mix", alpha=1.5), r"alpha must lie in \[0, 1\]"),
     (dict(paradigm="fresh", alpha=-0.1), r"alpha must lie in \[0, 1\]"),

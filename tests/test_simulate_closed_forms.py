@@ -14,7 +14,7 @@ from scipy import stats
 
 import collapse
 from collapse import theory
-from collapse.simulate import make_p0
+from collapse.theory.categorical import make_p0
 
 
 def within_3se(samples, exact):

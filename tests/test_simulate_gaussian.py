@@ -165,7 +165,7 @@ def test_invariants(dim, N, G, case, seed):
     (dict(paradigm="nope"), "unknown paradigm"),
     (dict(paradigm="mix"), "needs alpha"),
     (dict(paradigm="weighted"), "needs weight"),
-    (dict(paradigm="weighted", weight=1.5), "weight must lie in"),
+    (dict(paradigm="weighted", weight=1.5), "weight must be in"),
     (dict(paradigm="replace", weight=0.5), "only used by paradigm 'weighted'"),
     (dict(dim=3), "dimension"),
     (dict(cov=[[1.0, 2.0], [2.0, 1.0]]), "positive definite"),
@@ -176,7 +176,7 @@ def test_invariants(dim, N, G, case, seed):
     (dict(dim=0, cov=None), "dim must be"),
     (dict(paradigm="accumulate-subsample", N=10**6, generations=100), r"2\^25"),
     (dict(executor="ray"), "local executor"),
-    (dict(draws="items"), "draws must be"),
+    (dict(draws="items"), "unknown draws"),
 ])
 def test_bad_input(kw, message):
     with pytest.raises(collapse.CollapseError, match=message):

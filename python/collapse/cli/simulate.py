@@ -60,7 +60,7 @@ def register(subparsers) -> None:  # noqa: ANN001
 def _load_p0(args: argparse.Namespace):  # noqa: ANN202
     import numpy as np
 
-    from ..simulate import make_p0
+    from ..theory.categorical import make_p0
 
     if args.p0 in ("zipf", "uniform"):
         if args.K is None:
@@ -80,9 +80,9 @@ def _load_p0(args: argparse.Namespace):  # noqa: ANN202
 
 
 def _run_ngram(args: argparse.Namespace):  # noqa: ANN202
-    from ..corpus import load_corpus
-    from ..ngram import NGramModel
-    from ..simulate import simulate
+    from ..data.corpus import load_corpus
+    from ..ngram.model import NGramModel
+    from ..theory import simulate
 
     if (args.source_arpa is None) == (args.source_text is None):
         raise CollapseError("--process ngram needs exactly one of --source-arpa and --source-text")
@@ -117,7 +117,7 @@ def _load_npy(path: str, what: str):  # noqa: ANN202
 
 
 def _run_gaussian(args: argparse.Namespace):  # noqa: ANN202
-    from ..simulate import simulate
+    from ..theory import simulate
 
     if args.p0 != "zipf" or args.K is not None:
         raise CollapseError("--p0 and --K are not used by --process gaussian (it takes --dim, --mean, --cov)")
@@ -130,7 +130,8 @@ def _run_gaussian(args: argparse.Namespace):  # noqa: ANN202
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..simulate import simulate, write_run
+    from ..theory import simulate
+    from ..theory.result import write_run
 
     if args.process == "gaussian":
         result = _run_gaussian(args)

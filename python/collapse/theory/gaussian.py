@@ -34,8 +34,10 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .. import _core
 from ..errors import CollapseError
-from ..simulate import PARADIGMS, SimulationResult, _check_alpha, _check_int, check_weight
+from ..validate import choice, integer
+from .result import SimulationResult, check_common, check_paradigm_and_weight
 
 GAUSSIAN_METRICS = ("mean_sq_error", "variance_ratio", "log_det_ratio")
 MAX_FINAL_COV_ENTRIES = 2.5e8  # 2 GB of float64
@@ -88,7 +90,7 @@ def _truth(dim: Optional[int], mean: Any, cov: Any) -> tuple:
             raise CollapseError(f"cov must be a square matrix, got shape {sigma.shape}")
         sizes.append(("cov", sigma.shape[0]))
     if dim is not None:
-        d = _check_int("dim", dim, 1)
+        d = integer("dim", dim, 1)
         sizes.insert(0, ("dim", d))
     elif sizes:
         d = sizes[0][1]
@@ -127,22 +129,12 @@ def simulate_gaussian(*, dim: Optional[int] = None, N: Any = None, generations: 
     """
     if executor != "local":
         raise CollapseError("the Gaussian process runs on the local executor only (executor='local')")
-    if paradigm not in PARADIGMS:
-        raise CollapseError(f"unknown paradigm {paradigm!r} (expected one of {', '.join(PARADIGMS)})")
+    a, w = check_paradigm_and_weight(paradigm, alpha, weight)
     mu, sigma = _truth(dim, mean, cov)
     d = mu.size
-    N = _check_int("N", N, 1)
-    generations = _check_int("generations", generations, 1)
-    trials = _check_int("trials", trials, 1)
-    threads = _check_int("threads", threads, 0)
-    seed = _check_int("seed", seed, 0)
-    if seed >= 2**64:
-        raise CollapseError("seed must be < 2^64")
-    a = _check_alpha(paradigm, alpha)
-    w = check_weight(paradigm, weight)
-    record_every = _check_int("record_every", record_every, 1)
-    if draws not in DRAWS:
-        raise CollapseError(f"draws must be one of {', '.join(map(repr, DRAWS))}, got {draws!r}")
+    N, generations, trials, threads, seed = check_common(N, generations, trials, threads, seed)
+    record_every = integer("record_every", record_every, 1)
+    choice("draws", draws, DRAWS, what="draws")
     if trials * d * d > MAX_FINAL_COV_ENTRIES:
         raise CollapseError(f"final_cov would hold trials x dim^2 = {trials * d * d:,} numbers; use fewer trials")
     if paradigm == "accumulate-subsample" and N * (generations + 1) * d > 2**25:
@@ -150,8 +142,6 @@ def simulate_gaussian(*, dim: Optional[int] = None, N: Any = None, generations: 
                             "above 2^25 (256 MiB): use fewer generations or a smaller N")
     if paradigm == "mix" and N * d > 2**25:
         raise CollapseError("mix keeps the real sample (N x dim values) per thread; N x dim is above 2^25")
-
-    from .. import _core
 
     raw = _core.simulate_gaussian(mu, sigma, N, generations, paradigm, 1.0 if a is None else a,
                                   0.5 if w is None else w, seed, 0, trials, threads, record_every, draws)

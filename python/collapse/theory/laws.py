@@ -23,6 +23,7 @@ from typing import Tuple, Union
 import numpy as np
 
 from ..errors import CollapseError
+from ..experiment.paradigms import synthetic_part
 
 ArrayLike = Union[int, float, np.ndarray]
 GOLDEN_RATIO = (1 + math.sqrt(5)) / 2
@@ -50,7 +51,7 @@ def synthetic_share(N: int, alpha: float) -> float:
     round(x) = floor(x + 1/2) as in the simulator."""
     if not 0.0 <= alpha <= 1.0:
         raise CollapseError(f"alpha must lie in [0, 1], got {alpha!r}")
-    return math.floor(alpha * N + 0.5) / N
+    return synthetic_part(alpha, N) / N
 
 
 # ---------------------------------------------------------------------- Gaussian: Replace

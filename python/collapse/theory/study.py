@@ -18,7 +18,8 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from ..errors import CollapseError
-from ..simulate import make_p0, simulate
+from .categorical import make_p0
+from .simulator import simulate
 
 STUDY_PARADIGMS = ("accumulate-subsample", "mix", "fresh")
 DEFAULT_CONTRIBUTIONS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
