@@ -1,9 +1,10 @@
 """docs/theory.md's figures and table: every law of collapse.theory against the simulator.
 
-Each row of the table is the comparison a test of tests/test_theory_laws.py makes (same
-settings, same seeds): the simulated mean over trials, its standard error, the law's
-value and the z-score; where the published form of a law differs from the exact law for
-our definitions, its z-score too. One figure per law: the simulation's mean with a band
+Each row of the table is the comparison a test of tests/test_theory_laws.py or
+tests/test_simulate_closed_forms.py makes (same settings, same seeds; the forgetting rows
+for k = 1, 2, 5, 20 are the figure's extra points): the simulated mean over trials, its
+standard error, the law's value and the z-score; where the published (or approximate)
+form of a law differs from the exact law for our definitions, its value and z-score too. One figure per law: the simulation's mean with a band
 of +-3 standard errors against the closed form. Then the paper's claim as a curve
 (collapse.theory.study). Writes docs/theory-*.png, bench/results/theory_table.md and
 bench/results/theory_laws.json.
@@ -361,7 +362,7 @@ def claim(quick):
 
 
 def table_markdown():
-    lines = ["| law | source | setting | measured (SE) | predicted | z | published form | z (published) |",
+    lines = ["| law | source | setting | measured (SE) | predicted | z | published / approx. form | z (it) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in ROWS:
         pub = "" if r["published"] is None else f"{r['published']:.5g}"
