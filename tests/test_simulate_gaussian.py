@@ -210,7 +210,7 @@ def test_cli_gaussian_run_directory(tmp_path):
     assert np.allclose(metrics["mean_sq_error"], again.metrics["mean_sq_error"], rtol=1e-12)
     rc, stdout, stderr = run_cli("plot", out, "-o", tmp_path / "g.png")  # overlays like any run
     assert rc == 0, stderr
-    assert (tmp_path / "g.png").stat().st_size > 0 and "mean_sq_error" in stdout
+    assert (tmp_path / "g.png").stat().st_size > 0 and "mean_sq_error" in stdout + stderr
 
 
 @pytest.mark.parametrize("args,message", [
