@@ -29,13 +29,14 @@ Definitions (docs/simulate.md has them in full):
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from .. import _core
 from ..errors import CollapseError
+from ..experiment.paradigms import synthetic_part
+from ..experiment.workers import start_local_ray
 from ..validate import integer, real
 from .result import EXECUTORS, SimulationResult, check_common, check_paradigm_and_weight
 
@@ -124,7 +125,7 @@ def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = Non
         if paradigm not in ("accumulate", "accumulate-subsample"):
             raise CollapseError(f"contribution is only used by accumulate and accumulate-subsample, not {paradigm!r}")
         contribution = real("contribution", contribution, 0.0, 1.0, lo_open=True)
-        synthetic_per_generation = max(1, int(math.floor(contribution * N + 0.5)))
+        synthetic_per_generation = max(1, synthetic_part(contribution, N))
     record_every = integer("record_every", record_every, 1)
     if without_replacement not in ("auto", "hypergeometric", "items"):
         raise CollapseError(f"without_replacement must be 'auto', 'hypergeometric' or 'items', "
@@ -179,11 +180,7 @@ def _run_ray(p0: np.ndarray, trials: int, threads: int, kernel_args: Dict[str, A
     started_here = False
     if not ray.is_initialized():
         if address is None:
-            # A local instance; its workers must import this very checkout of collapse.
-            package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH", "")) if p)
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": path}})
+            start_local_ray(2, log_to_driver=False)
         else:
             ray.init(address=address, log_to_driver=False)
         started_here = True
