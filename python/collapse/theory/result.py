@@ -15,7 +15,7 @@ from ..errors import CollapseError
 from ..experiment.paradigms import PARADIGMS as LOOP_PARADIGMS, check_paradigm
 from ..experiment.rundir import COLLAPSE_VERSION, write_metrics
 from ..files import write_bytes, write_json, write_text, write_toml
-from ..validate import choice, integer, real, seed as check_seed
+from ..validate import choice, integer, real, seed as check_seed, threads as check_threads
 
 EXECUTORS = ("local", "ray")
 # The loop's paradigms, plus weighted (He, Xu & Cheng's weighted estimate), which is not a
@@ -26,7 +26,7 @@ PARADIGMS = LOOP_PARADIGMS + ("weighted",)
 def check_common(N: Any, generations: Any, trials: Any, threads: Any, seed: Any) -> Tuple[int, int, int, int, int]:
     """The arguments every process takes: N, generations, trials >= 1; threads >= 0; a seed."""
     return (integer("N", N, 1), integer("generations", generations, 1), integer("trials", trials, 1),
-            integer("threads", threads, 0), check_seed("seed", seed))
+            check_threads("threads", threads), check_seed("seed", seed))
 
 
 def check_paradigm_and_weight(paradigm: Any, alpha: Any, weight: Any) -> Tuple[Optional[float], Optional[float]]:
