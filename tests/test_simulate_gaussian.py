@@ -175,6 +175,7 @@ def test_invariants(dim, N, G, case, seed):
     (dict(paradigm="accumulate-subsample", N=10**6, generations=100), r"2\^25"),
     (dict(executor="ray"), "local executor"),
     (dict(draws="items"), "unknown draws"),
+    (dict(trials=10**7, generations=100), "record_every"),
 ])
 def test_bad_input(kw, message):
     with pytest.raises(collapse.CollapseError, match=message):
@@ -188,6 +189,8 @@ def test_core_rejects_bad_input_too():
         _core.simulate_gaussian(np.zeros(1), np.eye(1), 5, 3, "weighted", 1, -0.1, 0, 0, 2)
     with pytest.raises(ValueError, match="dim x dim"):
         _core.simulate_gaussian(np.zeros(2), np.eye(3), 5, 3, "replace", 1, 0.5, 0, 0, 2)
+    with pytest.raises(ValueError, match="record_every"):
+        _core.simulate_gaussian(np.zeros(1), np.eye(1), 5, 1000, "replace", 1, 0.5, 0, 0, 10**6, 2)
     with pytest.raises(ValueError, match="2\\^25"):
         _core.simulate_gaussian(np.zeros(1), np.eye(1), 10**7, 10, "accumulate-subsample", 1, 0.5, 0, 0, 2)
 

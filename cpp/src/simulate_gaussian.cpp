@@ -435,6 +435,10 @@ GaussianRun simulate_gaussian(const GaussianSpec& spec, std::int64_t first_trial
   run.generations = spec.generations;
   run.dim = spec.dim;
   run.recorded = recorded_generations(spec.generations, spec.record_every);
+  if (static_cast<double>(trials) * static_cast<double>(run.recorded.size()) > kMaxGaussianMetricRows)
+    throw std::invalid_argument("trials x recorded generations is above 2^28: use fewer trials or record_every");
+  if (static_cast<double>(trials) * spec.dim * spec.dim > kMaxGaussianFinalValues)
+    throw std::invalid_argument("trials x dim^2 (the final covariances) is above 2^28: use fewer trials");
   std::vector<int> column(static_cast<std::size_t>(spec.generations) + 1, -1);
   for (std::size_t i = 0; i < run.recorded.size(); ++i) column[static_cast<std::size_t>(run.recorded[i])] = static_cast<int>(i);
   const std::size_t rows = static_cast<std::size_t>(trials) * run.recorded.size();

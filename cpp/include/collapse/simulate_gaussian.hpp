@@ -74,6 +74,10 @@ struct GaussianRun {
 // accumulate-subsample per thread ((G + 1) N dim doubles), and dim.
 constexpr double kMaxPooledGaussianValues = 33554432.0;  // 2^25 doubles = 256 MiB per thread
 constexpr int kMaxGaussianDim = 1024;
+// trials x recorded generations per metric (three metrics of doubles: 6 GiB at the cap),
+// and trials x dim^2 for the final covariances.
+constexpr double kMaxGaussianMetricRows = 268435456.0;  // 2^28
+constexpr double kMaxGaussianFinalValues = 268435456.0;
 
 // Validates spec (std::invalid_argument), then runs trials [first_trial, first_trial +
 // trials) on `threads` threads (0: hardware concurrency).

@@ -40,7 +40,8 @@ from ..validate import choice, integer
 from .result import SimulationResult, check_common, check_paradigm_and_weight
 
 GAUSSIAN_METRICS = ("mean_sq_error", "variance_ratio", "log_det_ratio")
-MAX_FINAL_COV_ENTRIES = 2.5e8  # 2 GB of float64
+MAX_FINAL_COV_ENTRIES = 2**28  # the kernel's kMaxGaussianFinalValues (2 GiB of float64)
+MAX_METRIC_ROWS = 2**28  # the kernel's kMaxGaussianMetricRows: trials x recorded generations
 MAX_DIM = 1024  # the kernel's kMaxGaussianDim
 DRAWS = ("statistics", "samples")
 
@@ -135,6 +136,10 @@ def simulate_gaussian(*, dim: Optional[int] = None, N: Any = None, generations: 
     N, generations, trials, threads, seed = check_common(N, generations, trials, threads, seed)
     record_every = integer("record_every", record_every, 1)
     choice("draws", draws, DRAWS, what="draws")
+    recorded = len(range(0, generations + 1, record_every)) + (generations % record_every != 0)
+    if trials * recorded > MAX_METRIC_ROWS:
+        raise CollapseError(f"the metrics would hold trials x recorded generations = {trials * recorded:,} rows "
+                            f"(at most 2^28); use fewer trials or a larger record_every")
     if trials * d * d > MAX_FINAL_COV_ENTRIES:
         raise CollapseError(f"final_cov would hold trials x dim^2 = {trials * d * d:,} numbers; use fewer trials")
     if paradigm == "accumulate-subsample" and N * (generations + 1) * d > 2**25:
