@@ -258,6 +258,8 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     if (s != 0) leftover = std::max(0.0, state_backoff_factor_[s] * (state_mass_[state_parent_[s]] - b));
     const double z = a + leftover;
     if (!(z > 0.0) || !std::isfinite(z)) {
+      if (!std::isfinite(z))  // 10^x past the largest double (a log10 value above ~300), or inf - inf
+        throw std::invalid_argument("model's probabilities overflow (a log10 backoff or probability too large)");
       if (s == 0) throw std::invalid_argument("model gives no word a positive probability");
       throw std::invalid_argument("model gives every word probability 0 after some context");
     }
