@@ -26,10 +26,16 @@ from .workers import end_with
 T = TypeVar("T")
 
 
+def launched() -> bool:
+    """Whether torchrun started this process as one of several ranks (the test of
+    collapse.transformer.distributed.launched, made here without importing torch)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def torchrun() -> Any:
     """collapse.transformer.distributed when this process is one of several torchrun ranks,
     else None."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if not launched():
         return None
     from ..transformer import distributed
 
@@ -62,7 +68,7 @@ def finish() -> None:
 def check_torchrun(family: str, executor: str, workers: int) -> Optional[str]:
     """Under torchrun: an error for what cannot run there, a warning line (or None) for a
     setting that is ignored there."""
-    if torchrun() is None:
+    if not launched():
         return None
     if family != "transformer":
         raise CollapseError("torchrun runs the transformer family (DDP); an n-gram study runs in one process "
