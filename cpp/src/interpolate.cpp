@@ -23,8 +23,9 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
   const CountedOrder& uni = counts.orders[0];
   const OrderDiscount& d1 = discounts[0];
   double denominator = 0.0, gamma_mass = 0.0;
-  for (std::uint32_t a : uni.adjusted) {
-    denominator += a;
+  for (std::size_t r = 0; r < uni.size(); ++r) {
+    const std::uint64_t a = uni.adjusted[r];
+    denominator += static_cast<double>(a);
     gamma_mass += d1.apply(a);
   }
   if (!(denominator > 0.0)) throw std::invalid_argument("cannot estimate: no unigram counts");
@@ -33,8 +34,8 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
   std::vector<double> lower_prob(uni.size());
   for (std::size_t r = 0; r < uni.size(); ++r) {
     const WordId w = uni.row(r)[0];
-    const std::uint32_t a = uni.adjusted[r];
-    lower_prob[r] = (w == kBos) ? 0.0 : (a - d1.apply(a)) / denominator + gamma0 * uniform;
+    const std::uint64_t a = uni.adjusted[r];
+    lower_prob[r] = (w == kBos) ? 0.0 : (static_cast<double>(a) - d1.apply(a)) / denominator + gamma0 * uniform;
     model.tables[0].log10_prob[r] = to_log10(lower_prob[r]);
   }
 
@@ -49,7 +50,7 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
     for_each_context(here, below, [&](std::size_t ctx, std::size_t b, std::size_t e) {
       double denom = 0.0, mass = 0.0;
       for (std::size_t r = b; r < e; ++r) {
-        denom += here.adjusted[r];
+        denom += static_cast<double>(here.adjusted[r]);
         mass += dk.apply(here.adjusted[r]);
       }
       const double gamma = mass / denom;
@@ -57,8 +58,8 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
       for (std::size_t r = b; r < e; ++r) {
         // The lower order's row is a random access (a cache miss): fetch ahead.
         if (r + 16 < here.size()) __builtin_prefetch(&lower_prob[here.suffix[r + 16]]);
-        const std::uint32_t a = here.adjusted[r];
-        prob[r] = (a - dk.apply(a)) / denom + gamma * lower_prob[here.suffix[r]];
+        const std::uint64_t a = here.adjusted[r];
+        prob[r] = (static_cast<double>(a) - dk.apply(a)) / denom + gamma * lower_prob[here.suffix[r]];
         table.log10_prob[r] = to_log10(prob[r]);
       }
     });

@@ -198,10 +198,21 @@ void sort_large_bucket(Key<W>* lo, Key<W>* hi, int shift, std::vector<Key<W>>& s
 template <int W>
 struct KeyedOrder {
   std::vector<Key<W>> keys;
-  std::vector<std::uint32_t> raw;
-  std::vector<std::uint32_t> adjusted;
+  CountColumn raw;
+  CountColumn adjusted;
   std::vector<std::uint32_t> suffix;  // row of the suffix in the order below
 };
+
+// The distinct beginnings (first n padded words) of the documents and how many documents
+// begin so: the n-grams of order n < N that start with <s>.
+template <int W>
+struct PrefixTable {
+  std::vector<Key<W>> keys;
+  CountColumn count;
+};
+
+// Largest row number a 32-bit row reference can hold (see ngram_count.hpp, "Widths").
+constexpr std::size_t kMaxRows32 = 0xFFFFFFFEu;
 
 // The padded document <s> w1 .. wk </s> read at position p (0 <= p < k + 2).
 inline WordId padded_word(const WordId* doc, std::size_t k, std::size_t p) {
