@@ -125,7 +125,7 @@ class SpillDirectory {
       std::vector<char> buf(templ.begin(), templ.end());
       buf.push_back('\0');
       if (!mkdtemp(buf.data()))
-        throw std::runtime_error("cannot create a temporary directory for counting in " + parent);
+        throw std::invalid_argument("cannot create a temporary directory for counting in " + parent);
       path_ = buf.data();
     }
     return (std::filesystem::path(path_) / ("run" + std::to_string(files_++))).string();
