@@ -174,3 +174,23 @@ def test_pool_errors(stories):
     pool.add(stories)
     with pytest.raises(CollapseError):
         pool.fit(smoothing="nope")
+
+
+def test_cli_memory_budget(stories, tmp_path):
+    from conftest import run_cli
+
+    text = tmp_path / "train.txt"
+    text.write_text("\n".join(" ".join(stories.vocab.words[i] for i in stories.document(d))
+                              for d in range(500)) + "\n")
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    rc, _, err = run_cli("ngram", "estimate", text, "--order", "3", "-o", tmp_path / "a.arpa")
+    assert rc == 0, err
+    rc, _, err = run_cli("ngram", "estimate", text, "--order", "3", "--memory", "20K", "--temp-dir", spill,
+                         "-o", tmp_path / "b.arpa")
+    assert rc == 0, err
+    assert (tmp_path / "a.arpa").read_bytes() == (tmp_path / "b.arpa").read_bytes()
+    assert os.listdir(spill) == []
+    for bad in (["--memory", "lots"], ["--temp-dir", str(tmp_path / "missing")]):
+        rc, _, err = run_cli("ngram", "estimate", text, "--order", "3", *bad, "-o", tmp_path / "c.arpa")
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
