@@ -11,9 +11,14 @@
 // corpora can be merged without their text (count.cpp, BaseCounts). They never share a
 // key with a suffix (a suffix never begins with <s>), and are merged into the order's
 // sorted rows in one walk.
+//
+// Memory: an order's keys are converted to id rows (into `out`) as soon as the order
+// below has been derived from them, so at most two orders are held as keys; each order's
+// rows are counted before they are stored, so no table grows by doubling.
 #include <atomic>
 #include <limits>
 #include <stdexcept>
+#include <algorithm>
 
 #include "ngram_keys.hpp"
 
@@ -29,8 +34,30 @@ struct Entry {
 
 template <int W>
 void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
-                         const std::vector<PrefixTable<W>>& prefixes, int threads) {
+                         const std::vector<PrefixTable<W>>& prefixes, int threads, bool keep_lower_raw,
+                         NGramCounts& out) {
   const int top = static_cast<int>(orders.size());
+  out.order = top;
+  out.orders.resize(static_cast<std::size_t>(top));
+  if (!keep_lower_raw) out.last_suffix_raw.assign(static_cast<std::size_t>(top), 0);
+  // Without raw counts below the highest order, keep the one discount.cpp reads.
+  auto drop_raw = [&](CountedOrder& o) {
+    if (keep_lower_raw || o.n == top) return;
+    const auto& last = out.last_in_suffix_order;
+    if (static_cast<int>(last.size()) == top) {
+      const WordId* suffix = last.data() + (top - o.n);
+      std::size_t lo = 0, hi = o.size();
+      while (lo < hi) {
+        const std::size_t mid = (lo + hi) / 2;
+        if (std::lexicographical_compare(o.row(mid), o.row(mid) + o.n, suffix, suffix + o.n))
+          lo = mid + 1;
+        else
+          hi = mid;
+      }
+      if (lo < o.size() && std::equal(suffix, suffix + o.n, o.row(lo))) out.last_suffix_raw[o.n - 1] = o.raw[lo];
+    }
+    o.raw.clear();
+  };
   for (int n = top - 1; n >= 1; --n) {
     KeyedOrder<W>& above = orders[n];  // order n + 1
     KeyedOrder<W>& here = orders[n - 1];
@@ -88,6 +115,16 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
     here.keys.clear();
     here.raw.clear();
     here.adjusted.clear();
+    {
+      // Rows of this order: distinct suffixes plus prefixes (they never coincide with a
+      // suffix; should one, the reservation is merely one too large).
+      std::size_t rows = prefix.keys.size();
+      for (std::size_t i = 0; i < entries.size(); ++i)
+        if (i == 0 || entries[i].key != entries[i - 1].key) ++rows;
+      here.keys.reserve(rows);
+      here.raw.reserve(rows);
+      here.adjusted.reserve(rows);
+    }
     const std::uint32_t* above_raw = above.raw.cells();
     std::size_t p = 0;  // next prefix row
     auto emit_prefixes_below = [&](const Key<W>* bound) {
@@ -124,7 +161,20 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
       i = j;
     }
     emit_prefixes_below(nullptr);
+    std::vector<Entry<W>>().swap(entries);
+    // The order above is done with: store it as id rows. At the highest order the adjusted
+    // count is the raw count.
+    if (n + 1 == top) {
+      if (keep_lower_raw)
+        above.adjusted = above.raw;
+      else
+        above.adjusted = std::move(above.raw);  // Kneser-Ney reads no raw count at the top
+    }
+    out.orders[n] = to_counted_order<W>(above, n + 1, pk);
+    drop_raw(out.orders[n]);
+    release_free_memory();
   }
+  if (top == 1) orders[0].adjusted = orders[0].raw;
 
   // Unigrams: <unk> is always there (count 0 when absent), <s> has adjusted count 0.
   KeyedOrder<W>& uni = orders[0];
@@ -133,20 +183,22 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
     uni.keys.insert(uni.keys.begin(), unk);
     uni.raw.insert_front(0);
     uni.adjusted.insert_front(0);
-    if (orders.size() > 1)
-      for (auto& s : orders[1].suffix) ++s;
+    if (top > 1)
+      for (auto& s : out.orders[1].suffix) ++s;
   }
   for (std::size_t r = 0; r < uni.keys.size(); ++r)
     if (pk.get(uni.keys[r], 0) == kBos) uni.adjusted.set(r, 0);
+  out.orders[0] = to_counted_order<W>(uni, 1, pk);
+  drop_raw(out.orders[0]);
 }
 
-template void adjust_lower_orders<1>(std::vector<KeyedOrder<1>>&, const Packing&, const std::vector<PrefixTable<1>>&,
-                                     int);
-template void adjust_lower_orders<2>(std::vector<KeyedOrder<2>>&, const Packing&, const std::vector<PrefixTable<2>>&,
-                                     int);
-template void adjust_lower_orders<3>(std::vector<KeyedOrder<3>>&, const Packing&, const std::vector<PrefixTable<3>>&,
-                                     int);
-template void adjust_lower_orders<4>(std::vector<KeyedOrder<4>>&, const Packing&, const std::vector<PrefixTable<4>>&,
-                                     int);
+template void adjust_lower_orders<1>(std::vector<KeyedOrder<1>>&, const Packing&,
+                                     const std::vector<PrefixTable<1>>&, int, bool, NGramCounts&);
+template void adjust_lower_orders<2>(std::vector<KeyedOrder<2>>&, const Packing&,
+                                     const std::vector<PrefixTable<2>>&, int, bool, NGramCounts&);
+template void adjust_lower_orders<3>(std::vector<KeyedOrder<3>>&, const Packing&,
+                                     const std::vector<PrefixTable<3>>&, int, bool, NGramCounts&);
+template void adjust_lower_orders<4>(std::vector<KeyedOrder<4>>&, const Packing&,
+                                     const std::vector<PrefixTable<4>>&, int, bool, NGramCounts&);
 
 }  // namespace collapse::detail

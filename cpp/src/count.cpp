@@ -9,6 +9,9 @@
 // (removed afterwards, on error too), and merged. So every token is read a fixed number
 // of times whatever the corpus size, and the working memory is the budget.
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <atomic>
 #include <cstdio>
@@ -27,10 +30,12 @@ namespace collapse {
 namespace detail {
 std::atomic<std::uint64_t> g_narrow_count_limit{CountColumn::kEscape};
 std::atomic<std::uint64_t> g_escaped_counts{0};
+std::mutex g_escape_mutex;
 
 template <int W>
 void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
-                         const std::vector<PrefixTable<W>>& prefixes, int threads);
+                         const std::vector<PrefixTable<W>>& prefixes, int threads, bool keep_lower_raw,
+                         NGramCounts& out);
 }  // namespace detail
 
 std::uint64_t narrow_count_limit() { return detail::g_narrow_count_limit.load(); }
@@ -41,6 +46,12 @@ std::uint64_t set_narrow_count_limit(std::uint64_t limit) {
 }
 
 std::uint64_t escaped_count_total() { return detail::g_escaped_counts.load(); }
+
+void release_free_memory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
 
 std::uint64_t default_count_memory() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
@@ -158,7 +169,21 @@ struct Run {
   std::vector<std::uint32_t> counts;
   std::string file;  // when spilled: the records are there and keys/counts are empty
   std::size_t rows = 0;
+  // bucket_offset[b]: the first row whose key's top 16 bits are >= b (B + 1 entries), so
+  // that runs can be merged bucket range by bucket range, in parallel.
+  std::vector<std::size_t> bucket_offset;
 };
+
+template <int W, class Top16>
+void index_buckets(Run<W>& run, Top16 top16) {
+  constexpr std::size_t B = std::size_t{1} << 16;
+  run.bucket_offset.assign(B + 1, run.rows);
+  std::size_t b = 0;
+  for (std::size_t i = 0; i < run.rows; ++i) {
+    const std::size_t k = top16(run.keys[i]);
+    while (b <= k) run.bucket_offset[b++] = i;
+  }
+}
 
 template <int W>
 void spill(Run<W>& run, SpillDirectory& dir) {
@@ -181,12 +206,14 @@ void spill(Run<W>& run, SpillDirectory& dir) {
   std::vector<std::uint32_t>().swap(run.counts);
 }
 
-// Reads a run front to back, from memory or through a small buffer from its file.
+// Reads rows [begin, end) of a run, from memory or through a small buffer from its file.
 template <int W>
 class RunCursor {
  public:
-  explicit RunCursor(const Run<W>& run) : run_(&run) { rewind(); }
-  bool done() const { return pos_ >= run_->rows; }
+  RunCursor(const Run<W>& run, std::size_t begin, std::size_t end) : run_(&run), begin_(begin), end_(end) {
+    rewind();
+  }
+  bool done() const { return pos_ >= end_; }
   const Key<W>& key() const { return run_->file.empty() ? run_->keys[pos_] : buffer_[pos_ - buffer_start_].key; }
   std::uint64_t count() const {
     return run_->file.empty() ? run_->counts[pos_] : buffer_[pos_ - buffer_start_].count;
@@ -196,24 +223,26 @@ class RunCursor {
     if (!run_->file.empty() && !done() && pos_ - buffer_start_ >= buffer_.size()) fill();
   }
   void rewind() {
-    pos_ = 0;
-    if (run_->file.empty()) return;
+    pos_ = begin_;
+    if (run_->file.empty() || begin_ == end_) return;
     file_.reset(std::fopen(run_->file.c_str(), "rb"));
     if (!file_) throw std::runtime_error("cannot read the counting run " + run_->file);
-    buffer_start_ = 0;
+    if (std::fseek(file_.get(), static_cast<long>(begin_ * sizeof(Record<W>)), SEEK_SET) != 0)
+      throw std::runtime_error("cannot read the counting run " + run_->file);
     buffer_.clear();
-    if (run_->rows) fill();
+    fill();
   }
 
  private:
   void fill() {
-    constexpr std::size_t kBlock = 1 << 14;
+    constexpr std::size_t kBlock = 1 << 13;
     buffer_start_ = pos_;
-    buffer_.resize(std::min(kBlock, run_->rows - pos_));
+    buffer_.resize(std::min(kBlock, end_ - pos_));
     if (std::fread(buffer_.data(), sizeof(Record<W>), buffer_.size(), file_.get()) != buffer_.size())
       throw std::runtime_error("counting run " + run_->file + " is shorter than written");
   }
   const Run<W>* run_;
+  std::size_t begin_, end_;
   std::size_t pos_ = 0, buffer_start_ = 0;
   std::vector<Record<W>> buffer_;
   File file_;
@@ -277,6 +306,12 @@ struct KeyedBase {
   std::uint64_t windows = 0;
 };
 
+// A chunk's window buffer is at most this large even when the budget is larger: past it,
+// sorting more windows at once saves little, while the buffer (16 bytes a window at order
+// 5) would dominate the peak memory of a whole estimation (measured at 10M tokens: 128 MB
+// keeps order 3 in one chunk and takes order 5's peak from 326 to 316 MB).
+constexpr std::uint64_t kMaxChunkBytes = std::uint64_t{128} << 20;
+
 template <int W>
 KeyedBase<W> count_keyed(const CorpusView& corpus, const Packing& pk, int order, int threads, std::uint64_t memory,
                          const std::string& temp_dir) {
@@ -293,8 +328,9 @@ KeyedBase<W> count_keyed(const CorpusView& corpus, const Packing& pk, int order,
   base.prefixes.resize(n - 1);
   // Half the budget for one chunk's windows, half for runs kept in memory. A chunk stays
   // below 2^32 windows, so its counts fit 32 bits.
+  std::uint64_t chunk_bytes = std::min<std::uint64_t>(memory / 2, kMaxChunkBytes);
   const std::size_t chunk_cap = static_cast<std::size_t>(std::max<std::uint64_t>(
-      1, std::min<std::uint64_t>(memory / 2 / sizeof(Key<W>), std::uint64_t{0xFFFFFFFF})));
+      1, std::min<std::uint64_t>(chunk_bytes / sizeof(Key<W>), std::uint64_t{0xFFFFFFFF})));
   const std::size_t run_memory = static_cast<std::size_t>(memory / 2);
 
   const int shift = pk.top16_shift();
@@ -433,6 +469,7 @@ KeyedBase<W> count_keyed(const CorpusView& corpus, const Packing& pk, int order,
       }
     }
     run.rows = run.keys.size();
+    index_buckets(run, bucket_of);
     const bool last_chunk = d1 == corpus.n_docs;
     if (last_chunk && runs.empty()) {
       // The whole corpus in one chunk: the run is the table.
@@ -453,57 +490,76 @@ KeyedBase<W> count_keyed(const CorpusView& corpus, const Packing& pk, int order,
   }
   std::vector<Key<W>>().swap(windows);
   std::vector<std::vector<std::size_t>>().swap(hist);
+  release_free_memory();
 
-  // Merge: a first pass sizes the table exactly, the second fills it.
-  std::vector<RunCursor<W>> cursors;
-  cursors.reserve(runs.size());
-  for (const Run<W>& r : runs) cursors.emplace_back(r);
-  std::size_t rows = 0;
-  merge_runs<W>(cursors, [&](const Key<W>&, std::uint64_t) { ++rows; });
-  for (auto& c : cursors) c.rewind();
-  base.top.keys.reserve(rows);
-  base.top.raw.reserve(rows);
-  merge_runs<W>(cursors, [&](const Key<W>& key, std::uint64_t count) {
-    base.top.keys.push_back(key);
-    base.top.raw.push_back(count);
-  });
-  return base;
-}
-
-// Keys of each order -> rows of ids (an order's keys are freed once converted).
-template <int W>
-NGramCounts to_counts(std::vector<KeyedOrder<W>>& orders, const Packing& pk, std::size_t vocab_size) {
-  const std::size_t n = orders.size();
-  NGramCounts counts;
-  counts.order = static_cast<int>(n);
-  counts.vocab_size = vocab_size;
-  counts.orders.resize(n);
-  for (std::size_t o = 0; o < n; ++o) {
-    KeyedOrder<W>& src = orders[o];
-    CountedOrder& dst = counts.orders[o];
-    dst.n = static_cast<int>(o + 1);
-    dst.words.resize(src.keys.size() * (o + 1));
-    for (std::size_t r = 0; r < src.keys.size(); ++r)
-      for (std::size_t i = 0; i <= o; ++i) dst.words[r * (o + 1) + i] = pk.get(src.keys[r], static_cast<int>(i));
-    std::vector<Key<W>>().swap(src.keys);
-    dst.raw = std::move(src.raw);
-    dst.adjusted = std::move(src.adjusted);
-    dst.suffix = std::move(src.suffix);
+  // Merge, bucket range by bucket range on all threads: a first pass counts each range's
+  // distinct keys (so the table is allocated once, exactly), the second fills it.
+  std::vector<std::size_t> weight(B + 1, 0);  // entries of all runs before bucket b
+  for (std::size_t b = 0; b < B; ++b) {
+    weight[b + 1] = weight[b];
+    for (const Run<W>& r : runs) weight[b + 1] += r.bucket_offset[b + 1] - r.bucket_offset[b];
   }
-  return counts;
+  const std::size_t segments = static_cast<std::size_t>(threads) * 8;
+  std::vector<std::size_t> seg_bucket{0};
+  for (std::size_t s = 1; s < segments; ++s) {
+    const std::size_t target = weight[B] * s / segments;
+    const std::size_t b = static_cast<std::size_t>(std::lower_bound(weight.begin(), weight.end(), target) -
+                                                   weight.begin());
+    seg_bucket.push_back(std::max(seg_bucket.back(), std::min(b, B)));
+  }
+  seg_bucket.push_back(B);
+  auto segment_cursors = [&](std::size_t s) {
+    std::vector<RunCursor<W>> cursors;
+    cursors.reserve(runs.size());
+    for (const Run<W>& r : runs)
+      cursors.emplace_back(r, r.bucket_offset[seg_bucket[s]], r.bucket_offset[seg_bucket[s + 1]]);
+    return cursors;
+  };
+  std::vector<std::size_t> seg_rows(segments + 1, 0);
+  {
+    std::atomic<std::size_t> next{0};
+    run_threads(threads, [&](int) {
+      for (std::size_t s; (s = next.fetch_add(1)) < segments;) {
+        auto cursors = segment_cursors(s);
+        std::size_t rows = 0;
+        merge_runs<W>(cursors, [&](const Key<W>&, std::uint64_t) { ++rows; });
+        seg_rows[s + 1] = rows;
+      }
+    });
+  }
+  for (std::size_t s = 0; s < segments; ++s) seg_rows[s + 1] += seg_rows[s];
+  base.top.keys.resize(seg_rows[segments]);
+  base.top.raw.resize(seg_rows[segments]);
+  {
+    std::atomic<std::size_t> next{0};
+    run_threads(threads, [&](int) {
+      for (std::size_t s; (s = next.fetch_add(1)) < segments;) {
+        auto cursors = segment_cursors(s);
+        std::size_t row = seg_rows[s];
+        merge_runs<W>(cursors, [&](const Key<W>& key, std::uint64_t count) {
+          base.top.keys[row] = key;
+          base.top.raw.set_concurrent(row, count);
+          ++row;
+        });
+      }
+    });
+  }
+  return base;
 }
 
 template <int W>
 NGramCounts counts_from_keyed(KeyedBase<W>&& base, const Packing& pk, std::size_t vocab_size, int order,
-                              int threads) {
+                              int threads, bool keep_lower_raw, std::vector<WordId> last_in_suffix_order) {
   std::vector<KeyedOrder<W>> orders(static_cast<std::size_t>(order));
   if (base.top.keys.size() > kMaxRows32)
     throw std::invalid_argument("more than 2^32 - 2 distinct n-grams of one order");
   orders[order - 1] = std::move(base.top);
-  // At the highest order the adjusted count is the raw count.
-  orders[order - 1].adjusted = orders[order - 1].raw;
-  adjust_lower_orders<W>(orders, pk, base.prefixes, threads);
-  return to_counts<W>(orders, pk, vocab_size);
+  NGramCounts counts;
+  counts.vocab_size = vocab_size;
+  counts.last_in_suffix_order = std::move(last_in_suffix_order);
+  release_free_memory();
+  adjust_lower_orders<W>(orders, pk, base.prefixes, threads, keep_lower_raw, counts);
+  return counts;
 }
 
 void check_corpus(const CorpusView& corpus, std::size_t vocab_size, int order) {
@@ -543,13 +599,12 @@ NGramCounts count_ngrams(const CorpusView& corpus, std::size_t vocab_size, int o
   check_corpus(corpus, vocab_size, order);
   const int threads = resolve_threads(options.threads);
   const Packing pk(vocab_size);
-  NGramCounts counts = with_key_width(pk, order, [&](auto w) {
+  return with_key_width(pk, order, [&](auto w) {
     constexpr int W = decltype(w)::value;
     KeyedBase<W> base = count_keyed<W>(corpus, pk, order, threads, memory_of(options), options.temp_dir);
-    return counts_from_keyed<W>(std::move(base), pk, vocab_size, order, threads);
+    return counts_from_keyed<W>(std::move(base), pk, vocab_size, order, threads, options.keep_lower_raw,
+                                last_in_suffix_order(corpus, order));
   });
-  counts.last_in_suffix_order = last_in_suffix_order(corpus, order);
-  return counts;
 }
 
 BaseCounts count_base(const CorpusView& corpus, std::size_t vocab_size, int order, const CountOptions& options) {
@@ -640,12 +695,12 @@ void merge_base_counts(BaseCounts& a, const BaseCounts& b) {
   a.windows += b.windows;
 }
 
-NGramCounts derive_counts(const BaseCounts& base, std::size_t vocab_size, int threads) {
+NGramCounts derive_counts(const BaseCounts& base, std::size_t vocab_size, int threads, bool keep_lower_raw) {
   const int order = base.order;
   if (order < 1 || order > kMaxNGramOrder) throw std::invalid_argument("bad order in n-gram counts");
   threads = resolve_threads(threads);
   const Packing pk(vocab_size);
-  NGramCounts counts = with_key_width(pk, order, [&](auto w) {
+  return with_key_width(pk, order, [&](auto w) {
     constexpr int W = decltype(w)::value;
     auto pack = [&](const std::vector<WordId>& words, int len, std::vector<Key<W>>& keys) {
       const std::size_t rows = words.size() / static_cast<std::size_t>(len);
@@ -665,10 +720,9 @@ NGramCounts derive_counts(const BaseCounts& base, std::size_t vocab_size, int th
       pack(base.prefix_words[len - 1], len, keyed.prefixes[len - 1].keys);
       keyed.prefixes[len - 1].count = base.prefix_count[len - 1];
     }
-    return counts_from_keyed<W>(std::move(keyed), pk, vocab_size, order, threads);
+    return counts_from_keyed<W>(std::move(keyed), pk, vocab_size, order, threads, keep_lower_raw,
+                                base.last_in_suffix_order);
   });
-  counts.last_in_suffix_order = base.last_in_suffix_order;
-  return counts;
 }
 
 std::vector<WordId> compact_vocabulary(const CorpusView& corpus, std::size_t vocab_size,

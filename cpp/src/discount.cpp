@@ -45,7 +45,8 @@ std::array<std::uint64_t, 5> lmplz_count_of_counts(const NGramCounts& counts, in
       hi = mid;
   }
   if (lo == order.size() || !std::equal(suffix, suffix + n, order.row(lo))) return t;
-  const std::uint64_t adjusted = order.adjusted[lo], raw = order.raw[lo];
+  const std::uint64_t adjusted = order.adjusted[lo];
+  const std::uint64_t raw = order.raw.empty() ? counts.last_suffix_raw.at(n - 1) : order.raw[lo];
   if (adjusted >= 1 && adjusted <= 4) --t[adjusted];
   if (raw >= 1 && raw <= 4) ++t[raw];
   return t;

@@ -39,6 +39,7 @@ BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::st
   count_options.threads = options.threads;
   count_options.memory = options.memory;
   count_options.temp_dir = options.temp_dir;
+  count_options.keep_lower_raw = options.smoothing == "mle" || options.smoothing == "addk";
   NGramCounts counts = count_ngrams(compact, new_to_old.size(), options.order, count_options);
   std::vector<WordId>().swap(tokens);  // the renumbered copy is not needed past counting
   return estimate_from_counts(std::move(counts), new_to_old, vocab, options);

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -40,6 +41,7 @@ std::uint64_t escaped_count_total();
 namespace detail {
 extern std::atomic<std::uint64_t> g_narrow_count_limit;
 extern std::atomic<std::uint64_t> g_escaped_counts;
+extern std::mutex g_escape_mutex;
 }  // namespace detail
 
 // A column of 64-bit counts in 32-bit cells: a cell holds the count itself when it is below
@@ -80,6 +82,20 @@ class CountColumn {
     wide_.swap(shifted);
     cells_.insert(cells_.begin(), 0);
     set(0, v);
+  }
+  // n zero counts.
+  void resize(std::size_t n) { cells_.assign(n, 0); wide_.clear(); }
+  // set() for a cell that holds 0 and no escape, safe from several threads at once for
+  // distinct cells (the rare escape takes a lock).
+  void set_concurrent(std::size_t i, std::uint64_t v) {
+    if (v < detail::g_narrow_count_limit.load(std::memory_order_relaxed)) {
+      cells_[i] = static_cast<std::uint32_t>(v);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(detail::g_escape_mutex);
+    wide_[i] = v;
+    cells_[i] = kEscape;
+    detail::g_escaped_counts.fetch_add(1, std::memory_order_relaxed);
   }
   void reserve(std::size_t n) { cells_.reserve(n); }
   void shrink_to_fit() { cells_.shrink_to_fit(); }
@@ -122,6 +138,10 @@ struct NGramCounts {
   // adjust_counts records the raw rather than the adjusted count of this window's
   // lower-order suffixes in its counts of counts; discount.cpp reproduces that.
   std::vector<WordId> last_in_suffix_order;
+  // Where the lower orders' raw counts were not kept (CountOptions::keep_lower_raw false):
+  // per order n < N, the raw count of the suffix of length n of last_in_suffix_order (the
+  // only raw count Kneser-Ney's discounts read), 0 if absent.
+  std::vector<std::uint64_t> last_suffix_raw;
 };
 
 // A corpus as the core sees it: flat ids and document offsets (n_docs + 1 entries).
@@ -142,7 +162,14 @@ struct CountOptions {
   // and the runs are merged: every token is read a bounded number of times.
   std::uint64_t memory = 0;
   std::string temp_dir;        // where runs are spilled; empty: $TMPDIR or /tmp
+  // Raw counts of orders below the highest (MLE and add-k read them; Kneser-Ney does not,
+  // and dropping them as soon as each order is derived lowers the peak memory).
+  bool keep_lower_raw = true;
 };
+
+// Hands memory freed by the previous stage back to the system (glibc keeps freed blocks
+// below its mmap threshold in the heap, where they would still count in the peak RSS).
+void release_free_memory();
 
 // A quarter of the physical memory (lmplz's -S takes a fraction of RAM likewise).
 std::uint64_t default_count_memory();
@@ -188,6 +215,6 @@ BaseCounts count_base(const CorpusView& corpus, std::size_t vocab_size, int orde
 // a += b (same order).
 void merge_base_counts(BaseCounts& a, const BaseCounts& b);
 // All orders' counts from BaseCounts (vocab_size bounds the ids).
-NGramCounts derive_counts(const BaseCounts& base, std::size_t vocab_size, int threads);
+NGramCounts derive_counts(const BaseCounts& base, std::size_t vocab_size, int threads, bool keep_lower_raw = true);
 
 }  // namespace collapse
