@@ -1,4 +1,4 @@
-"""The transformer family of the experiment loop (protocol: collapse.family).
+"""The transformer family of the experiment loop (protocol: collapse.experiment.family).
 
 ``TransformerFamily.from_config(table)`` takes the [model] table of a run's config:
 
@@ -40,8 +40,9 @@ from typing import Any, Dict, Iterator, List, Optional
 import numpy as np
 import torch
 
-from ..corpus import Corpus, Vocab, iter_documents, whitespace_tokenize
+from ..data.corpus import Corpus, Vocab, iter_documents, whitespace_tokenize
 from ..errors import CollapseError
+from ..files import write_json
 from .generate import SamplingConfig, generate_distributed
 from .model import GPTNeo, GPTNeoConfig
 from .score import sliding_window_nll
@@ -277,8 +278,6 @@ class TransformerModel:
     def save(self, directory: str) -> None:
         """config.json + model.safetensors (Hugging Face layout), tokenizer.json and
         collapse_transformer.json, each written atomically; no pickle."""
-        from ..rundir import write_json
-
         os.makedirs(directory, exist_ok=True)
         self.model.save_pretrained(directory)
         self.tokenizer.save(os.path.join(directory, "tokenizer.json"))

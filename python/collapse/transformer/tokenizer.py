@@ -13,6 +13,7 @@ from typing import Iterable, List, Optional, Sequence
 import numpy as np
 
 from ..errors import CollapseError
+from ..files import atomic_path
 
 END_OF_TEXT = "<|endoftext|>"
 
@@ -66,9 +67,8 @@ class TextTokenizer:
         return cls(tok, END_OF_TEXT)
 
     def save(self, path: str) -> None:
-        tmp = f"{path}.tmp.{os.getpid()}"
-        self._tok.save(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            self._tok.save(tmp)
 
     # -- use ------------------------------------------------------------------------------
     def encode_batch(self, texts: Sequence[str]) -> List[np.ndarray]:

@@ -13,8 +13,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from . import _core
-from .corpus import Corpus
+from .. import _core
+from ..data.corpus import Corpus
 
 RARE_MAX_COUNT = 2          # a real-corpus type is "rare" when it occurs at most this often
 UNIGRAM_SMOOTHING = 0.5     # add-0.5 on both sides for kl_unigram (over the union of types)

@@ -1,5 +1,6 @@
-"""Plots of run directories: each metric against generation, one line per
-(run, family, order, paradigm, alpha, filter) group, the line the mean over seeds (and
+"""Plots of run directories: each metric against generation, mean and min-max band per group.
+
+One line per (run, family, order, paradigm, alpha, filter) group, the line the mean over seeds (and
 over trials for `collapse simulate` runs) and the band their minimum to maximum."""
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ import math
 import os
 from typing import List, Optional, Sequence
 
-from .errors import CollapseError
+from ..errors import CollapseError
+from ..files import atomic_path
 from .rundir import read_metrics
 
 EXPERIMENT_DEFAULT = ("heldout_ppl", "vocab_size", "kl_unigram", "kl_truth")
@@ -116,8 +118,7 @@ def plot_runs(run_dirs: Sequence[str], output: str, metrics: Optional[Sequence[s
     fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(labels) // 4), 1, 0.97))
     out_dir = os.path.dirname(os.path.abspath(output))
     os.makedirs(out_dir, exist_ok=True)
-    tmp = f"{output}.tmp.{os.getpid()}.png"
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(output, suffix=os.path.splitext(output)[1] or ".png") as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, output)
     return chosen
