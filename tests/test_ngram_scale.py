@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from collapse import CollapseError, _core, concatenate
-from collapse.ngram import NGramModel, memory_bytes
-from collapse.ngram_pool import NGramPool
-from collapse.storygrammar import sample_stories
+from collapse.data.storygrammar import sample_stories
+from collapse.ngram import NGramModel, NGramPool
+from collapse.ngram.model import memory_bytes
 
 from lmplz import lmplz, read_arpa_dict, run_lmplz  # noqa: F401  (fixture)
 
@@ -194,3 +194,50 @@ def test_cli_memory_budget(stories, tmp_path):
     for bad in (["--memory", "lots"], ["--temp-dir", str(tmp_path / "missing")]):
         rc, _, err = run_cli("ngram", "estimate", text, "--order", "3", *bad, "-o", tmp_path / "c.arpa")
         assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+ACCUMULATE = {
+    "experiment": {"name": "pool", "generations": 4, "seeds": [5], "paradigms": ["accumulate"], "workers": 1,
+                   "progress": False, "threads": 2},
+    "data": {"source": "grammar", "num_documents": 1500, "heldout_documents": 100, "seed": 2},
+    "model": {"family": "ngram", "order": 3},
+}
+
+
+def _run_files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name.endswith(".arpa.gz")}
+
+
+def test_loop_accumulate_through_the_pool_equals_refitting(tmp_path, monkeypatch):
+    from collapse import run_experiment
+    from collapse.experiment.rundir import TIMING_COLUMNS
+    from collapse.ngram.family import NGramFamily
+
+    pooled = run_experiment(ACCUMULATE, out=str(tmp_path / "pooled"))
+    monkeypatch.delattr(NGramFamily, "fit_accumulated")  # the loop then concatenates and refits
+    refit = run_experiment(ACCUMULATE, out=str(tmp_path / "refit"))
+    drop = [c for c in TIMING_COLUMNS if c in pooled.columns]
+    assert pooled.drop(columns=drop).equals(refit.drop(columns=drop))
+    assert list(pooled["train_tokens"])[-1] > 4 * list(pooled["train_tokens"])[0]  # it did accumulate
+    models_pooled, models_refit = _run_files(tmp_path / "pooled"), _run_files(tmp_path / "refit")
+    assert len(models_pooled) == 5 and models_pooled == models_refit
+
+
+def test_family_pool_rebuilds_after_resume(tmp_path):
+    from collapse.ngram.family import NGramFamily
+
+    parts = [sample_stories(300, seed=s) for s in range(4)]
+    steady, fresh = NGramFamily(3, threads=1), NGramFamily(3, threads=1)
+    for t in range(1, 5):
+        model, summary = steady.fit_accumulated(t, parts.__getitem__, seed=0)
+    taken = []
+    resumed, summary2 = fresh.fit_accumulated(4, lambda k: taken.append(k) or parts[k], seed=0)
+    assert taken == [0, 1, 2, 3]
+    assert summary == summary2
+    whole = concatenate(parts)
+    assert summary.num_tokens == whole.num_tokens and summary.num_documents == whole.num_documents
+    assert summary.words_used == int(np.count_nonzero(np.bincount(whole.tokens)[3:]))
+    model.model.to_arpa(str(tmp_path / "a.arpa"))
+    resumed.model.to_arpa(str(tmp_path / "b.arpa"))
+    assert (tmp_path / "a.arpa").read_bytes() == (tmp_path / "b.arpa").read_bytes()

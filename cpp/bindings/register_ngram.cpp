@@ -127,6 +127,7 @@ void register_ngram(py::module_& m) {
       .def_property_readonly("documents", &NGramPool::documents)
       .def_property_readonly("tokens", &NGramPool::tokens)
       .def_property_readonly("top_rows", &NGramPool::top_rows)
+      .def_property_readonly("num_words", &NGramPool::num_words)
       .def_property_readonly("nbytes", &NGramPool::bytes);
 
   py::class_<NGramIndex, std::shared_ptr<NGramIndex>>(m, "NGramIndex", "Hash index of a model's n-grams, for scoring.")

@@ -30,6 +30,8 @@ class NGramPool {
   int order() const { return order_; }
   std::uint64_t documents() const { return documents_; }
   std::uint64_t tokens() const { return tokens_; }
+  // Distinct words of the source vocabulary that occur (<unk>, <s>, </s> not counted).
+  std::size_t num_words() const { return new_to_old_.size() - 3; }
   // Distinct n-grams of the highest order.
   std::size_t top_rows() const { return base_.top_raw.size(); }
   // Bytes held by the pool's tables.

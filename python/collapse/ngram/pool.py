@@ -13,10 +13,10 @@ import math
 
 import numpy as np
 
-from . import _core
-from .corpus import Corpus, Vocab
-from .errors import CollapseError
-from .ngram import MAX_ORDER, SMOOTHINGS, NGramModel, memory_bytes, temp_directory
+from .. import _core
+from ..data.corpus import Corpus, Vocab
+from ..errors import CollapseError
+from .model import MAX_ORDER, SMOOTHINGS, NGramModel, memory_bytes, temp_directory
 
 
 class NGramPool:
@@ -38,6 +38,11 @@ class NGramPool:
     @property
     def num_tokens(self) -> int:
         return int(self._core.tokens)
+
+    @property
+    def num_words(self) -> int:
+        """Distinct words occurring in what was added (not <unk>, <s>, </s>)."""
+        return int(self._core.num_words)
 
     @property
     def nbytes(self) -> int:
