@@ -241,3 +241,18 @@ def test_family_pool_rebuilds_after_resume(tmp_path):
     model.model.to_arpa(str(tmp_path / "a.arpa"))
     resumed.model.to_arpa(str(tmp_path / "b.arpa"))
     assert (tmp_path / "a.arpa").read_bytes() == (tmp_path / "b.arpa").read_bytes()
+
+
+def test_draw_from_pool_equals_drawing_from_the_concatenation():
+    from collapse.experiment.paradigms import draw_from_pool, draw_without_replacement
+
+    real = sample_stories(400, seed=1)
+    parts = [real, NGramModel.fit(real, order=2).sample(300, seed=4, threads=1), sample_stories(5, seed=9),
+             sample_stories(350, seed=2, num_names=1400)]
+    for k, seed in ((400, 3), (1, 8), (1055, 5)):
+        want = draw_without_replacement(concatenate(parts), k, seed)
+        got = draw_from_pool(parts, k, seed)
+        assert np.array_equal(got.tokens, want.tokens) and np.array_equal(got.offsets, want.offsets)
+        assert got.vocab.words == want.vocab.words
+    with pytest.raises(CollapseError):
+        draw_from_pool(parts, 1056, 0)
