@@ -256,3 +256,18 @@ def test_draw_from_pool_equals_drawing_from_the_concatenation():
         assert got.vocab.words == want.vocab.words
     with pytest.raises(CollapseError):
         draw_from_pool(parts, 1056, 0)
+
+
+def test_sampler_cache_keeps_the_last_two_temperatures(stories):
+    from collapse.ngram.sampler import SAMPLER_CACHE_SIZE, sampler_for
+
+    model = NGramModel.fit(stories.select(np.arange(200)), order=2, threads=1)
+    first = sampler_for(model, 1.0)
+    for t in (0.5, 2.0, 0.7, 1.5):
+        sampler_for(model, t)
+        assert len(model._samplers) <= SAMPLER_CACHE_SIZE == 2
+    assert list(model._samplers) == [0.7, 1.5]
+    assert sampler_for(model, 1.5) is sampler_for(model, 1.5)
+    assert sampler_for(model, 1.0) is not first  # rebuilt once dropped, same draws
+    a = model.sample(20, seed=3, temperature=1.0, threads=1)
+    assert np.array_equal(a.tokens, first.sample(20, seed=3, max_length=4096, top_k=0, top_p=1.0, threads=1)[0])
