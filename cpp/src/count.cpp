@@ -311,6 +311,7 @@ struct KeyedBase {
 // 5) would dominate the peak memory of a whole estimation (measured at 10M tokens: 128 MB
 // keeps order 3 in one chunk and takes order 5's peak from 326 to 316 MB).
 constexpr std::uint64_t kMaxChunkBytes = std::uint64_t{128} << 20;
+constexpr std::uint64_t kMaxRuns = 256;
 
 template <int W>
 KeyedBase<W> count_keyed(const CorpusView& corpus, const Packing& pk, int order, int threads, std::uint64_t memory,
@@ -329,8 +330,11 @@ KeyedBase<W> count_keyed(const CorpusView& corpus, const Packing& pk, int order,
   // Half the budget for one chunk's windows, half for runs kept in memory. A chunk stays
   // below 2^32 windows, so its counts fit 32 bits.
   std::uint64_t chunk_bytes = std::min<std::uint64_t>(memory / 2, kMaxChunkBytes);
-  const std::size_t chunk_cap = static_cast<std::size_t>(std::max<std::uint64_t>(
-      1, std::min<std::uint64_t>(chunk_bytes / sizeof(Key<W>), std::uint64_t{0xFFFFFFFF})));
+  // At most kMaxRuns runs (each merge opens every spilled run once per thread): a budget
+  // too small for that is exceeded rather than running out of file descriptors.
+  const std::uint64_t min_chunk = (static_cast<std::uint64_t>(first.back()) + kMaxRuns - 1) / kMaxRuns;
+  const std::size_t chunk_cap = static_cast<std::size_t>(std::min<std::uint64_t>(
+      std::max<std::uint64_t>({1, min_chunk, chunk_bytes / sizeof(Key<W>)}), std::uint64_t{0xFFFFFFFF}));
   const std::size_t run_memory = static_cast<std::size_t>(memory / 2);
 
   const int shift = pk.top16_shift();
