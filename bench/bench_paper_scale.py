@@ -179,9 +179,10 @@ def main() -> int:
                                     "wall_s": time.perf_counter() - t, "setup": lines[0] if lines else None,
                                     "generations": gens})
             print(f"total {time.perf_counter() - t:.1f} s (return code {rc})")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=1)
+            # Written after every run, so a long benchmark stopped early keeps what it measured.
+            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+            with open(args.out, "w") as f:
+                json.dump(results, f, indent=1)
     print(f"\nwrote {args.out}")
     return 0
 
