@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from ..data.corpus import FORMATS, TOKENIZERS
 from ..errors import CollapseError
 from ..files import toml_text
-from ..validate import boolean, choice, integer, real
+from ..validate import boolean, choice, integer, real, threads as validate_threads
 from ..validate import seed as validate_seed
 from .paradigms import ALPHA_PARADIGMS, PARADIGMS
 
@@ -283,7 +283,8 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
     ex.paradigms = _scalar_or_list(t, "paradigm", "paradigms", ["replace"], _paradigm)
     ex.alphas = _scalar_or_list(t, "alpha", "alphas", [0.5], _alpha)
     ex.synthetic_factor = t.float_("synthetic_factor", 1.0, 0.0, None, lo_open=True)
-    ex.threads = t.int_("threads", 1, minimum=0)
+    # Checked here, cut to the machine where it is used: the config keeps what was asked.
+    ex.threads = validate_threads(t.f("threads"), t.get("threads", 1), fail=_fail, cap=False)
     ex.workers = t.int_("workers", 2, minimum=1)
     ex.address = t.str_("address", None)
     ex.executor = t.str_("executor", "ray" if ex.address else "local", EXECUTORS)
@@ -370,6 +371,45 @@ def load_config(source: Union[str, os.PathLike, Mapping[str, Any], ExperimentCon
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config: {path} is not valid TOML ({e})") from None
     return parse_config(raw, base_dir=os.path.dirname(os.path.abspath(path)))
+
+
+def with_generations(cfg: ExperimentConfig, generations: int) -> ExperimentConfig:
+    """The same config with experiment.generations replaced (``--generations G``)."""
+    raw = copy.deepcopy(cfg.raw)
+    raw.setdefault("experiment", {})["generations"] = generations
+    return parse_config(raw, base_dir=cfg.base_dir)
+
+
+# [experiment] settings that change how a run is executed or shown, never a result: they may
+# differ on --resume (and generations may grow: a run extended to G equals one run to G).
+RESUME_FREE = ("threads", "workers", "executor", "address", "progress")
+
+
+def resume_conflict(run_config_text: str, cfg: ExperimentConfig) -> Optional[str]:
+    """Why ``cfg`` cannot resume the run whose config.toml is ``run_config_text`` (the first
+    setting that would change its results, as "table.key: old -> new"), or None."""
+    old, new = tomllib.loads(run_config_text), tomllib.loads(to_toml(cfg))
+    g_old = old.get("experiment", {}).get("generations")
+    if isinstance(g_old, int) and cfg.experiment.generations < g_old:
+        return f"experiment.generations: {g_old} -> {cfg.experiment.generations} (a run can be extended, not shortened)"
+    for table in (old, new):
+        for key in RESUME_FREE + ("generations",):
+            table.get("experiment", {}).pop(key, None)
+
+    def flat(tables: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
+        for k, v in tables.items():
+            if isinstance(v, Mapping):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    a, b = flat(old), flat(new)
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            return f"{key}: {a.get(key)!r} -> {b.get(key)!r}"
+    return None
 
 
 def to_toml(cfg: ExperimentConfig) -> str:

@@ -39,12 +39,13 @@ from ..data.corpus import Corpus, Vocab
 from ..errors import CollapseError
 from ..files import TEMP_MARK, read_json, write_bytes, write_json, write_text
 from ..ngram.family import NGramFamily, deterministic_gzip
-from .config import Cell, ExperimentConfig, load_config, parse_config, to_toml
+from .config import RESUME_FREE, Cell, ExperimentConfig, load_config, parse_config, resume_conflict, to_toml
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
-from .rundir import TIMING_COLUMNS, write_metrics
+from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from .sources import RealData, load_real_data
+from .workers import end_with, end_with_owner, owner_token, start_local_ray
 
 # Seed purposes (tags for derive_seed).
 PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
@@ -52,7 +53,9 @@ PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
 KEY_COLUMNS = ("paradigm", "alpha", "seed", "generation", "family", "order", "filter_keep")
 SIZE_COLUMNS = ("train_documents", "train_tokens", "synthetic_documents", "synthetic_tokens")
 ROW_TIMING = ("seconds", "fit_seconds", "sample_seconds", "metrics_seconds", "write_seconds")
-COLUMNS = KEY_COLUMNS + METRIC_COLUMNS + SIZE_COLUMNS + ("filter_pass_rate",) + ROW_TIMING
+STATUS_COLUMNS = ("status", "reason")  # "ok", or "ended" on the row of the generation a cell could not make
+COLUMNS = KEY_COLUMNS + METRIC_COLUMNS + SIZE_COLUMNS + ("filter_pass_rate",) + ROW_TIMING + STATUS_COLUMNS
+STATUS_OK, STATUS_ENDED = "ok", "ended"
 
 SYNTHETIC_TEXT = "synthetic.txt.gz"
 SYNTHETIC_VOCAB = "synthetic.vocab.gz"
@@ -170,7 +173,10 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
     if os.path.exists(state_path):
         if not resume:
             raise CollapseError(f"{cell_dir} already holds results; pass --resume to continue")
-        rows = read_json(state_path)["rows"]
+        state = read_json(state_path)
+        rows = state["rows"]
+        if state.get("status") == STATUS_ENDED:
+            return rows  # it ended for a reason that its seeds would reproduce
     os.makedirs(cell_dir, exist_ok=True)
     # A killed run may have left a half-written generation (and temporary files) behind
     # the last committed one: remove it, it is redone from its seeds.
@@ -202,7 +208,7 @@ def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, 
         model.save(gdir)
     row = rows[-1]
     row["write_seconds"] = time.perf_counter() - w0
-    write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows})
+    write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows, "status": STATUS_OK})
     if on_generation is not None:
         on_generation()
     if progress:
@@ -223,9 +229,8 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
     progress = cfg.experiment.progress
     pending = None
     # Accumulate with a family that keeps the pool (experiment.family.AccumulatingFamily: the
-    # n-gram family's merged counts): it
-    # takes in each S_k once, so the loop holds only the newest S_k, and a resumed cell
-    # hands it every part again from disk.
+    # n-gram family's merged counts): it takes in each S_k once, so the loop holds only the
+    # newest S_k, and a resumed cell hands it every part again from disk.
     # (A hasattr test: isinstance against a runtime Protocol caches per class.)
     pooled = cell.paradigm == "accumulate" and callable(getattr(family, "fit_accumulated", None))
 
@@ -238,51 +243,57 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
         return synthetic[k - 1] if synthetic[k - 1] is not None else load_corpus_files(gen_dir(run_dir, cell, k - 1))
 
     for t in range(len(rows), G + 1):
-        start = time.perf_counter()
-        for k in needed(t):
-            if synthetic[k] is None:
-                synthetic[k] = load_corpus_files(gen_dir(run_dir, cell, k))
-        key_t = gen0_key if t == 0 else _core.derive_seed(cell_key, t)
-        para_key = _core.derive_seed(key_t, PURPOSE_PARADIGM)
-        fit_seed = _core.derive_seed(key_t, PURPOSE_FIT)
-        if pooled:
-            t0 = time.perf_counter()
-            model, train = family.fit_accumulated(t + 1, pool_part, seed=fit_seed)
-        else:
-            train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
-                                    lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
-            t0 = time.perf_counter()
-            model = family.fit(train, seed=fit_seed)
-        t1 = time.perf_counter()
-        sample_seed = _core.derive_seed(key_t, PURPOSE_SAMPLE)
-        extra: Dict[str, float] = {"filter_pass_rate": math.nan}
-        if filtering:
-            if reference_model is None:
-                # M_0 refitted on R: deterministic, so the same on resume as in an unbroken run
-                reference_model = model if t == 0 else family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT))
-            synth, info = filtered_sample(model, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
-                                          threads=cfg.experiment.threads)
-            extra["filter_pass_rate"] = info["filter_pass_rate"]
-        else:
-            synth = model.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads)
-        t2 = time.perf_counter()
-        metrics = generation_metrics(model, getattr(family, "word_level_perplexity", False), train, synth, data.reference, cfg.experiment.threads)
-        t3 = time.perf_counter()
-        synthetic[t] = synth
-        # free what later generations do not read
-        for k in range(t):
-            if synthetic[k] is not None and k not in needed(t + 1):
-                synthetic[k] = None
-        row: Dict[str, Any] = {
-            "paradigm": cell.paradigm, "alpha": _nan(cell.alpha), "seed": cell.seed, "generation": t,
-            "family": family.name, "order": _nan(cell.order), "filter_keep": _nan(cell.keep),
-        }
-        row.update(metrics)
-        row.update({"train_documents": train.num_documents, "train_tokens": train.num_tokens,
-                    "synthetic_documents": synth.num_documents, "synthetic_tokens": synth.num_tokens})
-        row.update(extra)
-        row.update({"seconds": time.perf_counter() - start, "fit_seconds": t1 - t0, "sample_seconds": t2 - t1,
-                    "metrics_seconds": t3 - t2})
+        try:
+            start = time.perf_counter()
+            for k in needed(t):
+                if synthetic[k] is None:
+                    synthetic[k] = load_corpus_files(gen_dir(run_dir, cell, k))
+            key_t = gen0_key if t == 0 else _core.derive_seed(cell_key, t)
+            para_key = _core.derive_seed(key_t, PURPOSE_PARADIGM)
+            fit_seed = _core.derive_seed(key_t, PURPOSE_FIT)
+            if pooled:
+                t0 = time.perf_counter()
+                model, train = family.fit_accumulated(t + 1, pool_part, seed=fit_seed)
+            else:
+                train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
+                                        lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
+                t0 = time.perf_counter()
+                model = family.fit(train, seed=fit_seed)
+            t1 = time.perf_counter()
+            sample_seed = _core.derive_seed(key_t, PURPOSE_SAMPLE)
+            extra: Dict[str, float] = {"filter_pass_rate": math.nan}
+            if filtering:
+                if reference_model is None:
+                    # M_0 refitted on R: deterministic, so the same on resume as in an unbroken run
+                    reference_model = model if t == 0 else family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT))
+                synth, info = filtered_sample(model, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
+                                              threads=cfg.experiment.threads)
+                extra["filter_pass_rate"] = info["filter_pass_rate"]
+            else:
+                synth = model.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads)
+            t2 = time.perf_counter()
+            metrics = generation_metrics(model, getattr(family, "word_level_perplexity", False), train, synth, data.reference, cfg.experiment.threads)
+            t3 = time.perf_counter()
+            synthetic[t] = synth
+            # free what later generations do not read
+            for k in range(t):
+                if synthetic[k] is not None and k not in needed(t + 1):
+                    synthetic[k] = None
+            row: Dict[str, Any] = {
+                "paradigm": cell.paradigm, "alpha": _nan(cell.alpha), "seed": cell.seed, "generation": t,
+                "family": family.name, "order": _nan(cell.order), "filter_keep": _nan(cell.keep),
+            }
+            row.update(metrics)
+            row.update({"train_documents": train.num_documents, "train_tokens": train.num_tokens,
+                        "synthetic_documents": synth.num_documents, "synthetic_tokens": synth.num_tokens})
+            row.update(extra)
+            row.update({"seconds": time.perf_counter() - start, "fit_seconds": t1 - t0, "sample_seconds": t2 - t1,
+                        "metrics_seconds": t3 - t2})
+        except ValueError as e:  # CollapseError or the core's: the data cannot go on (filter starved, ...)
+            if pending is not None:
+                pending.result()
+            _end_cell(cell, t, rows, state_path, e, on_generation)
+            return rows
         rows.append(row)
         # Generation t's files are written (and then committed) by a background thread while
         # generation t+1 computes; it runs one commit at a time, in generation order.
@@ -295,8 +306,26 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
     return rows
 
 
-def _run_cell_task(cfg_raw: Dict[str, Any], base_dir: str, cell: Cell, run_dir: str, resume: bool):
-    """Process-pool / Ray entry point (the config travels as its raw mapping)."""
+def _end_cell(cell: Cell, t: int, rows: List[Dict[str, Any]], state_path: str, error: Exception,
+              on_generation: Optional[Callable[[], None]]) -> None:
+    """Commit that the cell ended before generation t, and why; the rest of the study goes on."""
+    lines = str(error).strip().splitlines()
+    reason = lines[0] if lines else type(error).__name__
+    write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows, "status": STATUS_ENDED,
+                            "ended_at": t, "reason": reason})
+    sys.stderr.write(f"[{cell.id}] ended early at generation {t}: {reason}\n")
+    sys.stderr.flush()
+    if on_generation is not None:
+        on_generation()
+
+
+def _run_cell_task(cfg_raw: Dict[str, Any], base_dir: str, cell: Cell, run_dir: str, resume: bool,
+                   owner: Optional[str] = None):
+    """Process-pool / Ray entry point (the config travels as its raw mapping). owner: the
+    driver this worker must not outlive (workers.owner_token; Ray tasks: the pool's
+    initializer does it for its workers)."""
+    if owner is not None:
+        end_with_owner(owner)
     cfg = parse_config(cfg_raw, base_dir=base_dir)
     return cell.id, run_cell(cfg, cell, run_dir, resume)
 
@@ -314,8 +343,19 @@ def metrics_frame(rows: Sequence[Dict[str, Any]]):  # noqa: ANN201
     df = df[list(COLUMNS) + extra]
     for c in ("seed", "generation", "vocab_size", "types_lost", "train_vocab_size") + SIZE_COLUMNS:
         if len(df):
-            df[c] = df[c].astype("int64")
+            # nullable only where a cell's "ended" row has no value
+            df[c] = df[c].astype("int64" if df[c].notna().all() else "Int64")
+    if len(df):
+        df["status"] = df["status"].where(df["status"].notna(), STATUS_OK).astype(object)
+        df["reason"] = df["reason"].astype(object).where(df["reason"].notna(), None)
     return df
+
+
+def ended_row(cell: Cell, family: str, t: int, reason: str) -> Dict[str, Any]:
+    """The metrics-table row of the generation a cell could not make: keys, status, reason."""
+    return {"paradigm": cell.paradigm, "alpha": _nan(cell.alpha), "seed": cell.seed, "generation": t,
+            "family": family, "order": _nan(cell.order), "filter_keep": _nan(cell.keep),
+            "status": STATUS_ENDED, "reason": reason}
 
 
 def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: RealData, family_desc: Dict) -> Any:
@@ -323,18 +363,25 @@ def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: Rea
     cell_info = []
     for cell in cells:
         path = os.path.join(run_dir, cell.id, STATE_FILE)
-        done = 0
+        done, st = 0, {}
         if os.path.exists(path):
             st = read_json(path)
             rows.extend(st["rows"])
             done = st["generations_done"]
-        cell_info.append({"id": cell.id, "paradigm": cell.paradigm, "alpha": cell.alpha, "order": cell.order,
-                          "filter_keep": cell.keep, "seed": cell.seed, "generations_done": done})
+        info = {"id": cell.id, "paradigm": cell.paradigm, "alpha": cell.alpha, "order": cell.order,
+                "filter_keep": cell.keep, "seed": cell.seed, "generations_done": done,
+                "status": st.get("status", STATUS_OK)}
+        if info["status"] == STATUS_ENDED:
+            info.update(ended_at=st["ended_at"], reason=st["reason"])
+            rows.append(ended_row(cell, family_desc["family"], st["ended_at"], st["reason"]))
+        cell_info.append(info)
     df = metrics_frame(rows)
     write_metrics(run_dir, df)
     manifest = {
         "kind": "experiment", "name": cfg.experiment.name, "generations": cfg.experiment.generations,
-        "complete": all(c["generations_done"] == cfg.experiment.generations + 1 for c in cell_info),
+        "complete": all(c["generations_done"] == cfg.experiment.generations + 1 or c["status"] == STATUS_ENDED
+                        for c in cell_info),
+        "cells_ended_early": sum(c["status"] == STATUS_ENDED for c in cell_info),
         "cells": cell_info, "data": data.describe, "family": family_desc,
         "timing_columns": list(TIMING_COLUMNS), "columns": list(df.columns),
     }
@@ -348,7 +395,9 @@ def run_experiment(config: Union[str, os.PathLike, Dict[str, Any], ExperimentCon
 
     config: a TOML path, a dict (as TOML would give) or an ExperimentConfig. out: the run
     directory (default: [output] dir; without either, a temporary directory that is
-    removed afterwards). resume: continue the run already in ``out``.
+    removed afterwards). resume: continue the run already in ``out``; its config may differ
+    only in experiment.threads / workers / executor / address / progress and in a larger
+    generations (which extends the run: the result equals a run that had them from the start).
     """
     cfg = load_config(config)
     run_dir = out or cfg.output.dir
@@ -366,10 +415,19 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
         if not resume:
             raise CollapseError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
         with open(config_path, encoding="utf-8") as f:
-            if f.read() != config_text:
-                raise CollapseError(f"--resume: the config differs from {config_path}")
+            conflict = resume_conflict(f.read(), cfg)
+        if conflict is not None:
+            raise CollapseError(f"--resume: the config differs from {config_path} in what determines results "
+                                f"({conflict}); only experiment.{', '.join(RESUME_FREE)} may change, and "
+                                "generations may grow")
     data = real_data(cfg)  # before anything is written: a data error leaves no run directory
     os.makedirs(run_dir, exist_ok=True)
+    with RunLock(run_dir):  # no other live process works here (a killed run's lock is stale)
+        return _run_locked(cfg, cells, run_dir, resume, data, config_path, config_text)
+
+
+def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool, data: RealData,
+                config_path: str, config_text: str):  # noqa: ANN202
     # a killed run can leave temporary files of its run-level writes (metrics, manifest)
     for name in os.listdir(run_dir):
         if TEMP_MARK in name and os.path.isfile(os.path.join(run_dir, name)):
@@ -392,7 +450,8 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
     else:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(max_workers=min(ex.workers, len(cells)), mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=min(ex.workers, len(cells)), mp_context=mp.get_context("spawn"),
+                                 initializer=end_with, initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_run_cell_task, cfg.raw, cfg.base_dir, cell, run_dir, resume) for cell in cells]
             for fut in futures:
                 fut.result()
@@ -409,10 +468,8 @@ def _run_ray(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: boo
         if cfg.experiment.address:
             ray.init(address=cfg.experiment.address)
         else:
-            pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            pythonpath = os.pathsep.join(p for p in (pkg_parent, os.environ.get("PYTHONPATH", "")) if p)
-            ray.init(num_cpus=cfg.experiment.workers, include_dashboard=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+            start_local_ray(cfg.experiment.workers)
     task = ray.remote(num_cpus=1)(_run_cell_task)
-    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume) for cell in cells]
+    owner = owner_token()
+    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume, owner) for cell in cells]
     ray.get(refs)

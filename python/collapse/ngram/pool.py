@@ -16,6 +16,7 @@ import numpy as np
 from .. import _core
 from ..data.corpus import Corpus, Vocab
 from ..errors import CollapseError
+from ..validate import threads as check_threads
 from .model import MAX_ORDER, SMOOTHINGS, NGramModel, memory_bytes, temp_directory
 
 
@@ -27,7 +28,7 @@ class NGramPool:
         if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 1 <= order <= MAX_ORDER:
             raise CollapseError(f"n-gram order must be an integer between 1 and {MAX_ORDER}, got {order!r}")
         self.order = int(order)
-        self.threads = int(threads)
+        self.threads = check_threads("threads", threads)
         self._core = _core.NGramPool(self.order, self.threads, memory_bytes(memory), temp_directory(temp_dir))
         self.vocab: Vocab | None = None
 
