@@ -15,7 +15,8 @@ and drives the experiment loop's own stages, timed one by one:
 and the process's peak RSS (VmHWM) after each generation. Anchor: at the generations of
 --lmplz-at, the same D_t is written as text and estimated by lmplz (-S --lmplz-memory);
 the table gives lmplz's wall time against our fit (lmplz reads text, we start from ids;
-samples can hold <unk>, which lmplz refuses: --skip_symbols drops those few tokens).
+samples can hold <unk>, which lmplz refuses: --skip_symbols drops those few tokens; and
+--discount_fallback, the policy our estimator applies where lmplz would stop).
 Corpora are not written to disk (the loop would also gzip them each generation: see
 bench_experiment.py for the loop with its files).
 
@@ -60,7 +61,8 @@ def write_text(path: str, corpora) -> None:  # noqa: ANN001
 def run_lmplz(lmplz: str, text: str, order: int, memory: str, workdir: str) -> float:
     t = time.perf_counter()
     with open(text, "rb") as f:
-        proc = subprocess.run([lmplz, "-o", str(order), "-S", memory, "-T", workdir, "--skip_symbols", "--arpa",
+        proc = subprocess.run([lmplz, "-o", str(order), "-S", memory, "-T", workdir, "--skip_symbols",
+                               "--discount_fallback", "--arpa",
                                os.path.join(workdir, "lmplz.arpa")], stdin=f, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
     if proc.returncode:
