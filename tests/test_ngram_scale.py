@@ -7,7 +7,11 @@ all give exactly the model of the plain in-memory fit (and lmplz's).
 - 64-bit counts: the test hook lowers the limit of the 32-bit count cells to 3, so most
   counts take the 64-bit path on a small corpus; everything is unchanged.
 - The pool: counts of R, S_0, S_1 merged equal a fit on their concatenation (ARPA
-  byte-identical) for every smoothing.
+  byte-identical) for every smoothing; the loop's Accumulate through the pool gives the
+  same metrics and model files as refitting the concatenation, and a fresh family (a
+  resumed cell) rebuilds the same pool.
+- Accumulate-Subsample's draw from the pool part by part equals the draw from the
+  concatenated pool; samplers are cached for the last two temperatures only.
 """
 
 from __future__ import annotations
