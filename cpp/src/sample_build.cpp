@@ -258,7 +258,7 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
   for (int k = 0; k < n_tables; ++k) cumulative_[k].assign(model.tables[k].size(), 0.0);
   for (std::size_t L = 0; L + 1 < first_state_of_length.size(); ++L) {
     const std::size_t s0 = first_state_of_length[L], s1 = first_state_of_length[L + 1];
-    std::atomic<int> failure{0};  // 1: the root, 2: another state has no mass
+    std::atomic<int> failure{0};  // 1: the root, 2: another state has no mass, 3: overflow
     parallel_for(s1 - s0, [&](std::size_t i) {
       const std::size_t s = s0 + i;
       HotState& st = hot_state_[s];
@@ -288,10 +288,13 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
       double leftover = 0.0;
       if (s != 0) leftover = std::max(0.0, state_backoff_factor_[s] * (hot_state_[st.parent].mass - b));
       const double z = a + leftover;
-      if (!(z > 0.0) || !std::isfinite(z)) failure = s == 0 ? 1 : 2;
+      // 3: 10^x past the largest double (a log10 value above ~300), or inf - inf.
+      if (!(z > 0.0) || !std::isfinite(z)) failure = !std::isfinite(z) ? 3 : s == 0 ? 1 : 2;
       st.stored_mass = a;
       st.mass = z;
     });
+    if (failure == 3)
+      throw std::invalid_argument("model's probabilities overflow (a log10 backoff or probability too large)");
     if (failure == 1) throw std::invalid_argument("model gives no word a positive probability");
     if (failure == 2) throw std::invalid_argument("model gives every word probability 0 after some context");
   }
