@@ -250,20 +250,39 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
     reference_model = None
     progress = cfg.experiment.progress
     pending = None
+    # Accumulate with a family that keeps the pool (experiment.family.AccumulatingFamily: the
+    # n-gram family's merged counts): it takes in each S_k once, so the loop holds only the
+    # newest S_k, and a resumed cell hands it every part again from disk.
+    # (A hasattr test: isinstance against a runtime Protocol caches per class.)
+    pooled = cell.paradigm == "accumulate" and callable(getattr(family, "fit_accumulated", None))
+
+    def needed(u: int) -> List[int]:
+        return ([u - 1] if u else []) if pooled else needed_synthetic(cell.paradigm, u)
+
+    def pool_part(k: int) -> Corpus:  # R, then S_0, S_1, ...
+        if k == 0:
+            return real
+        return synthetic[k - 1] if synthetic[k - 1] is not None else load_corpus_files(gen_dir(run_dir, cell, k - 1))
+
     for t in range(len(rows), G + 1):
         try:
             start = time.perf_counter()
-            for k in needed_synthetic(cell.paradigm, t):
+            for k in needed(t):
                 if synthetic[k] is None:
                     synthetic[k] = load_corpus_files(gen_dir(run_dir, cell, k))
             key_t = gen0_key if t == 0 else _core.derive_seed(cell_key, t)
             para_key = _core.derive_seed(key_t, PURPOSE_PARADIGM)
-            train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
-                                    lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
-            if hasattr(family, "use_work_dir"):  # checkpoints inside the generation (the transformer's)
-                family.use_work_dir(work_dir(run_dir, cell, t))
-            t0 = time.perf_counter()
-            model = family.fit(train, seed=_core.derive_seed(key_t, PURPOSE_FIT))
+            fit_seed = _core.derive_seed(key_t, PURPOSE_FIT)
+            if pooled:
+                t0 = time.perf_counter()
+                model, train = family.fit_accumulated(t + 1, pool_part, seed=fit_seed)
+            else:
+                train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
+                                        lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
+                if hasattr(family, "use_work_dir"):  # checkpoints inside the generation (the transformer's)
+                    family.use_work_dir(work_dir(run_dir, cell, t))
+                t0 = time.perf_counter()
+                model = family.fit(train, seed=fit_seed)
             t1 = time.perf_counter()
             sample_seed = _core.derive_seed(key_t, PURPOSE_SAMPLE)
             extra: Dict[str, float] = {"filter_pass_rate": math.nan}
@@ -282,7 +301,7 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
             synthetic[t] = synth
             # free what later generations do not read
             for k in range(t):
-                if synthetic[k] is not None and k not in needed_synthetic(cell.paradigm, t + 1):
+                if synthetic[k] is not None and k not in needed(t + 1):
                     synthetic[k] = None
             row: Dict[str, Any] = {
                 "paradigm": cell.paradigm, "alpha": _nan(cell.alpha), "seed": cell.seed, "generation": t,
