@@ -43,9 +43,11 @@ from .config import RESUME_FREE, Cell, ExperimentConfig, load_config, parse_conf
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
+from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_only, plan_workers, torchrun,
+                    transformer_cuda)
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from .sources import RealData, load_real_data
-from .workers import end_with, start_local_ray
+from .workers import end_with, end_with_owner, owner_token, start_local_ray
 
 # Seed purposes (tags for derive_seed).
 PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
@@ -150,6 +152,12 @@ def gen_dir(run_dir: str, cell: Cell, t: int) -> str:
     return os.path.join(run_dir, cell.id, f"gen_{t:04d}")
 
 
+def work_dir(run_dir: str, cell: Cell, t: int) -> str:
+    """Generation t's checkpoints while it is in progress (a family's training state and
+    finished sample shards); removed once the generation is committed."""
+    return os.path.join(run_dir, cell.id, f"work_{t:04d}")
+
+
 # --------------------------------------------------------------------------------------
 
 def _nan(x: Optional[float]) -> float:
@@ -167,6 +175,23 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
         # fixes what the family derives from the real corpus (the transformer's BPE) before
         # generation 0, so a resumed run rebuilds the very same thing
         family.prepare(data.real)
+    state_path = os.path.join(run_dir, cell.id, STATE_FILE)
+    rows, ended = main_only(lambda: _open_cell(run_dir, cell, resume))  # rank 0 reads and cleans, all get it
+    if ended:
+        return rows  # it ended for a reason that its seeds would reproduce
+    # recursive generations after generation 0: t = 0 .. G; synthetic[k] = S_k when loaded
+    synthetic: List[Optional[Corpus]] = [None] * (cfg.experiment.generations + 1)
+    writer = ThreadPoolExecutor(max_workers=1)
+    try:
+        _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation)
+    finally:
+        writer.shutdown(wait=True)
+    return rows
+
+
+def _open_cell(run_dir: str, cell: Cell, resume: bool) -> "tuple[List[Dict[str, Any]], bool]":
+    """The cell's committed rows and whether it has ended; removes what a killed run left
+    behind the last commit."""
     cell_dir = os.path.join(run_dir, cell.id)
     state_path = os.path.join(cell_dir, STATE_FILE)
     rows: List[Dict[str, Any]] = []
@@ -176,24 +201,20 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
         state = read_json(state_path)
         rows = state["rows"]
         if state.get("status") == STATUS_ENDED:
-            return rows  # it ended for a reason that its seeds would reproduce
+            return rows, True
     os.makedirs(cell_dir, exist_ok=True)
     # A killed run may have left a half-written generation (and temporary files) behind
-    # the last committed one: remove it, it is redone from its seeds.
+    # the last committed one: remove it, it is redone from its seeds. The work folders of
+    # generations not yet committed stay: they hold checkpoints that the redo continues from.
     for name in sorted(os.listdir(cell_dir)):
         path = os.path.join(cell_dir, name)
         if name.startswith("gen_") and name[4:].isdigit() and int(name[4:]) >= len(rows):
             shutil.rmtree(path)
+        elif name.startswith("work_") and name[5:].isdigit() and int(name[5:]) < len(rows):
+            shutil.rmtree(path)
         elif TEMP_MARK in name:
             os.remove(path)
-    # recursive generations after generation 0: t = 0 .. G; synthetic[k] = S_k when loaded
-    synthetic: List[Optional[Corpus]] = [None] * (cfg.experiment.generations + 1)
-    writer = ThreadPoolExecutor(max_workers=1)
-    try:
-        _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation)
-    finally:
-        writer.shutdown(wait=True)
-    return rows
+    return rows, False
 
 
 def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, synth: Corpus, model: Any,
@@ -209,6 +230,7 @@ def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, 
     row = rows[-1]
     row["write_seconds"] = time.perf_counter() - w0
     write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows, "status": STATUS_OK})
+    shutil.rmtree(work_dir(run_dir, cell, t), ignore_errors=True)  # its checkpoints are no longer needed
     if on_generation is not None:
         on_generation()
     if progress:
@@ -228,18 +250,39 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
     reference_model = None
     progress = cfg.experiment.progress
     pending = None
+    # Accumulate with a family that keeps the pool (experiment.family.AccumulatingFamily: the
+    # n-gram family's merged counts): it takes in each S_k once, so the loop holds only the
+    # newest S_k, and a resumed cell hands it every part again from disk.
+    # (A hasattr test: isinstance against a runtime Protocol caches per class.)
+    pooled = cell.paradigm == "accumulate" and callable(getattr(family, "fit_accumulated", None))
+
+    def needed(u: int) -> List[int]:
+        return ([u - 1] if u else []) if pooled else needed_synthetic(cell.paradigm, u)
+
+    def pool_part(k: int) -> Corpus:  # R, then S_0, S_1, ...
+        if k == 0:
+            return real
+        return synthetic[k - 1] if synthetic[k - 1] is not None else load_corpus_files(gen_dir(run_dir, cell, k - 1))
+
     for t in range(len(rows), G + 1):
         try:
             start = time.perf_counter()
-            for k in needed_synthetic(cell.paradigm, t):
+            for k in needed(t):
                 if synthetic[k] is None:
                     synthetic[k] = load_corpus_files(gen_dir(run_dir, cell, k))
             key_t = gen0_key if t == 0 else _core.derive_seed(cell_key, t)
             para_key = _core.derive_seed(key_t, PURPOSE_PARADIGM)
-            train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
-                                    lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
-            t0 = time.perf_counter()
-            model = family.fit(train, seed=_core.derive_seed(key_t, PURPOSE_FIT))
+            fit_seed = _core.derive_seed(key_t, PURPOSE_FIT)
+            if pooled:
+                t0 = time.perf_counter()
+                model, train = family.fit_accumulated(t + 1, pool_part, seed=fit_seed)
+            else:
+                train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
+                                        lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
+                if hasattr(family, "use_work_dir"):  # checkpoints inside the generation (the transformer's)
+                    family.use_work_dir(work_dir(run_dir, cell, t))
+                t0 = time.perf_counter()
+                model = family.fit(train, seed=fit_seed)
             t1 = time.perf_counter()
             sample_seed = _core.derive_seed(key_t, PURPOSE_SAMPLE)
             extra: Dict[str, float] = {"filter_pass_rate": math.nan}
@@ -258,7 +301,7 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
             synthetic[t] = synth
             # free what later generations do not read
             for k in range(t):
-                if synthetic[k] is not None and k not in needed_synthetic(cell.paradigm, t + 1):
+                if synthetic[k] is not None and k not in needed(t + 1):
                     synthetic[k] = None
             row: Dict[str, Any] = {
                 "paradigm": cell.paradigm, "alpha": _nan(cell.alpha), "seed": cell.seed, "generation": t,
@@ -273,15 +316,17 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
         except ValueError as e:  # CollapseError or the core's: the data cannot go on (filter starved, ...)
             if pending is not None:
                 pending.result()
-            _end_cell(cell, t, rows, state_path, e, on_generation)
+            if is_main():
+                _end_cell(cell, t, rows, state_path, e, on_generation)
             return rows
         rows.append(row)
         # Generation t's files are written (and then committed) by a background thread while
         # generation t+1 computes; it runs one commit at a time, in generation order.
         if pending is not None:
             pending.result()
-        pending = writer.submit(_commit_generation, cfg, run_dir, cell, t, synth, model, list(rows), state_path,
-                                on_generation, progress)
+        if is_main():  # under torchrun rank 0 alone writes the run directory
+            pending = writer.submit(_commit_generation, cfg, run_dir, cell, t, synth, model, list(rows), state_path,
+                                    on_generation, progress)
     if pending is not None:
         pending.result()
     return rows
@@ -301,11 +346,12 @@ def _end_cell(cell: Cell, t: int, rows: List[Dict[str, Any]], state_path: str, e
 
 
 def _run_cell_task(cfg_raw: Dict[str, Any], base_dir: str, cell: Cell, run_dir: str, resume: bool,
-                   owner_pid: Optional[int] = None):
-    """Process-pool / Ray entry point (the config travels as its raw mapping). owner_pid: the
-    driver this worker must not outlive (Ray; the pool's initializer does it for its workers)."""
-    if owner_pid is not None:
-        end_with(owner_pid)
+                   owner: Optional[str] = None):
+    """Process-pool / Ray entry point (the config travels as its raw mapping). owner: the
+    driver this worker must not outlive (workers.owner_token; Ray tasks: the pool's
+    initializer does it for its workers)."""
+    if owner is not None:
+        end_with_owner(owner)
     cfg = parse_config(cfg_raw, base_dir=base_dir)
     return cell.id, run_cell(cfg, cell, run_dir, resume)
 
@@ -389,8 +435,32 @@ def run_experiment(config: Union[str, os.PathLike, Dict[str, Any], ExperimentCon
 
 def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
     cells = cfg.cells()
+    ex = cfg.experiment
+    note = check_torchrun(cfg.model.family, ex.executor, ex.workers)  # raises for what cannot run there
+    if note and is_main():
+        sys.stderr.write(note + "\n")
     config_text = to_toml(cfg)
     config_path = os.path.join(run_dir, "config.toml")
+    main_only(lambda: _check_run_dir(cfg, run_dir, resume, config_path))
+    # before anything is written: a data error leaves no run directory. Under torchrun rank 0
+    # loads first (an error stops every rank), then the others load the same files (the
+    # RealData holds functions and cannot travel; every rank needs the corpora anyway)
+    main_only(lambda: real_data(cfg) is None)
+    data = real_data(cfg)
+    lock = RunLock(run_dir)  # no other live process works here (a killed run's lock is stale)
+
+    def take_lock() -> None:
+        os.makedirs(run_dir, exist_ok=True)
+        lock.acquire()
+
+    main_only(take_lock)  # under torchrun rank 0 holds it for all ranks
+    try:
+        return _run_locked(cfg, cells, run_dir, resume, data, config_path, config_text)
+    finally:
+        lock.release()  # a no-op where it was not taken
+
+
+def _check_run_dir(cfg: ExperimentConfig, run_dir: str, resume: bool, config_path: str) -> None:
     if os.path.exists(os.path.join(run_dir, "manifest.json")) or os.path.exists(config_path):
         if not resume:
             raise CollapseError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -400,43 +470,69 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
             raise CollapseError(f"--resume: the config differs from {config_path} in what determines results "
                                 f"({conflict}); only experiment.{', '.join(RESUME_FREE)} may change, and "
                                 "generations may grow")
-    data = real_data(cfg)  # before anything is written: a data error leaves no run directory
-    os.makedirs(run_dir, exist_ok=True)
-    with RunLock(run_dir):  # no other live process works here (a killed run's lock is stale)
-        return _run_locked(cfg, cells, run_dir, resume, data, config_path, config_text)
 
 
 def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool, data: RealData,
                 config_path: str, config_text: str):  # noqa: ANN202
-    # a killed run can leave temporary files of its run-level writes (metrics, manifest)
-    for name in os.listdir(run_dir):
-        if TEMP_MARK in name and os.path.isfile(os.path.join(run_dir, name)):
-            os.remove(os.path.join(run_dir, name))
-    write_text(config_path, config_text)
     family_desc = make_family(cfg, cells[0]).describe() if cfg.model.family == "ngram" else {
         "family": "transformer", **cfg.model.transformer}
     family_desc = {k: v for k, v in family_desc.items() if k != "order"}
     if cfg.model.family == "ngram":
         family_desc["orders"] = cfg.model.orders
-    _write_run(cfg, run_dir, cells, data, family_desc)
 
+    def open_run_dir() -> None:
+        # a killed run can leave temporary files of its run-level writes (metrics, manifest)
+        for name in os.listdir(run_dir):
+            if TEMP_MARK in name and os.path.isfile(os.path.join(run_dir, name)):
+                os.remove(os.path.join(run_dir, name))
+        write_text(config_path, config_text)
+        _write_run(cfg, run_dir, cells, data, family_desc)
+
+    main_only(open_run_dir)
     ex = cfg.experiment
-    if ex.executor == "ray":
+    workers, slots = _local_workers(cfg, len(cells))
+    if ex.executor == "ray" and torchrun() is None:
         _run_ray(cfg, cells, run_dir, resume)
-    elif ex.workers == 1 or len(cells) == 1:
+    elif workers == 1:
         for cell in cells:
             run_cell(cfg, cell, run_dir, resume,
                      on_generation=lambda: _write_run(cfg, run_dir, cells, data, family_desc))
     else:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(max_workers=min(ex.workers, len(cells)), mp_context=mp.get_context("spawn"),
-                                 initializer=end_with, initargs=(os.getpid(),)) as pool:
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        for slot in slots:
+            queue.put(slot)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(os.getpid(), queue)) as pool:
             futures = [pool.submit(_run_cell_task, cfg.raw, cfg.base_dir, cell, run_dir, resume) for cell in cells]
             for fut in futures:
                 fut.result()
                 _write_run(cfg, run_dir, cells, data, family_desc)
-    return _write_run(cfg, run_dir, cells, data, family_desc)
+    return main_only(lambda: _write_run(cfg, run_dir, cells, data, family_desc))
+
+
+def _init_worker(parent: int, slots: Any) -> None:
+    """A local worker ends with its run and, for transformer cells on CUDA, owns one GPU."""
+    end_with(parent)
+    claim_device(slots)
+
+
+def _local_workers(cfg: ExperimentConfig, n_cells: int) -> "tuple[int, List[Optional[str]]]":
+    """Worker processes for the local executor and each one's CUDA_VISIBLE_DEVICES: under
+    torchrun one (the ranks run the cells together); for transformer cells on CUDA at most
+    one per GPU unless [model] share_device = true (collapse.experiment.ranks)."""
+    workers = min(cfg.experiment.workers, n_cells)
+    if torchrun() is not None or workers <= 1:
+        return 1, [None]
+    if cfg.model.family != "transformer" or cfg.experiment.executor == "ray":
+        return workers, [None] * workers
+    uses_cuda, gpus, device, share = transformer_cuda(cfg.model.transformer)
+    workers, warning = plan_workers(workers, n_cells, uses_cuda, gpus, device, share)
+    if warning:
+        sys.stderr.write(warning + "\n")
+    return workers, device_slots(workers, gpus, device) if uses_cuda else [None] * workers
 
 
 def _run_ray(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool) -> None:
@@ -449,6 +545,12 @@ def _run_ray(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: boo
             ray.init(address=cfg.experiment.address)
         else:
             start_local_ray(cfg.experiment.workers)
-    task = ray.remote(num_cpus=1)(_run_cell_task)
-    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume, os.getpid()) for cell in cells]
+    gpus = 0.0
+    if cfg.model.family == "transformer":
+        uses_cuda, _, _, share = transformer_cuda(cfg.model.transformer)
+        # Ray gives each task its own GPU (CUDA_VISIBLE_DEVICES) when it asks for a whole one
+        gpus = (0.5 if share else 1.0) if uses_cuda else 0.0
+    task = ray.remote(num_cpus=1, num_gpus=gpus)(_run_cell_task)
+    owner = owner_token()
+    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume, owner) for cell in cells]
     ray.get(refs)

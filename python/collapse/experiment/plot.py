@@ -14,7 +14,7 @@ from ..files import atomic_path
 from .rundir import read_metrics
 
 EXPERIMENT_DEFAULT = ("heldout_ppl", "vocab_size", "kl_unigram", "kl_truth")
-SIMULATE_DEFAULT = ("entropy", "support", "kl_to_truth", "tv_to_truth")
+SIMULATE_DEFAULT = ("entropy", "support", "kl_to_truth", "tv_to_truth", "mean_sq_error", "variance_ratio")  # categorical, Gaussian
 GROUP_COLUMNS = ("family", "order", "paradigm", "alpha", "filter_keep")
 REPLICATE_COLUMNS = ("seed", "trial")
 

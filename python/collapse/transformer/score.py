@@ -16,10 +16,11 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import CollapseError
+from .loss import token_nll
 from .model import GPTNeo
+from .precision import autocast, autocast_dtype, resolve_precision
 
 
 @dataclass
@@ -54,8 +55,10 @@ def windows(length: int, max_length: int, stride: int) -> List[Tuple[int, int, i
 
 @torch.no_grad()
 def sliding_window_nll(model: GPTNeo, stream: np.ndarray, max_length: Optional[int] = None,
-                       stride: int = 512, batch_size: int = 8) -> PerplexityResult:
-    """Summed NLL (nats) and the number of scored tokens of ``stream`` (int ids)."""
+                       stride: int = 512, batch_size: int = 8, precision: str = "auto") -> PerplexityResult:
+    """Summed NLL (nats) and the number of scored tokens of ``stream`` (int ids).
+    ``precision`` as in training; the logits are never materialised beyond a chunk
+    (loss.token_nll)."""
     max_length = max_length or model.config.max_position_embeddings
     if max_length > model.config.max_position_embeddings:
         raise CollapseError(f"perplexity: max_length {max_length} exceeds the model's "
@@ -64,6 +67,7 @@ def sliding_window_nll(model: GPTNeo, stream: np.ndarray, max_length: Optional[i
     device = model.wte.weight.device
     was_training = model.training
     model.eval()
+    precision = resolve_precision(precision, device)
     total, count = 0.0, 0
     try:
         spans = windows(ids.numel(), max_length, stride)
@@ -75,14 +79,14 @@ def sliding_window_nll(model: GPTNeo, stream: np.ndarray, max_length: Optional[i
             for s in range(0, len(group), batch_size):
                 chunk = group[s:s + batch_size]
                 inputs = torch.stack([ids[b:e] for b, e, _ in chunk]).to(device)
-                logits = model(inputs).float()
+                with autocast(device, precision):
+                    h = model.hidden_states(inputs)[:, :-1]
                 targets = inputs[:, 1:].clone()
                 # score only positions >= first: mask the others out
                 pos = torch.arange(1, width, device=device)[None, :]
                 firsts = torch.tensor([f - b for b, _, f in chunk], device=device)[:, None]
                 targets[pos < firsts] = -100
-                nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), targets.reshape(-1),
-                                      ignore_index=-100, reduction="sum")
+                nll = token_nll(h, model.wte.weight, targets, compute_dtype=autocast_dtype(precision)).double().sum()
                 total += float(nll)
                 count += int((targets != -100).sum())
     finally:
