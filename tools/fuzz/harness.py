@@ -3,7 +3,9 @@ exceptions may escape the package), a scratch folder, and the libFuzzer entry po
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from typing import Callable
@@ -16,7 +18,12 @@ with atheris.instrument_imports():
     import collapse  # noqa: F401  (instrumented: coverage guides the mutations)
     from collapse import NGramModel  # noqa: F401
 
-SCRATCH = tempfile.mkdtemp(prefix="collapse-fuzz-")
+# tools/fuzz.sh names one under build/fuzz/TARGET (libFuzzer ends the process without
+# running atexit handlers); otherwise a temporary folder, removed at a normal exit.
+SCRATCH = os.environ.get("COLLAPSE_FUZZ_SCRATCH") or tempfile.mkdtemp(prefix="collapse-fuzz-")
+os.makedirs(SCRATCH, exist_ok=True)
+if not os.environ.get("COLLAPSE_FUZZ_SCRATCH"):
+    atexit.register(shutil.rmtree, SCRATCH, True)
 
 
 def scratch(name: str) -> str:
