@@ -128,3 +128,17 @@ def test_huge_positive_backoff(tmp_path):
     assert model.perplexity(collapse.load_corpus(str(text))) == 0.0
     with pytest.raises(ValueError, match="overflow"):
         model.sample(3, seed=1)
+
+
+def test_vertical_tab_and_form_feed_stay_inside_words(tmp_path):
+    """Found by tools/fuzz.sh: the tokenizer keeps \\v and \\f inside words (as lmplz does)
+    but the ARPA reader split on them, so a written model read back as another one. The
+    reader now splits on kenlm's ARPA separators only (space, tab, CR)."""
+    text = tmp_path / "t.txt"
+    text.write_bytes(b"a\t!\r\nc \x0bd \x0c;\ne\n\n")
+    corpus = collapse.load_corpus(str(text))
+    model = collapse.NGramModel.fit(corpus, order=4)
+    model.to_arpa(str(tmp_path / "m.arpa"))
+    again = collapse.NGramModel.from_arpa(str(tmp_path / "m.arpa"))
+    assert again.vocab.words == model.vocab.words
+    assert list(again.score(corpus)) == list(model.score(corpus))

@@ -160,6 +160,10 @@ def test_fp16_uses_loss_scaling_and_skips_overflowing_steps():
     assert torch.equal(p.detach(), torch.ones(3)) and scaler.get_scale() == scale0 / 2
     with pytest.raises(CollapseError):
         TrainConfig(precision="fp8")
+    from collapse.transformer.family import TransformerFamily
+
+    with pytest.raises(CollapseError, match="precision"):
+        TransformerFamily.from_config({"family": "transformer", "bf16": True})
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)

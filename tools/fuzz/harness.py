@@ -8,7 +8,9 @@ import sys
 import tempfile
 from typing import Callable
 
-import atheris
+# Coverage guides the mutations through the instrumented Python code only: the extension
+# is a plain (or, with --sanitized, an ASan + UBSan) build, not one with coverage hooks.
+import atheris  # noqa: E402
 
 with atheris.instrument_imports():
     import collapse  # noqa: F401  (instrumented: coverage guides the mutations)

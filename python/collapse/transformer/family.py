@@ -148,6 +148,8 @@ class TransformerFamily:
     def from_config(cls, table: Dict[str, Any]) -> "TransformerFamily":
         if not isinstance(table, dict):
             raise CollapseError("transformer: the model table must be a table of settings")
+        if "bf16" in table:  # the boolean of earlier versions
+            raise CollapseError('transformer: bf16 is replaced by precision = "auto" | "fp32" | "bf16" | "fp16"')
         known = set(MODEL_KEYS) | set(TRAIN_KEYS) | set(SAMPLING_KEYS) | set(OTHER_KEYS)
         unknown = sorted(set(table) - known)
         if unknown:
