@@ -3,7 +3,7 @@
 # extra): each target turns one mutated input into a number and back.
 #
 #   tools/fuzz.sh [--sanitized] [SECONDS] [TARGET...]
-#   tools/fuzz.sh --ci                 (CI: every target for 45 s, fixed seed)
+#   tools/fuzz.sh --ci                 (CI: every target for 40 s, fixed seed)
 #
 # TARGET: arpa    ARPA file -> load -> score -> perplexity -> sample -> write -> read back
 #         corpus  corpus file (lines, tinystories, jsonl, parquet; both tokenizers)
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 sanitized=0
 extra=()
-if [ "${1:-}" = "--ci" ]; then shift; set -- 45 "$@"; extra=(-seed=1); fi
+if [ "${1:-}" = "--ci" ]; then shift; set -- 40 "$@"; extra=(-seed=1); fi
 if [ "${1:-}" = "--sanitized" ]; then sanitized=1; shift; fi
 seconds="${1:-600}"; [ $# -gt 0 ] && shift
 targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(arpa corpus config)
