@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from .. import _core
 from ..errors import CollapseError
+from ..progress import Progress
 from .model import GPTNeo
 
 SAMPLING_TAG = 0x5452414E53464D52  # "TRANSFMR": the purpose tag for derive_seed
@@ -45,6 +46,7 @@ class SamplingConfig:
     stop_at_eot: bool = True
     compact_fraction: float = 0.25  # drop finished rows once this fraction of the batch is finished
     check_every: int = 0    # look at finished rows every n steps (0: every step on CPU, 8 on CUDA)
+    progress: bool = False  # progress bar / periodic lines over documents (collapse.progress)
 
     def __post_init__(self) -> None:
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
@@ -187,13 +189,16 @@ def generate(model: GPTNeo, num_sequences: int, seed: int, start_id: int, cfg: S
     device = model.wte.weight.device
     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if (bf16 and device.type == "cuda") else nullcontext()
     result: List[np.ndarray] = []
+    bar = Progress("sampling", total=len(indices), unit="doc", enabled=cfg.progress)
     try:
         with ctx:
             for s in range(0, len(indices), cfg.batch_size):
                 chunk = indices[s:s + cfg.batch_size]
                 u = sequence_uniforms(seed, chunk, cfg.max_new_tokens)
                 result.extend(generate_batch(model, start_id, u, cfg))
+                bar.update(len(chunk))
     finally:
+        bar.close()
         model.train(was_training)
     return result
 
@@ -203,6 +208,8 @@ def generate_distributed(model: GPTNeo, num_sequences: int, seed: int, start_id:
     """Under torchrun: each rank samples its shard, then every rank receives all
     sequences in index order (torch.distributed.all_gather_object)."""
     rank, world = getattr(dist, "rank", 0), getattr(dist, "world_size", 1)
+    if rank != 0 and cfg.progress:
+        cfg = replace(cfg, progress=False)  # one progress report, from rank 0
     mine = generate(model, num_sequences, seed, start_id, cfg, indices=shard(num_sequences, rank, world))
     if world <= 1:
         return mine

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CollapseError
+from ..progress import Progress
 from .model import GPTNeo, GPTNeoConfig
 
 PAD = -1  # padding in row arrays; becomes ignore_index in targets
@@ -50,6 +51,7 @@ class TrainConfig:
     bf16: bool = True              # autocast to bfloat16 on CUDA (ignored on CPU)
     compile: bool = False
     log_every: int = 0             # print loss every n steps on rank 0 (0: quiet)
+    progress: bool = False         # progress bar / periodic lines on rank 0 (collapse.progress)
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
@@ -218,6 +220,8 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
     stats = TrainStats()
     t0 = time.perf_counter()
     shuffle_gen = torch.Generator().manual_seed(seed)
+    bar = Progress("training", total=cfg.epochs * math.ceil(n_rows / per_step), unit="step",
+                   enabled=cfg.progress and dist.is_main)
     for epoch in range(cfg.epochs):
         order = torch.randperm(n_rows, generator=shuffle_gen).numpy()
         for s in range(0, n_rows, per_step):
@@ -254,10 +258,12 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
             stats.steps += 1
             stats.tokens += step_targets
             stats.losses.append(float(step_loss) / step_targets)
+            bar.update(1, loss=stats.losses[-1], tok_per_s=stats.tokens / (time.perf_counter() - t0))
             if cfg.log_every and dist.is_main and stats.steps % cfg.log_every == 0:
                 rate = stats.tokens / (time.perf_counter() - t0)
                 print(f"epoch {epoch + 1} step {stats.steps}: loss {stats.losses[-1]:.4f}, {rate:,.0f} tok/s",
                       flush=True)
+    bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize()
     stats.seconds = time.perf_counter() - t0
