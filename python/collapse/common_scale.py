@@ -42,9 +42,11 @@ def kl_to_truth(true_log_probs: np.ndarray, doc_log_probs: np.ndarray) -> "tuple
     return float(diff.mean()), se
 
 
-def heldout_scale(model, heldout, true_log_probs: Optional[np.ndarray] = None) -> Dict[str, float]:  # noqa: ANN001
-    """heldout_bits_per_word, kl_truth and kl_truth_se of a trained model on the held-out Corpus."""
-    lp = np.asarray(model.document_log_probs(heldout), dtype=np.float64)
+def heldout_scale(model, heldout, true_log_probs: Optional[np.ndarray] = None,  # noqa: ANN001
+                  doc_log_probs: Optional[np.ndarray] = None) -> Dict[str, float]:
+    """heldout_bits_per_word, kl_truth and kl_truth_se of a trained model on the held-out
+    Corpus (doc_log_probs: the model's document_log_probs of it, when already computed)."""
+    lp = np.asarray(model.document_log_probs(heldout) if doc_log_probs is None else doc_log_probs, dtype=np.float64)
     out = {"heldout_bits_per_word": bits_per_word(lp, heldout.num_tokens, heldout.num_documents),
            "kl_truth": math.nan, "kl_truth_se": math.nan}
     if true_log_probs is not None:

@@ -62,7 +62,6 @@ class NGramFamily:
     """fit = NGramModel.fit(corpus, order, smoothing); deterministic (the seed is unused)."""
 
     name = "ngram"
-    word_level_perplexity = True  # perplexity per word + </s>: comparable with the grammar's exact log-probs
 
     def __init__(self, order: int = 3, smoothing: str = "mkn", threads: int = 1, compression: int = 6) -> None:
         self.order = int(order)

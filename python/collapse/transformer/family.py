@@ -23,6 +23,8 @@
                       paper_perplexity, whose window is the model's positions)
     progress          true (default): progress of BPE training, training and sampling
                       (collapse.progress); false: silent
+    paper_perplexity  false (default); true: the loop also reports ``paper_ppl``, the
+                      paper's evaluate_ppl.py number on the held-out stories
     device            "auto" (CUDA if available) | "cpu" | "cuda" | "cuda:N"
     threads           torch CPU threads for fit (0: torch's default)
 
@@ -65,7 +67,7 @@ TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "max_new_tokens")
 OTHER_KEYS = ("family", "name", "preset", "tokenizer", "tokenizer_corpus", "tokenizer_format",
               "bpe_vocab_size", "eot_token", "sample_batch_size", "perplexity_stride", "device", "threads",
-              "log_every", "progress")
+              "log_every", "progress", "paper_perplexity")
 SETTINGS_FILE = "collapse_transformer.json"
 
 
@@ -99,7 +101,7 @@ class _FamilyOrInstanceMethod:
 class TransformerFamily:
     name = "transformer"
 
-    def __init__(self, settings: Dict[str, Any]) -> None:
+    def __init__(self, settings: Dict[str, Any], check_only: bool = False) -> None:
         self.settings = dict(settings)
         s = self.settings
         preset = s.get("preset", "tinystories-33m")
@@ -110,8 +112,10 @@ class TransformerFamily:
         if "attention_layers" in self.model_overrides:
             self.model_overrides["attention_layers"] = tuple(self.model_overrides["attention_layers"])
         self.progress = s.get("progress", True)
-        if not isinstance(self.progress, bool):
-            raise CollapseError("transformer: progress must be true or false")
+        self.paper_perplexity = s.get("paper_perplexity", False)
+        for key in ("progress", "paper_perplexity"):
+            if not isinstance(s.get(key, False), bool):
+                raise CollapseError(f"transformer: {key} must be true or false")
         self.train_config = TrainConfig(**{k: s[k] for k in TRAIN_KEYS if k in s},
                                         device=str(s.get("device", "auto")), log_every=int(s.get("log_every", 0)),
                                         progress=self.progress)
@@ -126,7 +130,7 @@ class TransformerFamily:
         self._tokenizer: Optional[TextTokenizer] = None
         if s.get("tokenizer"):
             self._tokenizer = TextTokenizer.from_file(str(s["tokenizer"]), self.eot_token)
-        elif s.get("tokenizer_corpus"):
+        elif s.get("tokenizer_corpus") and not check_only:
             texts = list(iter_documents(str(s["tokenizer_corpus"]), str(s.get("tokenizer_format", "lines"))))
             # the loop's corpora are whitespace-split words joined by single spaces: train on the same form
             self._tokenizer = TextTokenizer.train_bpe([" ".join(whitespace_tokenize(t)) for t in texts],
@@ -134,7 +138,9 @@ class TransformerFamily:
         self.model_config(1)  # validate the architecture settings now, not after data loading
 
     @classmethod
-    def from_config(cls, table: Dict[str, Any]) -> "TransformerFamily":
+    def from_config(cls, table: Dict[str, Any], check_only: bool = False) -> "TransformerFamily":
+        """The family of a config's model table. check_only: validate every setting but
+        train no tokenizer (config parsing)."""
         if not isinstance(table, dict):
             raise CollapseError("transformer: the model table must be a table of settings")
         known = set(MODEL_KEYS) | set(TRAIN_KEYS) | set(SAMPLING_KEYS) | set(OTHER_KEYS)
@@ -142,8 +148,10 @@ class TransformerFamily:
         if unknown:
             raise CollapseError(f"transformer: unknown model setting {unknown[0]!r}")
         try:
-            return cls(table)
-        except TypeError as e:  # a value of the wrong type inside a dataclass check
+            return cls(table, check_only=check_only)
+        except (TypeError, ValueError) as e:  # a value of the wrong type inside a dataclass check
+            if isinstance(e, CollapseError):
+                raise
             raise CollapseError(f"transformer: bad model setting ({e})") from None
 
     # -- pieces ----------------------------------------------------------------------------
@@ -206,8 +214,10 @@ class TransformerFamily:
         if family._tokenizer is None:
             family._tokenizer = tok  # resume: later generations keep generation 0's tokenizer
         model = GPTNeo.from_pretrained(directory, map_location=str(resolve_device(family.train_config.device)))
-        stats = TrainStats(**{k: v for k, v in saved.get("train_stats", {}).items()
-                              if k in ("steps", "tokens", "seconds")})
+        saved_stats = saved.get("train_stats", {})
+        stats = TrainStats(**{k: v for k, v in saved_stats.items() if k in ("steps", "tokens", "seconds")})
+        if isinstance(saved_stats.get("final_loss"), float):
+            stats.losses = [saved_stats["final_loss"]]  # so a loaded model saves the same file again
         return TransformerModel(model, tok, family, stats)
 
 
@@ -269,6 +279,10 @@ class TransformerModel:
             raise CollapseError("perplexity of an empty corpus")
         lp, n = self.score_documents(corpus)
         return float(np.exp(-lp.sum() / n.sum()))
+
+    def extra_metrics(self, heldout: Corpus) -> Dict[str, float]:
+        """Columns only this family reports: ``paper_ppl`` when paper_perplexity = true."""
+        return {"paper_ppl": self.paper_perplexity(heldout)} if self.family.paper_perplexity else {}
 
     def paper_perplexity(self, corpus: Corpus) -> float:
         """The paper's evaluate_ppl.py number (score.paper_perplexity): the stories' texts
