@@ -345,6 +345,32 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
     return rows
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Process-pool initializer: a worker never outlives the run that started it (a killed
+    run's workers would otherwise go on writing into the run directory while --resume
+    works on it). Linux: the kernel sends SIGKILL when the parent dies; elsewhere a
+    daemon thread polls the parent's pid."""
+    import signal
+    import threading
+
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="collapse-parent-watch").start()
+
+
 def _run_group_task(cfg_raw: Dict[str, Any], base_dir: str, cells: List[Cell], run_dir: str, resume: bool):
     """Process-pool / Ray entry point: one generation-0 group (the config travels as its raw mapping)."""
     from .config import parse_config
@@ -442,7 +468,8 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
     else:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(max_workers=min(ex.workers, len(groups)), mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=min(ex.workers, len(groups)), mp_context=mp.get_context("spawn"),
+                                 initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_run_group_task, cfg.raw, cfg.base_dir, group, run_dir, resume) for group in groups]
             for fut in as_completed(futures):
                 fut.result()

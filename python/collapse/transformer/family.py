@@ -303,8 +303,9 @@ class TransformerModel:
         self.model.save_pretrained(directory)
         self.tokenizer.save(os.path.join(directory, "tokenizer.json"))
         write_json(os.path.join(directory, SETTINGS_FILE), {
+            # what shapes the model, not how the run reports (progress) or where files were
             "settings": {k: v for k, v in self.family.settings.items()
-                         if k not in ("tokenizer", "tokenizer_corpus")},
+                         if k not in ("tokenizer", "tokenizer_corpus", "progress")},
             "eot_token": self.tokenizer.eot_token,
             # timings stay out of the artifact (they are in the metrics' timing columns), so a
             # resumed run writes byte-identical files
