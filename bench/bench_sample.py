@@ -44,7 +44,7 @@ import _path  # noqa: E402,F401  (in-place build or installed package)
 import numpy as np  # noqa: E402
 
 import collapse  # noqa: E402
-from collapse.sampling import sampler_for  # noqa: E402
+from collapse.ngram.sampler import sampler_for  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "tinystories" / "train-head.txt"
 

@@ -24,7 +24,7 @@ import numpy as np
 import _path  # noqa: E402,F401  (in-place build or installed package)
 import collapse
 from collapse import _core
-from collapse.simulate import make_p0
+from collapse.theory.categorical import make_p0
 
 # (K, N, trials, generations): sized for ~1 s of numpy work each
 CASES = [

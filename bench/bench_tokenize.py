@@ -46,7 +46,7 @@ DATA = ROOT.parent / "shared" / "data" / "tinystories"
 
 import collapse  # noqa: E402
 from collapse import _core  # noqa: E402
-from collapse.corpus import Corpus, iter_lines, whitespace_tokenize  # noqa: E402
+from collapse.data.corpus import Corpus, iter_lines, whitespace_tokenize  # noqa: E402
 from test_tokenize_fast import tinystories_reference  # noqa: E402  (the former line-by-line splitter)
 
 

@@ -11,11 +11,11 @@ import math
 import numpy as np
 import pytest
 
-from collapse.common_scale import bits_per_word, heldout_scale, kl_to_truth
-from collapse.corpus import Corpus
+from collapse.experiment.scale import bits_per_word, heldout_scale, kl_to_truth
+from collapse.data.corpus import Corpus
 from collapse.ngram import NGramModel
-from collapse.ngram_family import NGramFamily
-from collapse.storygrammar import get_grammar
+from collapse.ngram.family import NGramFamily
+from collapse.data.storygrammar import get_grammar
 
 
 def test_ngram_bits_per_word_is_evaluates_log10_prob_per_word_and_sentence():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from collapse.config import parse_config, to_toml
+from collapse.experiment.config import parse_config, to_toml
 from collapse.errors import CollapseError
 
 TINY_NEO = {"family": "transformer", "preset": "custom", "hidden_size": 32, "num_layers": 2, "num_heads": 4,

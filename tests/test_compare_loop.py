@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("torch", reason="the transformer family needs torch (collapse[torch])")
 
-from collapse.rundir import TIMING_COLUMNS  # noqa: E402
+from collapse.experiment.rundir import TIMING_COLUMNS  # noqa: E402
 
 
 def _config(paradigms, generations=2, workers=2, progress=True):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from collapse.config import ConfigError, load_config, parse_config, to_toml
+from collapse.experiment.config import ConfigError, load_config, parse_config, to_toml
 from collapse.errors import CollapseError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import collapse
-from collapse.corpus import Corpus, Vocab, concatenate, whitespace_tokenize, word_tokenizer
+from collapse.data.corpus import Corpus, Vocab, concatenate, whitespace_tokenize, word_tokenizer
 
 
 def test_vocab_specials_first():

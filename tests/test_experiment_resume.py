@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 
-from collapse.rundir import TIMING_COLUMNS
+from collapse.experiment.rundir import TIMING_COLUMNS
 
 CONFIG = """
 [experiment]

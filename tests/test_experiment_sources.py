@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import collapse
-from collapse.storygrammar import get_grammar
-from collapse.rundir import TIMING_COLUMNS
+from collapse.data.storygrammar import get_grammar
+from collapse.experiment.rundir import TIMING_COLUMNS
 
 TEXTS = get_grammar().texts(300, seed=42)
 

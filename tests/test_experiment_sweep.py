@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import collapse
-from collapse.rundir import TIMING_COLUMNS
+from collapse.experiment.rundir import TIMING_COLUMNS
 
 SWEEP = {
     "experiment": {"generations": 2, "paradigms": ["replace", "mix"], "alphas": [0.5], "seeds": [0, 5],
@@ -66,7 +66,7 @@ def test_perplexity_filter_keeps_size_and_lowers_perplexity(tmp_path):
     assert g0.loc[0.3, "self_ppl"] < 0.9 * g0.loc[1.0, "self_ppl"]
     assert g0.loc[0.3, "filter_pass_rate"] < 0.5
     # dedup: no document repeated within a filtered sample
-    from collapse.experiment import load_corpus_files
+    from collapse.experiment.loop import load_corpus_files
 
     corpus = load_corpus_files(str(tmp_path / "f" / "replace_o3_k0.3_s0" / "gen_0001"))
     docs = [d.tobytes() for d in corpus.documents()]

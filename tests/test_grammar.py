@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from collapse.storygrammar import CLOSING, MIDDLE, OPENING, StoryGrammar, get_grammar, sample_stories
+from collapse.data.storygrammar import CLOSING, MIDDLE, OPENING, StoryGrammar, get_grammar, sample_stories
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import collapse
-from collapse.corpus import whitespace_tokenize
+from collapse.data.corpus import whitespace_tokenize
 
 from lmplz import lmplz, read_arpa_dict, run_lmplz  # noqa: F401  (fixture)
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings, strategies as st
 from scipy.stats import entropy as scipy_entropy
 
 from collapse import _core
-from collapse.corpus import Corpus, Vocab
-from collapse.metrics import (RARE_MAX_COUNT, Reference, diversity, entropy_bits, generation_metrics,
+from collapse.data.corpus import Corpus, Vocab
+from collapse.experiment.metrics import (RARE_MAX_COUNT, Reference, diversity, entropy_bits, generation_metrics,
                               unigram_kl_tv)
 
 
@@ -138,7 +138,7 @@ class PerplexityOnly(TruthModel):
 
 
 def test_kl_truth_is_zero_for_the_true_source_and_positive_otherwise():
-    from collapse.storygrammar import get_grammar
+    from collapse.data.storygrammar import get_grammar
 
     g = get_grammar()
     real, _ = g.sample(300, seed=1)

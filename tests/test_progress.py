@@ -6,7 +6,9 @@ import io
 import numpy as np
 import pytest
 
-from collapse.progress import Progress
+pytest.importorskip("torch", reason="collapse.transformer needs torch (collapse[torch])")
+
+from collapse.transformer.progress import Progress  # noqa: E402
 
 
 class _Terminal(io.StringIO):
@@ -46,8 +48,7 @@ def test_a_bar_on_a_terminal_and_silence_when_disabled():
 
 
 def test_transformer_reports_training_sampling_and_bpe(capsys):
-    pytest.importorskip("torch", reason="the transformer family needs torch (collapse[torch])")
-    from collapse.corpus import Corpus
+    from collapse.data.corpus import Corpus
     from collapse.transformer.family import TransformerFamily
 
     table = {"family": "transformer", "preset": "custom", "hidden_size": 16, "num_layers": 1, "num_heads": 2,

@@ -120,44 +120,6 @@ def test_subsample_inclusion_is_uniform():
     assert stats.chisquare(incl).pvalue > 1e-4
 
 
-# -- mix ------------------------------------------------------------------------------------------
-
-def test_mix_proportion_same_vocab():
-    real = make_corpus(200, seed=5)
-    syn = collapse.Corpus(real.tokens.copy(), real.offsets.copy(), real.vocab)
-    # Tag documents by origin through their lengths: synthetic documents get a marker word.
-    marker = syn.vocab.add("SYN")
-    syn = collapse.Corpus.from_documents([["SYN"] + [real.vocab[i] for i in d] for d in real.documents()], vocab=syn.vocab)
-    m = resample.mix(syn, real, alpha=0.3, n=150, seed=8)
-    assert m.num_documents == 150
-    n_syn = sum(1 for d in m.documents() if d.size and d[0] == marker)
-    assert n_syn == round(0.3 * 150)
-    # Without replacement inside each part.
-    assert len(set(doc_tuples(m))) == len(doc_tuples(m)) or len(set(doc_tuples(real))) < real.num_documents
-    # Shuffled: synthetic documents are not all first.
-    first = [bool(d.size and d[0] == marker) for d in m.documents()]
-    assert first != sorted(first, reverse=True)
-
-
-def test_mix_different_vocabularies():
-    a = collapse.Corpus.from_documents([["x", "y"], ["y"], ["x"]])
-    b = collapse.Corpus.from_documents([["p"], ["q", "p"], ["q"], ["r"]])
-    m = resample.mix(a, b, alpha=0.5, n=6, seed=1)
-    texts = list(m.texts())
-    assert len(texts) == 6
-    assert sum(t in {"x y", "y", "x"} for t in texts) == 3
-    assert sum(t in {"p", "q p", "q", "r"} for t in texts) == 3
-    assert {"x", "y", "p", "q", "r"} <= set(m.vocab.words)
-
-
-def test_mix_extremes_and_replacement():
-    a, b = make_corpus(5, seed=1), make_corpus(5, seed=2)
-    assert resample.mix(a, b, 1.0, 5, seed=0).num_documents == 5
-    with pytest.raises(ValueError):
-        resample.mix(a, b, 0.5, 20, seed=0)  # 10 from each of 5 documents, without replacement
-    assert resample.mix(a, b, 0.5, 20, seed=0, replace=True).num_documents == 20
-
-
 # -- determinism and thread independence ------------------------------------------------------------
 
 @pytest.mark.parametrize("fn", [
@@ -165,7 +127,6 @@ def test_mix_extremes_and_replacement():
     lambda c, t: resample.sample_documents(c, 150_000, seed=7, replace=False, threads=t),
     lambda c, t: resample.subsample(c, 0.4, seed=7, threads=t),
     lambda c, t: resample.shuffle(c, seed=7, threads=t),
-    lambda c, t: resample.mix(c, c, 0.25, 100_000, seed=7, threads=t),
 ])
 def test_same_output_for_any_thread_count(fn):
     c = make_corpus(200_000, seed=11)
@@ -230,8 +191,6 @@ def test_subsample_and_shuffle_invariants(docs, seed, fraction):
     lambda c: resample.subsample(c, seed=0),
     lambda c: resample.subsample(c, 0.5, n=3, seed=0),
     lambda c: resample.subsample(c, n=11, seed=0),
-    lambda c: resample.mix(c, c, 1.5, 4, seed=0),
-    lambda c: resample.mix(c, c, 0.5, 0, seed=0),
     lambda c: resample.shuffle("not a corpus", seed=0),
     lambda c: resample.gather(c, np.array([0, 10])),
     lambda c: resample.sample_documents(collapse.Corpus(np.zeros(0, np.uint32), np.zeros(1, np.int64), c.vocab), 1, seed=0),

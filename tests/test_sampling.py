@@ -13,7 +13,7 @@ from scipy import stats
 
 import collapse
 from collapse import _core
-from collapse.sampling import sampler_for
+from collapse.ngram.sampler import sampler_for
 
 from conftest import run_cli
 

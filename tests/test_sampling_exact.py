@@ -198,7 +198,7 @@ def test_exact_next_word_distribution(source, order, train, lmplz, tmp_path_fact
 @pytest.mark.parametrize("order", [2, 3])
 def test_distribution_matches_kenlm(order, train, lmplz, tmp_path_factory):
     """The sampler's whole conditional distribution (backoff formula) equals kenlm's."""
-    from collapse.sampling import sampler_for
+    from collapse.ngram.sampler import sampler_for
 
     model, km = get_model("lmplz", order, train, lmplz, tmp_path_factory)
     sampler = sampler_for(model, 1.0)

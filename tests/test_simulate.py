@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import collapse
 from collapse import _core
-from collapse.simulate import PARADIGMS, make_p0
+from collapse.theory.categorical import PARADIGMS, make_p0
 from conftest import run_cli
 
 

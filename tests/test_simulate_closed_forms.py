@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 import collapse
-from collapse.simulate import make_p0
+from collapse.theory.categorical import make_p0
 
 
 def within_3se(samples, exact):

@@ -62,7 +62,7 @@ def test_unigram_kl_estimate_matches_exact_kl():
 def test_bigram_kl_estimate_matches_exact_markov_chain_kl(bigram_source):
     """Order 2: the exact KL rate from the source's expected context visits (a linear
     solve) against the Monte Carlo estimate on a large held-out sample, within 3 SE."""
-    from collapse.simulate_ngram import exact_kl_rate
+    from collapse.theory.ngram import exact_kl_rate
 
     same = exact_kl_rate(bigram_source, bigram_source)
     assert same["kl_rate"] == 0.0

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import collapse
 from collapse import _core
-from collapse.corpus import Corpus, Vocab, _tokenize_bytes, iter_lines, iter_tinystories, whitespace_tokenize
+from collapse.data.corpus import Corpus, Vocab, _tokenize_bytes, iter_lines, iter_tinystories, whitespace_tokenize
 from collapse.errors import CollapseError
 
 # lmplz's delimiters, characters that look like spaces but are not delimiters (\v, \f,

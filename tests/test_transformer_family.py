@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the transformer family needs torch (collapse[torch])")
 
-from collapse.corpus import Corpus  # noqa: E402
+from collapse.data.corpus import Corpus  # noqa: E402
 from collapse.errors import CollapseError  # noqa: E402
-from collapse.family import ModelFamily, TrainedModel  # noqa: E402
+from collapse.experiment.family import ModelFamily, TrainedModel  # noqa: E402
 from collapse.transformer.family import TransformerFamily  # noqa: E402
 
 TINY = {"family": "transformer", "preset": "custom", "hidden_size": 32, "num_layers": 2, "num_heads": 4,

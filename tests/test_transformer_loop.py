@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("torch", reason="the transformer family needs torch (collapse[torch])")
 
-from collapse.rundir import TIMING_COLUMNS  # noqa: E402
+from collapse.experiment.rundir import TIMING_COLUMNS  # noqa: E402
 
 CONFIG = """
 [experiment]

@@ -1,13 +1,12 @@
 """collapse: model collapse under recursive training, on a C++ core."""
 
-from . import resample  # finite-corpus resampling (C++)
-from .corpus import Corpus, Vocab, concatenate, load_corpus
+from .data import resample  # finite-corpus resampling (C++)
+from .data.corpus import Corpus, Vocab, concatenate, load_corpus
 from .errors import CollapseError
-from .experiment import run_experiment
-from .ngram import NGramModel
-from .simulate import simulate
-
-__version__ = "0.1.0"
+from .experiment.loop import run_experiment
+from .experiment.rundir import COLLAPSE_VERSION as __version__
+from .ngram.model import NGramModel
+from .theory import simulate
 
 __all__ = ["Corpus", "Vocab", "CollapseError", "NGramModel", "concatenate", "load_corpus", "resample",
            "run_experiment", "simulate", "__version__"]

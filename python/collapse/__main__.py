@@ -1,3 +1,5 @@
+"""python -m collapse: the command line (collapse.cli)."""
+
 import sys
 
 from .cli import main

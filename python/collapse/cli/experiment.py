@@ -61,8 +61,8 @@ def summary_table(df) -> str:  # noqa: ANN001
 
 
 def cmd_run(args) -> int:  # noqa: ANN001
-    from ..config import load_config
-    from ..experiment import run_experiment
+    from ..experiment.config import load_config
+    from ..experiment.loop import run_experiment
 
     cfg = load_config(args.config)
     out = args.out or cfg.output.dir or os.path.join("runs", cfg.experiment.name)
@@ -75,8 +75,8 @@ def cmd_run(args) -> int:  # noqa: ANN001
 
 
 def cmd_demo(args) -> int:  # noqa: ANN001
-    from ..experiment import run_experiment
-    from ..plot import plot_runs
+    from ..experiment.loop import run_experiment
+    from ..experiment.plot import plot_runs
 
     out = args.out or os.path.join("runs", "demo")
     t0 = time.perf_counter()
@@ -94,7 +94,7 @@ def cmd_demo(args) -> int:  # noqa: ANN001
 
 
 def cmd_plot(args) -> int:  # noqa: ANN001
-    from ..plot import plot_runs
+    from ..experiment.plot import plot_runs
 
     metrics = None
     if args.metric:

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from ..corpus import FORMATS, TOKENIZERS, load_corpus
+from ..data.corpus import FORMATS, TOKENIZERS, load_corpus
 from ..errors import CollapseError
 
 SMOOTHINGS = ("mkn", "kn", "addk", "mle")
@@ -41,7 +41,7 @@ def _corpus_options(p) -> None:  # noqa: ANN001
 
 
 def estimate(args) -> int:  # noqa: ANN001
-    from ..ngram import NGramModel
+    from ..ngram.model import NGramModel
 
     t0 = time.perf_counter()
     corpus = load_corpus(args.input, format=args.format, tokenizer=args.tokenizer)
@@ -62,7 +62,7 @@ def estimate(args) -> int:  # noqa: ANN001
 
 
 def score(args) -> int:  # noqa: ANN001
-    from ..ngram import NGramModel
+    from ..ngram.model import NGramModel
 
     model = NGramModel.from_arpa(args.model)
     corpus = load_corpus(args.input, format=args.format, tokenizer=args.tokenizer, vocab=model.vocab, grow=False)

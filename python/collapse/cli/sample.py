@@ -27,8 +27,8 @@ def register(subparsers) -> None:  # noqa: ANN001
 
 
 def run(args) -> int:  # noqa: ANN001
-    from ..ngram import NGramModel
-    from ..sampling import check_sample_args
+    from ..ngram.model import NGramModel
+    from ..ngram.sampler import check_sample_args
 
     # Check the arguments before the (possibly long) model read.
     check_sample_args(args.num_sequences, args.seed, args.temperature, args.top_k, args.top_p, args.max_length,

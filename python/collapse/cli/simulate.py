@@ -52,7 +52,7 @@ def register(subparsers) -> None:  # noqa: ANN001
 def _load_p0(args: argparse.Namespace):  # noqa: ANN202
     import numpy as np
 
-    from ..simulate import make_p0
+    from ..theory.categorical import make_p0
 
     if args.p0 in ("zipf", "uniform"):
         if args.K is None:
@@ -72,9 +72,9 @@ def _load_p0(args: argparse.Namespace):  # noqa: ANN202
 
 
 def _run_ngram(args: argparse.Namespace):  # noqa: ANN202
-    from ..corpus import load_corpus
-    from ..ngram import NGramModel
-    from ..simulate import simulate
+    from ..data.corpus import load_corpus
+    from ..ngram.model import NGramModel
+    from ..theory import simulate
 
     if (args.source_arpa is None) == (args.source_text is None):
         raise CollapseError("--process ngram needs exactly one of --source-arpa and --source-text")
@@ -95,7 +95,8 @@ def _run_ngram(args: argparse.Namespace):  # noqa: ANN202
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..simulate import simulate, write_run
+    from ..theory import simulate
+    from ..theory.result import write_run
 
     if args.process == "ngram":
         result = _run_ngram(args)

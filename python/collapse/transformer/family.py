@@ -1,4 +1,4 @@
-"""The transformer family of the experiment loop (protocol: collapse.family).
+"""The transformer family of the experiment loop (protocol: collapse.experiment.family).
 
 ``TransformerFamily.from_config(table)`` takes the [model] table of a run's config:
 
@@ -22,7 +22,7 @@
     perplexity_stride 512 (the sliding windows: documents longer than context_length, and
                       paper_perplexity, whose window is the model's positions)
     progress          true (default): progress of BPE training, training and sampling
-                      (collapse.progress); false: silent
+                      (collapse.transformer.progress); false: silent
     paper_perplexity  false (default); true: the loop also reports ``paper_ppl``, the
                       paper's evaluate_ppl.py number on the held-out stories
     device            "auto" (CUDA if available) | "cpu" | "cuda" | "cuda:N"
@@ -47,8 +47,9 @@ from typing import Any, Dict, Iterator, List, Optional
 import numpy as np
 import torch
 
-from ..corpus import Corpus, Vocab, iter_documents, whitespace_tokenize
+from ..data.corpus import Corpus, Vocab, iter_documents, whitespace_tokenize
 from ..errors import CollapseError
+from ..files import write_json
 from .generate import SamplingConfig, generate_distributed
 from .model import GPTNeo, GPTNeoConfig
 from .score import document_log_probs, paper_perplexity
@@ -297,8 +298,6 @@ class TransformerModel:
     def save(self, directory: str) -> None:
         """config.json + model.safetensors (Hugging Face layout), tokenizer.json and
         collapse_transformer.json, each written atomically; no pickle."""
-        from ..rundir import write_json
-
         os.makedirs(directory, exist_ok=True)
         self.model.save_pretrained(directory)
         self.tokenizer.save(os.path.join(directory, "tokenizer.json"))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .. import _core
 from ..errors import CollapseError
-from ..progress import Progress
+from .progress import Progress
 from .model import GPTNeo
 
 SAMPLING_TAG = 0x5452414E53464D52  # "TRANSFMR": the purpose tag for derive_seed
@@ -46,7 +46,7 @@ class SamplingConfig:
     stop_at_eot: bool = True
     compact_fraction: float = 0.25  # drop finished rows once this fraction of the batch is finished
     check_every: int = 0    # look at finished rows every n steps (0: every step on CPU, 8 on CUDA)
-    progress: bool = False  # progress bar / periodic lines over documents (collapse.progress)
+    progress: bool = False  # progress bar / periodic lines over documents (collapse.transformer.progress)
 
     def __post_init__(self) -> None:
         if not (self.temperature > 0 and math.isfinite(self.temperature)):

@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import CollapseError
+from ..files import atomic_path, write_text
 
 ATTENTION_KINDS = ("global", "local")
 ACTIVATIONS = {
@@ -414,14 +415,9 @@ class GPTNeo(nn.Module):
         path = os.fspath(path)
         os.makedirs(path, exist_ok=True)
         tensors = {k: v.cpu() for k, v in self.hf_state_dict().items()}
-        tmp = os.path.join(path, f"model.safetensors.tmp.{os.getpid()}")
-        save_file(tensors, tmp, metadata={"format": "pt"})
-        os.replace(tmp, os.path.join(path, "model.safetensors"))
-        tmp = os.path.join(path, f"config.json.tmp.{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.config.to_hf_dict(), f, indent=2)
-            f.write("\n")
-        os.replace(tmp, os.path.join(path, "config.json"))
+        with atomic_path(os.path.join(path, "model.safetensors")) as tmp:
+            save_file(tensors, tmp, metadata={"format": "pt"})
+        write_text(os.path.join(path, "config.json"), json.dumps(self.config.to_hf_dict(), indent=2) + "\n")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -13,7 +13,8 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Sized
 import numpy as np
 
 from ..errors import CollapseError
-from ..progress import Progress
+from ..files import atomic_path
+from .progress import Progress
 
 END_OF_TEXT = "<|endoftext|>"
 
@@ -54,7 +55,7 @@ class TextTokenizer:
                   progress: bool = False) -> "TextTokenizer":
         """A byte-level BPE (GPT-2 style pre-tokenisation) trained on ``texts``, with
         ``<|endoftext|>`` as id 0. Training is deterministic for the same texts.
-        progress: report the documents read (collapse.progress; the merges that follow
+        progress: report the documents read (collapse.transformer.progress; the merges that follow
         take a fraction of that time)."""
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -77,9 +78,8 @@ class TextTokenizer:
         return cls(tok, END_OF_TEXT)
 
     def save(self, path: str) -> None:
-        tmp = f"{path}.tmp.{os.getpid()}"
-        self._tok.save(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            self._tok.save(tmp)
 
     # -- use ------------------------------------------------------------------------------
     def encode_batch(self, texts: Sequence[str]) -> List[np.ndarray]:

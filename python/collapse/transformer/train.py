@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CollapseError
-from ..progress import Progress
+from .progress import Progress
 from .model import GPTNeo, GPTNeoConfig
 
 PAD = -1  # padding in row arrays; becomes ignore_index in targets
@@ -51,7 +51,7 @@ class TrainConfig:
     bf16: bool = True              # autocast to bfloat16 on CUDA (ignored on CPU)
     compile: bool = False
     log_every: int = 0             # print loss every n steps on rank 0 (0: quiet)
-    progress: bool = False         # progress bar / periodic lines on rank 0 (collapse.progress)
+    progress: bool = False         # progress bar / periodic lines on rank 0 (collapse.transformer.progress)
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]

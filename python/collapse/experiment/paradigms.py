@@ -1,4 +1,4 @@
-"""Paradigms: how generation t's training corpus is built (DESIGN.md, "Names").
+"""Paradigms: the one definition of how generation t's training corpus is built (loop and n-gram simulator).
 
 Notation: R the real training corpus (N documents), S_k the synthetic corpus sampled from
 model M_k (round(synthetic_factor * N) documents), generation 0 trains on R.
@@ -6,23 +6,32 @@ model M_k (round(synthetic_factor * N) documents), generation 0 trains on R.
 - replace:              D_t = the first N documents of S_{t-1}
 - accumulate:           D_t = R + S_0 + ... + S_{t-1}
 - accumulate-subsample: D_t = N documents drawn without replacement from R + S_0 + ... + S_{t-1}
-- mix(alpha):           D_t = round(alpha N) documents drawn from S_{t-1} + the rest drawn
-                        without replacement from the finite R
+- mix(alpha):           D_t = round(alpha N) documents drawn without replacement from S_{t-1} +
+                        the rest drawn without replacement from the finite R
 - fresh(alpha):         like mix, but the real part is new real documents every generation
 
-Sizes are counted in documents. Every draw uses collapse.resample (C++ Philox streams) keyed by a seed
-derived from (seed, cell, generation, purpose), so a resumed run draws the same documents.
+round(x) is floor(x + 1/2), as in the C++ categorical kernel (which keeps the count-level
+form of these same rules; tests/test_paradigms_agree.py checks that the two agree). Sizes
+are counted in documents. When S_{t-1} holds exactly the documents a paradigm reads
+(``synthetic_size``: what the simulator samples), it is used whole. Every draw uses
+collapse.data.resample (C++ Philox streams) keyed by seed_of(purpose), a seed the caller
+derives from (seed, cell or trial, generation), so a resumed run draws the same documents.
 """
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+import math
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 
-from .corpus import Corpus, concatenate
-from .errors import CollapseError
-from .resample import subsample
+from ..data.corpus import Corpus, concatenate
+from ..data.resample import subsample
+from ..errors import CollapseError
+from ..validate import choice
+
+PARADIGMS = ("replace", "accumulate", "accumulate-subsample", "mix", "fresh")
+ALPHA_PARADIGMS = ("mix", "fresh")  # the paradigms that use alpha (the synthetic fraction)
 
 PURPOSE_SUBSAMPLE = 11
 PURPOSE_MIX_SYNTH = 12
@@ -37,13 +46,39 @@ def draw_without_replacement(corpus: Corpus, k: int, seed: int) -> Corpus:
     return subsample(corpus, n=k, seed=seed, threads=1)
 
 
+def check_paradigm(paradigm: Any, alpha: Any) -> Optional[float]:
+    """The paradigm's alpha as a float (None for paradigms without one), or CollapseError."""
+    choice("paradigm", paradigm, PARADIGMS, what="paradigm")
+    if alpha is None:
+        if paradigm in ALPHA_PARADIGMS:
+            raise CollapseError(f"paradigm {paradigm!r} needs alpha (the synthetic fraction, in [0, 1])")
+        return None
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise CollapseError(f"alpha must be a number in [0, 1], got {alpha!r}") from None
+    if not (0.0 <= a <= 1.0):
+        raise CollapseError(f"alpha must lie in [0, 1], got {alpha!r}")
+    return a
+
+
+def synthetic_part(alpha: float, n: int) -> int:
+    """round(alpha n): the synthetic documents of mix(alpha) / fresh(alpha)."""
+    return int(math.floor(alpha * n + 0.5))
+
+
+def synthetic_size(paradigm: str, alpha: Optional[float], n: int) -> int:
+    """How many documents of S_{t-1} generation t reads (the least a generation must sample)."""
+    return synthetic_part(alpha, n) if paradigm in ALPHA_PARADIGMS else n
+
+
 def synthetic_needed(paradigm: str, alpha: Optional[float], num_real: int, synthetic_factor: float) -> int:
-    """How many documents each generation samples (S_t)."""
+    """How many documents each generation of the loop samples (S_t): synthetic_factor N."""
     n = int(round(synthetic_factor * num_real))
     if paradigm == "replace" and n < num_real:
         raise CollapseError(f"experiment.synthetic_factor: replace needs at least as many synthetic documents "
                             f"as real ones ({num_real}), got {n}")
-    if paradigm in ("mix", "fresh") and alpha is not None and n < int(round(alpha * num_real)):
+    if paradigm in ALPHA_PARADIGMS and alpha is not None and n < synthetic_part(alpha, num_real):
         raise CollapseError("experiment.synthetic_factor: too small for the synthetic part of mix/fresh")
     return max(n, 1)
 
@@ -64,13 +99,16 @@ def training_corpus(paradigm: str, alpha: Optional[float], t: int, real: Corpus,
     if paradigm == "accumulate-subsample":
         pool = concatenate([real] + list(synthetic[:t]))
         return draw_without_replacement(pool, n, seed_of(PURPOSE_SUBSAMPLE))
-    if paradigm in ("mix", "fresh"):
+    if paradigm in ALPHA_PARADIGMS:
         assert alpha is not None
-        k_syn = int(round(alpha * n))
+        k_syn = synthetic_part(alpha, n)
         k_real = n - k_syn
         parts = []
+        prev = synthetic[t - 1]
         if k_syn:
-            parts.append(draw_without_replacement(synthetic[t - 1], k_syn, seed_of(PURPOSE_MIX_SYNTH)))
+            # a uniform subset of all of S_{t-1} is S_{t-1} itself, in order
+            parts.append(prev if prev.num_documents == k_syn
+                         else draw_without_replacement(prev, k_syn, seed_of(PURPOSE_MIX_SYNTH)))
         if k_real:
             if paradigm == "mix":
                 parts.append(draw_without_replacement(real, k_real, seed_of(PURPOSE_MIX_REAL)))

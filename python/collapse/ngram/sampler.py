@@ -1,4 +1,4 @@
-"""Sampling from n-gram models (the C++ Sampler), with argument checks.
+"""Sampling from n-gram models: the C++ Sampler behind NGramModel.sample, with argument checks.
 
 ``sample_ngram(model, ...)`` is what ``NGramModel.sample`` calls. The forward structure
 is built once per (model, temperature) and cached on the model object.
@@ -7,49 +7,36 @@ is built once per (model, temperature) and cached on the model object.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from . import _core
-from .corpus import Corpus
-from .errors import CollapseError
+from .. import _core
+from ..data.corpus import Corpus
+from ..errors import CollapseError
+from ..validate import integer, seed as check_seed
 
 DEFAULT_MAX_LENGTH = 4096
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise CollapseError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if value < minimum:
-        raise CollapseError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
 def check_sample_args(num_sequences, seed, temperature, top_k, top_p, max_length, threads):
     """Validated (num_sequences, seed, temperature, top_k, top_p, max_length, threads)."""
-    num_sequences = _check_int("num_sequences", num_sequences, 1)
-    seed = _check_int("seed", seed, 0)
-    if seed >= 2 ** 64:
-        raise CollapseError("seed must be below 2**64")
+    num_sequences = integer("num_sequences", num_sequences, 1)
+    seed = check_seed("seed", seed)
     try:
         temperature = float(temperature)
     except (TypeError, ValueError):
         raise CollapseError(f"temperature must be a number, got {temperature!r}") from None
     if not (temperature > 0.0) or not math.isfinite(temperature):
         raise CollapseError(f"temperature must be positive and finite, got {temperature}")
-    top_k = _check_int("top_k", top_k, 0)
+    top_k = integer("top_k", top_k, 0)
     try:
         top_p = float(top_p)
     except (TypeError, ValueError):
         raise CollapseError(f"top_p must be a number, got {top_p!r}") from None
     if not (0.0 < top_p <= 1.0):
         raise CollapseError(f"top_p must be in (0, 1], got {top_p}")
-    max_length = _check_int("max_length", max_length, 1)
-    if max_length >= 2 ** 32:
-        raise CollapseError("max_length must be below 2**32")
-    threads = _check_int("threads", threads, 0)
+    max_length = integer("max_length", max_length, 1, 2 ** 32 - 1)
+    threads = integer("threads", threads, 0)
     return num_sequences, seed, temperature, top_k, top_p, max_length, threads
 
 

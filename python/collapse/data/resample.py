@@ -1,4 +1,4 @@
-"""Finite-corpus resampling (C++ core), for the experiment paradigms.
+"""Finite-corpus resampling in the C++ core (draws, subsets, shuffles of documents), for the paradigms.
 
 Every function takes and returns Corpus objects and is seeded with Philox streams:
 the result depends only on the arguments, never on ``threads``.
@@ -8,8 +8,6 @@ the result depends only on the arguments, never on ``threads``.
   ``shuffle(corpus, seed)``); Replace / Fresh draw their real data this way.
 - ``subsample(corpus, fraction=..., n=..., seed)``: a subset without replacement, kept in
   corpus order (Accumulate-Subsample).
-- ``mix(synthetic, real, alpha, n, seed)``: round(alpha * n) synthetic and the rest real
-  documents, in random order (Mix(alpha), Fresh(beta)).
 - ``shuffle(corpus, seed)``: the documents in a uniformly random order.
 - ``*_indices`` variants return the document indices (int64 numpy arrays).
 """
@@ -17,32 +15,22 @@ the result depends only on the arguments, never on ``threads``.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Optional
 
 import numpy as np
 
-from . import _core
-from .corpus import Corpus, concatenate
-from .errors import CollapseError
-
-# Tags for child seeds inside mix(): the two draws and the final shuffle use distinct keys.
-_MIX_SYNTHETIC, _MIX_REAL, _MIX_SHUFFLE = 1, 2, 3
+from .. import _core
+from ..errors import CollapseError
+from ..validate import integer, seed as check_seed
+from .corpus import Corpus
 
 
-def _count(name: str, value, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise CollapseError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise CollapseError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
+def _count(name: str, value) -> int:
+    return integer(name, value, 0)
 
 
 def _seed(seed) -> int:
-    seed = _count("seed", seed)
-    if seed >= 2 ** 64:
-        raise CollapseError("seed must be below 2**64")
-    return seed
+    return check_seed("seed", seed)
 
 
 def _check_corpus(corpus) -> Corpus:
@@ -112,30 +100,3 @@ def shuffle(corpus: Corpus, seed: int, threads: int = 0) -> Corpus:
     """The corpus's documents in a uniformly random order."""
     _check_corpus(corpus)
     return gather(corpus, shuffle_indices(corpus.num_documents, seed, threads), threads)
-
-
-def mix(synthetic: Corpus, real: Corpus, alpha: float, n: int, seed: int, replace: bool = False,
-        threads: int = 0) -> Corpus:
-    """n documents: round(alpha * n) from synthetic and n - round(alpha * n) from real,
-    each part drawn uniformly (without replacement unless replace=True), then shuffled
-    together. Corpora with different vocabularies are merged with corpus.concatenate
-    (the result's vocab is synthetic's, grown by real's words)."""
-    _check_corpus(synthetic)
-    _check_corpus(real)
-    try:
-        alpha = float(alpha)
-    except (TypeError, ValueError):
-        raise CollapseError(f"alpha must be a number, got {alpha!r}") from None
-    if not (0.0 <= alpha <= 1.0) or math.isnan(alpha):
-        raise CollapseError(f"alpha must be in [0, 1], got {alpha}")
-    n, seed = _count("n", n, 1), _seed(seed)
-    n_syn = int(round(alpha * n))
-    n_real = n - n_syn
-    syn = sample_documents(synthetic, n_syn, _core.derive_seed(seed, _MIX_SYNTHETIC), replace=replace, threads=threads)
-    rea = sample_documents(real, n_real, _core.derive_seed(seed, _MIX_REAL), replace=replace, threads=threads)
-    if synthetic.vocab is real.vocab or synthetic.vocab == real.vocab:
-        both = Corpus(np.concatenate([syn.tokens, rea.tokens]),
-                      np.concatenate([syn.offsets, rea.offsets[1:] + syn.num_tokens]), synthetic.vocab)
-    else:
-        both = concatenate([syn, rea])
-    return shuffle(both, _core.derive_seed(seed, _MIX_SHUFFLE), threads)

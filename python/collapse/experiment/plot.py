@@ -1,10 +1,9 @@
-"""Plots of run directories: each metric against generation, one line per
-(run, model, family, order, paradigm, alpha, filter) group, the line the mean over seeds
-(and over trials for `collapse simulate` runs) and the band their minimum to maximum.
+"""Plots of run directories: each metric against generation, mean and min-max band per group.
 
-Integer generation ticks, axis labels in words (METRIC_LABELS), one legend for the whole
-figure; written as PNG and, next to it, SVG (no timestamps in either, so a resumed run
-writes the same files)."""
+One line per (run, model, family, order, paradigm, alpha, filter) group, the line the mean
+over seeds (and over trials for `collapse simulate` runs) and the band their minimum to
+maximum; integer generation ticks, axis labels in words (METRIC_LABELS), one legend for
+the whole figure; written as PNG and, next to it, SVG (no timestamps in either)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,8 @@ import math
 import os
 from typing import List, Optional, Sequence
 
-from .errors import CollapseError
+from ..errors import CollapseError
+from ..files import atomic_path
 from .rundir import read_metrics
 
 EXPERIMENT_DEFAULT = ("heldout_bits_per_word", "kl_truth", "vocab_size", "distinct_2")
@@ -166,9 +166,8 @@ def plot_runs(run_dirs: Sequence[str], output: str, metrics: Optional[Sequence[s
     os.makedirs(out_dir, exist_ok=True)
     svg = os.path.splitext(output)[0] + ".svg"
     for path, fmt, meta in ((output, "png", {"Software": None}), (svg, "svg", {"Date": None})):
-        tmp = f"{path}.tmp.{os.getpid()}"
-        with matplotlib.rc_context({"svg.hashsalt": "collapse"}):  # stable element ids in the SVG
-            fig.savefig(tmp, dpi=110, format=fmt, metadata=meta)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix="." + fmt) as tmp:
+            with matplotlib.rc_context({"svg.hashsalt": "collapse"}):  # stable element ids in the SVG
+                fig.savefig(tmp, dpi=110, format=fmt, metadata=meta)
     plt.close(fig)
     return chosen

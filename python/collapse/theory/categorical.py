@@ -1,11 +1,11 @@
-"""The theory simulator: collapse processes with exact answers to check against.
+"""The categorical collapse process: the C++ kernel's trials, locally or on Ray, as a SimulationResult.
 
-``simulate(process="categorical", ...)`` runs the categorical process of
+``simulate_categorical(...)`` (``simulate(process="categorical", ...)``) runs the process of
 ``cpp/include/collapse/simulate.hpp`` (a unigram model over K outcomes refit by maximum
 likelihood from N samples each generation) for many independent trials, locally on
-threads or on Ray, with the same results for the same seed either way.
-``simulate(process="ngram", ...)`` runs the n-gram process (see ``collapse.simulate_ngram``)
-when the n-gram estimator and sampler are available.
+threads or on Ray, with the same results for the same seed either way. The kernel keeps
+the paradigms' count-level form; collapse.experiment.paradigms is their document-level
+definition, and tests/test_paradigms_agree.py checks that the two agree.
 
 Definitions (docs/simulate.md has them in full):
 
@@ -26,57 +26,26 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import CollapseError
+from .. import _core
+from ..errors import CollapseError
+from ..experiment.paradigms import PARADIGMS, check_paradigm
+from ..validate import choice, integer
+from .result import EXECUTORS, SimulationResult, check_common
 
-PARADIGMS = ("replace", "accumulate", "accumulate-subsample", "mix", "fresh")
-PARADIGMS_WITH_ALPHA = ("mix", "fresh")
 METRIC_COLUMNS = ("entropy", "support", "sum_p2", "kl_to_truth", "tv_to_truth", "tail_mass")
-EXECUTORS = ("local", "ray")
 P0_TOLERANCE = 1e-6
 MAX_FINAL_P_ENTRIES = 2.5e8  # 2 GB of float64
-
-
-@dataclass
-class SimulationResult:
-    """What ``simulate`` returns.
-
-    metrics: one row per (trial, generation), generations 0..G.
-    final_p: trials x K array of generation G's distributions (None if not kept).
-    events: one row per trial: first_extinction, collapse, collapsed_to (<NA>: not in the run).
-    config: the resolved arguments.
-    """
-
-    metrics: Any
-    final_p: Optional[np.ndarray]
-    events: Any
-    config: Dict[str, Any] = field(default_factory=dict)
-
-    def summary(self, rows: int = 6) -> Any:
-        """Mean of each metric over trials at a few generations (first, last, between)."""
-        g_max = int(self.metrics["generation"].max())
-        gens = sorted({int(round(x)) for x in np.linspace(0, g_max, min(rows, g_max + 1))})
-        sub = self.metrics[self.metrics["generation"].isin(gens)]
-        cols = [c for c in ("entropy", "support", "sum_p2", "kl_to_truth", "tv_to_truth", "tail_mass",
-                            "cross_entropy", "kl_to_source", "kl_exact", "perplexity", "oov_rate", "mean_length")
-                if c in sub.columns]
-        table = sub.groupby("generation")[cols].mean()
-        if "collapse" in self.events.columns:
-            collapsed = self.events["collapse"]
-            table["collapsed"] = [float(((collapsed.notna()) & (collapsed <= g)).mean()) for g in table.index]
-        return table
 
 
 # ---------------------------------------------------------------------------------- p0
 
 def make_p0(kind: str, K: int, zipf_s: float = 1.0) -> np.ndarray:
     """A truth over K outcomes: "uniform", or "zipf" (p_i proportional to i^-s, i = 1..K)."""
-    if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 2:
-        raise CollapseError(f"K must be an integer >= 2, got {K!r}")
+    K = integer("K", K, 2)
     if kind == "uniform":
         return np.full(int(K), 1.0 / K)
     if kind == "zipf":
@@ -107,38 +76,14 @@ def check_p0(p0: Any) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise CollapseError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise CollapseError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
-
-def _check_alpha(paradigm: str, alpha: Any) -> Optional[float]:
-    if alpha is None:
-        if paradigm in PARADIGMS_WITH_ALPHA:
-            raise CollapseError(f"paradigm {paradigm!r} needs alpha (the synthetic fraction, in [0, 1])")
-        return None
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise CollapseError(f"alpha must be a number in [0, 1], got {alpha!r}") from None
-    if not (0.0 <= a <= 1.0):
-        raise CollapseError(f"alpha must lie in [0, 1], got {alpha!r}")
-    return a
-
-
-# ---------------------------------------------------------------------------- simulate
-
-def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray, str, None] = None,
-             N: Optional[int] = None, generations: Optional[int] = None, trials: int = 1,
-             paradigm: str = "replace", alpha: Optional[float] = None, seed: int = 0, threads: int = 0,
-             executor: str = "local", address: Optional[str] = None, *, K: Optional[int] = None,
-             zipf_s: float = 1.0, tail_fraction: float = 0.1, keep_final_p: bool = True,
-             chunks: Optional[int] = None, record_every: int = 1, without_replacement: str = "auto",
-             **ngram_options: Any) -> SimulationResult:
-    """Simulate a collapse process; see the module docstring for the definitions.
+def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = None, N: Optional[int] = None,
+                         generations: Optional[int] = None, trials: int = 1, paradigm: str = "replace",
+                         alpha: Optional[float] = None, seed: int = 0, threads: int = 0, executor: str = "local",
+                         address: Optional[str] = None, *, K: Optional[int] = None, zipf_s: float = 1.0,
+                         tail_fraction: float = 0.1, keep_final_p: bool = True, chunks: Optional[int] = None,
+                         record_every: int = 1, without_replacement: str = "auto") -> SimulationResult:
+    """The categorical process; see the module docstring for the definitions.
 
     p0: the truth (array of K probabilities), or "uniform" / "zipf" with K= (and zipf_s=).
     N: sample size per generation. generations: refits G (generations 0..G are reported).
@@ -154,19 +99,7 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
     Fisher-Yates over one label per item) or "auto" (by cost). All are exact; each is
     reproducible, but they use the random stream differently, so they differ trial by trial.
     """
-    if process == "ngram":
-        from .simulate_ngram import simulate_ngram
-
-        if p0 is not None or address is not None:
-            raise CollapseError("p0 and address are not used by the n-gram process")
-        return simulate_ngram(N=N, generations=generations, trials=trials, paradigm=paradigm, alpha=alpha,
-                              seed=seed, threads=threads, executor=executor, **ngram_options)
-    if process != "categorical":
-        raise CollapseError(f"unknown process {process!r} (expected 'categorical' or 'ngram')")
-    if ngram_options:
-        raise CollapseError(f"unexpected arguments for the categorical process: {sorted(ngram_options)}")
-    if paradigm not in PARADIGMS:
-        raise CollapseError(f"unknown paradigm {paradigm!r} (expected one of {', '.join(PARADIGMS)})")
+    choice("paradigm", paradigm, PARADIGMS, what="paradigm")
     if p0 is None:
         raise CollapseError("p0 is required (an array of probabilities, or 'uniform'/'zipf' with K=)")
     if isinstance(p0, str):
@@ -176,15 +109,9 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
     p0_arr = check_p0(p0)
     if K is not None and int(K) != p0_arr.size:
         raise CollapseError(f"K={K} does not match p0's {p0_arr.size} outcomes")
-    N = _check_int("N", N, 1)
-    generations = _check_int("generations", generations, 1)
-    trials = _check_int("trials", trials, 1)
-    threads = _check_int("threads", threads, 0)
-    seed = _check_int("seed", seed, 0)
-    if seed >= 2**64:
-        raise CollapseError("seed must be < 2^64")
-    a = _check_alpha(paradigm, alpha)
-    record_every = _check_int("record_every", record_every, 1)
+    N, generations, trials, threads, seed = check_common(N, generations, trials, threads, seed)
+    a = check_paradigm(paradigm, alpha)
+    record_every = integer("record_every", record_every, 1)
     if without_replacement not in ("auto", "hypergeometric", "items"):
         raise CollapseError(f"without_replacement must be 'auto', 'hypergeometric' or 'items', "
                             f"got {without_replacement!r}")
@@ -212,9 +139,8 @@ def simulate(process: str = "categorical", p0: Union[Sequence[float], np.ndarray
     return _to_result(raw, config)
 
 
-def _run_chunk(p0: np.ndarray, first_trial: int, trials: int, threads: int, kernel_args: Dict[str, Any]) -> dict:
-    from . import _core
 
+def _run_chunk(p0: np.ndarray, first_trial: int, trials: int, threads: int, kernel_args: Dict[str, Any]) -> dict:
     return _core.simulate_categorical(p0, kernel_args["N"], kernel_args["generations"], kernel_args["paradigm"],
                                       kernel_args["alpha"], kernel_args["seed"], first_trial, trials, threads,
                                       kernel_args["tail_fraction"], kernel_args["keep_final_p"],
@@ -301,47 +227,3 @@ def _to_result(raw: dict, config: Dict[str, Any]) -> SimulationResult:
     })
     return SimulationResult(metrics=metrics, final_p=raw["final_p"], events=events, config=config)
 
-
-# ----------------------------------------------------------------------- run directory
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        return repr(float(v)) if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
-    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{s}"'
-
-
-def write_run(result: SimulationResult, out_dir: str, save_final_p: bool = False) -> None:
-    """The run-directory format (collapse.rundir): config.toml, manifest.json, metrics.csv +
-    metrics.parquet, events.csv, and final_p.npy if asked; every file written atomically."""
-    import io
-    import time
-
-    from . import __version__, rundir
-
-    os.makedirs(out_dir, exist_ok=True)
-    lines = ["# collapse simulate: resolved configuration", "[simulate]"]
-    for k, v in result.config.items():
-        if v is not None:
-            lines.append(f"{k} = {_toml_value(v)}")
-    rundir.atomic_write_text(os.path.join(out_dir, "config.toml"), "\n".join(lines) + "\n")
-    rundir.write_metrics(out_dir, result.metrics)
-    rundir.atomic_write_text(os.path.join(out_dir, "events.csv"), result.events.to_csv(index=False))
-    files = ["config.toml", "metrics.csv", "metrics.parquet", "events.csv"]
-    if save_final_p and result.final_p is not None:
-        buf = io.BytesIO()
-        np.save(buf, result.final_p)
-        rundir.atomic_write_bytes(os.path.join(out_dir, "final_p.npy"), buf.getvalue())
-        files.append("final_p.npy")
-    manifest = {
-        "kind": "simulate", "process": result.config.get("process"), "collapse_version": __version__,
-        "generations": result.config.get("generations"), "generations_finished": result.config.get("generations"),
-        "complete": True, "files": files, "name": os.path.basename(os.path.abspath(out_dir)),
-        "columns": list(result.metrics.columns), "timing_columns": [], "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "config": {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.config.items()},
-    }
-    rundir.write_json(os.path.join(out_dir, "manifest.json"), manifest)

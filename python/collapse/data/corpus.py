@@ -1,4 +1,4 @@
-"""Corpus, Vocab, tokenizers and loaders.
+"""Corpus and Vocab (token ids + document offsets), the tokenizers, and the loaders of every text format.
 
 A Corpus is two numpy arrays, ``tokens`` (flat uint32 ids) and ``offsets`` (int64, one
 more than the number of documents; document i is ``tokens[offsets[i]:offsets[i+1]]``),
@@ -16,13 +16,14 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from .errors import CollapseError
+from ..errors import CollapseError
+from ..files import atomic_path
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
 SPECIALS = (UNK, BOS, EOS)
 
-FORMATS = ("lines", "tinystories", "jsonl", "parquet")
+FORMATS = ("lines", "tinystories", "jsonl", "parquet", "arrow")
 TOKENIZERS = ("whitespace", "word")
 TINYSTORIES_SEPARATOR = "<|endoftext|>"
 
@@ -174,12 +175,11 @@ class Corpus:
 
     def write_text(self, path: str) -> None:
         """One document per line, tokens joined by single spaces (atomic write)."""
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for line in self.texts():
-                f.write(line)
-                f.write("\n")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+                for line in self.texts():
+                    f.write(line)
+                    f.write("\n")
 
     def __repr__(self) -> str:
         return f"Corpus({self.num_documents} documents, {self.num_tokens} tokens, {len(self.vocab)} words)"
@@ -222,7 +222,7 @@ def _tokenize_bytes(data: bytes, doc_bounds: Optional[np.ndarray], vocab: Option
     """Whitespace-tokenize UTF-8 ``data`` in the C++ core (documents are the byte ranges
     between ``doc_bounds``, or its lines when None) and extend ``vocab`` with the new words
     in the ids the core gave them."""
-    from . import _core
+    from .. import _core
 
     vocab = Vocab() if vocab is None else vocab
     base = len(vocab)
@@ -350,22 +350,75 @@ def iter_parquet(path: str, field: str = "text") -> Iterator[str]:
         yield value
 
 
-_LOADERS = {"lines": iter_lines, "tinystories": iter_tinystories, "jsonl": iter_jsonl, "parquet": iter_parquet}
+def arrow_files(path: str) -> List[str]:
+    """The Arrow files of ``path``: the file itself, or the shards of a Hugging Face
+    ``Dataset.save_to_disk`` directory (in the order its state.json lists them, else by name)."""
+    if not os.path.exists(path):
+        raise CollapseError(f"no such file or directory: {path}")
+    if not os.path.isdir(path):
+        return [path]
+    if os.path.exists(os.path.join(path, "dataset_dict.json")):
+        raise CollapseError(f"{path} is a DatasetDict; give the directory of one split (e.g. {path}/train)")
+    state = os.path.join(path, "state.json")
+    names: List[str] = []
+    if os.path.exists(state):
+        try:
+            with open(state, encoding="utf-8") as f:
+                names = [d["filename"] for d in json.load(f).get("_data_files", [])]
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise CollapseError(f"{state}: not a datasets state file ({e})") from None
+    if not names:
+        names = sorted(n for n in os.listdir(path) if n.endswith(".arrow"))
+    if not names:
+        raise CollapseError(f"{path}: no .arrow files")
+    return [os.path.join(path, n) for n in names]
 
 
-def iter_documents(path: str, format: str = "lines") -> Iterator[str]:
+def iter_arrow(path: str, field: str = "text") -> Iterator[str]:
+    """Texts of Arrow data (pyarrow): one .arrow file in IPC stream format (what Hugging Face
+    datasets writes) or IPC file format, or a ``save_to_disk`` directory of them."""
+    import pyarrow as pa
+
+    for file in arrow_files(path):
+        try:
+            with pa.memory_map(file) as source:
+                try:
+                    reader = pa.ipc.open_stream(source)
+                except pa.ArrowInvalid:
+                    reader = pa.ipc.open_file(source)
+                table = reader.read_all()
+        except (pa.ArrowInvalid, OSError) as e:
+            raise CollapseError(f"{file}: cannot read Arrow data ({e})") from None
+        if field not in table.column_names:
+            raise CollapseError(f"{file}: no column {field!r} (columns: {', '.join(table.column_names)})")
+        for value in table.column(field).to_pylist():
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise CollapseError(f"{file}: Arrow column {field!r} is not text")
+            yield value
+
+
+_LOADERS = {"lines": iter_lines, "tinystories": iter_tinystories, "jsonl": iter_jsonl, "parquet": iter_parquet,
+            "arrow": iter_arrow}
+_FIELD_FORMATS = ("jsonl", "parquet", "arrow")  # formats whose documents are a named field
+
+
+def iter_documents(path: str, format: str = "lines", field: str = "text") -> Iterator[str]:
+    """The document texts of ``path`` in ``format`` (``field``: the column of jsonl, parquet, arrow)."""
     loader = _LOADERS.get(format)
     if loader is None:
         raise CollapseError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})")
-    return loader(path)
+    return loader(path, field) if format in _FIELD_FORMATS else loader(path)
 
 
 def load_corpus(path: str, format: str = "lines", tokenizer: str = "whitespace", lowercase: bool = False,
-                vocab: Optional[Vocab] = None, grow: bool = True) -> Corpus:
-    """Load a corpus from a text file.
+                vocab: Optional[Vocab] = None, grow: bool = True, field: str = "text") -> Corpus:
+    """Load a corpus from a text file (or, for ``arrow``, a directory).
 
     format: ``lines`` (one sequence per line), ``tinystories`` (stories separated by
-    ``<|endoftext|>`` lines), ``jsonl`` or ``parquet`` (a ``text`` field).
+    ``<|endoftext|>`` lines), ``jsonl``, ``parquet`` or ``arrow`` (the ``field`` column;
+    arrow: a .arrow file or a Hugging Face ``save_to_disk`` directory).
     tokenizer: ``whitespace`` (as lmplz) or ``word`` (punctuation split off).
     With a ``vocab`` and ``grow=False``, words outside it become ``<unk>``.
     """
@@ -381,7 +434,7 @@ def load_corpus(path: str, format: str = "lines", tokenizer: str = "whitespace",
         except ValueError as e:  # bad UTF-8: the core names the byte and line
             raise CollapseError(f"{path}: {e}") from None
     else:
-        docs = iter_documents(path, format)
+        docs = iter_documents(path, format, field)
         corpus = Corpus.from_texts(docs, tokenizer=tokenizer, lowercase=lowercase, vocab=vocab, grow=grow)
     if corpus.num_documents == 0:
         raise CollapseError(f"{path}: the corpus is empty")

@@ -1,6 +1,6 @@
-"""The protocol between the experiment loop and a model family.
+"""The protocol between the experiment loop and a model family (fit, sample, perplexity, save, load).
 
-The loop (collapse.experiment) never knows whether it trains an n-gram model or a
+The loop (collapse.experiment.loop) never knows whether it trains an n-gram model or a
 transformer. Corpora crossing this boundary are word-level Corpus objects (whitespace
 tokens); a family that needs other units (the transformer's BPE) converts inside.
 """
@@ -11,7 +11,7 @@ from typing import Any, Dict, Protocol, runtime_checkable
 
 import numpy as np
 
-from .corpus import Corpus
+from ..data.corpus import Corpus
 
 
 @runtime_checkable
@@ -25,7 +25,7 @@ class TrainedModel(Protocol):
     def document_log_probs(self, corpus: Corpus) -> "np.ndarray":
         """Natural-log probability of each document as text (n-gram: its words + </s>;
         transformer: its BPE tokens + end-of-text): the common scale of every family
-        (collapse.common_scale: bits per word, KL to the true source)."""
+        (collapse.experiment.scale: bits per word, KL to the true source)."""
 
     def save(self, directory: str) -> None:
         """Write the model's files into directory (atomically, no pickle)."""
@@ -39,7 +39,9 @@ class ModelFamily(Protocol):
         """Train a fresh model on corpus (from scratch: nothing carries over)."""
 
     def load(self, directory: str) -> TrainedModel:
-        """Read back what TrainedModel.save wrote (used by --resume)."""
+        """Read back what TrainedModel.save wrote: a saved generation's model, for analysis of a
+        run directory. --resume does not call it: a resumed cell refits from its seeds, and
+        only the synthetic corpora (not the models) are read back (tests check the round trip)."""
 
     def describe(self) -> Dict[str, Any]:
         """The family's settings, for the run's manifest."""

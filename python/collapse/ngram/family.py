@@ -1,4 +1,4 @@
-"""The n-gram model family of the experiment loop (collapse.family's protocol).
+"""The n-gram family behind the experiment loop's protocol (collapse.experiment.family): fit, sample, save, load.
 
 Models are saved as gzip-compressed ARPA files (deterministic gzip: mtime 0, no file
 name), so a run directory is byte-identical between runs of the same config.
@@ -7,6 +7,7 @@ name), so a run directory is byte-identical between runs of the same config.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import shutil
 import tempfile
@@ -14,16 +15,14 @@ from typing import Any, Dict
 
 import numpy as np
 
-from .corpus import Corpus
-from .ngram import NGramModel
-from .rundir import atomic_write_bytes
+from ..data.corpus import Corpus
+from ..files import write_bytes
+from .model import NGramModel
 
 MODEL_FILE = "model.arpa.gz"
 
 
 def deterministic_gzip(data: bytes, level: int = 6) -> bytes:
-    import io
-
     buf = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=level, mtime=0) as f:
         f.write(data)
@@ -55,7 +54,7 @@ class NGramTrained:
             self.model.to_arpa(arpa)
             with open(arpa, "rb") as f:
                 data = f.read()
-        atomic_write_bytes(os.path.join(directory, MODEL_FILE), deterministic_gzip(data, self.compression))
+        write_bytes(os.path.join(directory, MODEL_FILE), deterministic_gzip(data, self.compression))
 
 
 class NGramFamily:

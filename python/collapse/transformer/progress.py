@@ -1,8 +1,8 @@
 """Progress a person can watch: a tqdm bar when stderr is a terminal, plain periodic lines otherwise.
 
 ``Progress(desc, total, unit)`` is used for transformer training (steps, with loss and
-tokens/s), sampling (documents), BPE training (documents read) and the experiment's
-generations. ``enabled=False`` (a config's ``progress = false``) makes every call a no-op.
+tokens/s), sampling (documents) and BPE training (documents read); the experiment loop
+writes one line per generation itself. ``enabled=False`` (a config's ``progress = false``) makes every call a no-op.
 Off a terminal (a log file, CI, a pipe), tqdm's carriage returns would fill the log with
 one line per refresh; instead one plain line is written every ``interval`` seconds and
 one when the task ends.

@@ -1,4 +1,4 @@
-"""The recursive-training experiment: one loop for every model family and paradigm.
+"""The recursive-training loop: cells, generations, executors, one loop for every model family and paradigm.
 
 For each cell (paradigm, alpha, order, filter keep fraction, seed) and generation t:
 
@@ -13,7 +13,7 @@ resumed ends with exactly the results of an uninterrupted run. Generation 0 does
 depend on the paradigm: its seeds come from (seed, order) only, so every paradigm starts
 from the same M_0 and S_0.
 
-Run directory (see collapse.rundir): RUN_DIR/<cell id>/gen_NNNN/ holds S_t (gzip text and
+Run directory (see collapse.experiment.rundir): RUN_DIR/<cell id>/gen_NNNN/ holds S_t (gzip text and
 its vocabulary) and M_t (when output.save_models), RUN_DIR/<cell id>/state.json the
 cell's finished generations and their metric rows; it is replaced (atomically) only after
 the generation's files are written, and is the commit point that --resume reads.
@@ -34,15 +34,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _core
-from .config import Cell, ExperimentConfig, ModelTable, load_config, to_toml
-from .corpus import Corpus, Vocab
-from .errors import CollapseError
+from .. import _core
+from ..data.corpus import Corpus, Vocab
+from ..errors import CollapseError
+from ..files import TEMP_MARK, read_json, write_bytes, write_json, write_text
+from ..ngram.family import NGramFamily, deterministic_gzip
+from .config import Cell, ExperimentConfig, ModelTable, load_config, parse_config, to_toml
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
-from .ngram_family import NGramFamily, deterministic_gzip
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
-from .rundir import TIMING_COLUMNS, atomic_write_bytes, atomic_write_text, read_json, write_json, write_metrics
+from .rundir import TIMING_COLUMNS, write_metrics
 from .sources import RealData, load_real_data
 
 # Seed purposes (tags for derive_seed).
@@ -61,7 +62,11 @@ _DATA_CACHE: Dict[str, RealData] = {}
 
 
 def real_data(cfg: ExperimentConfig) -> RealData:
-    key = to_toml(cfg).split("[model]")[0] + repr(sorted(cfg.experiment.paradigms))
+    """The run's real data, loaded once per process (the serial driver and every cell share it).
+    Keyed by what it depends on: the parsed [data] table, and for file sources the fresh-pool
+    check's inputs (paradigms, alphas, generations)."""
+    ex = cfg.experiment
+    key = repr((sorted(vars(cfg.data).items()), sorted(ex.paradigms), sorted(ex.alphas), ex.generations))
     data = _DATA_CACHE.get(key)
     if data is None:
         _DATA_CACHE.clear()
@@ -79,7 +84,7 @@ def make_family(cfg: ExperimentConfig, cell: Cell):  # noqa: ANN201
         return NGramFamily(cell.order, m.smoothing, threads=cfg.experiment.threads,
                            compression=cfg.output.compression)
     try:
-        from .transformer.family import TransformerFamily  # type: ignore
+        from ..transformer.family import TransformerFamily  # type: ignore
     except ImportError as e:
         raise CollapseError(f"{m.field_name}.family: the transformer family is not available ({e})") from None
     table = dict(m.transformer)
@@ -169,9 +174,9 @@ def corpus_text_bytes(corpus: Corpus, chunk: int = 1 << 20) -> bytes:
 
 def save_corpus(directory: str, corpus: Corpus, level: int) -> None:
     text = corpus_text_bytes(corpus)
-    atomic_write_bytes(os.path.join(directory, SYNTHETIC_TEXT), deterministic_gzip(text, level))
+    write_bytes(os.path.join(directory, SYNTHETIC_TEXT), deterministic_gzip(text, level))
     vocab = "".join(w + "\n" for w in corpus.vocab.words[3:])
-    atomic_write_bytes(os.path.join(directory, SYNTHETIC_VOCAB), deterministic_gzip(vocab.encode("utf-8"), level))
+    write_bytes(os.path.join(directory, SYNTHETIC_VOCAB), deterministic_gzip(vocab.encode("utf-8"), level))
 
 
 def load_corpus_files(directory: str) -> Corpus:
@@ -227,7 +232,7 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
         path = os.path.join(cell_dir, name)
         if name.startswith("gen_") and name[4:].isdigit() and int(name[4:]) >= len(rows):
             shutil.rmtree(path)
-        elif ".tmp." in name:
+        elif TEMP_MARK in name:
             os.remove(path)
     # recursive generations after generation 0: t = 0 .. G; synthetic[k] = S_k when loaded
     synthetic: List[Optional[Corpus]] = [None] * (cfg.experiment.generations + 1)
@@ -373,8 +378,6 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def _run_group_task(cfg_raw: Dict[str, Any], base_dir: str, cells: List[Cell], run_dir: str, resume: bool):
     """Process-pool / Ray entry point: one generation-0 group (the config travels as its raw mapping)."""
-    from .config import parse_config
-
     cfg = parse_config(cfg_raw, base_dir=base_dir)
     return run_group(cfg, cells, run_dir, resume)
 
@@ -451,9 +454,9 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
     os.makedirs(run_dir, exist_ok=True)
     # a killed run can leave temporary files of its run-level writes (metrics, manifest)
     for name in os.listdir(run_dir):
-        if ".tmp." in name and os.path.isfile(os.path.join(run_dir, name)):
+        if TEMP_MARK in name and os.path.isfile(os.path.join(run_dir, name)):
             os.remove(os.path.join(run_dir, name))
-    atomic_write_text(config_path, config_text)
+    write_text(config_path, config_text)
     family_desc = model_descriptions(cfg)
     _write_run(cfg, run_dir, cells, data, family_desc)
 

@@ -1,4 +1,4 @@
-"""The real data of an experiment: training corpus R, held-out text, fresh real documents.
+"""The real data of an experiment: training corpus R, held-out text, fresh real documents (grammar or files).
 
 grammar: R, the held-out set and each generation's fresh documents are independent
 samples of the story grammar (seeds derived from data.seed); the exact probability of
@@ -19,41 +19,19 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from . import _core
+from .. import _core
+from ..data.corpus import Corpus, iter_documents
+from ..data.storygrammar import get_grammar
+from ..errors import CollapseError
 from .config import ExperimentConfig
-from .corpus import Corpus, iter_documents
-from .errors import CollapseError
 from .metrics import Reference
-from .storygrammar import get_grammar
+from .paradigms import synthetic_part
 
 TAG_REAL, TAG_HELDOUT, TAG_FRESH, TAG_SHUFFLE = 1, 2, 3, 4
 
 
-def iter_arrow(path: str, field_name: str = "text") -> List[str]:
-    """Texts of a Hugging Face datasets .arrow file (Arrow IPC stream or file format)."""
-    import pyarrow as pa
-
-    try:
-        with pa.memory_map(path) as source:
-            try:
-                table = pa.ipc.open_stream(source).read_all()
-            except pa.ArrowInvalid:
-                table = pa.ipc.open_file(source).read_all()
-    except (pa.ArrowInvalid, OSError) as e:
-        raise CollapseError(f"{path}: cannot read Arrow data ({e})") from None
-    if field_name not in table.column_names:
-        raise CollapseError(f"{path}: no column {field_name!r} (columns: {', '.join(table.column_names)})")
-    return [v for v in table.column(field_name).to_pylist() if v is not None]
-
-
 def read_texts(path: str, fmt: str, field_name: str) -> List[str]:
-    if fmt == "arrow":
-        return iter_arrow(path, field_name)
-    if fmt in ("jsonl", "parquet"):
-        from . import corpus as _c
-
-        return list(_c.iter_jsonl(path, field_name) if fmt == "jsonl" else _c.iter_parquet(path, field_name))
-    return list(iter_documents(path, fmt))
+    return list(iter_documents(path, fmt, field_name))
 
 
 @dataclass
@@ -104,7 +82,7 @@ def load_real_data(cfg: ExperimentConfig) -> RealData:
         real = corpus_of([texts[i] for i in train_idx])
         heldout = corpus_of(held_texts)
         if "fresh" in cfg.experiment.paradigms:
-            k_max = n - int(round(min(cfg.experiment.alphas) * n))
+            k_max = n - synthetic_part(min(cfg.experiment.alphas), n)
             needed = k_max * cfg.experiment.generations
             if needed > len(pool_idx):
                 raise CollapseError(f"data.num_documents: fresh needs {needed} unused documents for "

@@ -13,9 +13,9 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from . import _core
-from .common_scale import heldout_scale
-from .corpus import Corpus
+from .. import _core
+from ..data.corpus import Corpus
+from .scale import heldout_scale
 
 RARE_MAX_COUNT = 2          # a real-corpus type is "rare" when it occurs at most this often
 UNIGRAM_SMOOTHING = 0.5     # add-0.5 on both sides for kl_unigram (over the union of types)
@@ -110,7 +110,7 @@ def generation_metrics(model, train: Corpus, synthetic: Corpus, ref: Reference, 
     """Every metric of one generation: model M_t (trained on ``train``) and its sample S_t.
 
     heldout_bits_per_word and kl_truth come from the model's document_log_probs (one scale
-    for every family: collapse.common_scale); heldout_ppl and self_ppl are in the family's
+    for every family: collapse.experiment.scale); heldout_ppl and self_ppl are in the family's
     own units (n-gram: per word + ``</s>``; transformer: per BPE token + end-of-text). A
     model may add family-specific columns through extra_metrics(heldout)."""
     m: Dict[str, float] = {}

@@ -1,4 +1,4 @@
-"""Experiment configuration: TOML in, a validated ExperimentConfig out.
+"""Experiment configuration: TOML in, a validated ExperimentConfig out (and the resolved config back to TOML).
 
 Every error names the field it is about ("experiment.alpha: must be in [0, 1], got 1.5"),
 unknown keys are rejected by name, and relative paths are resolved against the directory of
@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from .errors import CollapseError
+from ..data.corpus import FORMATS, TOKENIZERS
+from ..errors import CollapseError
+from ..files import toml_text
+from ..validate import boolean, choice, integer, real
+from ..validate import seed as validate_seed
+from .paradigms import ALPHA_PARADIGMS, PARADIGMS
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-PARADIGMS = ("replace", "accumulate", "accumulate-subsample", "mix", "fresh")
-ALPHA_PARADIGMS = ("mix", "fresh")  # the paradigms that use alpha (the synthetic fraction)
 DATA_SOURCES = ("grammar", "file")
-DATA_FORMATS = ("lines", "tinystories", "jsonl", "parquet", "arrow")
-TOKENIZERS = ("whitespace", "word")
+DATA_FORMATS = FORMATS
 FAMILIES = ("ngram", "transformer")
 SMOOTHINGS = ("mkn", "kn", "addk", "mle")
 EXECUTORS = ("local", "ray")
@@ -75,32 +76,25 @@ class _Table:
             return None
         if not isinstance(v, str):
             raise _fail(self.f(key), f"must be a string, got {v!r}")
-        if choices is not None and v not in choices:
-            raise _fail(self.f(key), f"unknown value {v!r} (choose from {', '.join(choices)})")
+        if choices is not None:
+            choice(self.f(key), v, choices, fail=_fail)
         return v
 
     def int_(self, key: str, default: Any = _MISSING, minimum: Optional[int] = None) -> Any:
         v = self.get(key, default)
         if v is None and default is None:
             return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise _fail(self.f(key), f"must be an integer, got {v!r}")
-        if minimum is not None and v < minimum:
-            raise _fail(self.f(key), f"must be >= {minimum}, got {v}")
-        return v
+        return integer(self.f(key), v, minimum, fail=_fail)
 
     def float_(self, key: str, default: Any = _MISSING, lo: Optional[float] = None, hi: Optional[float] = None,
-               lo_open: bool = False) -> Any:
+               lo_open: bool = False, hi_open: bool = False) -> Any:
         v = self.get(key, default)
         if v is None and default is None:
             return None
-        return _check_float(self.f(key), v, lo, hi, lo_open)
+        return real(self.f(key), v, lo, hi, lo_open=lo_open, hi_open=hi_open, fail=_fail)
 
     def bool_(self, key: str, default: Any = _MISSING) -> Any:
-        v = self.get(key, default)
-        if not isinstance(v, bool):
-            raise _fail(self.f(key), f"must be true or false, got {v!r}")
-        return v
+        return boolean(self.f(key), self.get(key, default), fail=_fail)
 
     def finish(self) -> None:
         unknown = sorted(set(self.raw) - self.used)
@@ -108,18 +102,6 @@ class _Table:
             raise _fail(f"{self.name}.{unknown[0]}", "unknown key")
 
 
-def _check_float(name: str, v: Any, lo: Optional[float], hi: Optional[float], lo_open: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise _fail(name, f"must be a number, got {v!r}")
-    v = float(v)
-    if not math.isfinite(v):
-        raise _fail(name, f"must be finite, got {v}")
-    if lo is not None and hi is not None and (v < lo or v > hi or (lo_open and v == lo)):
-        bracket = "(" if lo_open else "["
-        raise _fail(name, f"must be in {bracket}{lo:g}, {hi:g}], got {v:g}")
-    if lo is not None and hi is None and (v < lo or (lo_open and v == lo)):
-        raise _fail(name, f"must be {'>' if lo_open else '>='} {lo:g}, got {v:g}")
-    return v
 
 
 def _scalar_or_list(t: _Table, one: str, many: str, default: List[Any], check) -> List[Any]:  # noqa: ANN001
@@ -281,30 +263,30 @@ def _resolve(base_dir: str, path: Optional[str]) -> Optional[str]:
     return path if os.path.isabs(path) else os.path.normpath(os.path.join(base_dir, path))
 
 
+def _check_data_path(name: str, path: str, fmt: str) -> None:
+    """A file; for arrow also a directory (a Hugging Face save_to_disk dataset)."""
+    if not (os.path.isfile(path) or (fmt == "arrow" and os.path.isdir(path))):
+        raise _fail(name, f"no such file: {path}")
+
+
 def _alpha(name: str, v: Any) -> float:
-    return _check_float(name, v, 0.0, 1.0)
+    return real(name, v, 0.0, 1.0, fail=_fail)
 
 
 def _seed(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise _fail(name, f"must be a non-negative integer, got {v!r}")
-    return v
+    return validate_seed(name, v, fail=_fail)
 
 
 def _order(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise _fail(name, f"must be an integer >= 1, got {v!r}")
-    return v
+    return integer(name, v, 1, fail=_fail)
 
 
 def _paradigm(name: str, v: Any) -> str:
-    if v not in PARADIGMS:
-        raise _fail(name, f"unknown paradigm {v!r} (choose from {', '.join(PARADIGMS)})")
-    return v
+    return choice(name, v, PARADIGMS, what="paradigm", fail=_fail)
 
 
 def _keep(name: str, v: Any) -> float:
-    return _check_float(name, v, 0.0, 1.0, lo_open=True)
+    return real(name, v, 0.0, 1.0, lo_open=True, fail=_fail)
 
 
 def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfig:
@@ -341,25 +323,20 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
         d.num_documents = t.int_("num_documents", 2000, minimum=1)
         d.num_names = t.int_("num_names", 1000, minimum=20)
         d.zipf = t.float_("zipf", 1.1, 0.0, None, lo_open=True)
-        d.continue_prob = t.float_("continue_prob", 0.8, 0.0, 1.0, lo_open=True)
-        if d.continue_prob >= 1.0:
-            raise _fail("data.continue_prob", f"must be in (0, 1), got {d.continue_prob:g}")
+        d.continue_prob = t.float_("continue_prob", 0.8, 0.0, 1.0, lo_open=True, hi_open=True)
     else:
         d.path = _resolve(base_dir, t.str_("path"))
-        if not os.path.isfile(d.path):
-            raise _fail("data.path", f"no such file: {d.path}")
         d.format = t.str_("format", "lines", DATA_FORMATS)
+        _check_data_path("data.path", d.path, d.format)
         d.field = t.str_("field", "text")
         d.tokenizer = t.str_("tokenizer", "whitespace", TOKENIZERS)
         d.lowercase = t.bool_("lowercase", False)
         d.heldout_path = _resolve(base_dir, t.str_("heldout_path", None))
-        if d.heldout_path is not None and not os.path.isfile(d.heldout_path):
-            raise _fail("data.heldout_path", f"no such file: {d.heldout_path}")
+        if d.heldout_path is not None:
+            _check_data_path("data.heldout_path", d.heldout_path, d.format)
         if t.has("heldout_path") and t.has("heldout_fraction"):
             raise _fail("data.heldout_fraction", "give either heldout_path or heldout_fraction, not both")
-        d.heldout_fraction = t.float_("heldout_fraction", 0.1, 0.0, 1.0, lo_open=True)
-        if d.heldout_fraction >= 1.0:
-            raise _fail("data.heldout_fraction", f"must be in (0, 1), got {d.heldout_fraction:g}")
+        d.heldout_fraction = t.float_("heldout_fraction", 0.1, 0.0, 1.0, lo_open=True, hi_open=True)
         d.num_documents = t.int_("num_documents", None, minimum=1)
     t.finish()
 
@@ -431,7 +408,7 @@ def _check_transformer_table(table: Dict[str, Any], where: str) -> None:
     """Validate a transformer table now, naming the field ("model[1].hidden_size: ...").
     (A single [model] table keeps being checked when the run builds its family.)"""
     try:
-        from .transformer.family import TransformerFamily
+        from ..transformer.family import TransformerFamily
     except (ImportError, CollapseError) as e:
         raise _fail(f"{where}.family", f"the transformer family is not available ({e})") from None
     try:
@@ -484,17 +461,9 @@ def to_toml(cfg: ExperimentConfig) -> str:
             tables["data"].pop(k, None)
         if cfg.data.heldout_path is not None:
             tables["data"].pop("heldout_fraction", None)
-    lines: List[str] = []
-    for name, table in tables.items():
-        for header, body in ([(f"[[{name}]]", _model_toml(m, named=True)) for m in cfg.models]
-                             if name == "model" and cfg.multi_model else [(f"[{name}]", table)]):
-            lines.append(header)
-            for k, v in body.items():
-                if v is None:
-                    continue
-                lines.append(f"{k} = {_toml_value(v)}")
-            lines.append("")
-    return "\n".join(lines)
+    if cfg.multi_model:  # an array of tables: tomli-w writes it as [[model]] tables
+        tables["model"] = [_model_toml(m, named=True) for m in cfg.models]
+    return toml_text(tables)
 
 
 def _model_toml(m: ModelTable, named: bool) -> Dict[str, Any]:
@@ -502,17 +471,3 @@ def _model_toml(m: ModelTable, named: bool) -> Dict[str, Any]:
     if m.family == "ngram":
         return {**head, "family": "ngram", "orders": m.orders, "smoothing": m.smoothing}
     return {**head, "family": "transformer", **m.transformer}
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")

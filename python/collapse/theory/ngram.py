@@ -3,7 +3,8 @@
 A source model (a collapse.NGramModel, given or fit on a corpus) plays the truth. Per
 trial: a finite real corpus R of N sequences is sampled from the source; generation 1 is
 the model fit on R; generation t + 1 is fit on the paradigm's corpus (documents are the
-units; the same definitions as the categorical process):
+units; each generation's training set is built by collapse.experiment.paradigms, the code
+the experiment loop uses; the same definitions as the categorical process):
 
   replace               S_t: N sequences sampled from model t
   accumulate            R + S_1 + ... + S_t
@@ -45,30 +46,19 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from . import _core
-from .corpus import Corpus
-from .errors import CollapseError
+from .. import _core
+from ..data.corpus import Corpus
+from ..errors import CollapseError
+from ..experiment.paradigms import check_paradigm, needed_synthetic, synthetic_size, training_corpus
+from ..ngram.model import NGramModel
+from ..validate import integer
+from .result import SimulationResult, check_common
 
 NGRAM_TAG = 0x53494D4E47524D  # "SIMNGRM"
 HELDOUT_TAG = 0x48454C44  # "HELD"
-_REAL, _SYNTHETIC, _SUBSAMPLE, _MIX_REAL, _FRESH = 1, 2, 3, 4, 5
+# seed purposes per (trial, generation); the paradigm's own draws use its purposes (11..13)
+_REAL, _SYNTHETIC, _FRESH = 1, 2, 5
 LN10 = math.log(10.0)
-
-
-def _join(parts: List[Corpus]) -> Corpus:
-    """Concatenate corpora that share one vocabulary (no remapping needed)."""
-    parts = [p for p in parts if p.num_documents > 0] or parts[:1]
-    vocab = parts[0].vocab
-    tokens = np.concatenate([p.tokens for p in parts])
-    offs, base = [np.zeros(1, dtype=np.int64)], 0
-    for p in parts:
-        offs.append(p.offsets[1:] + base)
-        base += p.num_tokens
-    return Corpus(tokens, np.concatenate(offs), vocab)
-
-
-def _empty(vocab) -> Corpus:  # noqa: ANN001
-    return Corpus(np.zeros(0, np.uint32), np.zeros(1, np.int64), vocab)
 
 
 class _Scorer:
@@ -221,23 +211,14 @@ def simulate_ngram(N: Optional[int] = None, generations: Optional[int] = None, t
     exact: add kl_exact / cross_entropy_exact / source_entropy_exact (exact_kl_rate); needs
     source and model orders <= 2 and at most EXACT_MAX_WORDS source words. None: when possible.
     """
-    from .ngram import NGramModel
-    from .simulate import PARADIGMS, SimulationResult, _check_alpha, _check_int
-
     if unexpected:
         raise CollapseError(f"unexpected arguments for the n-gram process: {sorted(unexpected)}")
     if executor != "local":
         raise CollapseError("the n-gram process runs on the local executor only")
-    if paradigm not in PARADIGMS:
-        raise CollapseError(f"unknown paradigm {paradigm!r} (expected one of {', '.join(PARADIGMS)})")
-    N = _check_int("N", N, 1)
-    generations = _check_int("generations", generations, 1)
-    trials = _check_int("trials", trials, 1)
-    threads = _check_int("threads", threads, 0)
-    seed = _check_int("seed", seed, 0)
-    heldout = _check_int("heldout", heldout, 1)
-    max_length = _check_int("max_length", max_length, 1)
-    a = _check_alpha(paradigm, alpha)
+    a = check_paradigm(paradigm, alpha)
+    N, generations, trials, threads, seed = check_common(N, generations, trials, threads, seed)
+    heldout = integer("heldout", heldout, 1)
+    max_length = integer("max_length", max_length, 1)
     if source is None:
         if source_corpus is None:
             raise CollapseError("the n-gram process needs source= (an NGramModel) or source_corpus=")
@@ -259,7 +240,7 @@ def simulate_ngram(N: Optional[int] = None, generations: Optional[int] = None, t
     root = _core.derive_seed(seed, NGRAM_TAG)
     H = source.sample(heldout, seed=_core.derive_seed(root, HELDOUT_TAG), max_length=max_length, threads=threads)
     scorer = _Scorer(source, H, threads)
-    n_syn = N if a is None else int(math.floor(a * N + 0.5))
+    n_syn = synthetic_size(paradigm, a, N)
     vocab = source.vocab
 
     rows: List[Dict[str, Any]] = []
@@ -271,8 +252,6 @@ def simulate_ngram(N: Optional[int] = None, generations: Optional[int] = None, t
             return int(_core.derive_seed(tseed, gen * 16 + purpose))
 
         def sample(model, n: int, gen: int, purpose: int) -> Corpus:  # noqa: ANN001
-            if n == 0:
-                return _empty(vocab)
             return model.sample(n, seed=seed_for(gen, purpose), max_length=max_length, threads=threads).remap(vocab)
 
         gen0 = dict(trial=trial, generation=0, cross_entropy=scorer.source_entropy,
@@ -283,7 +262,10 @@ def simulate_ngram(N: Optional[int] = None, generations: Optional[int] = None, t
             gen0.update(kl_exact=0.0, cross_entropy_exact=source_rate, source_entropy_exact=source_rate)
         rows.append(gen0)
         real = sample(source, N, 0, _REAL)
-        train, pool = real, real
+        # Model generation g (g >= 1) is the loop's M_{g-1}: fit on the loop's D_{g-1}, and
+        # its sample is the loop's S_{g-1}.
+        synthetic: List[Optional[Corpus]] = []
+        train = real
         for gen in range(1, generations + 1):
             model = NGramModel.fit(train, order=order, smoothing=smoothing, threads=threads)
             row = dict(trial=trial, generation=gen, **scorer.score(model), **_corpus_stats(train))
@@ -296,24 +278,12 @@ def simulate_ngram(N: Optional[int] = None, generations: Optional[int] = None, t
                 models[(trial, gen)] = model
             if gen == generations:
                 break
-            if paradigm == "replace":
-                train = sample(model, N, gen, _SYNTHETIC)
-            elif paradigm == "accumulate":
-                pool = _join([pool, sample(model, N, gen, _SYNTHETIC)])
-                train = pool
-            elif paradigm == "accumulate-subsample":
-                from .resample import subsample
-
-                pool = _join([pool, sample(model, N, gen, _SYNTHETIC)])
-                train = subsample(pool, n=N, seed=seed_for(gen, _SUBSAMPLE), threads=threads)
-            elif paradigm == "mix":
-                from .resample import subsample
-
-                real_part = subsample(real, n=N - n_syn, seed=seed_for(gen, _MIX_REAL), threads=threads) \
-                    if n_syn < N else _empty(vocab)
-                train = _join([sample(model, n_syn, gen, _SYNTHETIC), real_part])
-            else:  # fresh
-                train = _join([sample(model, n_syn, gen, _SYNTHETIC), sample(source, N - n_syn, gen, _FRESH)])
+            synthetic.append(sample(model, n_syn, gen, _SYNTHETIC) if n_syn else None)
+            train = training_corpus(paradigm, a, gen, real, synthetic,
+                                    lambda purpose, g=gen: seed_for(g, purpose),
+                                    lambda t, k, g=gen: sample(source, k, g, _FRESH))
+            still_read = set(needed_synthetic(paradigm, gen + 1))
+            synthetic = [s if k in still_read else None for k, s in enumerate(synthetic)]
     import pandas as pd
 
     metrics = pd.DataFrame(rows)

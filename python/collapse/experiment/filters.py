@@ -21,10 +21,10 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from . import _core
+from .. import _core
+from ..data.corpus import Corpus, concatenate
+from ..errors import CollapseError
 from .config import FilterTable
-from .corpus import Corpus, concatenate
-from .errors import CollapseError
 
 
 def document_perplexities(model, corpus: Corpus) -> np.ndarray:  # noqa: ANN001

@@ -34,8 +34,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import CollapseError
 from .corpus import EOS, Corpus, Vocab
-from .errors import CollapseError
 
 # ---------------------------------------------------------------------------------------
 # Word classes. Order matters: earlier words get larger Zipf weights.

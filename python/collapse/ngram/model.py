@@ -1,4 +1,4 @@
-"""NGramModel: the n-gram family of the experiment loop (fit / sample / score).
+"""NGramModel: an n-gram model in backoff form held by the C++ core (fit, score, ARPA in and out, sample).
 
 Estimation and scoring run in the C++ core (``collapse._core``); the model itself is a
 ``_core.BackoffModel`` held as ``self._core``. See docs/ngram.md for the definitions.
@@ -12,9 +12,11 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from . import _core
-from .corpus import Corpus, Vocab
-from .errors import CollapseError
+from .. import _core
+from ..data.corpus import Corpus, Vocab
+from ..errors import CollapseError
+from ..files import atomic_path
+from .sampler import sample_ngram
 
 SMOOTHINGS = ("mkn", "kn", "addk", "mle")
 MAX_ORDER: int = int(_core.MAX_NGRAM_ORDER)
@@ -131,14 +133,14 @@ class NGramModel:
             raise CollapseError(f"{path}: an n-gram word is not valid UTF-8") from None
 
     def to_arpa(self, path: str) -> None:
-        self._core.write_arpa(os.fspath(path))
+        """Write the model as an ARPA file (atomically: collapse.files)."""
+        with atomic_path(os.fspath(path)) as tmp:
+            self._core.write_arpa(tmp)
 
     def sample(self, num_sequences: int, seed: int = 0, temperature: float = 1.0, top_k: int = 0,
                top_p: float = 1.0, max_length: int = 4096, threads: int = 0) -> "Corpus":
         """Exact ancestral samples from <s> to </s> (or max_length words) as a Corpus; see
-        collapse.sampling.sample_ngram."""
-        from .sampling import sample_ngram
-
+        collapse.ngram.sampler.sample_ngram."""
         return sample_ngram(self, num_sequences, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
                             max_length=max_length, threads=threads)
 

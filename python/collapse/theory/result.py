@@ -1,0 +1,80 @@
+"""What every simulated process returns (SimulationResult), its run directory, and the checks all processes share."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from ..experiment.rundir import COLLAPSE_VERSION, write_metrics
+from ..files import write_bytes, write_json, write_text, write_toml
+from ..validate import integer, seed as check_seed
+
+EXECUTORS = ("local", "ray")
+
+
+def check_common(N: Any, generations: Any, trials: Any, threads: Any, seed: Any) -> Tuple[int, int, int, int, int]:
+    """The arguments every process takes: N, generations, trials >= 1; threads >= 0; a seed."""
+    return (integer("N", N, 1), integer("generations", generations, 1), integer("trials", trials, 1),
+            integer("threads", threads, 0), check_seed("seed", seed))
+
+
+@dataclass
+class SimulationResult:
+    """What ``simulate`` returns.
+
+    metrics: one row per (trial, generation), generations 0..G.
+    final_p: trials x K array of generation G's distributions (None if not kept).
+    events: one row per trial: first_extinction, collapse, collapsed_to (<NA>: not in the run).
+    config: the resolved arguments.
+    """
+
+    metrics: Any
+    final_p: Optional[np.ndarray]
+    events: Any
+    config: Dict[str, Any] = field(default_factory=dict)
+
+    def summary(self, rows: int = 6) -> Any:
+        """Mean of each metric over trials at a few generations (first, last, between)."""
+        g_max = int(self.metrics["generation"].max())
+        gens = sorted({int(round(x)) for x in np.linspace(0, g_max, min(rows, g_max + 1))})
+        sub = self.metrics[self.metrics["generation"].isin(gens)]
+        cols = [c for c in ("entropy", "support", "sum_p2", "kl_to_truth", "tv_to_truth", "tail_mass",
+                            "cross_entropy", "kl_to_source", "kl_exact", "perplexity", "oov_rate", "mean_length")
+                if c in sub.columns]
+        table = sub.groupby("generation")[cols].mean()
+        if "collapse" in self.events.columns:
+            collapsed = self.events["collapse"]
+            table["collapsed"] = [float(((collapsed.notna()) & (collapsed <= g)).mean()) for g in table.index]
+        return table
+
+
+
+def write_run(result: SimulationResult, out_dir: str, save_final_p: bool = False) -> None:
+    """The run-directory format (collapse.experiment.rundir): config.toml, manifest.json,
+    metrics.csv + metrics.parquet, events.csv, and final_p.npy if asked; every file written
+    with collapse.files (atomic and durable)."""
+    os.makedirs(out_dir, exist_ok=True)
+    write_toml(os.path.join(out_dir, "config.toml"), {"simulate": result.config},
+               header="# collapse simulate: resolved configuration\n")
+    write_metrics(out_dir, result.metrics)
+    write_text(os.path.join(out_dir, "events.csv"), result.events.to_csv(index=False))
+    files = ["config.toml", "metrics.csv", "metrics.parquet", "events.csv"]
+    if save_final_p and result.final_p is not None:
+        buf = io.BytesIO()
+        np.save(buf, result.final_p)
+        write_bytes(os.path.join(out_dir, "final_p.npy"), buf.getvalue())
+        files.append("final_p.npy")
+    manifest = {
+        "kind": "simulate", "process": result.config.get("process"), "collapse_version": COLLAPSE_VERSION,
+        "generations": result.config.get("generations"), "generations_finished": result.config.get("generations"),
+        "complete": True, "files": files, "name": os.path.basename(os.path.abspath(out_dir)),
+        "columns": list(result.metrics.columns), "timing_columns": [], "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.config.items()},
+    }
+    write_json(os.path.join(out_dir, "manifest.json"), manifest)
