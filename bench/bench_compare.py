@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,7 @@ def main() -> int:
     args = ap.parse_args()
 
     tmp = None
+    cpu = None
     if args.from_run:
         run_dir, wall = args.from_run, args.wall_seconds
     else:
@@ -67,6 +69,8 @@ def main() -> int:
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "collapse", "run", args.config, "--out", run_dir], env=env)
         wall = time.perf_counter() - t0
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run and its worker processes
+        cpu = usage.ru_utime + usage.ru_stime
         if proc.returncode != 0:
             print(f"collapse run failed with exit code {proc.returncode}", file=sys.stderr)
             return 1
@@ -75,6 +79,10 @@ def main() -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nstudy {os.path.relpath(args.config) if not args.from_run else run_dir}: wall time "
           f"{'-' if wall is None else f'{wall:.1f} s'} (budget {BUDGET_SECONDS} s), load average now {load:.1f}")
+    if cpu is not None:
+        # on a shared machine the wall time includes waiting for a core; the CPU time over
+        # the cores used is what an idle 2-core machine would need at least
+        print(f"CPU time of the run and its workers: {cpu:.1f} s = {cpu / 2:.1f} s per core on 2 cores")
     head = f"{'model':<16}{'family':<13}{'cells':>6}{'gens':>6}{'s/gen':>9}{'fit':>8}{'sample':>8}{'metrics':>9}{'gen0 s':>8}{'total s':>9}"
     print(head + "\n" + "-" * len(head))
     for r in fams:
@@ -82,6 +90,7 @@ def main() -> int:
               f"{r['seconds_per_generation']:>9.2f}{r['fit_seconds']:>8.2f}{r['sample_seconds']:>8.2f}"
               f"{r['metrics_seconds']:>9.2f}{r['generation0_seconds']:>8.2f}{r['total_seconds']:>9.1f}")
     result = {"benchmark": "compare", "config": os.path.abspath(args.config), "wall_seconds": wall,
+              "cpu_seconds": cpu,
               "budget_seconds": BUDGET_SECONDS, "within_budget": None if wall is None else wall <= BUDGET_SECONDS,
               "families": fams, "cpu_count": os.cpu_count(), "load_average_at_end": load,
               "platform": platform.platform(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

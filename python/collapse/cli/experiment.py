@@ -100,7 +100,8 @@ def cmd_plot(args) -> int:  # noqa: ANN001
     if args.metric:
         metrics = [m for arg in args.metric for m in arg.split(",") if m]
     drawn = plot_runs(args.run_dirs, args.output, metrics)
-    sys.stderr.write(f"wrote {args.output} ({', '.join(drawn)})\n")
+    svg = os.path.splitext(args.output)[0] + ".svg"
+    sys.stderr.write(f"wrote {args.output} and {svg} ({', '.join(drawn)})\n")
     return 0
 
 
