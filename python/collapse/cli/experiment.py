@@ -7,6 +7,7 @@ import sys
 import time
 
 DEMO_PARADIGMS = ["replace", "accumulate", "accumulate-subsample", "fresh"]
+EXIT_CELLS_ENDED = 3  # the run finished, but some cells ended early (their status and reason say why)
 
 
 def demo_config(generations: int = 20) -> dict:
@@ -47,6 +48,8 @@ def summary_table(df) -> str:  # noqa: ANN001
     head = (f"{'model':<{width}}{'paradigm':<22}{'alpha':>7}{'order':>7}{'keep':>7}{'seed':>6}{'gen':>5}"
             + "".join(f"{short.get(c, c):>13}" for c in cols))
     lines = [head, "-" * len(head)]
+    ended = df[df["status"] == "ended"] if "status" in df.columns else df.iloc[:0]
+    df = df[df["status"] != "ended"] if "status" in df.columns else df
     g0 = df[df.generation == 0].copy()
     g0 = g0.loc[~g0[["model", "order", "filter_keep", "seed"]].fillna(-1).duplicated()]
     last = df[df.generation == df.generation.max()]
@@ -57,21 +60,35 @@ def summary_table(df) -> str:  # noqa: ANN001
             cells = "".join(f"{r[c]:>13.4f}" if isinstance(r[c], float) else f"{r[c]:>13}" for c in cols)
             lines.append(f"{str(r['model']):<{width}}{name:<22}{alpha:>7}{fmt(r['order'])}{fmt(r['filter_keep'])}"
                          f"{int(r['seed']):>6}{int(r['generation']):>5}" + cells)
+    if len(ended):
+        lines.append("")
+        lines.append(f"{len(ended)} cell(s) ended early:")
+        for _, r in ended.sort_values(["model", "paradigm", "alpha", "order", "filter_keep", "seed"]).iterrows():
+            lines.append(f"{str(r['model']):<{width}}{r['paradigm']:<22}{fmt(r['alpha'])}{fmt(r['order'])}{fmt(r['filter_keep'])}"
+                         f"{int(r['seed']):>6}{int(r['generation']):>5}  {r['reason']}")
     return "\n".join(lines)
 
 
+def cells_ended(df) -> int:  # noqa: ANN001
+    return int((df["status"] == "ended").sum()) if "status" in df.columns else 0
+
+
 def cmd_run(args) -> int:  # noqa: ANN001
-    from ..experiment.config import load_config
+    from ..experiment.config import load_config, with_generations
     from ..experiment.loop import run_experiment
 
     cfg = load_config(args.config)
+    if args.generations is not None:
+        cfg = with_generations(cfg, args.generations)
     out = args.out or cfg.output.dir or os.path.join("runs", cfg.experiment.name)
     t0 = time.perf_counter()
     df = run_experiment(cfg, out=out, resume=args.resume)
     print(summary_table(df))
+    ended = cells_ended(df)
+    note = f"; {ended} cell(s) ended early (exit status {EXIT_CELLS_ENDED})" if ended else ""
     print(f"\n{len(df)} rows in {time.perf_counter() - t0:.1f}s; run directory: {out} "
-          f"(figure: {os.path.join(out, 'metrics.png')})")
-    return 0
+          f"(figure: {os.path.join(out, 'metrics.png')}){note}")
+    return EXIT_CELLS_ENDED if ended else 0
 
 
 def cmd_demo(args) -> int:  # noqa: ANN001
@@ -89,8 +106,10 @@ def cmd_demo(args) -> int:  # noqa: ANN001
     print(pivot.to_string(float_format=lambda x: f"{x:.3f}"))
     print()
     print(summary_table(df))
-    print(f"\n{len(df)} rows in {elapsed:.1f}s; metrics: {os.path.join(out, 'metrics.csv')}; plot: {png}")
-    return 0
+    ended = cells_ended(df)
+    note = f"; {ended} cell(s) ended early" if ended else ""
+    print(f"\n{len(df)} rows in {elapsed:.1f}s; metrics: {os.path.join(out, 'metrics.csv')}; plot: {png}{note}")
+    return EXIT_CELLS_ENDED if ended else 0
 
 
 def cmd_plot(args) -> int:  # noqa: ANN001
@@ -110,14 +129,18 @@ def register(subparsers) -> None:  # noqa: ANN001
     p = subparsers.add_parser("run", help="run the recursive-training experiment a TOML config describes")
     p.add_argument("config", metavar="CONFIG.toml")
     p.add_argument("--out", metavar="DIR", help="run directory (default: [output] dir, else runs/<name>)")
-    p.add_argument("--resume", action="store_true", help="continue a killed run from its last finished generation")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed or finished run from its last finished generation (threads, workers, "
+                        "executor and progress may change; a larger --generations extends it)")
+    p.add_argument("--generations", type=_positive_int, default=None, metavar="G",
+                   help="override experiment.generations (with --resume: extend the run to G)")
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser("demo", help="the experiment on the embedded story grammar (no download)")
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/demo)")
     p.add_argument("--generations", type=_positive_int, default=20, metavar="G",
                    help="recursive generations after generation 0 (default 20)")
-    p.add_argument("--resume", action="store_true", help="continue a killed demo run")
+    p.add_argument("--resume", action="store_true", help="continue a killed demo run (or extend it: --generations)")
     p.set_defaults(func=cmd_demo)
 
     p = subparsers.add_parser("plot", help="plot metrics against generation for one or more run directories")

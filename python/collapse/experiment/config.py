@@ -437,6 +437,45 @@ def load_config(source: Union[str, os.PathLike, Mapping[str, Any], ExperimentCon
     return parse_config(raw, base_dir=os.path.dirname(os.path.abspath(path)))
 
 
+def with_generations(cfg: ExperimentConfig, generations: int) -> ExperimentConfig:
+    """The same config with experiment.generations replaced (``--generations G``)."""
+    raw = copy.deepcopy(cfg.raw)
+    raw.setdefault("experiment", {})["generations"] = generations
+    return parse_config(raw, base_dir=cfg.base_dir)
+
+
+# [experiment] settings that change how a run is executed or shown, never a result: they may
+# differ on --resume (and generations may grow: a run extended to G equals one run to G).
+RESUME_FREE = ("threads", "workers", "executor", "address", "progress")
+
+
+def resume_conflict(run_config_text: str, cfg: ExperimentConfig) -> Optional[str]:
+    """Why ``cfg`` cannot resume the run whose config.toml is ``run_config_text`` (the first
+    setting that would change its results, as "table.key: old -> new"), or None."""
+    old, new = tomllib.loads(run_config_text), tomllib.loads(to_toml(cfg))
+    g_old = old.get("experiment", {}).get("generations")
+    if isinstance(g_old, int) and cfg.experiment.generations < g_old:
+        return f"experiment.generations: {g_old} -> {cfg.experiment.generations} (a run can be extended, not shortened)"
+    for table in (old, new):
+        for key in RESUME_FREE + ("generations",):
+            table.get("experiment", {}).pop(key, None)
+
+    def flat(tables: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
+        for k, v in tables.items():
+            if isinstance(v, Mapping):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    a, b = flat(old), flat(new)
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            return f"{key}: {a.get(key)!r} -> {b.get(key)!r}"
+    return None
+
+
 def to_toml(cfg: ExperimentConfig) -> str:
     """The resolved configuration as TOML (written into the run directory)."""
     tables = {

@@ -39,12 +39,13 @@ from ..data.corpus import Corpus, Vocab
 from ..errors import CollapseError
 from ..files import TEMP_MARK, read_json, write_bytes, write_json, write_text
 from ..ngram.family import NGramFamily, deterministic_gzip
-from .config import Cell, ExperimentConfig, ModelTable, load_config, parse_config, to_toml
+from .config import RESUME_FREE, Cell, ExperimentConfig, ModelTable, load_config, parse_config, resume_conflict, to_toml
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
-from .rundir import TIMING_COLUMNS, write_metrics
+from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from .sources import RealData, load_real_data
+from .workers import end_with, start_local_ray
 
 # Seed purposes (tags for derive_seed).
 PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
@@ -52,7 +53,9 @@ PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
 KEY_COLUMNS = ("model", "paradigm", "alpha", "seed", "generation", "family", "order", "filter_keep")
 SIZE_COLUMNS = ("train_documents", "train_tokens", "synthetic_documents", "synthetic_tokens")
 ROW_TIMING = ("seconds", "fit_seconds", "sample_seconds", "metrics_seconds", "write_seconds")
-COLUMNS = KEY_COLUMNS + METRIC_COLUMNS + SIZE_COLUMNS + ("filter_pass_rate",) + ROW_TIMING
+STATUS_COLUMNS = ("status", "reason")  # "ok", or "ended" on the row of the generation a cell could not make
+COLUMNS = KEY_COLUMNS + METRIC_COLUMNS + SIZE_COLUMNS + ("filter_pass_rate",) + ROW_TIMING + STATUS_COLUMNS
+STATUS_OK, STATUS_ENDED = "ok", "ended"
 
 SYNTHETIC_TEXT = "synthetic.txt.gz"
 SYNTHETIC_VOCAB = "synthetic.vocab.gz"
@@ -224,7 +227,10 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
     if os.path.exists(state_path):
         if not resume:
             raise CollapseError(f"{cell_dir} already holds results; pass --resume to continue")
-        rows = read_json(state_path)["rows"]
+        state = read_json(state_path)
+        rows = state["rows"]
+        if state.get("status") == STATUS_ENDED:
+            return rows  # it ended for a reason that its seeds would reproduce
     os.makedirs(cell_dir, exist_ok=True)
     # A killed run may have left a half-written generation (and temporary files) behind
     # the last committed one: remove it, it is redone from its seeds.
@@ -257,7 +263,7 @@ def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, 
         model.save(gdir)
     row = rows[-1]
     row["write_seconds"] = time.perf_counter() - w0
-    write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows})
+    write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows, "status": STATUS_OK})
     if on_generation is not None:
         on_generation()
     if progress:
@@ -287,57 +293,64 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
     progress = cfg.experiment.progress
     pending = None
     for t in range(len(rows), G + 1):
-        start = time.perf_counter()
-        for k in needed_synthetic(cell.paradigm, t):
-            if synthetic[k] is None:
-                synthetic[k] = load_corpus_files(gen_dir(run_dir, cell, k))
-        key_t = gen0_key if t == 0 else _core.derive_seed(cell_key, t)
-        para_key = _core.derive_seed(key_t, PURPOSE_PARADIGM)
-        train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
-                                lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
-        t0 = time.perf_counter()
+        try:
+            start = time.perf_counter()
+            for k in needed_synthetic(cell.paradigm, t):
+                if synthetic[k] is None:
+                    synthetic[k] = load_corpus_files(gen_dir(run_dir, cell, k))
+            key_t = gen0_key if t == 0 else _core.derive_seed(cell_key, t)
+            para_key = _core.derive_seed(key_t, PURPOSE_PARADIGM)
+            train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
+                                    lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
+            t0 = time.perf_counter()
 
-        def fit_generation0() -> Any:
-            return family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT))
+            def fit_generation0() -> Any:
+                return family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT))
 
-        # M_0 is trained on R once per (model, order, seed) and shared by the group's cells
-        model = (generation0.model_for(cell, fit_generation0) if t == 0
-                 else family.fit(train, seed=_core.derive_seed(key_t, PURPOSE_FIT)))
-        t1 = time.perf_counter()
-        sample_seed = _core.derive_seed(key_t, PURPOSE_SAMPLE)
-        extra: Dict[str, float] = {"filter_pass_rate": math.nan}
-        if filtering:
-            if reference_model is None:
-                # M_0: deterministic, so the same on resume as in an unbroken run
-                reference_model = generation0.model_for(cell, fit_generation0)
+            # M_0 is trained on R once per (model, order, seed) and shared by the group's cells
+            model = (generation0.model_for(cell, fit_generation0) if t == 0
+                     else family.fit(train, seed=_core.derive_seed(key_t, PURPOSE_FIT)))
+            t1 = time.perf_counter()
+            sample_seed = _core.derive_seed(key_t, PURPOSE_SAMPLE)
+            extra: Dict[str, float] = {"filter_pass_rate": math.nan}
+            if filtering:
+                if reference_model is None:
+                    # M_0: deterministic, so the same on resume as in an unbroken run
+                    reference_model = generation0.model_for(cell, fit_generation0)
 
-            def draw() -> Any:
-                return filtered_sample(model, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
-                                       threads=cfg.experiment.threads)
-        else:
-            def draw() -> Any:
-                return model.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads), None
-        synth, info = (generation0.sample_for(cell, (n_synth, cell.keep), draw) if t == 0 else draw())
-        if info is not None:
-            extra["filter_pass_rate"] = info["filter_pass_rate"]
-        t2 = time.perf_counter()
-        metrics = generation_metrics(model, train, synth, data.reference, cfg.experiment.threads)
-        t3 = time.perf_counter()
-        synthetic[t] = synth
-        # free what later generations do not read
-        for k in range(t):
-            if synthetic[k] is not None and k not in needed_synthetic(cell.paradigm, t + 1):
-                synthetic[k] = None
-        row: Dict[str, Any] = {
-            "model": model_of(cfg, cell).name, "paradigm": cell.paradigm, "alpha": _nan(cell.alpha), "seed": cell.seed, "generation": t,
-            "family": family.name, "order": _nan(cell.order), "filter_keep": _nan(cell.keep),
-        }
-        row.update(metrics)
-        row.update({"train_documents": train.num_documents, "train_tokens": train.num_tokens,
-                    "synthetic_documents": synth.num_documents, "synthetic_tokens": synth.num_tokens})
-        row.update(extra)
-        row.update({"seconds": time.perf_counter() - start, "fit_seconds": t1 - t0, "sample_seconds": t2 - t1,
-                    "metrics_seconds": t3 - t2})
+                def draw() -> Any:
+                    return filtered_sample(model, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
+                                           threads=cfg.experiment.threads)
+            else:
+                def draw() -> Any:
+                    return model.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads), None
+            synth, info = (generation0.sample_for(cell, (n_synth, cell.keep), draw) if t == 0 else draw())
+            if info is not None:
+                extra["filter_pass_rate"] = info["filter_pass_rate"]
+            t2 = time.perf_counter()
+            metrics = generation_metrics(model, train, synth, data.reference, cfg.experiment.threads)
+            t3 = time.perf_counter()
+            synthetic[t] = synth
+            # free what later generations do not read
+            for k in range(t):
+                if synthetic[k] is not None and k not in needed_synthetic(cell.paradigm, t + 1):
+                    synthetic[k] = None
+            row: Dict[str, Any] = {
+                "model": model_of(cfg, cell).name, "paradigm": cell.paradigm, "alpha": _nan(cell.alpha),
+                "seed": cell.seed, "generation": t,
+                "family": family.name, "order": _nan(cell.order), "filter_keep": _nan(cell.keep),
+            }
+            row.update(metrics)
+            row.update({"train_documents": train.num_documents, "train_tokens": train.num_tokens,
+                        "synthetic_documents": synth.num_documents, "synthetic_tokens": synth.num_tokens})
+            row.update(extra)
+            row.update({"seconds": time.perf_counter() - start, "fit_seconds": t1 - t0, "sample_seconds": t2 - t1,
+                        "metrics_seconds": t3 - t2})
+        except ValueError as e:  # CollapseError or the core's: the data cannot go on (filter starved, ...)
+            if pending is not None:
+                pending.result()
+            _end_cell(cell, t, rows, state_path, e, on_generation)
+            return rows
         rows.append(row)
         # Generation t's files are written (and then committed) by a background thread while
         # generation t+1 computes; it runs one commit at a time, in generation order.
@@ -350,34 +363,26 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
     return rows
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Process-pool initializer: a worker never outlives the run that started it (a killed
-    run's workers would otherwise go on writing into the run directory while --resume
-    works on it). Linux: the kernel sends SIGKILL when the parent dies; elsewhere a
-    daemon thread polls the parent's pid."""
-    import signal
-    import threading
-
-    try:
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent_pid:  # the parent died before the line above took effect
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="collapse-parent-watch").start()
+def _end_cell(cell: Cell, t: int, rows: List[Dict[str, Any]], state_path: str, error: Exception,
+              on_generation: Optional[Callable[[], None]]) -> None:
+    """Commit that the cell ended before generation t, and why; the rest of the study goes on."""
+    lines = str(error).strip().splitlines()
+    reason = lines[0] if lines else type(error).__name__
+    write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows, "status": STATUS_ENDED,
+                            "ended_at": t, "reason": reason})
+    sys.stderr.write(f"[{cell.id}] ended early at generation {t}: {reason}\n")
+    sys.stderr.flush()
+    if on_generation is not None:
+        on_generation()
 
 
-def _run_group_task(cfg_raw: Dict[str, Any], base_dir: str, cells: List[Cell], run_dir: str, resume: bool):
-    """Process-pool / Ray entry point: one generation-0 group (the config travels as its raw mapping)."""
+def _run_group_task(cfg_raw: Dict[str, Any], base_dir: str, cells: List[Cell], run_dir: str, resume: bool,
+                    owner_pid: Optional[int] = None):
+    """Process-pool / Ray entry point: one generation-0 group (the config travels as its raw
+    mapping). owner_pid: the driver this worker must not outlive (Ray; the pool's initializer
+    does it for its workers)."""
+    if owner_pid is not None:
+        end_with(owner_pid)
     cfg = parse_config(cfg_raw, base_dir=base_dir)
     return run_group(cfg, cells, run_dir, resume)
 
@@ -395,8 +400,19 @@ def metrics_frame(rows: Sequence[Dict[str, Any]]):  # noqa: ANN201
     df = df[list(COLUMNS) + extra]
     for c in ("seed", "generation", "vocab_size", "types_lost", "train_vocab_size") + SIZE_COLUMNS:
         if len(df):
-            df[c] = df[c].astype("int64")
+            # nullable only where a cell's "ended" row has no value
+            df[c] = df[c].astype("int64" if df[c].notna().all() else "Int64")
+    if len(df):
+        df["status"] = df["status"].where(df["status"].notna(), STATUS_OK).astype(object)
+        df["reason"] = df["reason"].astype(object).where(df["reason"].notna(), None)
     return df
+
+
+def ended_row(cell: Cell, model: ModelTable, t: int, reason: str) -> Dict[str, Any]:
+    """The metrics-table row of the generation a cell could not make: keys, status, reason."""
+    return {"model": model.name, "paradigm": cell.paradigm, "alpha": _nan(cell.alpha), "seed": cell.seed,
+            "generation": t, "family": model.family, "order": _nan(cell.order), "filter_keep": _nan(cell.keep),
+            "status": STATUS_ENDED, "reason": reason}
 
 
 def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: RealData,
@@ -405,18 +421,25 @@ def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: Rea
     cell_info = []
     for cell in cells:
         path = os.path.join(run_dir, cell.id, STATE_FILE)
-        done = 0
+        done, st = 0, {}
         if os.path.exists(path):
             st = read_json(path)
             rows.extend(st["rows"])
             done = st["generations_done"]
-        cell_info.append({"id": cell.id, "model": model_of(cfg, cell).name, "paradigm": cell.paradigm, "alpha": cell.alpha, "order": cell.order,
-                          "filter_keep": cell.keep, "seed": cell.seed, "generations_done": done})
+        info = {"id": cell.id, "model": model_of(cfg, cell).name, "paradigm": cell.paradigm, "alpha": cell.alpha, "order": cell.order,
+                "filter_keep": cell.keep, "seed": cell.seed, "generations_done": done,
+                "status": st.get("status", STATUS_OK)}
+        if info["status"] == STATUS_ENDED:
+            info.update(ended_at=st["ended_at"], reason=st["reason"])
+            rows.append(ended_row(cell, model_of(cfg, cell), st["ended_at"], st["reason"]))
+        cell_info.append(info)
     df = metrics_frame(rows)
     write_metrics(run_dir, df)
     manifest = {
         "kind": "experiment", "name": cfg.experiment.name, "generations": cfg.experiment.generations,
-        "complete": all(c["generations_done"] == cfg.experiment.generations + 1 for c in cell_info),
+        "complete": all(c["generations_done"] == cfg.experiment.generations + 1 or c["status"] == STATUS_ENDED
+                        for c in cell_info),
+        "cells_ended_early": sum(c["status"] == STATUS_ENDED for c in cell_info),
         "cells": cell_info, "data": data.describe, "family": family_desc[0], "models": family_desc,
         "timing_columns": list(TIMING_COLUMNS), "columns": list(df.columns),
     }
@@ -430,7 +453,9 @@ def run_experiment(config: Union[str, os.PathLike, Dict[str, Any], ExperimentCon
 
     config: a TOML path, a dict (as TOML would give) or an ExperimentConfig. out: the run
     directory (default: [output] dir; without either, a temporary directory that is
-    removed afterwards). resume: continue the run already in ``out``.
+    removed afterwards). resume: continue the run already in ``out``; its config may differ
+    only in experiment.threads / workers / executor / address / progress and in a larger
+    generations (which extends the run: the result equals a run that had them from the start).
     """
     cfg = load_config(config)
     run_dir = out or cfg.output.dir
@@ -448,10 +473,19 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
         if not resume:
             raise CollapseError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
         with open(config_path, encoding="utf-8") as f:
-            if f.read() != config_text:
-                raise CollapseError(f"--resume: the config differs from {config_path}")
+            conflict = resume_conflict(f.read(), cfg)
+        if conflict is not None:
+            raise CollapseError(f"--resume: the config differs from {config_path} in what determines results "
+                                f"({conflict}); only experiment.{', '.join(RESUME_FREE)} may change, and "
+                                "generations may grow")
     data = real_data(cfg)  # before anything is written: a data error leaves no run directory
     os.makedirs(run_dir, exist_ok=True)
+    with RunLock(run_dir):  # no other live process works here (a killed run's lock is stale)
+        return _run_locked(cfg, cells, run_dir, resume, data, config_path, config_text)
+
+
+def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool, data: RealData,
+                config_path: str, config_text: str):  # noqa: ANN202
     # a killed run can leave temporary files of its run-level writes (metrics, manifest)
     for name in os.listdir(run_dir):
         if TEMP_MARK in name and os.path.isfile(os.path.join(run_dir, name)):
@@ -472,7 +506,7 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
         import multiprocessing as mp
 
         with ProcessPoolExecutor(max_workers=min(ex.workers, len(groups)), mp_context=mp.get_context("spawn"),
-                                 initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+                                 initializer=end_with, initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_run_group_task, cfg.raw, cfg.base_dir, group, run_dir, resume) for group in groups]
             for fut in as_completed(futures):
                 fut.result()
@@ -510,10 +544,8 @@ def _run_ray(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resu
         if cfg.experiment.address:
             ray.init(address=cfg.experiment.address)
         else:
-            pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            pythonpath = os.pathsep.join(p for p in (pkg_parent, os.environ.get("PYTHONPATH", "")) if p)
-            ray.init(num_cpus=cfg.experiment.workers, include_dashboard=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+            start_local_ray(cfg.experiment.workers)
     task = ray.remote(num_cpus=1)(_run_group_task)
-    refs = [task.remote(cfg.raw, cfg.base_dir, group, os.path.abspath(run_dir), resume) for group in groups]
+    refs = [task.remote(cfg.raw, cfg.base_dir, group, os.path.abspath(run_dir), resume, os.getpid())
+            for group in groups]
     ray.get(refs)

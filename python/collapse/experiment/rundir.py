@@ -8,6 +8,7 @@ Layout (shared by `collapse run`, `collapse demo`, `collapse simulate`):
     RUN_DIR/metrics.parquet      the same table
     RUN_DIR/<cell>/gen_NNNN/     per-generation artifacts (models, corpora; compressed)
     RUN_DIR/*.png                plots
+    RUN_DIR/run.lock             while a run works in the directory: its owner's pid
 
 Every file is written with collapse.files (temporary name, fsync, rename, fsync of the
 directory), so a run killed at any moment leaves either the old file or the new one, never
@@ -16,12 +17,15 @@ half of one, and a commit point never names data that has not reached the disk.
 
 from __future__ import annotations
 
+import fcntl
 import os
-from typing import Any
+from typing import Any, Optional
 
+from ..errors import CollapseError
 from ..files import atomic_path, write_text
 
 COLLAPSE_VERSION = "0.1.0"  # the package version (collapse.__version__), stamped into manifests
+LOCK_FILE = "run.lock"
 TIMING_COLUMNS = ("seconds", "fit_seconds", "sample_seconds", "metrics_seconds", "write_seconds", "wall_time")
 
 
@@ -40,3 +44,46 @@ def read_metrics(run_dir: str) -> "Any":
     if os.path.exists(pq):
         return pd.read_parquet(pq)
     return pd.read_csv(os.path.join(run_dir, "metrics.csv"))
+
+
+class RunLock:
+    """Only one live process works in a run directory.
+
+    ``RUN_DIR/run.lock`` holds the owner's pid under an exclusive ``flock``. The kernel drops
+    the lock when its owner dies, however it dies, so a lock file left by a killed run is
+    stale and is taken over; a lock held by a live process is refused with one line naming
+    its pid. The file is removed when the owner releases it."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.path = os.path.join(run_dir, LOCK_FILE)
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> "RunLock":
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise CollapseError(f"{os.path.dirname(self.path)} is in use by the live process {owner} "
+                                f"({self.path}); wait for it to end or stop it, then --resume") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        os.fsync(fd)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                os.remove(self.path)  # still ours: nobody else can hold it while we do
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()

@@ -25,7 +25,6 @@ Definitions (docs/simulate.md has them in full):
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -33,6 +32,7 @@ import numpy as np
 from .. import _core
 from ..errors import CollapseError
 from ..experiment.paradigms import PARADIGMS, check_paradigm
+from ..experiment.workers import start_local_ray
 from ..validate import choice, integer
 from .result import EXECUTORS, SimulationResult, check_common
 
@@ -162,11 +162,7 @@ def _run_ray(p0: np.ndarray, trials: int, threads: int, kernel_args: Dict[str, A
     started_here = False
     if not ray.is_initialized():
         if address is None:
-            # A local instance; its workers must import this very checkout of collapse.
-            package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH", "")) if p)
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": path}})
+            start_local_ray(2, log_to_driver=False)
         else:
             ray.init(address=address, log_to_driver=False)
         started_here = True
