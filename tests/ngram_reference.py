@@ -81,3 +81,50 @@ class BackoffTables:
             total += self.log10p(hist, w)
             hist.append(w)
         return total
+
+
+def read_arpa_text(path) -> Tuple[int, Dict[Tuple[str, ...], Tuple[float, float]]]:
+    """(order, {words: (log10 prob, log10 backoff)}) straight from an ARPA file's lines,
+    nothing filled in: the reference for models that lack prefixes or suffixes."""
+    grams: Dict[Tuple[str, ...], Tuple[float, float]] = {}
+    order, section = 0, 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("ngram ") and "=" in line:
+                order = max(order, int(line[6:].split("=")[0]))
+            elif line.startswith("\\") and line.endswith("-grams:"):
+                section = int(line[1:-len("-grams:")])
+            elif line == "\\end\\":
+                section = 0
+            elif section and line:
+                fields = line.split()
+                words = tuple(fields[1:1 + section])
+                backoff = float(fields[1 + section]) if len(fields) > 1 + section else 0.0
+                grams[words] = (float(fields[0]), backoff)
+    return order, grams
+
+
+def arpa_log10p(order: int, grams: Dict[Tuple[str, ...], Tuple[float, float]], history: Sequence[str], w: str) -> float:
+    """log10 p(w | history) by the ARPA recursion: the stored n-gram's prob, else the
+    context's backoff (0 when the context is not stored) plus p(w | shorter history)."""
+    h = tuple(history)[-(order - 1):] if order > 1 else ()
+    acc = 0.0
+    while True:
+        if h + (w,) in grams:
+            return acc + grams[h + (w,)][0]
+        if not h:
+            return acc + grams[("<unk>",)][0]
+        acc += grams.get(h, (0.0, 0.0))[1]
+        h = h[1:]
+
+
+def arpa_score_sentence(order: int, grams, words: Sequence[str]) -> float:
+    """log10 p(<s> words </s>) by arpa_log10p, words outside the unigrams scored as <unk>."""
+    hist = ["<s>"]
+    total = 0.0
+    for w in [*words, "</s>"]:
+        w = w if (w,) in grams else "<unk>"
+        total += arpa_log10p(order, grams, hist, w)
+        hist.append(w)
+    return total

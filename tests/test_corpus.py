@@ -86,3 +86,18 @@ def test_remap_unknown_to_unk():
     v = Vocab(["a", "b"])
     r = c.remap(v)
     assert list(r.tokens) == [3, 4, 0]
+
+
+@pytest.mark.parametrize("tokenizer", ["word", "whitespace"])
+def test_jsonl_lone_surrogate_is_a_clean_error(tmp_path, tokenizer):
+    """JSON's "\\udcc3" decodes to a lone surrogate; with the word tokenizer it used to end
+    in a pybind11 TypeError at fit time. Now the loader names the line."""
+    from conftest import run_cli
+
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "a b"}\n{"text": "hello \\udcc3 world"}\n', encoding="ascii")
+    with pytest.raises(collapse.CollapseError, match="line 2.*lone surrogate"):
+        collapse.load_corpus(str(path), format="jsonl", tokenizer=tokenizer)
+    rc, _, err = run_cli("ngram", "estimate", path, "--order", "2", "--format", "jsonl", "--tokenizer", tokenizer,
+                         "-o", tmp_path / "m.arpa")
+    assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -120,3 +120,40 @@ def test_a_live_owner_is_refused_a_dead_ones_lock_taken_over(tmp_path):
     proc = subprocess.run(_collapse("run", cfg, "--out", out, "--resume"), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert not (out / "run.lock").exists()
+
+
+def test_the_watchdog_alone_ends_a_worker_whose_parent_died():
+    # the fallback where the parent-death signal is not available: a grandchild without it
+    # ends within a second of its parent's SIGKILL
+    grandchild = (
+        "import os, time\n"
+        "import collapse.experiment.workers as w\n"
+        "w._set_parent_death_signal = lambda: False\n"
+        "w.end_with(os.getppid())\n"
+        "print(os.getpid(), flush=True)\n"
+        "time.sleep(60)\n")
+    middle = subprocess.Popen([sys.executable, "-c",
+                               "import subprocess, sys, time\n"
+                               f"p = subprocess.Popen([sys.executable, '-c', {grandchild!r}])\n"
+                               "time.sleep(60)\n"], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(middle.stdout.readline())
+        worker = psutil.Process(pid)
+        middle.send_signal(signal.SIGKILL)
+        middle.wait()
+        deadline = time.time() + 5
+        while _alive([worker]) and time.time() < deadline:
+            time.sleep(0.05)
+        assert not _alive([worker])
+    finally:
+        if middle.poll() is None:
+            middle.kill()
+
+
+def test_ray_workers_on_another_machine_do_not_watch_the_driver():
+    from collapse.experiment import workers
+
+    before = set(workers._watched)
+    workers.end_with_owner("1@another-machine:pid:[1]")  # pid 1 there is not pid 1 here
+    assert workers._watched == before
+    assert workers.owner_token().startswith(f"{os.getpid()}@")

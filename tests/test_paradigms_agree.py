@@ -22,7 +22,7 @@ from collapse.data.corpus import Corpus, Vocab
 from collapse.experiment.paradigms import synthetic_size, training_corpus
 
 P0 = np.array([0.5, 0.3, 0.2])
-N, G, TRIALS = 4, 4, 2000
+N, G, TRIALS = 4, 4, 1000
 CASES = [("replace", None), ("accumulate", None), ("accumulate-subsample", None), ("mix", 0.5), ("fresh", 0.25)]
 
 

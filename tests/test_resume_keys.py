@@ -103,7 +103,7 @@ def test_generations_extend_a_finished_run(tmp_path):
 
 def test_generations_extend_a_killed_run(tmp_path):
     broken, direct = tmp_path / "broken", tmp_path / "direct"
-    cfg3 = _config(tmp_path, "g3", G=3, docs=3000)
+    cfg3 = _config(tmp_path, "g3", G=3, docs=1000)
     child = subprocess.Popen(_collapse("run", cfg3, "--out", broken), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     state = broken / "replace_o3_s2" / "state.json"
@@ -119,5 +119,5 @@ def test_generations_extend_a_killed_run(tmp_path):
     child.send_signal(signal.SIGKILL)
     child.wait()
     _run("run", cfg3, "--out", broken, "--resume", "--generations", 5)
-    _run("run", _config(tmp_path, "g5", G=5, docs=3000), "--out", direct)
+    _run("run", _config(tmp_path, "g5", G=5, docs=1000), "--out", direct)
     assert_same_run(direct, broken)

@@ -178,7 +178,9 @@ def test_random_backoff_models(tmp_path, spec):
     for h in contexts:
         ref = reference_distribution(model, h, words)
         got = sampler.distribution(np.array([m.vocab.id(w) for w in h], dtype=np.uint32))
-        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12, err_msg=str(h))
+        # rtol 1e-6, not 1e-9: n-grams stored without their suffix get blanks (insert_blanks,
+        # as kenlm does), whose values are float32 sums like every stored value.
+        np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-12, err_msg=str(h))
     # Draws: only vocabulary words, never <s>, </s> only as the end; first words follow
     # p(. | <s>) (chi-square, p > 1e-6).
     c = m.sample(4000, seed=1, max_length=20, threads=2)

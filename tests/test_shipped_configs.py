@@ -33,7 +33,7 @@ def test_shipped_config_runs_to_completion(name, tmp_path):
     raw.setdefault("output", {})["save_models"] = False
     data = raw["data"]
     if data.get("source", "grammar") == "grammar":
-        data.update(num_documents=150, heldout_documents=40)
+        data.update(num_documents=100, heldout_documents=30)
     else:
         train, held = (CONFIGS / data["path"]).resolve(), (CONFIGS / data.get("heldout_path", "-")).resolve()
         if not (train.is_file() and held.is_file()):  # the data is not on this machine: same format, made here

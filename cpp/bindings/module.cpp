@@ -1,6 +1,8 @@
 // The extension module collapse._core: one register_* function per area.
 #include <pybind11/pybind11.h>
 
+#include "collapse/parallel.hpp"
+
 namespace py = pybind11;
 
 namespace collapse::bindings {
@@ -25,4 +27,10 @@ PYBIND11_MODULE(_core, m) {
   register_simulation(m);
   register_metrics(m);
   register_tokenize(m);
+  // Thread counts: the limit and the cap live in parallel.hpp; Python's validator reads them.
+  m.attr("MAX_THREADS") = collapse::kMaxThreads;
+  m.attr("THREADS_PER_CORE") = collapse::kThreadsPerCore;
+  m.def("resolve_threads", &collapse::resolve_threads, py::arg("threads"),
+        "The thread count the core runs for a request: 0 -> every hardware thread, else at most "
+        "4 per hardware thread; ValueError outside [0, MAX_THREADS].");
 }

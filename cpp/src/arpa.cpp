@@ -1,6 +1,7 @@
 #include "collapse/arpa.hpp"
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -33,6 +34,7 @@ class LineReader {
     return true;
   }
   std::size_t number() const { return number_; }
+  std::size_t remaining() const { return pos_ < text_.size() ? text_.size() - pos_ : 0; }
 
  private:
   const std::string& text_;
@@ -40,15 +42,18 @@ class LineReader {
   std::size_t number_ = 0;
 };
 
+constexpr std::size_t kMaxArpaOrder = 64;
+
 [[noreturn]] void fail(const std::string& path, std::size_t line, const std::string& what) {
   throw std::invalid_argument("malformed ARPA file " + path + " (line " + std::to_string(line) + "): " + what);
 }
 
+// A finite float (from_chars also reads "nan" and "inf", which no model may hold).
 bool parse_float(std::string_view s, float& out) {
   if (s.empty()) return false;
   if (s.front() == '+') s.remove_prefix(1);
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && ptr == s.data() + s.size();
+  return ec == std::errc() && ptr == s.data() + s.size() && std::isfinite(out);
 }
 
 void append_float(std::string& out, float x) {
@@ -138,13 +143,31 @@ BackoffModel read_arpa(const std::string& path) {
     std::string_view ns = trim(t.substr(0, eq)), cs = trim(t.substr(eq + 1));
     auto r1 = std::from_chars(ns.data(), ns.data() + ns.size(), n);
     auto r2 = std::from_chars(cs.data(), cs.data() + cs.size(), c);
+    if (r2.ec == std::errc::result_out_of_range) fail(path, reader.number(), "n-gram count too large");
     if (r1.ec != std::errc() || r2.ec != std::errc() || r1.ptr != ns.data() + ns.size() ||
         r2.ptr != cs.data() + cs.size())
       fail(path, reader.number(), "bad n-gram count line");
     if (n != counts.size() + 1) fail(path, reader.number(), "n-gram counts out of order");
+    // Orders past any tool's (lmplz and kenlm stop at a compile-time limit of about 8); the
+    // sampler keeps a state's length in 8 bits.
+    if (n > kMaxArpaOrder) fail(path, reader.number(), "order above " + std::to_string(kMaxArpaOrder));
     counts.push_back(c);
   }
   if (counts.empty()) fail(path, reader.number(), "no n-gram counts");
+  // The header is a claim, not a size to allocate: an n-gram line takes at least 2n+2
+  // bytes (a one-character log10 prob, n one-character words, n separators, a newline),
+  // so counts the rest of the file cannot hold are refused before anything is reserved.
+  {
+    std::size_t left = reader.remaining();
+    for (std::size_t k = 0; k < counts.size(); ++k) {
+      const std::size_t min_line = 2 * (k + 1) + 2;
+      if (counts[k] > left / min_line)
+        fail(path, reader.number(),
+             "the header claims " + std::to_string(counts[k]) + " " + std::to_string(k + 1) +
+                 "-grams, more than the rest of the file (" + std::to_string(reader.remaining()) + " bytes) can hold");
+      left -= counts[k] * min_line;
+    }
+  }
 
   BackoffModel model;
   model.order = static_cast<int>(counts.size());
@@ -194,9 +217,9 @@ BackoffModel read_arpa(const std::string& path) {
              "expected " + std::to_string(n) + " words with a log10 probability" + " (found " +
                  std::to_string(fields.size()) + " fields; file truncated or wrong n-gram count?)");
       float prob = 0, bo = 0;
-      if (!parse_float(fields[0], prob)) fail(path, reader.number(), "bad log10 probability");
+      if (!parse_float(fields[0], prob)) fail(path, reader.number(), "bad log10 probability (not a finite number)");
       if (fields.size() == static_cast<std::size_t>(n + 2) && !parse_float(fields[n + 1], bo))
-        fail(path, reader.number(), "bad log10 backoff");
+        fail(path, reader.number(), "bad log10 backoff (not a finite number)");
       if (prob > 0.0f) fail(path, reader.number(), "log10 probability above 0");
       for (int j = 1; j <= n; ++j) {
         const std::string_view word = fields[j];
@@ -238,12 +261,13 @@ BackoffModel read_arpa(const std::string& path) {
     fail(path, reader.number(), "unexpected line after the last n-gram section (n-gram count too small?)");
   }
   if (!ended) fail(path, reader.number(), "truncated: missing \\end\\");
-  // Specials absent from the file get probability zero.
+  // Specials absent from the file get probability zero; an absent <unk> log10 -100, the
+  // value kenlm substitutes, so that out-of-vocabulary words score as in kenlm.
   for (WordId s = 0; s < 3; ++s) {
     if (!seen_special[s]) {
       NGramTable& uni = model.tables[0];
       uni.words.push_back(s);
-      uni.log10_prob.push_back(kLog10Zero);
+      uni.log10_prob.push_back(s == kUnk ? -100.0f : kLog10Zero);
       uni.log10_backoff.push_back(0.0f);
     }
   }
@@ -263,6 +287,8 @@ BackoffModel read_arpa(const std::string& path) {
         throw std::invalid_argument("malformed ARPA file " + path + ": duplicate " + std::to_string(t.n) + "-gram");
     }
   }
+  // Pruned models (SRILM, by hand) may store an n-gram without its prefix or suffix.
+  insert_blanks(model);
   validate(model);
   return model;
 }

@@ -51,9 +51,11 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     last_word_[k].resize(t.size());
     for (std::size_t r = 0; r < t.size(); ++r) {
       const float lp = t.log10_prob[r], lb = t.log10_backoff[r];
-      if (std::isnan(lp) || std::isnan(lb) || lp > 0.0f || lb == HUGE_VALF)
-        throw std::invalid_argument("model holds a NaN, infinite or positive log10 value in its " +
-                                    std::to_string(k + 1) + "-grams");
+      // Positive values are allowed: a blank (insert_blanks) after a positive backoff, or an
+      // unnormalised model; the draws are normalised either way.
+      if (std::isnan(lp) || std::isnan(lb) || lp == HUGE_VALF || lb == HUGE_VALF)
+        throw std::invalid_argument("model holds a NaN or +infinite log10 value in its " + std::to_string(k + 1) +
+                                    "-grams");
       const WordId w = t.row(r)[k];
       last_word_[k][r] = w;
       prob[k][r] = (w == kBos) ? 0.0 : tempered(lp, inv_t);

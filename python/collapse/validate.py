@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
+
+from . import _core
 from .errors import CollapseError
 
 # How a failed check becomes an exception: fail(name, message) -> Exception. The default
@@ -13,6 +17,9 @@ from .errors import CollapseError
 Fail = Callable[[str, str], Exception]
 
 SEED_LIMIT = 2 ** 64  # seeds are uint64 in the C++ core
+# Thread counts: the core's limit and cap (parallel.hpp), one definition for both sides.
+MAX_THREADS: int = int(_core.MAX_THREADS)
+THREADS_PER_CORE: int = int(_core.THREADS_PER_CORE)
 
 
 def default_fail(name: str, message: str) -> Exception:
@@ -30,6 +37,14 @@ def integer(name: str, value: Any, minimum: Optional[int] = None, maximum: Optio
     if maximum is not None and value > maximum:
         raise fail(name, f"must be <= {maximum}, got {value}")
     return value
+
+
+def threads(name: str, value: Any, fail: Fail = default_fail, cap: bool = True) -> int:
+    """A thread count: 0 (every core) or 1..MAX_THREADS, cut (with cap) to THREADS_PER_CORE
+    per core: more cannot help, and each thread may hold buffers (100000 once meant an OOM
+    kill). The core checks and cuts the same way (resolve_threads in parallel.hpp)."""
+    n = integer(name, value, 0, MAX_THREADS, fail)
+    return min(n, THREADS_PER_CORE * (os.cpu_count() or 1)) if cap else n
 
 
 def seed(name: str, value: Any, fail: Fail = default_fail) -> int:
@@ -73,3 +88,19 @@ def boolean(name: str, value: Any, fail: Fail = default_fail) -> bool:
     if not isinstance(value, bool):
         raise fail(name, f"must be true or false, got {value!r}")
     return value
+
+
+def integer_array(name: str, value: Any, dtype: Any, fail: Fail = default_fail) -> np.ndarray:
+    """``value`` as a C-contiguous array of the integer ``dtype``: integer arrays (and lists)
+    are converted when every value fits; floats, bools and other kinds are refused, naming
+    the dtype (np.asarray(x, dtype=np.uint32) would truncate 4.7 to 4 and wrap -1)."""
+    arr = np.asarray(value)
+    kind = arr.dtype.kind
+    if kind not in "iu" and not (kind == "f" and arr.size == 0):  # np.asarray([]) is float64
+        raise fail(name, f"must be an array of integers, got dtype {arr.dtype}")
+    info = np.iinfo(dtype)
+    if arr.size and kind in "iu":
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < info.min or hi > info.max:
+            raise fail(name, f"must hold values in [{info.min}, {info.max}] ({np.dtype(dtype)}), got {lo}..{hi}")
+    return np.ascontiguousarray(arr, dtype=dtype)

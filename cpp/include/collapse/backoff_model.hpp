@@ -58,4 +58,14 @@ void sort_tables(BackoffModel& model);
 // Throws std::invalid_argument if the model is inconsistent (sizes, ids, order).
 void validate(const BackoffModel& model);
 
+// Completes a model whose n-grams lack their prefix or suffix (pruned by SRILM or by
+// hand; ARPA allows it) with "blanks", as kenlm does when it loads such a file: every
+// missing prefix w1..w(n-1) and suffix w2..wn of a stored n-gram (recursively) is added
+// with log10 prob = the backoff formula's value for it (the prob of its suffix plus the
+// backoff of its prefix) and log10 backoff 0. A blank changes no probability, so scoring
+// and sampling need no special case: they may assume every prefix and suffix stored.
+// Needs sorted tables (sort_tables) whose words are all unigrams; keeps them sorted.
+// Returns the number of blanks added per order (index n-1).
+std::vector<std::size_t> insert_blanks(BackoffModel& model);
+
 }  // namespace collapse

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import CollapseError
 from ..files import atomic_path
+from ..validate import integer_array
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
@@ -84,8 +85,8 @@ class Corpus:
     vocab: Vocab
 
     def __post_init__(self) -> None:
-        self.tokens = np.ascontiguousarray(self.tokens, dtype=np.uint32)
-        self.offsets = np.ascontiguousarray(self.offsets, dtype=np.int64)
+        self.tokens = integer_array("corpus tokens", self.tokens, np.uint32)
+        self.offsets = integer_array("corpus offsets", self.offsets, np.int64)
         if self.offsets.ndim != 1 or self.offsets.size < 1 or self.offsets[0] != 0:
             raise CollapseError("corpus offsets must be a 1-d array starting at 0")
         if self.offsets[-1] != self.tokens.size:
@@ -151,7 +152,7 @@ class Corpus:
 
     def select(self, indices: np.ndarray) -> "Corpus":
         """The documents at ``indices`` (in that order, repeats allowed), same vocab."""
-        indices = np.asarray(indices, dtype=np.int64)
+        indices = integer_array("indices", indices, np.int64)
         if indices.size and (indices.min() < 0 or indices.max() >= self.num_documents):
             raise CollapseError("document index out of range")
         lens = self.lengths()[indices]
@@ -328,6 +329,11 @@ def iter_jsonl(path: str, field: str = "text") -> Iterator[str]:
         value = obj[field]
         if not isinstance(value, str):
             raise CollapseError(f"{path}: line {n}: field {field!r} is not a string")
+        try:  # JSON's \ud800-\udfff escapes can make a lone surrogate, which is not text
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise CollapseError(f"{path}: line {n}: field {field!r} holds a lone surrogate "
+                                f"({value[e.start:e.end].encode('unicode_escape').decode()}), not valid Unicode") from None
         yield value
 
 

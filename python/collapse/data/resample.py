@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import _core
 from ..errors import CollapseError
-from ..validate import integer, seed as check_seed
+from ..validate import integer, integer_array, seed as check_seed, threads as check_threads
 from .corpus import Corpus
 
 
@@ -42,13 +42,13 @@ def _check_corpus(corpus) -> Corpus:
 def gather(corpus: Corpus, indices: np.ndarray, threads: int = 0) -> Corpus:
     """The documents at ``indices`` (in that order, repeats allowed), same vocab."""
     _check_corpus(corpus)
-    tokens, offsets = _core.gather_documents(corpus.tokens, corpus.offsets, np.asarray(indices, dtype=np.int64),
-                                             threads=_count("threads", threads))
+    tokens, offsets = _core.gather_documents(corpus.tokens, corpus.offsets, integer_array("indices", indices, np.int64),
+                                             threads=check_threads("threads", threads))
     return Corpus(tokens, offsets, corpus.vocab)
 
 
 def sample_indices(num_docs: int, n: int, seed: int, replace: bool = True, threads: int = 0) -> np.ndarray:
-    num_docs, n, seed, threads = _count("num_docs", num_docs), _count("n", n), _seed(seed), _count("threads", threads)
+    num_docs, n, seed, threads = _count("num_docs", num_docs), _count("n", n), _seed(seed), check_threads("threads", threads)
     if replace:
         if num_docs == 0 and n > 0:
             raise CollapseError("cannot draw documents from an empty corpus")
@@ -80,7 +80,7 @@ def subsample_indices(num_docs: int, seed: int, fraction: Optional[float] = None
     n = _count("n", n)
     if n > num_docs:
         raise CollapseError(f"cannot subsample {n} documents from {num_docs}")
-    return np.sort(_core.draw_without_replacement(num_docs, n, _seed(seed), _count("threads", threads)))
+    return np.sort(_core.draw_without_replacement(num_docs, n, _seed(seed), check_threads("threads", threads)))
 
 
 def subsample(corpus: Corpus, fraction: Optional[float] = None, *, n: Optional[int] = None, seed: int,
@@ -93,7 +93,7 @@ def subsample(corpus: Corpus, fraction: Optional[float] = None, *, n: Optional[i
 
 
 def shuffle_indices(num_docs: int, seed: int, threads: int = 0) -> np.ndarray:
-    return _core.random_permutation(_count("num_docs", num_docs), _seed(seed), _count("threads", threads))
+    return _core.random_permutation(_count("num_docs", num_docs), _seed(seed), check_threads("threads", threads))
 
 
 def shuffle(corpus: Corpus, seed: int, threads: int = 0) -> Corpus:

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from ..data.corpus import FORMATS, TOKENIZERS
 from ..errors import CollapseError
 from ..files import toml_text
-from ..validate import boolean, choice, integer, real
+from ..validate import boolean, choice, integer, real, threads as validate_threads
 from ..validate import seed as validate_seed
 from .paradigms import ALPHA_PARADIGMS, PARADIGMS
 
@@ -307,7 +307,8 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
     ex.paradigms = _scalar_or_list(t, "paradigm", "paradigms", ["replace"], _paradigm)
     ex.alphas = _scalar_or_list(t, "alpha", "alphas", [0.5], _alpha)
     ex.synthetic_factor = t.float_("synthetic_factor", 1.0, 0.0, None, lo_open=True)
-    ex.threads = t.int_("threads", 1, minimum=0)
+    # Checked here, cut to the machine where it is used: the config keeps what was asked.
+    ex.threads = validate_threads(t.f("threads"), t.get("threads", 1), fail=_fail, cap=False)
     ex.workers = t.int_("workers", 2, minimum=1)
     ex.address = t.str_("address", None)
     ex.executor = t.str_("executor", "ray" if ex.address else "local", EXECUTORS)

@@ -45,7 +45,7 @@ from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from .sources import RealData, load_real_data
-from .workers import end_with, start_local_ray
+from .workers import end_with, end_with_owner, owner_token, start_local_ray
 
 # Seed purposes (tags for derive_seed).
 PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
@@ -377,12 +377,12 @@ def _end_cell(cell: Cell, t: int, rows: List[Dict[str, Any]], state_path: str, e
 
 
 def _run_group_task(cfg_raw: Dict[str, Any], base_dir: str, cells: List[Cell], run_dir: str, resume: bool,
-                    owner_pid: Optional[int] = None):
+                    owner: Optional[str] = None):
     """Process-pool / Ray entry point: one generation-0 group (the config travels as its raw
-    mapping). owner_pid: the driver this worker must not outlive (Ray; the pool's initializer
-    does it for its workers)."""
-    if owner_pid is not None:
-        end_with(owner_pid)
+    mapping). owner: the driver this worker must not outlive (workers.owner_token; Ray
+    tasks: the pool's initializer does it for its workers)."""
+    if owner is not None:
+        end_with_owner(owner)
     cfg = parse_config(cfg_raw, base_dir=base_dir)
     return run_group(cfg, cells, run_dir, resume)
 
@@ -546,6 +546,6 @@ def _run_ray(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resu
         else:
             start_local_ray(cfg.experiment.workers)
     task = ray.remote(num_cpus=1)(_run_group_task)
-    refs = [task.remote(cfg.raw, cfg.base_dir, group, os.path.abspath(run_dir), resume, os.getpid())
-            for group in groups]
+    owner = owner_token()
+    refs = [task.remote(cfg.raw, cfg.base_dir, group, os.path.abspath(run_dir), resume, owner) for group in groups]
     ray.get(refs)

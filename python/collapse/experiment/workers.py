@@ -71,6 +71,29 @@ def end_with(pid: int) -> None:
                      daemon=True).start()
 
 
+def _pid_namespace() -> str:
+    """Which pid numbers a pid means here: this machine's boot and this pid namespace."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        return f"{boot}:{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return ""
+
+
+def owner_token() -> str:
+    """This process as an owner that workers on any node can recognise: pid@namespace."""
+    return f"{os.getpid()}@{_pid_namespace()}"
+
+
+def end_with_owner(token: str) -> None:
+    """end_with(the owner's pid) when the owner's pid means the same process here (a Ray
+    worker on the driver's machine); on another node (a cluster) the worker is Ray's to end."""
+    pid, _, namespace = token.partition("@")
+    if namespace and namespace == _pid_namespace():
+        end_with(int(pid))
+
+
 def start_guardian() -> None:
     """Start (once per process) the guardian that ends what this process leaves behind when it
     is killed: collapse/experiment/guardian.py, run by path with the standard library only.

@@ -16,11 +16,21 @@ from .. import _core
 from ..data.corpus import Corpus, Vocab
 from ..errors import CollapseError
 from ..files import atomic_path
+from ..validate import threads as check_threads
 from .sampler import sample_ngram
 
 SMOOTHINGS = ("mkn", "kn", "addk", "mle")
 MAX_ORDER: int = int(_core.MAX_NGRAM_ORDER)
 
+
+
+def perplexity_from_log10(total_log10: float, predicted: int) -> float:
+    """10^(-total / predicted); inf where that is past the largest float (a file may hold
+    log10 probabilities like -1e11: the perplexity is then as good as infinite)."""
+    try:
+        return float(10.0 ** (-total_log10 / predicted))
+    except OverflowError:
+        return math.inf
 
 class NGramModel:
     """An n-gram model in backoff form, held by the C++ core."""
@@ -70,7 +80,7 @@ class NGramModel:
         if corpus.num_documents == 0:
             raise CollapseError("cannot fit an n-gram model on an empty corpus")
         core = _core.fit_ngram(corpus.tokens, corpus.offsets, corpus.vocab.words, int(order), smoothing,
-                               float(add_k), int(threads))
+                               float(add_k), check_threads("threads", threads))
         return cls(core)
 
     # -- scoring -----------------------------------------------------------------------
@@ -98,11 +108,11 @@ class NGramModel:
         if not isinstance(corpus, Corpus):
             raise CollapseError("scoring needs a collapse.Corpus")
         ids = self._model_ids(corpus)
-        per_doc, tokens, oov = self._scorer().score(ids, corpus.offsets, int(threads))
+        per_doc, tokens, oov = self._scorer().score(ids, corpus.offsets, check_threads("threads", threads))
         total = float(per_doc.sum())
         sequences = corpus.num_documents
         predicted = tokens + sequences
-        ppl = float(10.0 ** (-total / predicted)) if predicted else float("nan")
+        ppl = perplexity_from_log10(total, predicted) if predicted else float("nan")
         return {"perplexity": ppl, "log10_prob": total, "tokens": int(tokens), "sequences": int(sequences),
                 "oov": int(oov), "log10_probs": per_doc}
 

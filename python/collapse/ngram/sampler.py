@@ -13,7 +13,7 @@ import numpy as np
 from .. import _core
 from ..data.corpus import Corpus
 from ..errors import CollapseError
-from ..validate import integer, seed as check_seed
+from ..validate import integer, seed as check_seed, threads as check_threads
 
 DEFAULT_MAX_LENGTH = 4096
 
@@ -36,7 +36,7 @@ def check_sample_args(num_sequences, seed, temperature, top_k, top_p, max_length
     if not (0.0 < top_p <= 1.0):
         raise CollapseError(f"top_p must be in (0, 1], got {top_p}")
     max_length = integer("max_length", max_length, 1, 2 ** 32 - 1)
-    threads = integer("threads", threads, 0)
+    threads = check_threads("threads", threads)
     return num_sequences, seed, temperature, top_k, top_p, max_length, threads
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..experiment.rundir import COLLAPSE_VERSION, write_metrics
 from ..files import write_bytes, write_json, write_text, write_toml
-from ..validate import integer, seed as check_seed
+from ..validate import integer, seed as check_seed, threads as check_threads
 
 EXECUTORS = ("local", "ray")
 
@@ -21,7 +21,7 @@ EXECUTORS = ("local", "ray")
 def check_common(N: Any, generations: Any, trials: Any, threads: Any, seed: Any) -> Tuple[int, int, int, int, int]:
     """The arguments every process takes: N, generations, trials >= 1; threads >= 0; a seed."""
     return (integer("N", N, 1), integer("generations", generations, 1), integer("trials", trials, 1),
-            integer("threads", threads, 0), check_seed("seed", seed))
+            check_threads("threads", threads), check_seed("seed", seed))
 
 
 @dataclass

@@ -50,6 +50,7 @@ import torch
 from ..data.corpus import Corpus, Vocab, iter_documents, whitespace_tokenize
 from ..errors import CollapseError
 from ..files import write_json
+from ..validate import threads as check_threads
 from .generate import SamplingConfig, generate_distributed
 from .model import GPTNeo, GPTNeoConfig
 from .score import document_log_probs, paper_perplexity
@@ -125,7 +126,7 @@ class TransformerFamily:
         self.perplexity_stride = int(s.get("perplexity_stride", 512))
         self.bpe_vocab_size = int(s.get("bpe_vocab_size", 8192))
         self.eot_token = str(s.get("eot_token", END_OF_TEXT))
-        self.threads = int(s.get("threads", 0))
+        self.threads = check_threads("transformer: threads", s.get("threads", 0))
         if self.perplexity_stride < 1:
             raise CollapseError("transformer: perplexity_stride must be positive")
         self._tokenizer: Optional[TextTokenizer] = None
