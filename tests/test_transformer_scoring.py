@@ -119,3 +119,23 @@ def test_sampling_defaults_are_the_papers():
     family = TransformerFamily.from_config({"family": "transformer", "preset": "tinystories-1m"})
     s = family.sampling
     assert (s.temperature, s.top_k, s.top_p, s.max_new_tokens) == (1.0, 0, 1.0, 600)
+
+
+def test_paper_perplexity_option_reports_paper_ppl():
+    """paper_perplexity = true: the family's extra metric is evaluate_ppl's number on the
+    held-out stories joined by blank lines (the model's positions as the window)."""
+    from collapse.data.corpus import Corpus
+    from collapse.transformer.family import TransformerFamily
+
+    table = {"family": "transformer", "preset": "custom", "hidden_size": 16, "num_layers": 1, "num_heads": 2,
+             "window_size": 8, "max_position_embeddings": 32, "context_length": 24, "epochs": 1, "batch_size": 8,
+             "micro_batch_size": 8, "bpe_vocab_size": 280, "perplexity_stride": 8, "device": "cpu", "threads": 1,
+             "progress": False}
+    rng = np.random.default_rng(0)
+    corpus = Corpus.from_texts([" ".join(rng.choice(["Tom", "saw", "a", "dog", "."], size=8)) for _ in range(30)])
+    held = Corpus.from_texts([" ".join(rng.choice(["Tom", "saw", "a", "dog", "."], size=8)) for _ in range(6)])
+    model = TransformerFamily.from_config({**table, "paper_perplexity": True}).fit(corpus, seed=0)
+    got = model.extra_metrics(held)["paper_ppl"]
+    stream = model.tokenizer.encode_batch(["\n\n".join(held.texts())])[0]
+    assert got == pytest.approx(paper_perplexity(model.model, stream, max_length=POSITIONS, stride=8).perplexity)
+    assert TransformerFamily.from_config(table).fit(corpus, seed=0).extra_metrics(held) == {}
