@@ -6,7 +6,7 @@ ancestral sampling (temperature 1, no top-k, no top-p) from the end-of-text toke
 number of new tokens (no early stop on either side, so both do the same work);
 transformers via ``generate(do_sample=True, top_k=0, top_p=1.0)``. Training: forward +
 backward + AdamW step on (batch, context) micro-batches. On CUDA both sides run under
-bf16 autocast, the 33M case uses GPU-sized batches and the training MFU is reported.
+bf16 autocast (precision "auto"), the 33M case uses GPU-sized batches and the training MFU is reported.
 
     PYTHONPATH=python python bench/bench_transformer.py [--quick] [--threads 1] [--out FILE]
 
@@ -16,7 +16,6 @@ Prints a table with the ratios and writes JSON (bench/results/ by default).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -30,6 +29,7 @@ import _path  # noqa: E402,F401  (in-place build or installed package)
 
 from collapse.transformer import GPTNeo, GPTNeoConfig  # noqa: E402
 from collapse.transformer.generate import SamplingConfig, generate_batch, sequence_uniforms  # noqa: E402
+from collapse.transformer.precision import autocast, autocast_dtype, resolve_precision  # noqa: E402
 
 
 def _sync(device):
@@ -48,19 +48,20 @@ def best_of(fn, repeats, device):
     return min(times)
 
 
-def _autocast(fn):
+def _autocast(fn, device, precision):
     def wrapped(x):
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with autocast(device, precision):
             fn(x)
     return wrapped
 
 
-def bench_generation(ours, hf, batch, new_tokens, repeats, device, eot):
+def bench_generation(ours, hf, batch, new_tokens, repeats, device, eot, precision="auto"):
     cfg = SamplingConfig(max_new_tokens=new_tokens, batch_size=batch, stop_at_eot=False)
     u = sequence_uniforms(0, range(batch), new_tokens)
+    precision = resolve_precision(precision, device)
 
     def run_ours():
-        out = generate_batch(ours, eot, u, cfg)
+        out = generate_batch(ours, eot, u, cfg, cache_dtype=autocast_dtype(precision))
         assert all(len(s) == new_tokens for s in out)
 
     prompt = torch.full((batch, 1), eot, dtype=torch.long, device=device)
@@ -71,8 +72,7 @@ def bench_generation(ours, hf, batch, new_tokens, repeats, device, eot):
                           max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=eot)
         assert out.shape == (batch, new_tokens + 1)
 
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    with torch.no_grad(), amp:
+    with torch.no_grad(), autocast(device, precision):
         run_ours(), run_hf()  # warm-up
         # interleaved, best of each: the machine's load changes between runs
         t_ours = t_hf = float("inf")
@@ -83,7 +83,10 @@ def bench_generation(ours, hf, batch, new_tokens, repeats, device, eot):
     return tokens / t_ours, tokens / t_hf
 
 
-def bench_training(ours, hf, batch, context, steps, device, vocab):
+def bench_training(ours, hf, batch, context, steps, device, vocab, precision="auto"):
+    """Forward + backward + AdamW steps on both sides under the same autocast; ours through
+    its training loss (the chunked head + cross-entropy), HF through ``labels=``."""
+    precision = resolve_precision(precision, device)
     g = torch.Generator().manual_seed(0)
     data = torch.randint(0, vocab, (steps + 1, batch, context + 1), generator=g).to(device)
     opt_ours = torch.optim.AdamW(ours.parameters(), lr=5e-4, betas=(0.9, 0.95), weight_decay=0.1)
@@ -91,8 +94,7 @@ def bench_training(ours, hf, batch, context, steps, device, vocab):
     ours.train(), hf.train()
 
     def step_ours(x):
-        logits = ours(x[:, :-1])
-        loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), x[:, 1:].reshape(-1))
+        loss = ours(x[:, :-1], targets=x[:, 1:], loss_dtype=autocast_dtype(precision)) / x[:, 1:].numel()
         loss.backward()
         opt_ours.step()
         opt_ours.zero_grad(set_to_none=True)
@@ -103,9 +105,8 @@ def bench_training(ours, hf, batch, context, steps, device, vocab):
         opt_hf.step()
         opt_hf.zero_grad(set_to_none=True)
 
-    if device.type == "cuda":  # bf16 autocast on both sides, as training runs on a GPU
-        step_ours = _autocast(step_ours)
-        step_hf = _autocast(step_hf)
+    step_ours = _autocast(step_ours, device, precision)
+    step_hf = _autocast(step_hf, device, precision)
     step_ours(data[0]), step_hf(data[0])  # warm-up
     best = [float("inf"), float("inf")]
     for i in range(steps):  # interleaved, best step of each

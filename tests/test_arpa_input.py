@@ -114,3 +114,31 @@ def test_order_past_any_tool_is_refused(tmp_path):
     path.write_text(f"\\data\\\n{counts}\n\\1-grams:\n{UNIGRAMS}\n{sections}\\end\\\n")
     with pytest.raises(ValueError, match="order above 64"):
         collapse.NGramModel.from_arpa(str(path))
+
+
+def test_huge_positive_backoff(tmp_path):
+    """Found by tools/fuzz.sh: a unigram backoff of log10 575773 is finite, so the file is
+    read; the perplexity underflows to 0 and the sampler says its masses overflow."""
+    uni = UNIGRAMS.replace("-0.4\ta\n", "-0.4\ta\t575773\n")
+    path = tmp_path / "m.arpa"
+    path.write_text(f"\\data\\\nngram 1=5\nngram 2=1\n\n\\1-grams:\n{uni}\n\\2-grams:\n-0.2\ta b\n\n\\end\\\n")
+    model = collapse.NGramModel.from_arpa(str(path))
+    text = tmp_path / "t.txt"
+    text.write_text("a a a\n")
+    assert model.perplexity(collapse.load_corpus(str(text))) == 0.0
+    with pytest.raises(ValueError, match="overflow"):
+        model.sample(3, seed=1)
+
+
+def test_vertical_tab_and_form_feed_stay_inside_words(tmp_path):
+    """Found by tools/fuzz.sh: the tokenizer keeps \\v and \\f inside words (as lmplz does)
+    but the ARPA reader split on them, so a written model read back as another one. The
+    reader now splits on kenlm's ARPA separators only (space, tab, CR)."""
+    text = tmp_path / "t.txt"
+    text.write_bytes(b"a\t!\r\nc \x0bd \x0c;\ne\n\n")
+    corpus = collapse.load_corpus(str(text))
+    model = collapse.NGramModel.fit(corpus, order=4)
+    model.to_arpa(str(tmp_path / "m.arpa"))
+    again = collapse.NGramModel.from_arpa(str(tmp_path / "m.arpa"))
+    assert again.vocab.words == model.vocab.words
+    assert list(again.score(corpus)) == list(model.score(corpus))

@@ -11,7 +11,11 @@ import sys
 
 import pytest
 
-PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "python" / "collapse"
+import collapse
+
+# the package under test: the checkout (PYTHONPATH=python) or the installed copy (CI), the
+# one that holds the built extension
+PACKAGE = pathlib.Path(collapse.__file__).resolve().parent
 TORCH = importlib.util.find_spec("torch") is not None
 
 
@@ -163,8 +167,6 @@ def test_top_level_is_small():
 
 
 def test_public_names_from_the_root():
-    import collapse
-
     for name in ("load_corpus", "Corpus", "Vocab", "concatenate", "NGramModel", "simulate", "run_experiment",
                  "CollapseError", "resample", "__version__"):
         assert hasattr(collapse, name), name

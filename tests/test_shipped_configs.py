@@ -16,7 +16,7 @@ CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
 TINY_TRANSFORMER = dict(preset="custom", hidden_size=32, num_layers=2, num_heads=4, window_size=16,
                         max_position_embeddings=128, context_length=64, epochs=1, batch_size=16,
                         micro_batch_size=8, bpe_vocab_size=300, max_new_tokens=40, sample_batch_size=32,
-                        perplexity_stride=32, device="cpu", bf16=False, threads=1)
+                        perplexity_stride=32, device="cpu", precision="fp32", threads=1)
 
 
 def _stories_file(path: pathlib.Path, n: int, seed: int) -> str:

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import collapse
 from collapse import _core
-from collapse.theory.categorical import PARADIGMS, make_p0
+from collapse.theory.categorical import make_p0
+from collapse.theory.result import PARADIGMS
 from conftest import run_cli
 
 
@@ -93,8 +94,10 @@ def cases(draw):
         w[0] = 1.0
     paradigm = draw(st.sampled_from(PARADIGMS))
     alpha = draw(st.floats(0, 1)) if paradigm in ("mix", "fresh") else None
+    weight = draw(st.floats(0, 1)) if paradigm == "weighted" else None
     return dict(p0=w / w.sum(), N=draw(st.integers(1, 40)), generations=draw(st.integers(1, 8)),
-                trials=draw(st.integers(1, 6)), paradigm=paradigm, alpha=alpha, seed=draw(st.integers(0, 2**64 - 1)),
+                trials=draw(st.integers(1, 6)), paradigm=paradigm, alpha=alpha, weight=weight,
+                seed=draw(st.integers(0, 2**64 - 1)),
                 without_replacement=draw(st.sampled_from(["auto", "hypergeometric", "items"])))
 
 
@@ -105,11 +108,12 @@ def test_invariants(case):
     p0, N, G = case["p0"], case["N"], case["generations"]
     m = r.metrics
     assert len(m) == case["trials"] * (G + 1)
-    # final distributions: normalised, multiples of 1/D, inside p0's support
+    # final distributions: normalised, multiples of 1/D (weighted: of (1-w)/N and w/N), inside p0's support
     D = N * G if case["paradigm"] == "accumulate" else N
     fp = r.final_p
     assert np.allclose(fp.sum(axis=1), 1.0, atol=1e-12)
-    assert np.allclose(fp * D, np.rint(fp * D), atol=1e-9)
+    if case["paradigm"] != "weighted":
+        assert np.allclose(fp * D, np.rint(fp * D), atol=1e-9)
     assert np.all(fp[:, p0 == 0] == 0)
     # metric ranges
     assert (m.kl_to_truth >= 0).all() and (m.tv_to_truth >= 0).all() and (m.tv_to_truth <= 1 + 1e-12).all()
@@ -118,7 +122,7 @@ def test_invariants(case):
     assert (m.sum_p2 >= 1 / m.support - 1e-12).all() and (m.sum_p2 <= 1 + 1e-12).all()
     assert ((m.tail_mass >= -1e-12) & (m.tail_mass <= 1 + 1e-12)).all()
     sup = m.pivot(index="trial", columns="generation", values="support").to_numpy()
-    assert (sup[:, 1:] <= N).all()
+    assert (sup[:, 1:] <= (2 * N if case["paradigm"] == "weighted" else N)).all()
     if case["paradigm"] == "replace" or (case["paradigm"] in ("mix", "fresh") and math.floor(case["alpha"] * N + 0.5) == N):
         assert (np.diff(sup, axis=1) <= 0).all()  # support never grows
     if case["paradigm"] == "accumulate":
@@ -156,6 +160,11 @@ def test_replace_collapse_is_absorbing_and_final_p_matches_event():
     (dict(trials=0), "trials must be"),
     (dict(paradigm="replacee"), "unknown paradigm"),
     (dict(paradigm="mix"), "needs alpha"),
+    (dict(paradigm="replace", contribution=0.5), "only used by accumulate"),
+    (dict(paradigm="accumulate-subsample", contribution=0.0), r"contribution must be in \(0, 1\]"),
+    (dict(paradigm="weighted"), "needs weight"),
+    (dict(paradigm="weighted", weight=2.0), r"weight must be in \[0, 1\]"),
+    (dict(paradigm="fresh", alpha=0.5, weight=0.5), "only used by paradigm 'weighted'"),
     (dict(paradigm="mix", alpha=1.5), r"alpha must lie in \[0, 1\]"),
     (dict(paradigm="fresh", alpha=-0.1), r"alpha must lie in \[0, 1\]"),
     (dict(paradigm="replace", alpha=float("nan")), r"alpha must lie in \[0, 1\]"),

@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 import collapse
+from collapse import theory
 from collapse.theory.categorical import make_p0
 
 
@@ -38,6 +39,7 @@ def test_replace_expected_sum_p2(K, N):
     assert np.allclose(s2[0].to_numpy(), 1 - h0, rtol=1e-12, atol=0)
     for m in (1, 2, 5, 10, 20):
         within_3se(1 - s2[m].to_numpy(), (1 - 1 / N) ** m * h0)
+        within_3se(s2[m].to_numpy(), theory.seddik_sum_p2(p0, N, m))  # the same law, from collapse.theory
 
 
 # ------------------------------------------------------- neutral two-outcome (Wright-Fisher)
@@ -68,11 +70,15 @@ def test_wright_fisher_fixation_and_absorption_time(N, i):
     # the survivor is what final_p says, and final_p is a point mass
     assert np.array_equal(r.final_p[:, 0], fixed0)
     within_3se(ev["collapse"].to_numpy(dtype=np.float64), wright_fisher_absorption(N, i))
+    assert theory.wright_fisher_fixation_probability(N, i) == p
 
 
 def test_wright_fisher_exact_solver_sanity():
     # N = 2: from count 1, absorb each step with probability 1/2: mean time 2.
     assert wright_fisher_absorption(2, 1) == pytest.approx(2.0)
+    # collapse.theory's solver (its own binomial matrix) against this one (scipy's pmf)
+    for N, i in ((20, 6), (9, 1), (50, 17)):
+        assert theory.wright_fisher_absorption_time(N, i) == pytest.approx(wright_fisher_absorption(N, i), rel=1e-10)
 
 
 # ------------------------------------------------- exact small-case chains, every paradigm
@@ -105,10 +111,12 @@ def add(a, b):
     return tuple(x + y for x, y in zip(a, b))
 
 
-def exact_chain(p0, N, G, paradigm, n_syn):
+def exact_chain(p0, N, G, paradigm, n_syn, n_add=None):
     """Exact distribution of generation G's model counts (as a dict composition ->
     probability), by enumerating the chain of docs/simulate.md. Rational arithmetic with
-    p0 given as Fractions, so the answer is exact."""
+    p0 given as Fractions, so the answer is exact. n_add: synthetic items per generation of
+    accumulate(-subsample) (default N)."""
+    n_add = N if n_add is None else n_add
     K = len(p0)
     model_given = lambda counts: [Fraction(c, sum(counts)) for c in counts]  # noqa: E731
     # state: (model counts, extra) where extra is the pool (accumulate*) or R (mix)
@@ -127,13 +135,13 @@ def exact_chain(p0, N, G, paradigm, n_syn):
                     if q:
                         nxt[(S, extra)] = nxt.get((S, extra), 0) + w * q
             elif paradigm == "accumulate":
-                for S in compositions(N, K):
+                for S in compositions(n_add, K):
                     q = multinomial_pmf(S, probs)
                     if q:
                         pool = add(model, S)
                         nxt[(pool, pool)] = nxt.get((pool, pool), 0) + w * q
             elif paradigm == "accumulate-subsample":
-                for S in compositions(N, K):
+                for S in compositions(n_add, K):
                     q = multinomial_pmf(S, probs)
                     if not q:
                         continue
@@ -164,28 +172,31 @@ def exact_chain(p0, N, G, paradigm, n_syn):
 
 
 CHAIN_CASES = [
-    ("replace", None, 4, "auto"),
-    ("accumulate", None, 4, "auto"),
-    ("accumulate-subsample", None, 4, "items"),
-    ("accumulate-subsample", None, 4, "hypergeometric"),
-    ("mix", 0.34, 4, "items"),   # n_syn = round(0.34 * 3) = 1
-    ("mix", 0.67, 4, "hypergeometric"),   # n_syn = 2
-    ("mix", 0.34, 4, "hypergeometric"),
-    ("fresh", 0.67, 4, "auto"),
+    ("replace", None, 4, "auto", None),
+    ("accumulate", None, 4, "auto", None),
+    ("accumulate-subsample", None, 4, "items", None),
+    ("accumulate-subsample", None, 4, "hypergeometric", None),
+    ("accumulate-subsample", None, 4, "items", 0.34),  # one synthetic item per generation
+    ("accumulate", None, 4, "auto", 0.67),  # two
+    ("mix", 0.34, 4, "items", None),   # n_syn = round(0.34 * 3) = 1
+    ("mix", 0.67, 4, "hypergeometric", None),   # n_syn = 2
+    ("mix", 0.34, 4, "hypergeometric", None),
+    ("fresh", 0.67, 4, "auto", None),
 ]
 
 
-@pytest.mark.parametrize("paradigm,alpha,G,method", CHAIN_CASES)
-def test_small_chain_exact(paradigm, alpha, G, method):
+@pytest.mark.parametrize("paradigm,alpha,G,method,contribution", CHAIN_CASES)
+def test_small_chain_exact(paradigm, alpha, G, method, contribution):
     p0_exact = [Fraction(1, 2), Fraction(3, 10), Fraction(1, 5)]
     p0 = np.array([float(x) for x in p0_exact])
     N = 3
     n_syn = int(math.floor(alpha * N + 0.5)) if alpha is not None else None
-    exact = exact_chain(p0_exact, N, G, paradigm, n_syn)
+    n_add = None if contribution is None else int(math.floor(contribution * N + 0.5))
+    exact = exact_chain(p0_exact, N, G, paradigm, n_syn, n_add)
     trials = 20000
     r = collapse.simulate(p0=p0, N=N, generations=G, trials=trials, paradigm=paradigm, alpha=alpha, seed=17,
-                          without_replacement=method)
-    D = N * G if paradigm == "accumulate" else N
+                          without_replacement=method, contribution=contribution)
+    D = (N + (N if n_add is None else n_add) * (G - 1)) if paradigm == "accumulate" else N
     counts = np.rint(r.final_p * D).astype(np.int64)
     assert np.allclose(counts / D, r.final_p)
     # E[sum p^2] and P(support = s) at generation G, each within 3 standard errors

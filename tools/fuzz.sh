@@ -50,7 +50,7 @@ for t in "${targets[@]}"; do
   seeds=("tools/fuzz/seeds/$t"); [ "$t" = config ] && seeds+=(configs)
   echo "== fuzz $t: ${seconds}s ==" >&2
   set +e
-  "${env_prefix[@]}" python "tools/fuzz/fuzz_$t.py" "$work/corpus" "${seeds[@]}" \
+  "${env_prefix[@]}" "COLLAPSE_FUZZ_SCRATCH=$work/scratch" python "tools/fuzz/fuzz_$t.py" "$work/corpus" "${seeds[@]}" \
     -max_total_time="$seconds" -timeout=20 -rss_limit_mb=3072 -max_len=8192 \
     -artifact_prefix="$work/" -print_final_stats=1 "${extra[@]}" 2>"$work/log.txt"
   rc=$?

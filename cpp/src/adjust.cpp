@@ -6,60 +6,82 @@
 // beginning with <s> have nothing before them: they are the documents' prefixes and keep
 // their raw counts, as lmplz's adjust_counts does. Raw counts of the lower orders are the
 // sums of the raw counts of their left extensions (MLE and add-k use them).
+//
+// The prefixes come as a sorted table with counts (PrefixTable), so that counts of two
+// corpora can be merged without their text (count.cpp, BaseCounts). They never share a
+// key with a suffix (a suffix never begins with <s>), and are merged into the order's
+// sorted rows in one walk.
+//
+// Memory: an order's keys are converted to id rows (into `out`) as soon as the order
+// below has been derived from them, so at most two orders are held as keys; each order's
+// rows are counted before they are stored, so no table grows by doubling.
 #include <atomic>
 #include <limits>
+#include <stdexcept>
+#include <algorithm>
 
 #include "ngram_keys.hpp"
 
 namespace collapse::detail {
 
 namespace {
-constexpr std::uint32_t kFromPrefix = std::numeric_limits<std::uint32_t>::max();
-
 template <int W>
 struct Entry {
   Key<W> key;
-  std::uint32_t origin;  // row in the order above, or kFromPrefix
+  std::uint32_t origin;  // row in the order above
 };
 }  // namespace
 
 template <int W>
-void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk, const CorpusView& corpus,
-                         int threads) {
+void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
+                         const std::vector<PrefixTable<W>>& prefixes, int threads, bool keep_lower_raw,
+                         NGramCounts& out) {
   const int top = static_cast<int>(orders.size());
+  out.order = top;
+  out.orders.resize(static_cast<std::size_t>(top));
+  if (!keep_lower_raw) out.last_suffix_raw.assign(static_cast<std::size_t>(top), 0);
+  // Without raw counts below the highest order, keep the one discount.cpp reads.
+  auto drop_raw = [&](CountedOrder& o) {
+    if (keep_lower_raw || o.n == top) return;
+    const auto& last = out.last_in_suffix_order;
+    if (static_cast<int>(last.size()) == top) {
+      const WordId* suffix = last.data() + (top - o.n);
+      std::size_t lo = 0, hi = o.size();
+      while (lo < hi) {
+        const std::size_t mid = (lo + hi) / 2;
+        if (std::lexicographical_compare(o.row(mid), o.row(mid) + o.n, suffix, suffix + o.n))
+          lo = mid + 1;
+        else
+          hi = mid;
+      }
+      if (lo < o.size() && std::equal(suffix, suffix + o.n, o.row(lo))) out.last_suffix_raw[o.n - 1] = o.raw[lo];
+    }
+    o.raw.clear();
+  };
   for (int n = top - 1; n >= 1; --n) {
     KeyedOrder<W>& above = orders[n];  // order n + 1
     KeyedOrder<W>& here = orders[n - 1];
+    const PrefixTable<W>& prefix = prefixes[n - 1];
     const std::size_t rows_above = above.keys.size();
-    // Entries (suffixes of the order above, then the documents' prefixes) are scattered
-    // straight into buckets by the top 16 bits of their key, then each bucket is sorted:
-    // no full-size sort buffer.
+    if (rows_above > kMaxRows32) throw std::invalid_argument("more than 2^32 - 2 distinct n-grams of one order");
+    // Entries (suffixes of the order above) are scattered straight into buckets by the
+    // top 16 bits of their key, then each bucket is sorted: no full-size sort buffer.
     const int shift = pk.top16_shift();
     constexpr std::size_t B = std::size_t{1} << 16;
     auto bucket_of = [shift](const Key<W>& k) { return static_cast<std::size_t>((k.v[0] >> shift) & 0xFFFF); };
-    std::vector<Entry<W>> prefixes;
-    for (std::size_t d = 0; d < corpus.n_docs; ++d) {
-      const std::size_t k = corpus.doc_length(d);
-      if (k + 2 < static_cast<std::size_t>(n)) continue;
-      const WordId* doc = corpus.tokens + corpus.offsets[d];
-      Key<W> key{};
-      for (int i = 0; i < n; ++i) pk.set(key, i, padded_word(doc, k, static_cast<std::size_t>(i)));
-      prefixes.push_back(Entry<W>{key, kFromPrefix});
-    }
     const int t_count = rows_above > (1u << 16) ? threads : 1;
     auto lo = [&](int t) { return rows_above * static_cast<std::size_t>(t) / t_count; };
-    std::vector<std::vector<std::size_t>> hist(t_count + 1, std::vector<std::size_t>(B, 0));
+    std::vector<std::vector<std::size_t>> hist(t_count, std::vector<std::size_t>(B, 0));
     run_threads(t_count, [&](int t) {
       auto& h = hist[t];
       for (std::size_t r = lo(t); r < lo(t + 1); ++r) ++h[bucket_of(pk.drop_first(above.keys[r], n + 1))];
     });
-    for (const Entry<W>& e : prefixes) ++hist[t_count][bucket_of(e.key)];
     std::vector<std::size_t> bucket_start(B + 1, 0);
     {
       std::size_t pos = 0;
       for (std::size_t b = 0; b < B; ++b) {
         bucket_start[b] = pos;
-        for (int t = 0; t <= t_count; ++t) {
+        for (int t = 0; t < t_count; ++t) {
           const std::size_t c = hist[t][b];
           hist[t][b] = pos;
           pos += c;
@@ -75,7 +97,6 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk, 
         entries[h[bucket_of(key)]++] = Entry<W>{key, static_cast<std::uint32_t>(r)};
       }
     });
-    for (const Entry<W>& e : prefixes) entries[hist[t_count][bucket_of(e.key)]++] = e;
     std::vector<std::vector<std::size_t>>().swap(hist);
     {
       std::atomic<std::size_t> next{0};
@@ -92,47 +113,92 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk, 
     }
     above.suffix.assign(rows_above, 0);
     here.keys.clear();
+    here.raw.clear();
+    here.adjusted.clear();
+    {
+      // Rows of this order: distinct suffixes plus prefixes (they never coincide with a
+      // suffix; should one, the reservation is merely one too large).
+      std::size_t rows = prefix.keys.size();
+      for (std::size_t i = 0; i < entries.size(); ++i)
+        if (i == 0 || entries[i].key != entries[i - 1].key) ++rows;
+      here.keys.reserve(rows);
+      here.raw.reserve(rows);
+      here.adjusted.reserve(rows);
+    }
+    const std::uint32_t* above_raw = above.raw.cells();
+    std::size_t p = 0;  // next prefix row
+    auto emit_prefixes_below = [&](const Key<W>* bound) {
+      for (; p < prefix.keys.size() && (!bound || prefix.keys[p] < *bound); ++p) {
+        here.keys.push_back(prefix.keys[p]);
+        here.raw.push_back(prefix.count[p]);
+        here.adjusted.push_back(prefix.count[p]);
+      }
+    };
     for (std::size_t i = 0; i < entries.size();) {
+      emit_prefixes_below(&entries[i].key);
+      if (here.keys.size() > kMaxRows32) throw std::invalid_argument("more than 2^32 - 2 distinct n-grams of one order");
       const std::uint32_t row = static_cast<std::uint32_t>(here.keys.size());
       std::size_t j = i;
       std::uint64_t raw = 0;
       for (; j < entries.size() && entries[j].key == entries[i].key; ++j) {
-        if (j + 16 < entries.size() && entries[j + 16].origin != kFromPrefix) {
-          __builtin_prefetch(&above.raw[entries[j + 16].origin]);
+        if (j + 16 < entries.size()) {
+          __builtin_prefetch(&above_raw[entries[j + 16].origin]);
           __builtin_prefetch(&above.suffix[entries[j + 16].origin], 1);
         }
         const std::uint32_t origin = entries[j].origin;
-        if (origin == kFromPrefix) {
-          raw += 1;
-        } else {
-          raw += above.raw[origin];
-          above.suffix[origin] = row;
-        }
+        raw += above.raw[origin];
+        above.suffix[origin] = row;
+      }
+      std::uint64_t adjusted = j - i;
+      if (p < prefix.keys.size() && prefix.keys[p] == entries[i].key) {  // never for lmplz's counts
+        raw += prefix.count[p];
+        adjusted += prefix.count[p];
+        ++p;
       }
       here.keys.push_back(entries[i].key);
-      here.raw.push_back(static_cast<std::uint32_t>(raw));
-      here.adjusted.push_back(static_cast<std::uint32_t>(j - i));
+      here.raw.push_back(raw);
+      here.adjusted.push_back(adjusted);
       i = j;
     }
+    emit_prefixes_below(nullptr);
+    std::vector<Entry<W>>().swap(entries);
+    // The order above is done with: store it as id rows. At the highest order the adjusted
+    // count is the raw count.
+    if (n + 1 == top) {
+      if (keep_lower_raw)
+        above.adjusted = above.raw;
+      else
+        above.adjusted = std::move(above.raw);  // Kneser-Ney reads no raw count at the top
+    }
+    out.orders[n] = to_counted_order<W>(above, n + 1, pk);
+    drop_raw(out.orders[n]);
+    release_free_memory();
   }
+  if (top == 1) orders[0].adjusted = orders[0].raw;
 
   // Unigrams: <unk> is always there (count 0 when absent), <s> has adjusted count 0.
   KeyedOrder<W>& uni = orders[0];
   if (uni.keys.empty() || pk.get(uni.keys[0], 0) != kUnk) {
     Key<W> unk{};
     uni.keys.insert(uni.keys.begin(), unk);
-    uni.raw.insert(uni.raw.begin(), 0);
-    uni.adjusted.insert(uni.adjusted.begin(), 0);
-    if (orders.size() > 1)
-      for (auto& s : orders[1].suffix) ++s;
+    uni.raw.insert_front(0);
+    uni.adjusted.insert_front(0);
+    if (top > 1)
+      for (auto& s : out.orders[1].suffix) ++s;
   }
   for (std::size_t r = 0; r < uni.keys.size(); ++r)
-    if (pk.get(uni.keys[r], 0) == kBos) uni.adjusted[r] = 0;
+    if (pk.get(uni.keys[r], 0) == kBos) uni.adjusted.set(r, 0);
+  out.orders[0] = to_counted_order<W>(uni, 1, pk);
+  drop_raw(out.orders[0]);
 }
 
-template void adjust_lower_orders<1>(std::vector<KeyedOrder<1>>&, const Packing&, const CorpusView&, int);
-template void adjust_lower_orders<2>(std::vector<KeyedOrder<2>>&, const Packing&, const CorpusView&, int);
-template void adjust_lower_orders<3>(std::vector<KeyedOrder<3>>&, const Packing&, const CorpusView&, int);
-template void adjust_lower_orders<4>(std::vector<KeyedOrder<4>>&, const Packing&, const CorpusView&, int);
+template void adjust_lower_orders<1>(std::vector<KeyedOrder<1>>&, const Packing&,
+                                     const std::vector<PrefixTable<1>>&, int, bool, NGramCounts&);
+template void adjust_lower_orders<2>(std::vector<KeyedOrder<2>>&, const Packing&,
+                                     const std::vector<PrefixTable<2>>&, int, bool, NGramCounts&);
+template void adjust_lower_orders<3>(std::vector<KeyedOrder<3>>&, const Packing&,
+                                     const std::vector<PrefixTable<3>>&, int, bool, NGramCounts&);
+template void adjust_lower_orders<4>(std::vector<KeyedOrder<4>>&, const Packing&,
+                                     const std::vector<PrefixTable<4>>&, int, bool, NGramCounts&);
 
 }  // namespace collapse::detail

@@ -16,8 +16,10 @@ namespace {
 // t[k] = number of n-grams of this order with adjusted count k (k = 1..4).
 std::array<std::uint64_t, 5> count_of_counts(const CountedOrder& order) {
   std::array<std::uint64_t, 5> t{0, 0, 0, 0, 0};
-  for (std::uint32_t a : order.adjusted)
+  for (std::size_t r = 0; r < order.size(); ++r) {
+    const std::uint64_t a = order.adjusted[r];
     if (a >= 1 && a <= 4) ++t[a];
+  }
   return t;
 }
 
@@ -43,7 +45,8 @@ std::array<std::uint64_t, 5> lmplz_count_of_counts(const NGramCounts& counts, in
       hi = mid;
   }
   if (lo == order.size() || !std::equal(suffix, suffix + n, order.row(lo))) return t;
-  const std::uint32_t adjusted = order.adjusted[lo], raw = order.raw[lo];
+  const std::uint64_t adjusted = order.adjusted[lo];
+  const std::uint64_t raw = order.raw.empty() ? counts.last_suffix_raw.at(n - 1) : order.raw[lo];
   if (adjusted >= 1 && adjusted <= 4) --t[adjusted];
   if (raw >= 1 && raw <= 4) ++t[raw];
   return t;

@@ -36,7 +36,9 @@ void for_each_context(const CountedOrder& order, const CountedOrder& lower, Fn&&
 }
 
 // Moves the counts' id arrays into an empty BackoffModel with the right table shapes.
-inline BackoffModel model_shell(NGramCounts& counts, const char* smoothing) {
+// allocate = false: the value arrays are left empty, for an estimator that allocates each
+// order's when it gets to it (a lower peak).
+inline BackoffModel model_shell(NGramCounts& counts, const char* smoothing, bool allocate = true) {
   BackoffModel model;
   model.order = counts.order;
   model.smoothing = smoothing;
@@ -44,6 +46,7 @@ inline BackoffModel model_shell(NGramCounts& counts, const char* smoothing) {
   for (int k = 0; k < counts.order; ++k) {
     NGramTable& t = model.tables[k];
     t.n = k + 1;
+    if (!allocate) continue;
     t.log10_prob.assign(counts.orders[k].size(), 0.0f);
     t.log10_backoff.assign(counts.orders[k].size(), 0.0f);
   }

@@ -6,8 +6,7 @@
 
 namespace collapse {
 
-BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::string>& vocab,
-                             const FitOptions& options) {
+void check_fit_options(const FitOptions& options) {
   const std::string& s = options.smoothing;
   if (s != "mkn" && s != "kn" && s != "addk" && s != "mle")
     throw std::invalid_argument("unknown smoothing '" + s + "' (choose from mkn, kn, addk, mle)");
@@ -16,6 +15,11 @@ BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::st
                                 std::to_string(options.order));
   if (s == "addk" && (!(options.add_k > 0.0) || !std::isfinite(options.add_k)))
     throw std::invalid_argument("add-k needs a finite k > 0");
+}
+
+BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::string>& vocab,
+                             const FitOptions& options) {
+  check_fit_options(options);
   if (corpus.n_docs == 0) throw std::invalid_argument("the corpus is empty (no documents)");
   if (vocab.size() < 3 || vocab[kUnk] != "<unk>" || vocab[kBos] != "<s>" || vocab[kEos] != "</s>")
     throw std::invalid_argument("vocabulary must begin with <unk>, <s>, </s>");
@@ -31,13 +35,24 @@ BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::st
     new_to_old.resize(vocab.size());
     for (std::size_t i = 0; i < vocab.size(); ++i) new_to_old[i] = static_cast<WordId>(i);
   }
-  NGramCounts counts = count_ngrams(compact, new_to_old.size(), options.order, options.threads);
+  CountOptions count_options;
+  count_options.threads = options.threads;
+  count_options.memory = options.memory;
+  count_options.temp_dir = options.temp_dir;
+  count_options.keep_lower_raw = options.smoothing == "mle" || options.smoothing == "addk";
+  NGramCounts counts = count_ngrams(compact, new_to_old.size(), options.order, count_options);
   std::vector<WordId>().swap(tokens);  // the renumbered copy is not needed past counting
+  return estimate_from_counts(std::move(counts), new_to_old, vocab, options);
+}
 
+BackoffModel estimate_from_counts(NGramCounts&& counts, const std::vector<WordId>& new_to_old,
+                                  const std::vector<std::string>& vocab, const FitOptions& options) {
+  check_fit_options(options);
+  const std::string& s = options.smoothing;
   BackoffModel model;
   // Past the discounts, Kneser-Ney reads adjusted counts only.
   auto drop_raw = [&counts] {
-    for (CountedOrder& o : counts.orders) std::vector<std::uint32_t>().swap(o.raw);
+    for (CountedOrder& o : counts.orders) o.raw.clear();
   };
   if (s == "mkn") {
     const auto d = modified_kneser_ney_discounts(counts);
@@ -54,7 +69,10 @@ BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::st
     model = estimate_add_k(std::move(counts), options.add_k);
   }
   model.vocab.reserve(new_to_old.size());
-  for (WordId old : new_to_old) model.vocab.push_back(vocab[old]);
+  for (WordId old : new_to_old) {
+    if (old >= vocab.size()) throw std::invalid_argument("vocabulary smaller than the counted ids");
+    model.vocab.push_back(vocab[old]);
+  }
   return model;
 }
 

@@ -17,14 +17,22 @@ using detail::for_each_context;
 using detail::to_log10;
 
 BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<OrderDiscount>& discounts) {
-  BackoffModel model = detail::model_shell(counts, "mkn");
+  // Each order's values are allocated when it is estimated, after the counts of the orders
+  // below have been freed.
+  BackoffModel model = detail::model_shell(counts, "mkn", false);
+  auto allocate = [&](int k) {
+    model.tables[k].log10_prob.assign(counts.orders[k].size(), 0.0f);
+    model.tables[k].log10_backoff.assign(counts.orders[k].size(), 0.0f);
+  };
+  allocate(0);
 
   // Unigrams.
   const CountedOrder& uni = counts.orders[0];
   const OrderDiscount& d1 = discounts[0];
   double denominator = 0.0, gamma_mass = 0.0;
-  for (std::uint32_t a : uni.adjusted) {
-    denominator += a;
+  for (std::size_t r = 0; r < uni.size(); ++r) {
+    const std::uint64_t a = uni.adjusted[r];
+    denominator += static_cast<double>(a);
     gamma_mass += d1.apply(a);
   }
   if (!(denominator > 0.0)) throw std::invalid_argument("cannot estimate: no unigram counts");
@@ -33,8 +41,8 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
   std::vector<double> lower_prob(uni.size());
   for (std::size_t r = 0; r < uni.size(); ++r) {
     const WordId w = uni.row(r)[0];
-    const std::uint32_t a = uni.adjusted[r];
-    lower_prob[r] = (w == kBos) ? 0.0 : (a - d1.apply(a)) / denominator + gamma0 * uniform;
+    const std::uint64_t a = uni.adjusted[r];
+    lower_prob[r] = (w == kBos) ? 0.0 : (static_cast<double>(a) - d1.apply(a)) / denominator + gamma0 * uniform;
     model.tables[0].log10_prob[r] = to_log10(lower_prob[r]);
   }
 
@@ -43,13 +51,16 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
     const CountedOrder& here = counts.orders[k];
     const CountedOrder& below = counts.orders[k - 1];
     const OrderDiscount& dk = discounts[k];
+    allocate(k);
     NGramTable& table = model.tables[k];
     NGramTable& below_table = model.tables[k - 1];
-    std::vector<double> prob(here.size());
+    // The highest order's probabilities are not read again: no double copy of them.
+    const bool last = k + 1 == counts.order;
+    std::vector<double> prob(last ? 0 : here.size());
     for_each_context(here, below, [&](std::size_t ctx, std::size_t b, std::size_t e) {
       double denom = 0.0, mass = 0.0;
       for (std::size_t r = b; r < e; ++r) {
-        denom += here.adjusted[r];
+        denom += static_cast<double>(here.adjusted[r]);
         mass += dk.apply(here.adjusted[r]);
       }
       const double gamma = mass / denom;
@@ -57,13 +68,19 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
       for (std::size_t r = b; r < e; ++r) {
         // The lower order's row is a random access (a cache miss): fetch ahead.
         if (r + 16 < here.size()) __builtin_prefetch(&lower_prob[here.suffix[r + 16]]);
-        const std::uint32_t a = here.adjusted[r];
-        prob[r] = (a - dk.apply(a)) / denom + gamma * lower_prob[here.suffix[r]];
-        table.log10_prob[r] = to_log10(prob[r]);
+        const std::uint64_t a = here.adjusted[r];
+        const double p = (static_cast<double>(a) - dk.apply(a)) / denom + gamma * lower_prob[here.suffix[r]];
+        if (!last) prob[r] = p;
+        table.log10_prob[r] = to_log10(p);
       }
     });
     lower_prob.swap(prob);
+    // Counts of the order below are done with (its words stay: they are the model's).
+    counts.orders[k - 1].adjusted.clear();
+    std::vector<std::uint32_t>().swap(counts.orders[k - 1].suffix);
+    release_free_memory();
   }
+  std::vector<double>().swap(lower_prob);
 
   model.discount_policy.clear();
   for (const OrderDiscount& d : discounts) {

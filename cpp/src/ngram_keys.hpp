@@ -198,10 +198,37 @@ void sort_large_bucket(Key<W>* lo, Key<W>* hi, int shift, std::vector<Key<W>>& s
 template <int W>
 struct KeyedOrder {
   std::vector<Key<W>> keys;
-  std::vector<std::uint32_t> raw;
-  std::vector<std::uint32_t> adjusted;
+  CountColumn raw;
+  CountColumn adjusted;
   std::vector<std::uint32_t> suffix;  // row of the suffix in the order below
 };
+
+// The distinct beginnings (first n padded words) of the documents and how many documents
+// begin so: the n-grams of order n < N that start with <s>.
+template <int W>
+struct PrefixTable {
+  std::vector<Key<W>> keys;
+  CountColumn count;
+};
+
+// Keys -> rows of n ids; the keys are freed (the conversion holds both only for one order).
+template <int W>
+CountedOrder to_counted_order(KeyedOrder<W>& src, int n, const Packing& pk) {
+  CountedOrder dst;
+  dst.n = n;
+  const std::size_t N = static_cast<std::size_t>(n);
+  dst.words.resize(src.keys.size() * N);
+  for (std::size_t r = 0; r < src.keys.size(); ++r)
+    for (std::size_t i = 0; i < N; ++i) dst.words[r * N + i] = pk.get(src.keys[r], static_cast<int>(i));
+  std::vector<Key<W>>().swap(src.keys);
+  dst.raw = std::move(src.raw);
+  dst.adjusted = std::move(src.adjusted);
+  dst.suffix = std::move(src.suffix);
+  return dst;
+}
+
+// Largest row number a 32-bit row reference can hold (see ngram_count.hpp, "Widths").
+constexpr std::size_t kMaxRows32 = 0xFFFFFFFEu;
 
 // The padded document <s> w1 .. wk </s> read at position p (0 <= p < k + 2).
 inline WordId padded_word(const WordId* doc, std::size_t k, std::size_t p) {

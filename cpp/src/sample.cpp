@@ -60,16 +60,17 @@ Sampler::Draw Sampler::draw_exact(std::uint32_t state, Philox& rng) const {
 
 Sampler::Draw Sampler::draw_by_enumeration(std::uint32_t state, Philox& rng) const {
   std::vector<double> dist;
-  state_distribution(state_parent_[state], dist);
-  const int len = state_length_[state];
-  for (std::uint64_t r = state_block_begin_[state]; r < state_block_end_[state]; ++r) dist[last_word_[len][r]] = 0.0;
+  state_distribution(hot_state_[state].parent, dist);
+  const HotState& st = hot_state_[state];
+  const int len = st.length;
+  for (std::uint64_t r = st.begin; r < st.begin + st.size; ++r) dist[last_word_[len][r]] = 0.0;
   double total = 0.0;
   for (double p : dist) total += p;
   if (!(total > 0.0)) {
     // Rounding made the leftover look positive while nothing is left: stay exact for
     // what remains, the stored block.
-    const std::uint64_t r = search_cumulative(cumulative_[len].data(), state_block_begin_[state],
-                                              state_block_end_[state], rng.uniform() * state_stored_mass_[state]);
+    const std::uint64_t r = search_cumulative(cumulative_[len].data(), st.begin, st.begin + st.size,
+                                              rng.uniform() * st.stored_mass);
     return Draw{last_word_[len][r], static_cast<std::uint32_t>(len), r, hot_row_[len][r].next};
   }
   const double x = rng.uniform() * total;
@@ -81,32 +82,32 @@ Sampler::Draw Sampler::draw_by_enumeration(std::uint32_t state, Philox& rng) con
     acc += dist[w];
     if (x < acc) break;
   }
-  return locate(state_parent_[state], chosen);
+  return locate(st.parent, chosen);
 }
 
 Sampler::Draw Sampler::locate(std::uint32_t state, WordId word) const {
-  for (std::uint32_t s = state;; s = state_parent_[s]) {
+  for (std::uint32_t s = state;; s = hot_state_[s].parent) {
     std::uint64_t row;
-    if (stored_under(s, word, &row))
-      return Draw{word, static_cast<std::uint32_t>(state_length_[s]), row, hot_row_[state_length_[s]][row].next};
+    const std::uint32_t len = hot_state_[s].length;
+    if (stored_under(s, word, &row)) return Draw{word, len, row, hot_row_[len][row].next};
   }
 }
 
 void Sampler::state_distribution(std::uint32_t state, std::vector<double>& out) const {
   // Chain from the root up to `state`; apply each level's factor, then its stored rows.
   std::vector<std::uint32_t> chain;
-  for (std::uint32_t s = state; s != kNoState; s = state_parent_[s]) chain.push_back(s);
+  for (std::uint32_t s = state; s != kNoState; s = hot_state_[s].parent) chain.push_back(s);
   out.assign(vocab_size_, 0.0);
   const std::vector<double>& root_cum = cumulative_[0];
   for (std::size_t w = 0; w < vocab_size_; ++w) out[w] = root_cum[w] - (w ? root_cum[w - 1] : 0.0);
   for (std::size_t i = chain.size() - 1; i-- > 0;) {
     const std::uint32_t s = chain[i];
-    const int len = state_length_[s];
+    const int len = hot_state_[s].length;
     const double f = state_backoff_factor_[s];
     for (double& p : out) p *= f;
     const std::vector<double>& cum = cumulative_[len];
-    const std::uint64_t b = state_block_begin_[s];
-    for (std::uint64_t r = b; r < state_block_end_[s]; ++r)
+    const std::uint64_t b = hot_state_[s].begin;
+    for (std::uint64_t r = b; r < b + hot_state_[s].size; ++r)
       out[last_word_[len][r]] = cum[r] - (r > b ? cum[r - 1] : 0.0);
   }
   double total = 0.0;
@@ -150,11 +151,11 @@ void Sampler::truncated_distribution(std::uint32_t state, std::uint32_t top_k, d
   auto& explicit_words = scratch.explicit_words;
   explicit_words.clear();
   double mult = 1.0;
-  for (std::uint32_t s = state; state_length_[s] != 0; s = state_parent_[s]) {
-    const int len = state_length_[s];
+  for (std::uint32_t s = state; hot_state_[s].length != 0; s = hot_state_[s].parent) {
+    const int len = hot_state_[s].length;
     const std::vector<double>& cum = cumulative_[len];
-    const std::uint64_t b = state_block_begin_[s];
-    for (std::uint64_t r = b; r < state_block_end_[s]; ++r) {
+    const std::uint64_t b = hot_state_[s].begin;
+    for (std::uint64_t r = b; r < b + hot_state_[s].size; ++r) {
       const WordId w = last_word_[len][r];
       if (scratch.mark[w] == epoch) continue;
       scratch.mark[w] = epoch;
@@ -166,7 +167,7 @@ void Sampler::truncated_distribution(std::uint32_t state, std::uint32_t top_k, d
   std::sort(explicit_words.begin(), explicit_words.end(), [](const auto& a, const auto& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   });
-  const double total_all = state_mass_[state];
+  const double total_all = hot_state_[state].mass;
   words.clear();
   probs.clear();
   std::size_t ei = 0, ui = 0;

@@ -1,12 +1,15 @@
 // Sampler construction: the forward structure (states, successor blocks, cumulative
 // arrays, next-state links and backoff masses) built once from a BackoffModel.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 
 #include "collapse/alias.hpp"
+#include "collapse/ngram_count.hpp"
+#include "collapse/parallel.hpp"
 #include "collapse/sample.hpp"
 
 namespace collapse {
@@ -32,6 +35,15 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
   if (vocab_size_ >= kNoState) throw std::invalid_argument("vocabulary too large for the sampler");
   const double inv_t = 1.0 / temperature;
   const int n_tables = order_;
+  const int threads = resolve_threads(0);
+  // Calls fn(i) for i in [0, n) on all threads (contiguous slices; small n on one).
+  auto parallel_for = [threads](std::size_t n, auto&& fn) {
+    const int t_count = n < (1u << 14) ? 1 : threads;
+    run_threads(t_count, [&](int t) {
+      const std::size_t lo = n * static_cast<std::size_t>(t) / t_count, hi = n * static_cast<std::size_t>(t + 1) / t_count;
+      for (std::size_t i = lo; i < hi; ++i) fn(i);
+    });
+  };
 
   // Unigram rows must be exactly the vocabulary, in id order (read_arpa and the
   // estimators make them so), so that row == word id in the root's block.
@@ -40,43 +52,49 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     throw std::invalid_argument("the unigram table must hold every vocabulary word exactly once");
   for (std::size_t i = 0; i < uni.size(); ++i)
     if (uni.words[i] != i) throw std::invalid_argument("the unigram table must hold every vocabulary word exactly once");
+  for (const NGramTable& t : model.tables)
+    if (t.size() >= kNoState) throw std::invalid_argument("n-gram table too large for the sampler");
 
-  // Tempered probabilities and backoffs per row; <s> is never a successor.
-  std::vector<std::vector<double>> prob(n_tables), backoff(n_tables);
+  // Tempered probabilities per row (construction only; <s> is never a successor). The
+  // backoffs are tempered where they are read, once per state.
+  std::vector<std::vector<double>> prob(n_tables);
   last_word_.resize(n_tables);
   for (int k = 0; k < n_tables; ++k) {
     const NGramTable& t = model.tables[k];
     prob[k].resize(t.size());
-    backoff[k].resize(t.size());
     last_word_[k].resize(t.size());
-    for (std::size_t r = 0; r < t.size(); ++r) {
+    std::atomic<bool> bad{false};
+    parallel_for(t.size(), [&](std::size_t r) {
       const float lp = t.log10_prob[r], lb = t.log10_backoff[r];
       // Positive values are allowed: a blank (insert_blanks) after a positive backoff, or an
       // unnormalised model; the draws are normalised either way.
-      if (std::isnan(lp) || std::isnan(lb) || lp == HUGE_VALF || lb == HUGE_VALF)
-        throw std::invalid_argument("model holds a NaN or +infinite log10 value in its " + std::to_string(k + 1) +
-                                    "-grams");
+      if (std::isnan(lp) || std::isnan(lb) || lp == HUGE_VALF || lb == HUGE_VALF) bad = true;
       const WordId w = t.row(r)[k];
       last_word_[k][r] = w;
       prob[k][r] = (w == kBos) ? 0.0 : tempered(lp, inv_t);
-      backoff[k][r] = tempered(lb, inv_t);
-    }
+    });
+    if (bad)
+      throw std::invalid_argument("model holds a NaN or +infinite log10 value in its " + std::to_string(k + 1) +
+                                  "-grams");
   }
+  auto backoff = [&](int k, std::size_t r) { return tempered(model.tables[k].log10_backoff[r], inv_t); };
 
-  // Successor blocks: rows of table k+1 sharing their first k+1 words follow the row of
-  // that prefix in table k (found by a merge scan, both tables being sorted). Alongside,
-  // suffix_row[k+1][q]: the row in table k of row q's suffix (its last k+1 words), found
-  // inside the block of the prefix's suffix, so no search spans a whole table.
+  // States: the root, then the rows with successors, table by table (so ids grow with
+  // length). Successor blocks: rows of table k+1 sharing their first k+1 words follow the
+  // row of that prefix in table k (found by a merge scan, both tables being sorted); the
+  // state is created as its block is found. Alongside, suffix_row[k+1][q]: the row in
+  // table k of row q's suffix (its last k+1 words), found inside the block of the
+  // prefix's suffix, so no search spans a whole table.
   constexpr std::uint32_t kNone = 0xFFFFFFFFu;
-  for (const NGramTable& t : model.tables)
-    if (t.size() >= kNone) throw std::invalid_argument("n-gram table too large for the sampler");
-  std::vector<std::vector<std::uint64_t>> block_begin(n_tables), block_end(n_tables);
+  hot_state_.push_back(HotState{0.0, 0.0, 0, static_cast<std::uint32_t>(uni.size()), kNoState, 0});
+  std::vector<std::uint64_t> state_row{0};
+  std::vector<std::size_t> first_state_of_length{0, 1};
   std::vector<std::vector<std::uint32_t>> suffix_row(n_tables);
+  state_of_row_.resize(n_tables > 1 ? n_tables - 1 : 0);
   for (int k = 0; k + 1 < n_tables; ++k) {
     const NGramTable& t = model.tables[k];
     const NGramTable& next = model.tables[k + 1];
-    block_begin[k].assign(t.size(), 0);
-    block_end[k].assign(t.size(), 0);
+    state_of_row_[k].assign(t.size(), kNoState);
     suffix_row[k + 1].assign(next.size(), kNone);
     const std::size_t plen = static_cast<std::size_t>(k + 1);
     std::size_t i = 0, p = 0;
@@ -89,29 +107,44 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
         throw std::invalid_argument("model stores a " + std::to_string(k + 2) +
                                     "-gram whose prefix is not stored (row " + std::to_string(i) +
                                     "); the sampler needs every prefix stored, as ARPA files from lmplz have");
-      block_begin[k][p] = i;
-      block_end[k][p] = j;
-      for (std::size_t q = i; q < j; ++q) {
+      if (hot_state_.size() >= kNoState) throw std::invalid_argument("model has too many contexts");
+      if (j - i > 0xFFFFFFFFULL) throw std::invalid_argument("context with too many successors");
+      state_of_row_[k][p] = static_cast<std::uint32_t>(hot_state_.size());
+      hot_state_.push_back(HotState{0.0, 0.0, i, static_cast<std::uint32_t>(j - i), kNoState,
+                                    static_cast<std::uint32_t>(k + 1)});
+      state_row.push_back(p);
+      i = j;
+    }
+    first_state_of_length.push_back(hot_state_.size());
+    // Suffix rows of table k+1, block by block (the blocks of table k are known now).
+    const std::size_t first_state = first_state_of_length[k + 1];
+    const std::size_t n_blocks = hot_state_.size() - first_state;
+    parallel_for(n_blocks, [&](std::size_t bi) {
+      const HotState& st = hot_state_[first_state + bi];
+      const std::size_t prow = state_row[first_state + bi];
+      for (std::uint64_t q = st.begin; q < st.begin + st.size; ++q) {
         const WordId w = next.row(q)[k + 1];
         if (k == 0) {
           suffix_row[1][q] = w;  // unigram row == word id
           continue;
         }
-        const std::uint32_t sp = suffix_row[k][p];
-        if (sp != kNone) {
+        const std::uint32_t sp = suffix_row[k][prow];
+        const std::uint32_t sp_state = sp != kNone ? state_of_row_[k - 1][sp] : kNoState;
+        if (sp != kNone && sp_state != kNoState) {
           const WordId* words = last_word_[k].data();
-          const WordId* lo = words + block_begin[k - 1][sp];
-          const WordId* hi = words + block_end[k - 1][sp];
+          const WordId* lo = words + hot_state_[sp_state].begin;
+          const WordId* hi = lo + hot_state_[sp_state].size;
           const WordId* it = std::lower_bound(lo, hi, w);
           if (it != hi && *it == w) suffix_row[k + 1][q] = static_cast<std::uint32_t>(it - words);
-        } else {
+        } else if (sp == kNone) {
           const std::int64_t r = find_row(t, next.row(q) + 1);
           if (r >= 0) suffix_row[k + 1][q] = static_cast<std::uint32_t>(r);
         }
+        // sp stored without successors: the suffix (sp + w) is not stored either.
       }
-      i = j;
-    }
+    });
   }
+  const std::size_t n_states = hot_state_.size();
   // Rows of the suffixes of row r of table k (k+1 words), longest first: calls
   // visit(j, row in table j or -1) for j = k-1 .. 0 until visit returns false.
   auto for_each_suffix = [&](int k, std::uint64_t r, auto&& visit) {
@@ -130,35 +163,13 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     }
   };
 
-  // States: the root, then rows with successors, table by table (so ids grow with length).
-  state_length_.push_back(0);
-  state_block_begin_.push_back(0);
-  state_block_end_.push_back(uni.size());
-  state_parent_.push_back(kNoState);
-  state_backoff_factor_.push_back(0.0);
-  state_of_row_.resize(n_tables > 1 ? n_tables - 1 : 0);
-  std::vector<std::uint64_t> state_row{0};
-  for (int k = 0; k + 1 < n_tables; ++k) {
-    state_of_row_[k].assign(model.tables[k].size(), kNoState);
-    for (std::size_t r = 0; r < model.tables[k].size(); ++r) {
-      if (block_end[k][r] == block_begin[k][r]) continue;
-      if (state_length_.size() >= kNoState) throw std::invalid_argument("model has too many contexts");
-      state_of_row_[k][r] = static_cast<std::uint32_t>(state_length_.size());
-      state_length_.push_back(static_cast<std::uint8_t>(k + 1));
-      state_block_begin_.push_back(block_begin[k][r]);
-      state_block_end_.push_back(block_end[k][r]);
-      state_parent_.push_back(kNoState);
-      state_backoff_factor_.push_back(0.0);
-      state_row.push_back(r);
-    }
-  }
-  const std::size_t n_states = state_length_.size();
-
   // Parents: the longest proper suffix with successors; the factor is the state's own
   // backoff times the backoffs of the skipped suffixes (stored rows without successors).
-  for (std::size_t s = 1; s < n_states; ++s) {
-    const int len = state_length_[s];
-    double factor = backoff[len - 1][state_row[s]];
+  state_backoff_factor_.assign(n_states, 0.0);
+  parallel_for(n_states - 1, [&](std::size_t i) {
+    const std::size_t s = i + 1;
+    const int len = static_cast<int>(hot_state_[s].length);
+    double factor = backoff(len - 1, state_row[s]);
     std::uint32_t parent = 0;
     for_each_suffix(len - 1, state_row[s], [&](int j, std::int64_t sr) {
       if (sr < 0) return true;  // not stored: backoff weight 1
@@ -167,34 +178,38 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
         parent = st;
         return false;
       }
-      factor *= backoff[j][static_cast<std::size_t>(sr)];
+      factor *= backoff(j, static_cast<std::size_t>(sr));
       return true;
     });
-    state_parent_[s] = parent;
+    hot_state_[s].parent = parent;
     state_backoff_factor_[s] = factor;
-  }
+  });
+  std::vector<std::uint64_t>().swap(state_row);
 
   // Next state after emitting the last word of a row: the longest suffix of the row
   // (at most order-1 words) that has successors: the row's own state, or else the next
   // state of its longest stored proper suffix (already computed, tables going up).
-  next_state_.resize(n_tables);
+  // Written straight into the hot rows.
+  hot_row_.resize(n_tables);
   for (int k = 0; k < n_tables; ++k) {
     const NGramTable& t = model.tables[k];
-    next_state_[k].assign(t.size(), 0);
-    for (std::size_t r = 0; r < t.size(); ++r) {
-      if (k + 1 < n_tables && state_of_row_[k][r] != kNoState) {
-        next_state_[k][r] = state_of_row_[k][r];
-        continue;
-      }
+    std::vector<HotRow>& rows = hot_row_[k];
+    rows.resize(t.size());
+    parallel_for(t.size(), [&](std::size_t r) {
       std::uint32_t st = 0;
-      for_each_suffix(k, r, [&](int j, std::int64_t sr) {
-        if (sr < 0) return true;
-        st = next_state_[j][static_cast<std::size_t>(sr)];
-        return false;
-      });
-      next_state_[k][r] = st;
-    }
+      if (k + 1 < n_tables && state_of_row_[k][r] != kNoState) {
+        st = state_of_row_[k][r];
+      } else {
+        for_each_suffix(k, r, [&](int j, std::int64_t sr) {
+          if (sr < 0) return true;
+          st = hot_row_[j][static_cast<std::size_t>(sr)].next;
+          return false;
+        });
+      }
+      rows[r] = HotRow{1.0, 0, last_word_[k][r], st, 0, 0};
+    });
   }
+  std::vector<std::vector<std::uint32_t>>().swap(suffix_row);
   root_prob_ = prob[0];
   for (WordId w = 0; w < vocab_size_; ++w)
     if (root_prob_[w] > 0.0) root_order_.push_back(w);
@@ -202,83 +217,91 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     return root_prob_[a] > root_prob_[b] || (root_prob_[a] == root_prob_[b] && a < b);
   });
   // The start state: the history "<s>".
-  start_state_ = next_state_[0][kBos];
+  start_state_ = hot_row_[0][kBos].next;
 
-  // Alias tables for large blocks.
-  alias_keep_.resize(n_tables);
-  alias_other_.resize(n_tables);
-  for (int k = 0; k < n_tables; ++k) {
-    alias_keep_[k].assign(model.tables[k].size(), 1.0);
-    alias_other_[k].assign(model.tables[k].size(), 0);
-  }
+  // Alias tables for large blocks, built into per-thread scratch and packed into the hot
+  // rows (with the word and next state of the alias slot, so a draw reads one row).
   {
-    AliasScratch scratch;
-    for (std::size_t s = 0; s < state_length_.size(); ++s) {
-      const int len = state_length_[s];
-      const std::uint64_t b = state_block_begin_[s], e = state_block_end_[s], size = e - b;
-      if (size < kAliasMinBlock) continue;
-      const std::vector<double>& p = prob[len];
-      double total = 0.0;
-      for (std::uint64_t r = b; r < e; ++r) total += p[r];
-      if (!(total > 0.0)) continue;  // never drawn from: the block has no stored mass
-      build_alias(p.data() + b, size, total, alias_keep_[len].data() + b, alias_other_[len].data() + b, scratch);
-    }
-  }
-
-  // Cumulative stored mass per block, and the masses per state, shortest states first.
-  cumulative_.resize(n_tables);
-  for (int k = 0; k < n_tables; ++k) cumulative_[k].assign(model.tables[k].size(), 0.0);
-  state_stored_mass_.assign(n_states, 0.0);
-  state_mass_.assign(n_states, 0.0);
-  for (std::size_t s = 0; s < n_states; ++s) {
-    const int len = state_length_[s];
-    std::vector<double>& cum = cumulative_[len];
-    const std::vector<double>& p = prob[len];
-    double a = 0.0, b = 0.0;
-    for (std::uint64_t r = state_block_begin_[s]; r < state_block_end_[s]; ++r) {
-      a += p[r];
-      cum[r] = a;
-      if (s != 0 && p[r] > 0.0) {
-        // Unnormalised p(w | parent) by the backoff formula, for the stored word w.
-        const WordId w = last_word_[len][r];
-        std::uint32_t a_state = state_parent_[s];
-        double mult = 1.0;
-        for (;;) {
-          std::uint64_t row;
-          if (stored_under(a_state, w, &row)) {
-            b += mult * prob[state_length_[a_state]][row];
-            break;
-          }
-          mult *= state_backoff_factor_[a_state];
-          a_state = state_parent_[a_state];
+    std::atomic<std::size_t> next{0};
+    run_threads(threads, [&](int) {
+      AliasScratch scratch;
+      std::vector<double> keep;
+      std::vector<std::uint32_t> other;
+      for (std::size_t s; (s = next.fetch_add(1)) < n_states;) {
+        const HotState& st = hot_state_[s];
+        const std::uint64_t b = st.begin, size = st.size;
+        if (size < kAliasMinBlock) continue;
+        const std::vector<double>& p = prob[st.length];
+        double total = 0.0;
+        for (std::uint64_t r = b; r < b + size; ++r) total += p[r];
+        if (!(total > 0.0)) continue;  // never drawn from: the block has no stored mass
+        keep.resize(size);
+        other.resize(size);
+        build_alias(p.data() + b, size, total, keep.data(), other.data(), scratch);
+        HotRow* rows = hot_row_[st.length].data() + b;
+        for (std::uint64_t i = 0; i < size; ++i) {
+          rows[i].keep = keep[i];
+          rows[i].other = other[i];
+        }
+        for (std::uint64_t i = 0; i < size; ++i) {
+          rows[i].other_word = rows[other[i]].word;
+          rows[i].other_next = rows[other[i]].next;
         }
       }
-    }
-    double leftover = 0.0;
-    if (s != 0) leftover = std::max(0.0, state_backoff_factor_[s] * (state_mass_[state_parent_[s]] - b));
-    const double z = a + leftover;
-    if (!(z > 0.0) || !std::isfinite(z)) {
-      if (s == 0) throw std::invalid_argument("model gives no word a positive probability");
-      throw std::invalid_argument("model gives every word probability 0 after some context");
-    }
-    state_stored_mass_[s] = a;
-    state_mass_[s] = z;
+    });
   }
 
-  hot_state_.resize(n_states);
-  for (std::size_t s = 0; s < n_states; ++s) {
-    const std::uint64_t size = state_block_end_[s] - state_block_begin_[s];
-    if (size > 0xFFFFFFFFULL) throw std::invalid_argument("context with too many successors");
-    hot_state_[s] = HotState{state_mass_[s], state_stored_mass_[s], state_block_begin_[s],
-                             static_cast<std::uint32_t>(size), state_parent_[s], state_length_[s]};
-    if (state_length_[s] != 0 && state_stored_mass_[s] < state_mass_[s]) use_lookahead_ = true;
+  // Cumulative stored mass per block, and the masses per state, shortest states first
+  // (a state's leftover mass reads its parent's total): the states of one length in
+  // parallel.
+  cumulative_.resize(n_tables);
+  for (int k = 0; k < n_tables; ++k) cumulative_[k].assign(model.tables[k].size(), 0.0);
+  for (std::size_t L = 0; L + 1 < first_state_of_length.size(); ++L) {
+    const std::size_t s0 = first_state_of_length[L], s1 = first_state_of_length[L + 1];
+    std::atomic<int> failure{0};  // 1: the root, 2: another state has no mass, 3: overflow
+    parallel_for(s1 - s0, [&](std::size_t i) {
+      const std::size_t s = s0 + i;
+      HotState& st = hot_state_[s];
+      const int len = static_cast<int>(st.length);
+      std::vector<double>& cum = cumulative_[len];
+      const std::vector<double>& p = prob[len];
+      double a = 0.0, b = 0.0;
+      for (std::uint64_t r = st.begin; r < st.begin + st.size; ++r) {
+        a += p[r];
+        cum[r] = a;
+        if (s != 0 && p[r] > 0.0) {
+          // Unnormalised p(w | parent) by the backoff formula, for the stored word w.
+          const WordId w = last_word_[len][r];
+          std::uint32_t a_state = st.parent;
+          double mult = 1.0;
+          for (;;) {
+            std::uint64_t row;
+            if (stored_under(a_state, w, &row)) {
+              b += mult * prob[hot_state_[a_state].length][row];
+              break;
+            }
+            mult *= state_backoff_factor_[a_state];
+            a_state = hot_state_[a_state].parent;
+          }
+        }
+      }
+      double leftover = 0.0;
+      if (s != 0) leftover = std::max(0.0, state_backoff_factor_[s] * (hot_state_[st.parent].mass - b));
+      const double z = a + leftover;
+      // 3: 10^x past the largest double (a log10 value above ~300), or inf - inf.
+      if (!(z > 0.0) || !std::isfinite(z)) failure = !std::isfinite(z) ? 3 : s == 0 ? 1 : 2;
+      st.stored_mass = a;
+      st.mass = z;
+    });
+    if (failure == 3)
+      throw std::invalid_argument("model's probabilities overflow (a log10 backoff or probability too large)");
+    if (failure == 1) throw std::invalid_argument("model gives no word a positive probability");
+    if (failure == 2) throw std::invalid_argument("model gives every word probability 0 after some context");
   }
-  hot_row_.resize(n_tables);
-  for (int k = 0; k < n_tables; ++k) {
-    hot_row_[k].resize(model.tables[k].size());
-    for (std::size_t r = 0; r < hot_row_[k].size(); ++r)
-      hot_row_[k][r] = HotRow{alias_keep_[k][r], alias_other_[k][r], last_word_[k][r], next_state_[k][r], 0, 0};
-  }
+  std::vector<std::vector<double>>().swap(prob);
+
+  for (std::size_t s = 1; s < n_states; ++s)
+    if (hot_state_[s].stored_mass < hot_state_[s].mass) use_lookahead_ = true;
   // The look-ahead pays only when the hot data outgrows a typical last-level cache; below
   // that its extra work outweighs the misses it hides (measured: a train-head trigram
   // of ~17 MB got slower, a 10M-token corpus's trigram faster).
@@ -292,34 +315,20 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     if (mode == "always") use_lookahead_ = true;
     if (mode == "never") use_lookahead_ = false;
   }
-  // Alias targets, for rows in alias-table blocks.
-  for (std::size_t s = 0; s < n_states; ++s) {
-    const int len = state_length_[s];
-    const std::uint64_t b = state_block_begin_[s], e = state_block_end_[s];
-    if (e - b < kAliasMinBlock) continue;
-    for (std::uint64_t r = b; r < e; ++r) {
-      HotRow& h = hot_row_[len][r];
-      h.other_word = last_word_[len][b + h.other];
-      h.other_next = next_state_[len][b + h.other];
-    }
-  }
-  // Only the packed copies are read from here on.
-  std::vector<std::vector<double>>().swap(alias_keep_);
-  std::vector<std::vector<std::uint32_t>>().swap(alias_other_);
-  std::vector<std::vector<std::uint32_t>>().swap(next_state_);
+  release_free_memory();
 }
 
 bool Sampler::stored_under(std::uint32_t state, WordId w, std::uint64_t* row) const {
-  // Reads the per-state arrays, not hot_state_: construction calls this before the hot
-  // copies exist.
-  const int len = state_length_[state];
+  // Construction calls this once every state's block and length are set.
+  const HotState& st = hot_state_[state];
+  const int len = static_cast<int>(st.length);
   if (len == 0) {  // the root stores every word (row == id)
     if (row) *row = w;
     return true;
   }
   const WordId* words = last_word_[len].data();
-  const WordId* first = words + state_block_begin_[state];
-  const WordId* last = words + state_block_end_[state];
+  const WordId* first = words + st.begin;
+  const WordId* last = first + st.size;
   const WordId* it = std::lower_bound(first, last, w);
   if (it == last || *it != w) return false;
   if (row) *row = static_cast<std::uint64_t>(it - words);

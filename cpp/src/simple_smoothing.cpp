@@ -23,7 +23,7 @@ namespace {
 double unigram_total(const CountedOrder& uni) {
   double total = 0.0;
   for (std::size_t r = 0; r < uni.size(); ++r)
-    if (uni.row(r)[0] != kBos) total += uni.raw[r];
+    if (uni.row(r)[0] != kBos) total += static_cast<double>(uni.raw[r]);
   return total;
 }
 
@@ -35,15 +35,15 @@ BackoffModel estimate_mle(NGramCounts&& counts) {
   const double total = unigram_total(uni);
   if (!(total > 0.0)) throw std::invalid_argument("cannot estimate: no unigram counts");
   for (std::size_t r = 0; r < uni.size(); ++r)
-    model.tables[0].log10_prob[r] = uni.row(r)[0] == kBos ? kLog10Zero : to_log10(uni.raw[r] / total);
+    model.tables[0].log10_prob[r] = uni.row(r)[0] == kBos ? kLog10Zero : to_log10(static_cast<double>(uni.raw[r]) / total);
   for (int k = 1; k < counts.order; ++k) {
     const CountedOrder& here = counts.orders[k];
     NGramTable& table = model.tables[k];
     NGramTable& below_table = model.tables[k - 1];
     for_each_context(here, counts.orders[k - 1], [&](std::size_t ctx, std::size_t b, std::size_t e) {
       double c = 0.0;
-      for (std::size_t r = b; r < e; ++r) c += here.raw[r];
-      for (std::size_t r = b; r < e; ++r) table.log10_prob[r] = to_log10(here.raw[r] / c);
+      for (std::size_t r = b; r < e; ++r) c += static_cast<double>(here.raw[r]);
+      for (std::size_t r = b; r < e; ++r) table.log10_prob[r] = to_log10(static_cast<double>(here.raw[r]) / c);
       below_table.log10_backoff[ctx] = kLog10Zero;  // no mass left for unseen words
     });
   }
@@ -59,7 +59,7 @@ BackoffModel estimate_add_k(NGramCounts&& counts, double k_add) {
   const double total = unigram_total(uni);
   std::vector<double> lower_prob(uni.size());
   for (std::size_t r = 0; r < uni.size(); ++r) {
-    lower_prob[r] = uni.row(r)[0] == kBos ? 0.0 : (uni.raw[r] + k_add) / (total + k_add * V);
+    lower_prob[r] = uni.row(r)[0] == kBos ? 0.0 : (static_cast<double>(uni.raw[r]) + k_add) / (total + k_add * V);
     model.tables[0].log10_prob[r] = to_log10(lower_prob[r]);
   }
   for (int k = 1; k < counts.order; ++k) {
@@ -70,12 +70,12 @@ BackoffModel estimate_add_k(NGramCounts&& counts, double k_add) {
     for_each_context(here, counts.orders[k - 1], [&](std::size_t ctx, std::size_t b, std::size_t e) {
       double c = 0.0, seen_lower = 0.0;
       for (std::size_t r = b; r < e; ++r) {
-        c += here.raw[r];
+        c += static_cast<double>(here.raw[r]);
         seen_lower += lower_prob[here.suffix[r]];
       }
       const double denom = c + k_add * V;
       for (std::size_t r = b; r < e; ++r) {
-        prob[r] = (here.raw[r] + k_add) / denom;
+        prob[r] = (static_cast<double>(here.raw[r]) + k_add) / denom;
         table.log10_prob[r] = to_log10(prob[r]);
       }
       const double rest = k_add * (V - static_cast<double>(e - b)) / denom;

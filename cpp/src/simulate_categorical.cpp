@@ -33,8 +33,9 @@ Paradigm parse_paradigm(const std::string& name) {
   if (name == "accumulate-subsample") return Paradigm::AccumulateSubsample;
   if (name == "mix") return Paradigm::Mix;
   if (name == "fresh") return Paradigm::Fresh;
+  if (name == "weighted") return Paradigm::Weighted;
   throw std::invalid_argument("unknown paradigm '" + name +
-                              "' (expected replace, accumulate, accumulate-subsample, mix or fresh)");
+                              "' (expected replace, accumulate, accumulate-subsample, mix, fresh or weighted)");
 }
 
 const char* paradigm_name(Paradigm p) {
@@ -44,6 +45,7 @@ const char* paradigm_name(Paradigm p) {
     case Paradigm::AccumulateSubsample: return "accumulate-subsample";
     case Paradigm::Mix: return "mix";
     case Paradigm::Fresh: return "fresh";
+    case Paradigm::Weighted: return "weighted";
   }
   return "?";
 }
@@ -104,9 +106,22 @@ struct Truth {
   }
 };
 
-// Per-thread buffers, indexed by support index; `dense` is all zero between uses.
+// A weighted model (paradigm weighted): probabilities over support indices of p0, not
+// integer counts, since (1 - w) S / N + w F / N is not a count vector over a common total.
+struct Probs {
+  std::vector<std::uint32_t> idx;
+  std::vector<double> p;
+  void clear() {
+    idx.clear();
+    p.clear();
+  }
+  std::size_t size() const { return idx.size(); }
+};
+
+// Per-thread buffers, indexed by support index; `dense` and `dense_p` are all zero between uses.
 struct Scratch {
   std::vector<std::int64_t> dense;
+  std::vector<double> dense_p, cumulative_p;
   std::vector<std::uint32_t> touched;
   std::vector<std::int64_t> cumulative, entry_count;
   Counts a, b, c;
@@ -128,7 +143,11 @@ void validate(const CategoricalSpec& spec) {
   if (spec.sample_size < 1) throw std::invalid_argument("N (sample size) must be >= 1");
   if (spec.generations < 1) throw std::invalid_argument("generations must be >= 1");
   if (!(spec.alpha >= 0.0 && spec.alpha <= 1.0)) throw std::invalid_argument("alpha must lie in [0, 1]");
+  if (!(spec.weight >= 0.0 && spec.weight <= 1.0)) throw std::invalid_argument("weight must lie in [0, 1]");
   if (spec.record_every < 1) throw std::invalid_argument("record_every must be >= 1");
+  if (spec.synthetic_per_generation != -1 &&
+      (spec.synthetic_per_generation < 1 || spec.synthetic_per_generation > spec.sample_size))
+    throw std::invalid_argument("synthetic items per generation must lie in [1, N]");
   if (!(spec.tail_fraction > 0.0 && spec.tail_fraction <= 1.0))
     throw std::invalid_argument("tail fraction must lie in (0, 1]");
   // accumulate pools (G + 1) N items
@@ -202,6 +221,42 @@ void draw_multinomial(Philox& rng, const Counts& model, std::int64_t n, Counts& 
     const std::int64_t x =
         c >= rem_mass ? rem_n : variates::binomial(rng, rem_n, static_cast<double>(c) / static_cast<double>(rem_mass));
     rem_mass -= c;
+    rem_n -= x;
+    if (x > 0) out.push(model.idx[i], x);
+  }
+}
+
+// n items from a weighted model (probabilities summing to 1 up to rounding), with replacement.
+void draw_multinomial(Philox& rng, const Probs& model, std::int64_t n, Counts& out, Scratch& sc) {
+  out.clear();
+  out.total = n;
+  if (n == 0) return;
+  const std::size_t s = model.size();
+  double mass = 0.0;
+  for (double p : model.p) mass += p;
+  if (static_cast<double>(n) * 4.0 < static_cast<double>(s)) {
+    sc.cumulative_p.resize(s);
+    double acc = 0.0;
+    for (std::size_t i = 0; i < s; ++i) sc.cumulative_p[i] = (acc += model.p[i]);
+    sc.entry_count.assign(s, 0);
+    for (std::int64_t d = 0; d < n; ++d) {
+      const double x = rng.uniform() * acc;
+      std::size_t i = static_cast<std::size_t>(
+          std::upper_bound(sc.cumulative_p.begin(), sc.cumulative_p.end(), x) - sc.cumulative_p.begin());
+      if (i >= s) i = s - 1;  // x rounded up to the total
+      ++sc.entry_count[i];
+    }
+    for (std::size_t i = 0; i < s; ++i)
+      if (sc.entry_count[i] > 0) out.push(model.idx[i], sc.entry_count[i]);
+    return;
+  }
+  std::int64_t rem_n = n;
+  double rem_mass = mass;
+  for (std::size_t i = 0; i < s && rem_n > 0; ++i) {
+    const double p = model.p[i];
+    const std::int64_t x =
+        i + 1 == s || p >= rem_mass ? rem_n : variates::binomial(rng, rem_n, std::min(1.0, p / rem_mass));
+    rem_mass -= p;
     rem_n -= x;
     if (x > 0) out.push(model.idx[i], x);
   }
@@ -306,6 +361,26 @@ void merge(const Counts& a, const Counts& b, Counts& out, Scratch& sc) {
   }
 }
 
+// out = (1 - w) a / a.total + w b / b.total over the union of their supports.
+void weighted_estimate(const Counts& a, const Counts& b, double w, Probs& out, Scratch& sc) {
+  sc.touched.clear();
+  const double wa = (1.0 - w) / static_cast<double>(a.total), wb = w / static_cast<double>(b.total);
+  for (const auto& [part, scale] : {std::pair<const Counts*, double>{&a, wa}, {&b, wb}}) {
+    if (scale == 0.0) continue;  // w = 0 or 1: the other estimate alone, support included
+    for (std::size_t i = 0; i < part->size(); ++i) {
+      const std::uint32_t j = part->idx[i];
+      if (sc.dense_p[j] == 0.0) sc.touched.push_back(j);
+      sc.dense_p[j] += scale * static_cast<double>(part->cnt[i]);
+    }
+  }
+  out.clear();
+  for (std::uint32_t j : sc.touched) {
+    out.idx.push_back(j);
+    out.p.push_back(sc.dense_p[j]);
+    sc.dense_p[j] = 0.0;
+  }
+}
+
 struct Recorder {
   CategoricalRun& run;
   const Truth& truth;
@@ -314,18 +389,29 @@ struct Recorder {
   std::size_t local;
 
   void record(int gen, const Counts& model) {
-    if (column[static_cast<std::size_t>(gen)] < 0) {  // only the events need this generation
-      note_events(gen, static_cast<std::int64_t>(model.size()),
-                  model.size() == 1 ? truth.outcome[model.idx[0]] : 0);
-      return;
-    }
     const double D = static_cast<double>(model.total);
     const double log_D = truth.log_of(model.total);
+    record_entries(gen, model.idx, [&](std::size_t i) {
+      return std::pair<double, double>{static_cast<double>(model.cnt[i]) / D, truth.log_of(model.cnt[i]) - log_D};
+    });
+  }
+
+  void record(int gen, const Probs& model) {
+    record_entries(gen, model.idx, [&](std::size_t i) { return std::pair<double, double>{model.p[i], std::log(model.p[i])}; });
+  }
+
+  // entry(i) gives (p, log p) of the model's i-th support entry idx[i].
+  template <class Entry>
+  void record_entries(int gen, const std::vector<std::uint32_t>& idx, Entry entry) {
+    const std::size_t size = idx.size();
+    if (column[static_cast<std::size_t>(gen)] < 0) {  // only the events need this generation
+      note_events(gen, static_cast<std::int64_t>(size), size == 1 ? truth.outcome[idx[0]] : 0);
+      return;
+    }
     double h = 0, p2 = 0, kl = 0, tv_on = 0, p0_on = 0, tail = 0;
-    for (std::size_t i = 0; i < model.size(); ++i) {
-      const std::uint32_t j = model.idx[i];
-      const double p = static_cast<double>(model.cnt[i]) / D;
-      const double log_p = truth.log_of(model.cnt[i]) - log_D;
+    for (std::size_t i = 0; i < size; ++i) {
+      const std::uint32_t j = idx[i];
+      const auto [p, log_p] = entry(i);
       h -= p * log_p;
       p2 += p * p;
       kl += p * (log_p - truth.log_p[j]);
@@ -335,12 +421,12 @@ struct Recorder {
     }
     const std::size_t r = row0 + static_cast<std::size_t>(column[static_cast<std::size_t>(gen)]);
     run.entropy[r] = h;
-    run.support[r] = static_cast<std::int64_t>(model.size());
+    run.support[r] = static_cast<std::int64_t>(size);
     run.sum_p2[r] = p2;
     run.kl_to_truth[r] = std::max(0.0, kl);  // KL >= 0; only rounding makes it negative
     run.tv_to_truth[r] = 0.5 * (tv_on + std::max(0.0, 1.0 - p0_on));
     run.tail_mass[r] = tail;
-    note_events(gen, static_cast<std::int64_t>(model.size()), model.size() == 1 ? truth.outcome[model.idx[0]] : 0);
+    note_events(gen, static_cast<std::int64_t>(size), size == 1 ? truth.outcome[idx[0]] : 0);
   }
 
   void record_truth() {
@@ -364,14 +450,42 @@ struct Recorder {
   }
 };
 
+// Paradigm weighted: p_{t+1} = (1 - w) S_t / N + w F_t / N (generation 1 the MLE on R).
+void run_weighted_trial(const CategoricalSpec& spec, Philox& rng, const Truth& truth, Recorder& rec, std::size_t local,
+                        CategoricalRun& run, Scratch& sc, bool keep_final_p) {
+  const std::int64_t N = spec.sample_size;
+  Counts real;
+  Counts& synthetic = sc.a;
+  Counts& fresh = sc.b;
+  draw_truth(rng, truth, N, real, sc);
+  Probs model;
+  weighted_estimate(real, real, 0.0, model, sc);  // generation 1: R / N
+  rec.record(1, model);
+  for (int gen = 2; gen <= spec.generations; ++gen) {
+    draw_multinomial(rng, model, N, synthetic, sc);
+    draw_truth(rng, truth, N, fresh, sc);
+    weighted_estimate(synthetic, fresh, spec.weight, model, sc);
+    rec.record(gen, model);
+  }
+  if (keep_final_p) {
+    double* row = run.final_p.data() + local * run.K;
+    for (std::size_t i = 0; i < model.size(); ++i) row[truth.outcome[model.idx[i]]] = model.p[i];
+  }
+}
+
 void run_trial(const CategoricalSpec& spec, const Truth& truth, const std::vector<int>& column, std::int64_t trial,
                std::size_t local, CategoricalRun& run, Scratch& sc, bool keep_final_p) {
   Philox rng(derive_seed(spec.seed, kCategoricalStreamTag), static_cast<std::uint64_t>(trial));
   const int G = spec.generations;
   const std::int64_t N = spec.sample_size;
   const std::int64_t n_syn = static_cast<std::int64_t>(std::floor(spec.alpha * static_cast<double>(N) + 0.5));
+  const std::int64_t M = spec.synthetic_per_generation < 0 ? N : spec.synthetic_per_generation;
   Recorder rec{run, truth, column, local * run.recorded.size(), local};
   rec.record_truth();
+  if (spec.paradigm == Paradigm::Weighted) {
+    run_weighted_trial(spec, rng, truth, rec, local, run, sc, keep_final_p);
+    return;
+  }
 
   Counts real, model, pool, fresh_part;
   Counts& synthetic = sc.a;
@@ -382,7 +496,7 @@ void run_trial(const CategoricalSpec& spec, const Truth& truth, const std::vecto
   ItemList items;
   bool by_items = false;
   if (spec.paradigm == Paradigm::AccumulateSubsample) {
-    by_items = use_items(spec, N, N * (G + 1), truth.p.size());
+    by_items = use_items(spec, N, N + M * G, truth.p.size());
     if (by_items) items.append(real);
     else pool = real;
   } else if (spec.paradigm == Paradigm::Mix) {
@@ -397,12 +511,12 @@ void run_trial(const CategoricalSpec& spec, const Truth& truth, const std::vecto
         std::swap(model, synthetic);
         break;
       case Paradigm::Accumulate:  // model counts are the pooled counts
-        draw_multinomial(rng, model, N, synthetic, sc);
+        draw_multinomial(rng, model, M, synthetic, sc);
         merge(model, synthetic, sc.c, sc);
         std::swap(model, sc.c);
         break;
       case Paradigm::AccumulateSubsample:
-        draw_multinomial(rng, model, N, synthetic, sc);
+        draw_multinomial(rng, model, M, synthetic, sc);
         if (by_items) {
           items.append(synthetic);
           draw_items(rng, items, N, model, sc);
@@ -424,6 +538,8 @@ void run_trial(const CategoricalSpec& spec, const Truth& truth, const std::vecto
         draw_multinomial(rng, model, n_syn, synthetic, sc);
         draw_truth(rng, truth, N - n_syn, fresh_part, sc);
         merge(synthetic, fresh_part, model, sc);
+        break;
+      case Paradigm::Weighted:  // run_weighted_trial
         break;
     }
     rec.record(gen, model);
@@ -473,6 +589,7 @@ CategoricalRun simulate_categorical(const CategoricalSpec& spec, std::int64_t fi
     try {
       Scratch sc;
       sc.dense.assign(truth.p.size(), 0);
+      sc.dense_p.assign(truth.p.size(), 0.0);
       for (;;) {
         const std::int64_t local = next.fetch_add(1);
         if (local >= trials) break;

@@ -1,4 +1,4 @@
-// Exact discrete random variates (see simulate_variates.hpp).
+// Exact random variates (see simulate_variates.hpp).
 #include "collapse/simulate_variates.hpp"
 #include "collapse/alias.hpp"
 
@@ -208,6 +208,47 @@ std::size_t AliasTable::draw(Philox& rng) const {
   if (column >= accept_.size()) column = accept_.size() - 1;
   const double frac = x - static_cast<double>(column);
   return frac < accept_[column] ? column : alias_[column];
+}
+
+// ------------------------------------------------------------------ standard normal
+
+namespace {
+
+NormalZiggurat make_normal_ziggurat() {
+  // r for 256 strips of equal area v (Marsaglia & Tsang 2000); v follows from r exactly:
+  // the base strip is the rectangle [0, r] x [0, f(r)] plus the tail beyond r.
+  constexpr double r = 3.6541528853610088;
+  const double f_r = std::exp(-0.5 * r * r);
+  const double v = r * f_r + 1.2533141373155002512 /* sqrt(pi / 2) */ * std::erfc(r / std::sqrt(2.0));
+  NormalZiggurat t;
+  t.x[0] = v / f_r;
+  t.x[1] = r;
+  for (int i = 1; i < 255; ++i) t.x[i + 1] = std::sqrt(-2.0 * std::log(v / t.x[i] + std::exp(-0.5 * t.x[i] * t.x[i])));
+  t.x[256] = 0.0;  // the top strip ends at the mode (the recursion gives ~1e-13 here)
+  for (int i = 0; i <= 256; ++i) t.f[i] = std::exp(-0.5 * t.x[i] * t.x[i]);
+  t.f[0] = 0.0;  // unused: the base strip's test is the rectangle or the tail
+  return t;
+}
+
+}  // namespace
+
+const NormalZiggurat kNormalZiggurat = make_normal_ziggurat();
+
+double gamma(Philox& rng, double shape) {
+  if (!(shape > 0.0)) throw std::invalid_argument("gamma shape must be > 0");
+  if (shape < 1.0) return gamma(rng, shape + 1.0) * std::pow(rng.uniform_open(), 1.0 / shape);
+  const double d = shape - 1.0 / 3.0;
+  const double c = 1.0 / std::sqrt(9.0 * d);
+  for (;;) {
+    const double x = standard_normal(rng);
+    double v = 1.0 + c * x;
+    if (v <= 0.0) continue;
+    v = v * v * v;
+    const double u = rng.uniform_open();
+    const double x2 = x * x;
+    if (u < 1.0 - 0.0331 * x2 * x2) return d * v;
+    if (std::log(u) < 0.5 * x2 + d * (1.0 - v + std::log(v))) return d * v;
+  }
 }
 
 }  // namespace collapse::variates

@@ -16,7 +16,7 @@ namespace collapse {
 struct OrderDiscount {
   std::array<double, 4> d{0.0, 0.0, 0.0, 0.0};
   std::string policy;  // "chen-goodman", "kn", "fallback"
-  double apply(std::uint32_t count) const { return d[count < 3 ? count : 3]; }
+  double apply(std::uint64_t count) const { return d[count < 3 ? count : 3]; }
 };
 
 // KenLM's --discount_fallback defaults, used where Chen & Goodman's estimate is undefined
@@ -38,10 +38,20 @@ struct FitOptions {
   std::string smoothing = "mkn";  // mkn, kn, addk, mle
   double add_k = 1.0;
   int threads = 0;
+  std::uint64_t memory = 0;  // counting's budget in bytes (CountOptions::memory; 0: default)
+  std::string temp_dir;      // where counting spills sorted runs (empty: $TMPDIR or /tmp)
 };
+
+// Throws std::invalid_argument for a bad smoothing, order or k.
+void check_fit_options(const FitOptions& options);
 
 // The whole pipeline: compact the vocabulary, count, estimate. vocab names the corpus ids.
 BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::string>& vocab,
                              const FitOptions& options);
+
+// The estimation part: the model of `counts` (compact ids), its vocabulary named by
+// vocab[new_to_old[id]].
+BackoffModel estimate_from_counts(NGramCounts&& counts, const std::vector<WordId>& new_to_old,
+                                  const std::vector<std::string>& vocab, const FitOptions& options);
 
 }  // namespace collapse

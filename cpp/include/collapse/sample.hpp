@@ -79,7 +79,7 @@ class Sampler {
   std::vector<double> distribution(const std::vector<WordId>& history) const;
 
   // Number of states (contexts with successors, root included).
-  std::size_t num_states() const { return state_block_begin_.size(); }
+  std::size_t num_states() const { return hot_state_.size(); }
 
   // --- internals used by the sampling routines (public for the .cpp helpers) ---
   struct Draw {
@@ -119,20 +119,17 @@ class Sampler {
   std::size_t vocab_size_ = 0;
   double temperature_ = 1.0;
 
-  // Per table k (n-grams of order k+1), per row: the last word, the cumulative stored
-  // (tempered) probability within its context's block, and (during construction only)
-  // the next state after emitting that word.
+  // Per table k (n-grams of order k+1), per row: the last word and the cumulative stored
+  // (tempered) probability within its context's block.
   std::vector<std::vector<WordId>> last_word_;
   std::vector<std::vector<double>> cumulative_;
-  std::vector<std::vector<std::uint32_t>> next_state_;
   // Walker/Vose alias tables for blocks of at least kAliasMinBlock rows (O(1) draws):
   // per row, the probability of keeping the row's own slot and the block-relative slot
-  // taken otherwise (during construction; then packed into hot_row_). Smaller blocks use
-  // binary search in the cumulative array.
+  // taken otherwise (in hot_row_). Smaller blocks use binary search in the cumulative array.
   static constexpr std::uint64_t kAliasMinBlock = 16;
 
-  // Hot copies of what one draw reads, packed so that a draw touches one cache line per
-  // state and per row (the arrays above stay for construction and the slow paths).
+  // What one draw reads, packed so that a draw touches one cache line per state and per
+  // row. hot_state_ is the only per-state record (the slow paths read it too).
   struct HotState {
     double mass;         // Z
     double stored_mass;  // A
@@ -155,24 +152,16 @@ class Sampler {
   bool use_lookahead_ = false;
   static constexpr std::size_t kLookaheadMinBytes = std::size_t{32} << 20;
   std::vector<std::vector<HotRow>> hot_row_;
-  std::vector<std::vector<double>> alias_keep_;
-  std::vector<std::vector<std::uint32_t>> alias_other_;
 
-  // Per state: its length (0 for the root), its successor block [begin, end) in table
-  // `length`, the probability of drawing from that block, the parent state (longest
-  // proper suffix with successors) and the factor turning p(.|parent) into the
-  // unnormalised backoff part of p(.|state).
-  std::vector<std::uint8_t> state_length_;
-  std::vector<std::uint64_t> state_block_begin_;
-  std::vector<std::uint64_t> state_block_end_;
-  std::vector<std::uint32_t> state_parent_;
+  // Per state (besides hot_state_: its length, 0 for the root, its successor block
+  // [begin, begin + size) in table `length`, the stored mass A and the total Z, the
+  // parent state = longest proper suffix with successors): the factor turning
+  // p(.|parent) into the unnormalised backoff part of p(.|state).
   std::vector<double> state_backoff_factor_;  // backoff(c) * skipped backoffs
-  std::vector<double> state_mass_;            // Z = A + L (unnormalised)
   std::uint32_t start_state_ = 0;             // the state of history "<s>"
 
   // Per table k < order-1, per row: its state id, or kNoState when it has no successors.
   std::vector<std::vector<std::uint32_t>> state_of_row_;
-  std::vector<double> state_stored_mass_;  // A
   std::vector<double> root_prob_;          // tempered unigram probabilities by word id
   std::vector<WordId> root_order_;         // words of positive unigram probability, (prob desc, id asc)
 

@@ -7,11 +7,16 @@
 // Generations (every paradigm): generation 0 is the truth p0. Generation 1 is the MLE on
 // the real sample R ~ Multinomial(N, p0). Generation t+1 (t >= 1) is the MLE on
 //   replace              S_t ~ Mult(N, p_t)
-//   accumulate           R + S_1 + ... + S_t                (size (t+1) N)
+//   accumulate           R + S_1 + ... + S_t                (size N + t M)
 //   accumulate-subsample N items drawn without replacement from R + S_1 + ... + S_t
+// where each S_t ~ Mult(M, p_t) holds M = synthetic_per_generation items (default N: the
+// paradigms as published; fewer is a smaller synthetic contribution per generation),
 //   mix(alpha)           S_t ~ Mult(n_syn, p_t) plus N - n_syn items drawn without
 //                        replacement from R (a fresh subset every generation)
 //   fresh(alpha)         S_t ~ Mult(n_syn, p_t) plus a new sample Mult(N - n_syn, p0)
+//   weighted(w)          not a refit on pooled data but a weighted estimate (He, Xu & Cheng):
+//                        p_{t+1} = (1 - w) S_t / N + w F_t / N, S_t ~ Mult(N, p_t) and a new
+//                        real sample F_t ~ Mult(N, p0)
 // with n_syn = floor(alpha N + 1/2).
 #pragma once
 
@@ -21,9 +26,9 @@
 
 namespace collapse {
 
-enum class Paradigm { Replace, Accumulate, AccumulateSubsample, Mix, Fresh };
+enum class Paradigm { Replace, Accumulate, AccumulateSubsample, Mix, Fresh, Weighted };
 
-// "replace", "accumulate", "accumulate-subsample", "mix", "fresh"; throws
+// "replace", "accumulate", "accumulate-subsample", "mix", "fresh", "weighted"; throws
 // std::invalid_argument otherwise.
 Paradigm parse_paradigm(const std::string& name);
 const char* paradigm_name(Paradigm p);
@@ -41,6 +46,8 @@ struct CategoricalSpec {
   int generations = 0;           // refits: generations 1..G are recorded after gen 0
   Paradigm paradigm = Paradigm::Replace;
   double alpha = 1.0;            // synthetic fraction (mix, fresh)
+  double weight = 0.5;           // weight w of the fresh real estimate (weighted)
+  std::int64_t synthetic_per_generation = -1;  // M of accumulate(-subsample); -1: N
   std::uint64_t seed = 0;
   double tail_fraction = 0.1;    // the tail set: the rarest ceil(q |supp p0|) outcomes
   int record_every = 1;          // metrics kept for generations 0, k, 2k, ... and G

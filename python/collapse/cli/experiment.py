@@ -76,15 +76,21 @@ def cells_ended(df) -> int:  # noqa: ANN001
 def cmd_run(args) -> int:  # noqa: ANN001
     from ..experiment.config import load_config, with_generations
     from ..experiment.loop import run_experiment
+    from ..experiment.ranks import finish, is_main
 
     cfg = load_config(args.config)
     if args.generations is not None:
         cfg = with_generations(cfg, args.generations)
     out = args.out or cfg.output.dir or os.path.join("runs", cfg.experiment.name)
     t0 = time.perf_counter()
-    df = run_experiment(cfg, out=out, resume=args.resume)
-    print(summary_table(df))
+    try:
+        df = run_experiment(cfg, out=out, resume=args.resume)
+    finally:
+        finish()
     ended = cells_ended(df)
+    if not is_main():  # under torchrun rank 0 alone reports
+        return EXIT_CELLS_ENDED if ended else 0
+    print(summary_table(df))
     note = f"; {ended} cell(s) ended early (exit status {EXIT_CELLS_ENDED})" if ended else ""
     print(f"\n{len(df)} rows in {time.perf_counter() - t0:.1f}s; run directory: {out} "
           f"(figure: {os.path.join(out, 'metrics.png')}){note}")

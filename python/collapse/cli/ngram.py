@@ -22,6 +22,11 @@ def register(subparsers) -> None:  # noqa: ANN001
                      help="mkn (modified Kneser-Ney, as lmplz; default), kn, addk, mle")
     est.add_argument("--add-k", type=float, default=1.0, dest="add_k", help="k for --smoothing addk (default 1)")
     _corpus_options(est)
+    est.add_argument("--memory", "-S", default=None,
+                     help="counting's memory budget, as lmplz's -S: 2G, 512M or 25%% of RAM (default 25%%); "
+                          "past it, sorted runs spill to --temp-dir and are merged (same model)")
+    est.add_argument("--temp-dir", "-T", default=None, dest="temp_dir",
+                     help="where counting spills sorted runs (default $TMPDIR or /tmp); removed afterwards")
     est.add_argument("-o", "--output", required=True, help="ARPA file to write")
     est.set_defaults(func=estimate)
 
@@ -46,7 +51,7 @@ def estimate(args) -> int:  # noqa: ANN001
     t0 = time.perf_counter()
     corpus = load_corpus(args.input, format=args.format, tokenizer=args.tokenizer)
     model = NGramModel.fit(corpus, order=args.order, smoothing=args.smoothing, add_k=args.add_k,
-                           threads=args.threads)
+                           threads=args.threads, memory=args.memory, temp_dir=args.temp_dir)
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
         raise CollapseError(f"output directory does not exist: {out_dir}")

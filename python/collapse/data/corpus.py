@@ -186,6 +186,16 @@ class Corpus:
         return f"Corpus({self.num_documents} documents, {self.num_tokens} tokens, {len(self.vocab)} words)"
 
 
+@dataclass(frozen=True)
+class CorpusSummary:
+    """The sizes of a corpus held only as counts (accumulate's pool in the n-gram family):
+    what the loop records of a training corpus it never materialises."""
+
+    num_documents: int
+    num_tokens: int
+    words_used: int  # distinct words occurring (not <unk>, <s>, </s>)
+
+
 def concatenate(corpora: Sequence[Corpus]) -> Corpus:
     """Documents of all corpora in order; ids remapped to the first corpus's vocab, grown."""
     if not corpora:

@@ -7,11 +7,11 @@ tokens); a family that needs other units (the transformer's BPE) converts inside
 
 from __future__ import annotations
 
-from typing import Any, Dict, Protocol, runtime_checkable
+from typing import Any, Callable, Dict, Protocol, Tuple, runtime_checkable
 
 import numpy as np
 
-from ..data.corpus import Corpus
+from ..data.corpus import Corpus, CorpusSummary
 
 
 @runtime_checkable
@@ -45,3 +45,15 @@ class ModelFamily(Protocol):
 
     def describe(self) -> Dict[str, Any]:
         """The family's settings, for the run's manifest."""
+
+
+@runtime_checkable
+class AccumulatingFamily(Protocol):
+    """Optional: a family that keeps accumulate's pool between generations (the n-gram
+    family keeps its counts), so generation t costs its new text, not all of D_t."""
+
+    def fit_accumulated(self, parts: int, part: Callable[[int], Corpus], *,
+                        seed: int) -> Tuple[TrainedModel, CorpusSummary]:
+        """The model fit(concatenate([part(0), ..., part(parts - 1)])) would train (exactly),
+        with part(0) = R and part(k + 1) = S_k; part(k) is only called for parts the family
+        has not taken in yet (all of them after a resume)."""

@@ -43,6 +43,8 @@ from .config import RESUME_FREE, Cell, ExperimentConfig, ModelTable, load_config
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
+from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_only, plan_workers, torchrun,
+                    transformer_cuda)
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from .sources import RealData, load_real_data
 from .workers import end_with, end_with_owner, owner_token, start_local_ray
@@ -201,6 +203,12 @@ def gen_dir(run_dir: str, cell: Cell, t: int) -> str:
     return os.path.join(run_dir, cell.id, f"gen_{t:04d}")
 
 
+def work_dir(run_dir: str, cell: Cell, t: int) -> str:
+    """Generation t's checkpoints while it is in progress (a family's training state and
+    finished sample shards); removed once the generation is committed."""
+    return os.path.join(run_dir, cell.id, f"work_{t:04d}")
+
+
 # --------------------------------------------------------------------------------------
 
 def _nan(x: Optional[float]) -> float:
@@ -221,25 +229,10 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
         # fixes what the family derives from the real corpus (the transformer's BPE) before
         # generation 0, so a resumed run rebuilds the very same thing
         family.prepare(data.real)
-    cell_dir = os.path.join(run_dir, cell.id)
-    state_path = os.path.join(cell_dir, STATE_FILE)
-    rows: List[Dict[str, Any]] = []
-    if os.path.exists(state_path):
-        if not resume:
-            raise CollapseError(f"{cell_dir} already holds results; pass --resume to continue")
-        state = read_json(state_path)
-        rows = state["rows"]
-        if state.get("status") == STATUS_ENDED:
-            return rows  # it ended for a reason that its seeds would reproduce
-    os.makedirs(cell_dir, exist_ok=True)
-    # A killed run may have left a half-written generation (and temporary files) behind
-    # the last committed one: remove it, it is redone from its seeds.
-    for name in sorted(os.listdir(cell_dir)):
-        path = os.path.join(cell_dir, name)
-        if name.startswith("gen_") and name[4:].isdigit() and int(name[4:]) >= len(rows):
-            shutil.rmtree(path)
-        elif TEMP_MARK in name:
-            os.remove(path)
+    state_path = os.path.join(run_dir, cell.id, STATE_FILE)
+    rows, ended = main_only(lambda: _open_cell(run_dir, cell, resume))  # rank 0 reads and cleans, all get it
+    if ended:
+        return rows  # it ended for a reason that its seeds would reproduce
     # recursive generations after generation 0: t = 0 .. G; synthetic[k] = S_k when loaded
     synthetic: List[Optional[Corpus]] = [None] * (cfg.experiment.generations + 1)
     writer = ThreadPoolExecutor(max_workers=1)
@@ -249,6 +242,34 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
     finally:
         writer.shutdown(wait=True)
     return rows
+
+
+def _open_cell(run_dir: str, cell: Cell, resume: bool) -> "tuple[List[Dict[str, Any]], bool]":
+    """The cell's committed rows and whether it has ended; removes what a killed run left
+    behind the last commit."""
+    cell_dir = os.path.join(run_dir, cell.id)
+    state_path = os.path.join(cell_dir, STATE_FILE)
+    rows: List[Dict[str, Any]] = []
+    if os.path.exists(state_path):
+        if not resume:
+            raise CollapseError(f"{cell_dir} already holds results; pass --resume to continue")
+        state = read_json(state_path)
+        rows = state["rows"]
+        if state.get("status") == STATUS_ENDED:
+            return rows, True
+    os.makedirs(cell_dir, exist_ok=True)
+    # A killed run may have left a half-written generation (and temporary files) behind
+    # the last committed one: remove it, it is redone from its seeds. The work folders of
+    # generations not yet committed stay: they hold checkpoints that the redo continues from.
+    for name in sorted(os.listdir(cell_dir)):
+        path = os.path.join(cell_dir, name)
+        if name.startswith("gen_") and name[4:].isdigit() and int(name[4:]) >= len(rows):
+            shutil.rmtree(path)
+        elif name.startswith("work_") and name[5:].isdigit() and int(name[5:]) < len(rows):
+            shutil.rmtree(path)
+        elif TEMP_MARK in name:
+            os.remove(path)
+    return rows, False
 
 
 def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, synth: Corpus, model: Any,
@@ -264,6 +285,7 @@ def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, 
     row = rows[-1]
     row["write_seconds"] = time.perf_counter() - w0
     write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows, "status": STATUS_OK})
+    shutil.rmtree(work_dir(run_dir, cell, t), ignore_errors=True)  # its checkpoints are no longer needed
     if on_generation is not None:
         on_generation()
     if progress:
@@ -292,24 +314,49 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
     reference_model = None
     progress = cfg.experiment.progress
     pending = None
+    # Accumulate with a family that keeps the pool (experiment.family.AccumulatingFamily: the
+    # n-gram family's merged counts): it takes in each S_k once, so the loop holds only the
+    # newest S_k, and a resumed cell hands it every part again from disk.
+    # (A hasattr test: isinstance against a runtime Protocol caches per class.)
+    pooled = cell.paradigm == "accumulate" and callable(getattr(family, "fit_accumulated", None))
+
+    def needed(u: int) -> List[int]:
+        return ([u - 1] if u else []) if pooled else needed_synthetic(cell.paradigm, u)
+
+    def pool_part(k: int) -> Corpus:  # R, then S_0, S_1, ...
+        if k == 0:
+            return real
+        return synthetic[k - 1] if synthetic[k - 1] is not None else load_corpus_files(gen_dir(run_dir, cell, k - 1))
+
     for t in range(len(rows), G + 1):
         try:
             start = time.perf_counter()
-            for k in needed_synthetic(cell.paradigm, t):
+            for k in needed(t):
                 if synthetic[k] is None:
                     synthetic[k] = load_corpus_files(gen_dir(run_dir, cell, k))
             key_t = gen0_key if t == 0 else _core.derive_seed(cell_key, t)
             para_key = _core.derive_seed(key_t, PURPOSE_PARADIGM)
-            train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
-                                    lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
-            t0 = time.perf_counter()
+            fit_seed = _core.derive_seed(key_t, PURPOSE_FIT)
 
             def fit_generation0() -> Any:
                 return family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT))
 
-            # M_0 is trained on R once per (model, order, seed) and shared by the group's cells
-            model = (generation0.model_for(cell, fit_generation0) if t == 0
-                     else family.fit(train, seed=_core.derive_seed(key_t, PURPOSE_FIT)))
+            if hasattr(family, "use_work_dir"):  # checkpoints inside the generation (the transformer's)
+                family.use_work_dir(work_dir(run_dir, cell, t))
+            if t == 0:
+                # M_0 is trained on R once per (model, order, seed) and shared by the group's
+                # cells (a pooled family adds R to its pool at generation 1: fit_accumulated)
+                train = real
+                t0 = time.perf_counter()
+                model = generation0.model_for(cell, fit_generation0)
+            elif pooled:
+                t0 = time.perf_counter()
+                model, train = family.fit_accumulated(t + 1, pool_part, seed=fit_seed)
+            else:
+                train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
+                                        lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
+                t0 = time.perf_counter()
+                model = family.fit(train, seed=fit_seed)
             t1 = time.perf_counter()
             sample_seed = _core.derive_seed(key_t, PURPOSE_SAMPLE)
             extra: Dict[str, float] = {"filter_pass_rate": math.nan}
@@ -333,7 +380,7 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
             synthetic[t] = synth
             # free what later generations do not read
             for k in range(t):
-                if synthetic[k] is not None and k not in needed_synthetic(cell.paradigm, t + 1):
+                if synthetic[k] is not None and k not in needed(t + 1):
                     synthetic[k] = None
             row: Dict[str, Any] = {
                 "model": model_of(cfg, cell).name, "paradigm": cell.paradigm, "alpha": _nan(cell.alpha),
@@ -349,15 +396,17 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
         except ValueError as e:  # CollapseError or the core's: the data cannot go on (filter starved, ...)
             if pending is not None:
                 pending.result()
-            _end_cell(cell, t, rows, state_path, e, on_generation)
+            if is_main():
+                _end_cell(cell, t, rows, state_path, e, on_generation)
             return rows
         rows.append(row)
         # Generation t's files are written (and then committed) by a background thread while
         # generation t+1 computes; it runs one commit at a time, in generation order.
         if pending is not None:
             pending.result()
-        pending = writer.submit(_commit_generation, cfg, run_dir, cell, t, synth, model, list(rows), state_path,
-                                on_generation, progress)
+        if is_main():  # under torchrun rank 0 alone writes the run directory
+            pending = writer.submit(_commit_generation, cfg, run_dir, cell, t, synth, model, list(rows), state_path,
+                                    on_generation, progress)
     if pending is not None:
         pending.result()
     return rows
@@ -467,8 +516,34 @@ def run_experiment(config: Union[str, os.PathLike, Dict[str, Any], ExperimentCon
 
 def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
     cells = cfg.cells()
+    ex = cfg.experiment
+    families = {m.family for m in cfg.models}
+    note = check_torchrun("transformer" if families == {"transformer"} else "ngram", ex.executor,
+                          ex.workers)  # raises for what cannot run there
+    if note and is_main():
+        sys.stderr.write(note + "\n")
     config_text = to_toml(cfg)
     config_path = os.path.join(run_dir, "config.toml")
+    main_only(lambda: _check_run_dir(cfg, run_dir, resume, config_path))
+    # before anything is written: a data error leaves no run directory. Under torchrun rank 0
+    # loads first (an error stops every rank), then the others load the same files (the
+    # RealData holds functions and cannot travel; every rank needs the corpora anyway)
+    main_only(lambda: real_data(cfg) is None)
+    data = real_data(cfg)
+    lock = RunLock(run_dir)  # no other live process works here (a killed run's lock is stale)
+
+    def take_lock() -> None:
+        os.makedirs(run_dir, exist_ok=True)
+        lock.acquire()
+
+    main_only(take_lock)  # under torchrun rank 0 holds it for all ranks
+    try:
+        return _run_locked(cfg, cells, run_dir, resume, data, config_path, config_text)
+    finally:
+        lock.release()  # a no-op where it was not taken
+
+
+def _check_run_dir(cfg: ExperimentConfig, run_dir: str, resume: bool, config_path: str) -> None:
     if os.path.exists(os.path.join(run_dir, "manifest.json")) or os.path.exists(config_path):
         if not resume:
             raise CollapseError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -478,42 +553,79 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
             raise CollapseError(f"--resume: the config differs from {config_path} in what determines results "
                                 f"({conflict}); only experiment.{', '.join(RESUME_FREE)} may change, and "
                                 "generations may grow")
-    data = real_data(cfg)  # before anything is written: a data error leaves no run directory
-    os.makedirs(run_dir, exist_ok=True)
-    with RunLock(run_dir):  # no other live process works here (a killed run's lock is stale)
-        return _run_locked(cfg, cells, run_dir, resume, data, config_path, config_text)
 
 
 def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool, data: RealData,
                 config_path: str, config_text: str):  # noqa: ANN202
-    # a killed run can leave temporary files of its run-level writes (metrics, manifest)
-    for name in os.listdir(run_dir):
-        if TEMP_MARK in name and os.path.isfile(os.path.join(run_dir, name)):
-            os.remove(os.path.join(run_dir, name))
-    write_text(config_path, config_text)
     family_desc = model_descriptions(cfg)
-    _write_run(cfg, run_dir, cells, data, family_desc)
 
+    def open_run_dir() -> None:
+        # a killed run can leave temporary files of its run-level writes (metrics, manifest)
+        for name in os.listdir(run_dir):
+            if TEMP_MARK in name and os.path.isfile(os.path.join(run_dir, name)):
+                os.remove(os.path.join(run_dir, name))
+        write_text(config_path, config_text)
+        _write_run(cfg, run_dir, cells, data, family_desc)
+
+    main_only(open_run_dir)
     ex = cfg.experiment
     groups = cell_groups(cfg, cells)
-    if ex.executor == "ray":
+    workers, slots = _local_workers(cfg, len(groups))
+    if ex.executor == "ray" and torchrun() is None:
         _run_ray(cfg, groups, run_dir, resume)
-    elif ex.workers == 1 or len(groups) == 1:
+    elif workers == 1:
         for group in groups:
             run_group(cfg, group, run_dir, resume,
                       on_generation=lambda: _write_run(cfg, run_dir, cells, data, family_desc))
     else:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(max_workers=min(ex.workers, len(groups)), mp_context=mp.get_context("spawn"),
-                                 initializer=end_with, initargs=(os.getpid(),)) as pool:
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        for slot in slots:
+            queue.put(slot)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(os.getpid(), queue)) as pool:
             futures = [pool.submit(_run_group_task, cfg.raw, cfg.base_dir, group, run_dir, resume) for group in groups]
             for fut in as_completed(futures):
                 fut.result()
                 _write_run(cfg, run_dir, cells, data, family_desc)
-    df = _write_run(cfg, run_dir, cells, data, family_desc)
-    write_run_figure(run_dir)
-    return df
+
+    def finish() -> Any:
+        df = _write_run(cfg, run_dir, cells, data, family_desc)
+        write_run_figure(run_dir)
+        return df
+
+    return main_only(finish)
+
+
+def _init_worker(parent: int, slots: Any) -> None:
+    """A local worker ends with its run and, for transformer cells on CUDA, owns one GPU."""
+    end_with(parent)
+    claim_device(slots)
+
+
+def _transformer_table(cfg: ExperimentConfig) -> Optional[Dict[str, Any]]:
+    """The first transformer model's settings, or None: the device rules are the transformer's."""
+    return next((m.transformer for m in cfg.models if m.family == "transformer"), None)
+
+
+def _local_workers(cfg: ExperimentConfig, n_tasks: int) -> "tuple[int, List[Optional[str]]]":
+    """Worker processes for the local executor (each runs generation-0 groups) and each
+    one's CUDA_VISIBLE_DEVICES: under torchrun one (the ranks run the cells together); with
+    transformer models on CUDA at most one per GPU unless [model] share_device = true
+    (collapse.experiment.ranks)."""
+    workers = min(cfg.experiment.workers, n_tasks)
+    if torchrun() is not None or workers <= 1:
+        return 1, [None]
+    table = _transformer_table(cfg)
+    if table is None or cfg.experiment.executor == "ray":
+        return workers, [None] * workers
+    uses_cuda, gpus, device, share = transformer_cuda(table)
+    workers, warning = plan_workers(workers, n_tasks, uses_cuda, gpus, device, share)
+    if warning:
+        sys.stderr.write(warning + "\n")
+    return workers, device_slots(workers, gpus, device) if uses_cuda else [None] * workers
 
 
 def model_descriptions(cfg: ExperimentConfig) -> List[Dict[str, Any]]:
@@ -545,7 +657,13 @@ def _run_ray(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resu
             ray.init(address=cfg.experiment.address)
         else:
             start_local_ray(cfg.experiment.workers)
-    task = ray.remote(num_cpus=1)(_run_group_task)
+    gpus = 0.0
+    table = _transformer_table(cfg)
+    if table is not None:
+        uses_cuda, _, _, share = transformer_cuda(table)
+        # Ray gives each task its own GPU (CUDA_VISIBLE_DEVICES) when it asks for a whole one
+        gpus = (0.5 if share else 1.0) if uses_cuda else 0.0
+    task = ray.remote(num_cpus=1, num_gpus=gpus)(_run_group_task)
     owner = owner_token()
     refs = [task.remote(cfg.raw, cfg.base_dir, group, os.path.abspath(run_dir), resume, owner) for group in groups]
     ray.get(refs)

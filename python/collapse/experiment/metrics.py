@@ -105,9 +105,10 @@ class Reference:
         return ref
 
 
-def generation_metrics(model, train: Corpus, synthetic: Corpus, ref: Reference,  # noqa: ANN001
+def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa: ANN001
                        threads: int = 1) -> Dict[str, float]:
-    """Every metric of one generation: model M_t (trained on ``train``) and its sample S_t.
+    """Every metric of one generation: model M_t (trained on ``train``, a Corpus or the
+    CorpusSummary of one a family holds as counts) and its sample S_t.
 
     heldout_bits_per_word and kl_truth come from the model's document_log_probs (one scale
     for every family: collapse.experiment.scale); heldout_ppl and self_ppl are in the family's
@@ -132,8 +133,11 @@ def generation_metrics(model, train: Corpus, synthetic: Corpus, ref: Reference, 
     m["vocab_size"] = int(np.count_nonzero(own[3:]))
     real_types = ref.real_counts[3:] > 0
     m["types_lost"] = int(np.count_nonzero(real_types & (counts[3:] == 0)))
-    train_own = np.bincount(train.tokens, minlength=len(train.vocab))
-    m["train_vocab_size"] = int(np.count_nonzero(train_own[3:]))
+    if isinstance(train, Corpus):
+        train_own = np.bincount(train.tokens, minlength=len(train.vocab))
+        m["train_vocab_size"] = int(np.count_nonzero(train_own[3:]))
+    else:  # a CorpusSummary: D_t held as merged counts by the family
+        m["train_vocab_size"] = int(train.words_used)
     total = float(synthetic.num_tokens)
     m["rare_mass"] = float(counts[ref.rare].sum()) / total if total else math.nan
     m["kl_unigram"], m["tv_unigram"] = unigram_kl_tv(ref.real_counts, counts, novel)

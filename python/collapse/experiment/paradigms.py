@@ -26,7 +26,7 @@ from typing import Any, Callable, List, Optional
 import numpy as np
 
 from ..data.corpus import Corpus, concatenate
-from ..data.resample import subsample
+from ..data.resample import gather, subsample, subsample_indices
 from ..errors import CollapseError
 from ..validate import choice
 
@@ -44,6 +44,19 @@ def draw_without_replacement(corpus: Corpus, k: int, seed: int) -> Corpus:
     if k > corpus.num_documents:
         raise CollapseError(f"cannot draw {k} documents from {corpus.num_documents}")
     return subsample(corpus, n=k, seed=seed, threads=1)
+
+
+def draw_from_pool(parts: List[Corpus], k: int, seed: int) -> Corpus:
+    """Exactly draw_without_replacement(concatenate(parts), k, seed), without building the
+    concatenation: the same document indices over the whole pool, gathered part by part
+    (every part kept, selected or not, so the merged vocabulary is the same too)."""
+    sizes = np.array([p.num_documents for p in parts], dtype=np.int64)
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    if k > bounds[-1]:
+        raise CollapseError(f"cannot draw {k} documents from {int(bounds[-1])}")
+    idx = subsample_indices(int(bounds[-1]), seed, n=k, threads=1)
+    cut = np.searchsorted(idx, bounds)
+    return concatenate([gather(p, idx[cut[j]:cut[j + 1]] - bounds[j], threads=1) for j, p in enumerate(parts)])
 
 
 def check_paradigm(paradigm: Any, alpha: Any) -> Optional[float]:
@@ -97,8 +110,7 @@ def training_corpus(paradigm: str, alpha: Optional[float], t: int, real: Corpus,
     if paradigm == "accumulate":
         return concatenate([real] + list(synthetic[:t]))
     if paradigm == "accumulate-subsample":
-        pool = concatenate([real] + list(synthetic[:t]))
-        return draw_without_replacement(pool, n, seed_of(PURPOSE_SUBSAMPLE))
+        return draw_from_pool([real] + list(synthetic[:t]), n, seed_of(PURPOSE_SUBSAMPLE))
     if paradigm in ALPHA_PARADIGMS:
         assert alpha is not None
         k_syn = synthetic_part(alpha, n)

@@ -16,7 +16,7 @@ from ..files import atomic_path
 from .rundir import read_metrics
 
 EXPERIMENT_DEFAULT = ("heldout_bits_per_word", "kl_truth", "vocab_size", "distinct_2")
-SIMULATE_DEFAULT = ("entropy", "support", "kl_to_truth", "tv_to_truth")
+SIMULATE_DEFAULT = ("entropy", "support", "kl_to_truth", "tv_to_truth", "mean_sq_error", "variance_ratio")  # categorical, Gaussian
 GROUP_COLUMNS = ("model", "family", "order", "paradigm", "alpha", "filter_keep")
 METRIC_LABELS = {  # metric: (panel title, y-axis label)
     "heldout_bits_per_word": ("held-out real stories: bits per word", "bits per word"),
@@ -41,6 +41,8 @@ METRIC_LABELS = {  # metric: (panel title, y-axis label)
     "support": ("support size", "outcomes"),
     "kl_to_truth": ("KL(p0 ‖ p_t)", "nats"),
     "tv_to_truth": ("total variation (p0, p_t)", "total variation"),
+    "mean_sq_error": ("squared error of the fitted mean", "squared distance"),
+    "variance_ratio": ("fitted / true covariance trace", "ratio"),
 }
 PARADIGM_NAMES = {"replace": "Replace", "accumulate": "Accumulate", "accumulate-subsample": "Accumulate-Subsample",
                   "mix": "Mix", "fresh": "Fresh"}

@@ -11,13 +11,14 @@ import io
 import os
 import shutil
 import tempfile
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from ..data.corpus import Corpus
+from ..data.corpus import Corpus, CorpusSummary
 from ..files import write_bytes
 from .model import NGramModel
+from .pool import NGramPool
 
 MODEL_FILE = "model.arpa.gz"
 
@@ -58,7 +59,11 @@ class NGramTrained:
 
 
 class NGramFamily:
-    """fit = NGramModel.fit(corpus, order, smoothing); deterministic (the seed is unused)."""
+    """fit = NGramModel.fit(corpus, order, smoothing); deterministic (the seed is unused).
+
+    Under accumulate the family keeps the pool's counts (NGramPool) from one generation to
+    the next and merges in only the new synthetic corpus (fit_accumulated): the same model
+    as fit on the concatenation, at the cost of the new text."""
 
     name = "ngram"
 
@@ -67,6 +72,20 @@ class NGramFamily:
         self.smoothing = smoothing
         self.threads = int(threads)
         self.compression = int(compression)
+        self._pool: Optional[NGramPool] = None
+        self._pool_parts = 0
+
+    def fit_accumulated(self, parts: int, part: Callable[[int], Corpus], *,
+                        seed: int) -> Tuple[NGramTrained, CorpusSummary]:
+        del seed
+        if self._pool is None or self._pool_parts > parts:
+            self._pool, self._pool_parts = NGramPool(self.order, threads=self.threads), 0
+        while self._pool_parts < parts:
+            self._pool.add(part(self._pool_parts))
+            self._pool_parts += 1
+        model = self._pool.fit(smoothing=self.smoothing)
+        stats = CorpusSummary(self._pool.num_documents, self._pool.num_tokens, self._pool.num_words)
+        return NGramTrained(model, self.threads, self.compression), stats
 
     def fit(self, corpus: Corpus, *, seed: int) -> NGramTrained:
         del seed  # n-gram estimation has no randomness

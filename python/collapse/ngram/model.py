@@ -21,7 +21,44 @@ from .sampler import sample_ngram
 
 SMOOTHINGS = ("mkn", "kn", "addk", "mle")
 MAX_ORDER: int = int(_core.MAX_NGRAM_ORDER)
+_SIZE_SUFFIXES = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
+
+def memory_bytes(memory) -> int:
+    """Counting's memory budget in bytes from an int (bytes) or a string as lmplz's -S takes
+    it: ``"512M"``, ``"2G"``, ``"25%"`` (of physical RAM); None or 0: the default (RAM / 4)."""
+    if memory is None:
+        return 0
+    if isinstance(memory, bool):
+        raise CollapseError(f"memory must be a size such as 2G or 25%, got {memory!r}")
+    if isinstance(memory, (int, np.integer)):
+        if memory < 0:
+            raise CollapseError(f"memory must be positive, got {memory}")
+        return int(memory)
+    text = str(memory).strip().upper()
+    try:
+        if text.endswith("%"):
+            fraction = float(text[:-1]) / 100.0
+            if not 0.0 < fraction <= 1.0:
+                raise ValueError
+            return max(1, int(fraction * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")))
+        suffix = text[-1] if text and text[-1] in _SIZE_SUFFIXES else ""
+        value = float(text[:len(text) - len(suffix)])
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError
+        return max(1, int(value * _SIZE_SUFFIXES[suffix]))
+    except ValueError:
+        raise CollapseError(f"memory must be a size such as 2G, 512M or 25%, got {memory!r}") from None
+
+
+def temp_directory(temp_dir) -> str:
+    """Where counting spills sorted runs ('' for $TMPDIR or /tmp); must be an existing directory."""
+    if temp_dir is None or temp_dir == "":
+        return ""
+    path = os.fspath(temp_dir)
+    if not os.path.isdir(path):
+        raise CollapseError(f"temp_dir is not a directory: {path}")
+    return path
 
 
 def perplexity_from_log10(total_log10: float, predicted: int) -> float:
@@ -62,12 +99,15 @@ class NGramModel:
     # -- estimation --------------------------------------------------------------------
     @classmethod
     def fit(cls, corpus: Corpus, order: int = 3, smoothing: str = "mkn", add_k: float = 1.0,
-            threads: int = 0) -> "NGramModel":
+            threads: int = 0, memory=None, temp_dir=None) -> "NGramModel":
         """Estimate from ``corpus``: every document is ``<s> w1 .. wk </s>`` as in lmplz.
 
         smoothing: ``mkn`` (interpolated modified Kneser-Ney, lmplz's model), ``kn`` (one
         discount per order), ``addk`` (add-``add_k``, in exact backoff form) or ``mle``.
-        threads: 0 for all cores.
+        threads: 0 for all cores. memory: counting's budget for its sort buffers and sorted
+        runs (bytes, or ``"2G"``, ``"25%"``; default a quarter of RAM): past it, sorted runs
+        go to a temporary directory under ``temp_dir`` (default $TMPDIR or /tmp), removed
+        afterwards, and are merged. The model is the same whatever the budget.
         """
         if not isinstance(corpus, Corpus):
             raise CollapseError("fit needs a collapse.Corpus")
@@ -79,8 +119,12 @@ class NGramModel:
             raise CollapseError(f"add-k needs a finite k > 0, got {add_k!r}")
         if corpus.num_documents == 0:
             raise CollapseError("cannot fit an n-gram model on an empty corpus")
-        core = _core.fit_ngram(corpus.tokens, corpus.offsets, corpus.vocab.words, int(order), smoothing,
-                               float(add_k), check_threads("threads", threads))
+        budget, spill_dir = memory_bytes(memory), temp_directory(temp_dir)
+        try:
+            core = _core.fit_ngram(corpus.tokens, corpus.offsets, corpus.vocab.words, int(order), smoothing,
+                                   float(add_k), check_threads("threads", threads), budget, spill_dir)
+        except RuntimeError as e:  # the spill directory could not be written (disk full, ...)
+            raise CollapseError(str(e)) from None
         return cls(core)
 
     # -- scoring -----------------------------------------------------------------------

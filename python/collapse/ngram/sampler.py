@@ -1,12 +1,14 @@
 """Sampling from n-gram models: the C++ Sampler behind NGramModel.sample, with argument checks.
 
 ``sample_ngram(model, ...)`` is what ``NGramModel.sample`` calls. The forward structure
-is built once per (model, temperature) and cached on the model object.
+is built once per (model, temperature) and cached on the model object for the last two
+temperatures used.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import numpy as np
 
@@ -40,13 +42,21 @@ def check_sample_args(num_sequences, seed, temperature, top_k, top_p, max_length
     return num_sequences, seed, temperature, top_k, top_p, max_length, threads
 
 
+SAMPLER_CACHE_SIZE = 2  # samplers kept per model (each about 2.5x the model's tables)
+
+
 def sampler_for(model, temperature: float) -> "_core.Sampler":
-    """The model's cached sampler for this temperature (built on first use)."""
-    cache = model.__dict__.setdefault("_samplers", {})
+    """The model's sampler for this temperature: built on first use and kept for the last
+    SAMPLER_CACHE_SIZE temperatures used (least recently used dropped), so a sweep over
+    temperatures does not hold one sampler per temperature for the model's lifetime."""
+    cache: "OrderedDict[float, _core.Sampler]" = model.__dict__.setdefault("_samplers", OrderedDict())
     sampler = cache.get(temperature)
     if sampler is None:
         sampler = _core.Sampler(model._core, temperature)
         cache[temperature] = sampler
+        while len(cache) > SAMPLER_CACHE_SIZE:
+            cache.popitem(last=False)
+    cache.move_to_end(temperature)
     return sampler
 
 

@@ -14,7 +14,11 @@ Definitions (docs/simulate.md has them in full):
   replace: N draws from p_t; accumulate: R and all synthetic samples so far;
   accumulate-subsample: N items without replacement from that pool; mix(alpha):
   round(alpha N) draws from p_t plus N - round(alpha N) items without replacement from R;
-  fresh(alpha): round(alpha N) draws from p_t plus a new sample of the rest from p0.
+  fresh(alpha): round(alpha N) draws from p_t plus a new sample of the rest from p0;
+  weighted(w): not a refit but (1 - w) S_t / N + w F_t / N, S_t N draws from p_t and F_t
+  N new draws from p0 (He, Xu & Cheng's weighted estimator; the categorical and Gaussian
+  processes only). contribution=c: accumulate(-subsample) pools round(c N) synthetic
+  draws per generation instead of N.
 * metrics per trial and generation: entropy (nats), support, sum_p2, kl_to_truth =
   KL(p_t || p0) (nats; finite because p_t's support lies inside p0's), tv_to_truth,
   tail_mass (p_t's mass on the rarest ceil(tail_fraction * |supp p0|) outcomes of p0).
@@ -31,10 +35,10 @@ import numpy as np
 
 from .. import _core
 from ..errors import CollapseError
-from ..experiment.paradigms import PARADIGMS, check_paradigm
+from ..experiment.paradigms import synthetic_part
 from ..experiment.workers import start_local_ray
-from ..validate import choice, integer
-from .result import EXECUTORS, SimulationResult, check_common
+from ..validate import integer, real
+from .result import EXECUTORS, SimulationResult, check_common, check_paradigm_and_weight
 
 METRIC_COLUMNS = ("entropy", "support", "sum_p2", "kl_to_truth", "tv_to_truth", "tail_mass")
 P0_TOLERANCE = 1e-6
@@ -82,7 +86,8 @@ def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = Non
                          alpha: Optional[float] = None, seed: int = 0, threads: int = 0, executor: str = "local",
                          address: Optional[str] = None, *, K: Optional[int] = None, zipf_s: float = 1.0,
                          tail_fraction: float = 0.1, keep_final_p: bool = True, chunks: Optional[int] = None,
-                         record_every: int = 1, without_replacement: str = "auto") -> SimulationResult:
+                         record_every: int = 1, without_replacement: str = "auto", weight: Optional[float] = None,
+                         contribution: Optional[float] = None) -> SimulationResult:
     """The categorical process; see the module docstring for the definitions.
 
     p0: the truth (array of K probabilities), or "uniform" / "zipf" with K= (and zipf_s=).
@@ -98,8 +103,13 @@ def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = Non
     "hypergeometric" (conditional hypergeometrics over the support), "items" (partial
     Fisher-Yates over one label per item) or "auto" (by cost). All are exact; each is
     reproducible, but they use the random stream differently, so they differ trial by trial.
+    weight: w of paradigm "weighted" (required there, refused elsewhere; the metrics'
+    weight column is NaN for the other paradigms).
+    contribution: accumulate and accumulate-subsample only: each generation adds
+    round(contribution N) synthetic draws (at least 1) to the pool instead of N, for
+    contribution in (0, 1] (the synthetic contribution per generation; default 1).
     """
-    choice("paradigm", paradigm, PARADIGMS, what="paradigm")
+    a, w = check_paradigm_and_weight(paradigm, alpha, weight)
     if p0 is None:
         raise CollapseError("p0 is required (an array of probabilities, or 'uniform'/'zipf' with K=)")
     if isinstance(p0, str):
@@ -110,7 +120,12 @@ def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = Non
     if K is not None and int(K) != p0_arr.size:
         raise CollapseError(f"K={K} does not match p0's {p0_arr.size} outcomes")
     N, generations, trials, threads, seed = check_common(N, generations, trials, threads, seed)
-    a = check_paradigm(paradigm, alpha)
+    synthetic_per_generation = -1
+    if contribution is not None:
+        if paradigm not in ("accumulate", "accumulate-subsample"):
+            raise CollapseError(f"contribution is only used by accumulate and accumulate-subsample, not {paradigm!r}")
+        contribution = real("contribution", contribution, 0.0, 1.0, lo_open=True)
+        synthetic_per_generation = max(1, synthetic_part(contribution, N))
     record_every = integer("record_every", record_every, 1)
     if without_replacement not in ("auto", "hypergeometric", "items"):
         raise CollapseError(f"without_replacement must be 'auto', 'hypergeometric' or 'items', "
@@ -127,13 +142,15 @@ def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = Non
 
     kernel_args = dict(N=N, generations=generations, paradigm=paradigm, alpha=1.0 if a is None else a, seed=seed,
                        tail_fraction=float(tail_fraction), keep_final_p=bool(keep_final_p),
-                       record_every=record_every, without_replacement=without_replacement)
+                       record_every=record_every, without_replacement=without_replacement,
+                       weight=0.5 if w is None else w, synthetic_per_generation=synthetic_per_generation)
     if executor == "local":
         raw = _run_chunk(p0_arr, 0, trials, threads, kernel_args)
     else:
         raw = _run_ray(p0_arr, trials, threads, kernel_args, address, chunks)
     config = dict(process="categorical", K=int(p0_arr.size), N=N, generations=generations, trials=trials,
-                  paradigm=paradigm, alpha=a, seed=seed, threads=threads, executor=executor, address=address,
+                  paradigm=paradigm, alpha=a, weight=w, contribution=contribution, seed=seed, threads=threads,
+                  executor=executor, address=address,
                   tail_fraction=float(tail_fraction), record_every=record_every,
                   without_replacement=without_replacement)
     return _to_result(raw, config)
@@ -144,7 +161,8 @@ def _run_chunk(p0: np.ndarray, first_trial: int, trials: int, threads: int, kern
     return _core.simulate_categorical(p0, kernel_args["N"], kernel_args["generations"], kernel_args["paradigm"],
                                       kernel_args["alpha"], kernel_args["seed"], first_trial, trials, threads,
                                       kernel_args["tail_fraction"], kernel_args["keep_final_p"],
-                                      kernel_args["record_every"], kernel_args["without_replacement"])
+                                      kernel_args["record_every"], kernel_args["without_replacement"],
+                                      kernel_args["weight"], kernel_args["synthetic_per_generation"])
 
 
 def _chunk_bounds(trials: int, chunks: int) -> List[tuple]:
@@ -204,6 +222,7 @@ def _to_result(raw: dict, config: Dict[str, Any]) -> SimulationResult:
     data: Dict[str, Any] = {
         "paradigm": pd.Categorical([config["paradigm"]] * (trials * cols)),
         "alpha": np.full(trials * cols, alpha),
+        "weight": np.full(trials * cols, np.nan if config["weight"] is None else float(config["weight"])),
         "seed": np.full(trials * cols, config["seed"], dtype=np.uint64 if config["seed"] >= 2**63 else np.int64),
         "trial": np.repeat(trial_ids, cols),
         "generation": np.tile(raw["generation"].astype(np.int64), trials),

@@ -11,17 +11,38 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
+from ..errors import CollapseError
+from ..experiment.paradigms import PARADIGMS as LOOP_PARADIGMS, check_paradigm
 from ..experiment.rundir import COLLAPSE_VERSION, write_metrics
 from ..files import write_bytes, write_json, write_text, write_toml
-from ..validate import integer, seed as check_seed, threads as check_threads
+from ..validate import choice, integer, real, seed as check_seed, threads as check_threads
 
 EXECUTORS = ("local", "ray")
+# The loop's paradigms, plus weighted (He, Xu & Cheng's weighted estimate), which is not a
+# refit on a corpus and exists in the categorical and Gaussian processes only.
+PARADIGMS = LOOP_PARADIGMS + ("weighted",)
 
 
 def check_common(N: Any, generations: Any, trials: Any, threads: Any, seed: Any) -> Tuple[int, int, int, int, int]:
     """The arguments every process takes: N, generations, trials >= 1; threads >= 0; a seed."""
     return (integer("N", N, 1), integer("generations", generations, 1), integer("trials", trials, 1),
             check_threads("threads", threads), check_seed("seed", seed))
+
+
+def check_paradigm_and_weight(paradigm: Any, alpha: Any, weight: Any) -> Tuple[Optional[float], Optional[float]]:
+    """(alpha, weight) for a simulator paradigm: alpha as experiment.paradigms.check_paradigm
+    says (None where unused), weight in [0, 1] for 'weighted' (required there, refused
+    elsewhere)."""
+    choice("paradigm", paradigm, PARADIGMS, what="paradigm")
+    if paradigm != "weighted":
+        if weight is not None:
+            raise CollapseError(f"weight is only used by paradigm 'weighted', not {paradigm!r}")
+        return check_paradigm(paradigm, alpha), None
+    if alpha is not None:
+        raise CollapseError("paradigm 'weighted' takes weight, not alpha")
+    if weight is None:
+        raise CollapseError("paradigm 'weighted' needs weight (the weight w of the fresh real estimate, in [0, 1])")
+    return None, real("weight", weight, 0.0, 1.0)
 
 
 @dataclass

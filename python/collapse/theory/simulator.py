@@ -1,4 +1,4 @@
-"""simulate(process=...): the one entry point that dispatches to the categorical or the n-gram process."""
+"""simulate(process=...): the one entry point that dispatches to the categorical, Gaussian or n-gram process."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Any
 
 from ..errors import CollapseError
 from .categorical import simulate_categorical
+from .gaussian import simulate_gaussian
 from .ngram import simulate_ngram
 from .result import SimulationResult
 
-PROCESSES = ("categorical", "ngram")
+PROCESSES = ("categorical", "gaussian", "ngram")
 
 
 def simulate(process: str = "categorical", *args: Any, **kwargs: Any) -> SimulationResult:
@@ -20,6 +21,8 @@ def simulate(process: str = "categorical", *args: Any, **kwargs: Any) -> Simulat
     generations, trials, paradigm, alpha, seed, threads, executor, address, K=, zipf_s=, ...).
     process="ngram": collapse.theory.ngram.simulate_ngram (N, generations, trials, paradigm,
     alpha, seed, threads, source= or source_corpus=, order=, ...). docs/simulate.md defines both.
+    process="gaussian": collapse.theory.gaussian.simulate_gaussian (dim=, N, generations,
+    trials, paradigm, alpha, weight, seed, threads, mean=, cov=, draws=, ...; docs/theory.md).
     """
     if process == "categorical":
         unexpected = sorted(set(kwargs) - set(inspect.signature(simulate_categorical).parameters))
@@ -31,5 +34,17 @@ def simulate(process: str = "categorical", *args: Any, **kwargs: Any) -> Simulat
             raise CollapseError("simulate(process='ngram', ...) takes keyword arguments only")
         if kwargs.pop("p0", None) is not None or kwargs.pop("address", None) is not None:
             raise CollapseError("p0 and address are not used by the n-gram process")
+        if kwargs.pop("weight", None) is not None:
+            raise CollapseError("weight is not used by the n-gram process (it has no paradigm 'weighted')")
         return simulate_ngram(**kwargs)
-    raise CollapseError(f"unknown process {process!r} (expected 'categorical' or 'ngram')")
+    if process == "gaussian":
+        if args:
+            raise CollapseError("simulate(process='gaussian', ...) takes keyword arguments only")
+        for name in ("p0", "K", "address"):
+            if kwargs.pop(name, None) is not None:
+                raise CollapseError(f"{name} is not used by the Gaussian process (it takes dim, mean, cov)")
+        unexpected = sorted(set(kwargs) - set(inspect.signature(simulate_gaussian).parameters))
+        if unexpected:
+            raise CollapseError(f"unexpected arguments for the Gaussian process: {unexpected}")
+        return simulate_gaussian(**kwargs)
+    raise CollapseError(f"unknown process {process!r} (expected 'categorical', 'gaussian' or 'ngram')")

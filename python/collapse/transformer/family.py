@@ -15,8 +15,17 @@
     bpe_vocab_size    8192
     eot_token         "<|endoftext|>"
     context_length, epochs, batch_size, micro_batch_size, lr, weight_decay, betas,
-    packing, grad_clip, compile, bf16
-                      training (train.TrainConfig; the paper's recipe by default)
+    packing, grad_clip, compile, precision, deterministic
+                      training (train.TrainConfig; the paper's recipe by default);
+                      precision ("auto" | "fp32" | "bf16" | "fp16") also applies to
+                      sampling and scoring
+    checkpoint_steps, checkpoint_minutes
+                      training saves its state every checkpoint_steps optimizer steps, or
+                      (0, the default) every checkpoint_minutes (10) of training, into the
+                      work directory the loop gives (use_work_dir)
+    sample_shard_size 16384: sequences per saved shard of samples
+    share_device      false: a transformer cell never shares a GPU with another (the loop
+                      runs at most one local worker per GPU); true allows it
     temperature, top_k, top_p, max_new_tokens, sample_batch_size
                       sampling (generate.SamplingConfig; pure sampling, 600 tokens)
     perplexity_stride 512 (the sliding windows: documents longer than context_length, and
@@ -51,6 +60,8 @@ from ..data.corpus import Corpus, Vocab, iter_documents, whitespace_tokenize
 from ..errors import CollapseError
 from ..files import write_json
 from ..validate import threads as check_threads
+from .checkpoint import CheckpointPolicy, load_shard, save_shard, shard_path
+from .distributed import launched, on_main
 from .generate import SamplingConfig, generate_distributed
 from .model import GPTNeo, GPTNeoConfig
 from .score import document_log_probs, paper_perplexity
@@ -69,7 +80,8 @@ TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "max_new_tokens")
 OTHER_KEYS = ("family", "name", "preset", "tokenizer", "tokenizer_corpus", "tokenizer_format",
               "bpe_vocab_size", "eot_token", "sample_batch_size", "perplexity_stride", "device", "threads",
-              "log_every", "progress", "paper_perplexity")
+               "log_every", "progress", "paper_perplexity", "checkpoint_steps", "checkpoint_minutes",
+               "sample_shard_size", "share_device")
 SETTINGS_FILE = "collapse_transformer.json"
 
 
@@ -129,6 +141,13 @@ class TransformerFamily:
         self.threads = check_threads("transformer: threads", s.get("threads", 0))
         if self.perplexity_stride < 1:
             raise CollapseError("transformer: perplexity_stride must be positive")
+        self.checkpoint_steps = s.get("checkpoint_steps", 0)
+        self.checkpoint_minutes = float(s.get("checkpoint_minutes", 10.0))
+        CheckpointPolicy("", self.checkpoint_steps, 60.0 * self.checkpoint_minutes)  # validate now
+        self.sample_shard_size = s.get("sample_shard_size", 16384)
+        if not isinstance(self.sample_shard_size, int) or self.sample_shard_size < 1:
+            raise CollapseError("transformer: sample_shard_size must be a positive integer")
+        self.work_dir: Optional[str] = None
         self._tokenizer: Optional[TextTokenizer] = None
         if s.get("tokenizer"):
             self._tokenizer = TextTokenizer.from_file(str(s["tokenizer"]), self.eot_token)
@@ -145,6 +164,8 @@ class TransformerFamily:
         train no tokenizer (config parsing)."""
         if not isinstance(table, dict):
             raise CollapseError("transformer: the model table must be a table of settings")
+        if "bf16" in table:  # the boolean of earlier versions
+            raise CollapseError('transformer: bf16 is replaced by precision = "auto" | "fp32" | "bf16" | "fp16"')
         known = set(MODEL_KEYS) | set(TRAIN_KEYS) | set(SAMPLING_KEYS) | set(OTHER_KEYS)
         unknown = sorted(set(table) - known)
         if unknown:
@@ -155,6 +176,18 @@ class TransformerFamily:
             if isinstance(e, CollapseError):
                 raise
             raise CollapseError(f"transformer: bad model setting ({e})") from None
+
+    def use_work_dir(self, directory: Optional[str]) -> None:
+        """Where fit() keeps its training checkpoint and sample() its finished shards (the
+        loop gives each generation its own; None: no checkpoints). A fit or sample that
+        finds its files there continues from them."""
+        self.work_dir = None if directory is None else os.fspath(directory)
+
+    def checkpoint_policy(self, seed: int) -> Optional[CheckpointPolicy]:
+        if self.work_dir is None:
+            return None
+        return CheckpointPolicy(os.path.join(self.work_dir, f"fit_{int(seed) & 0xFFFFFFFFFFFFFFFF:016x}"),
+                                self.checkpoint_steps, 60.0 * self.checkpoint_minutes)
 
     # -- pieces ----------------------------------------------------------------------------
     def model_config(self, vocab_size: int, eot_id: int = 0) -> GPTNeoConfig:
@@ -167,16 +200,24 @@ class TransformerFamily:
         per cell before generation 0, so a resumed run rebuilds the very same tokenizer
         even when it restarts at a generation whose training data is synthetic."""
         if self._tokenizer is None and not self.settings.get("tokenizer"):
-            self._tokenizer = TextTokenizer.train_bpe(list(real.texts()), self.bpe_vocab_size,
-                                                      progress=self.progress)
+            self._tokenizer = self._train_bpe(real)
+
+    def _train_bpe(self, corpus: Corpus) -> TextTokenizer:
+        """A BPE of the corpus's texts; under torchrun trained once, by rank 0, and handed
+        to the other ranks (its JSON)."""
+        if not launched():
+            return TextTokenizer.train_bpe(corpus.texts(), self.bpe_vocab_size, progress=self.progress,
+                                           total=corpus.num_documents)
+        text = on_main(lambda: TextTokenizer.train_bpe(corpus.texts(), self.bpe_vocab_size, progress=self.progress,
+                                                       total=corpus.num_documents).to_json())
+        return TextTokenizer.from_json(text)
 
     def tokenizer_for(self, corpus: Corpus) -> TextTokenizer:
         # without prepare() or a configured tokenizer, the first corpus fitted fixes it
         # (generation 0: the real data); every later generation keeps it, so per-token
         # perplexities stay comparable across generations
         if self._tokenizer is None:
-            self._tokenizer = TextTokenizer.train_bpe(list(corpus.texts()), self.bpe_vocab_size,
-                                                      progress=self.progress)
+            self._tokenizer = self._train_bpe(corpus)
         return self._tokenizer
 
     def describe(self) -> Dict[str, Any]:
@@ -191,15 +232,16 @@ class TransformerFamily:
         if corpus.num_documents == 0:
             raise CollapseError("transformer: cannot train on an empty corpus")
         tok = self.tokenizer_for(corpus)
-        flat, offsets = tok.encode_documents(list(corpus.texts()))
+        flat, offsets = tok.encode_documents(corpus.texts())
         cfg = self.train_config
         rows = make_rows(flat, offsets, tok.eot_id, cfg.context_length, cfg.packing)
+        del flat
         mc = self.model_config(tok.vocab_size, tok.eot_id)
         if cfg.context_length > mc.max_position_embeddings:
             raise CollapseError(f"transformer: context_length {cfg.context_length} exceeds "
                                 f"max_position_embeddings {mc.max_position_embeddings}")
         with _threads(self.threads):
-            model, stats = train(mc, rows, tok.eot_id, cfg, seed=int(seed))
+            model, stats = train(mc, rows, tok.eot_id, cfg, seed=int(seed), checkpoint=self.checkpoint_policy(seed))
         return TransformerModel(model, tok, self, stats)
 
     @_FamilyOrInstanceMethod
@@ -242,18 +284,39 @@ class TransformerModel:
         batch = self.family.sample_batch_size or (256 if self.device.type == "cuda" else 32)
         return SamplingConfig(**{**asdict(s), "batch_size": batch})
 
+    def sample_shards(self, num_sequences: int, *, seed: int, threads: int = 0) -> Iterator[List[np.ndarray]]:
+        """The token ids of sequences 0 .. num_sequences - 1, a shard (sample_shard_size
+        sequences) at a time. With the family's work directory, each finished shard is
+        saved there (by rank 0) and a shard already saved is read back instead of sampled,
+        so a killed sampling continues at its first unfinished shard. Every rank decides
+        by the same files: a shard is written only after all ranks sampled it."""
+        dist = dist_from_env()
+        size = self.family.sample_shard_size
+        work = self.family.work_dir
+        for k, first in enumerate(range(0, num_sequences, size)):
+            count = min(size, num_sequences - first)
+            path = shard_path(work, int(seed), num_sequences, k) if work else None
+            if path and os.path.exists(path):
+                yield load_shard(path)
+                continue
+            with _threads(threads):
+                ids = generate_distributed(self.model, count, int(seed), self.tokenizer.eot_id, self._sampling(),
+                                           dist, precision=self.family.train_config.precision, first=first)
+            if path and dist.is_main:
+                save_shard(path, ids)
+            yield ids
+
     def sample_token_ids(self, num_sequences: int, *, seed: int, threads: int = 0) -> List[np.ndarray]:
-        with _threads(threads):
-            return generate_distributed(self.model, int(num_sequences), int(seed), self.tokenizer.eot_id,
-                                        self._sampling(), dist_from_env())
+        return [s for part in self.sample_shards(int(num_sequences), seed=seed, threads=threads) for s in part]
 
     def sample(self, num_sequences: int, *, seed: int, threads: int = 0) -> Corpus:
-        """num_sequences stories by ancestral sampling, as a word-level Corpus."""
+        """num_sequences stories by ancestral sampling, as a word-level Corpus (decoded a
+        shard at a time)."""
         if num_sequences < 0:
             raise CollapseError("the number of sequences must be >= 0")
-        ids = self.sample_token_ids(num_sequences, seed=seed, threads=threads)
-        texts = self.tokenizer.decode_batch(ids)
-        return Corpus.from_documents((whitespace_tokenize(t) for t in texts), vocab=Vocab())
+        words = (whitespace_tokenize(t) for part in self.sample_shards(int(num_sequences), seed=seed, threads=threads)
+                 for t in self.tokenizer.decode_batch(part))
+        return Corpus.from_documents(words, vocab=Vocab())
 
     def _context(self) -> int:
         return min(self.family.train_config.context_length, self.model.config.max_position_embeddings)
@@ -264,7 +327,8 @@ class TransformerModel:
         docs = self.tokenizer.encode_batch(list(corpus.texts()))
         with _threads(self.family.threads):
             lp = document_log_probs(self.model, docs, self.tokenizer.eot_id, max_length=self._context(),
-                                    stride=self.family.perplexity_stride)
+                                    stride=self.family.perplexity_stride,
+                                    precision=self.family.train_config.precision)
         return lp, np.fromiter((d.size + 1 for d in docs), dtype=np.int64, count=len(docs))
 
     def document_log_probs(self, corpus: Corpus) -> np.ndarray:
@@ -294,7 +358,8 @@ class TransformerModel:
             raise CollapseError("perplexity of an empty corpus")
         stream = self.tokenizer.encode_batch(["\n\n".join(corpus.texts())])[0]
         with _threads(self.family.threads):
-            return paper_perplexity(self.model, stream, stride=self.family.perplexity_stride).perplexity
+            return paper_perplexity(self.model, stream, stride=self.family.perplexity_stride,
+                                    precision=self.family.train_config.precision).perplexity
 
     def save(self, directory: str) -> None:
         """config.json + model.safetensors (Hugging Face layout), tokenizer.json and

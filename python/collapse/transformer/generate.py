@@ -20,7 +20,6 @@ keep short ones' compute alive.
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence, Tuple
 
@@ -32,6 +31,7 @@ from .. import _core
 from ..errors import CollapseError
 from .progress import Progress
 from .model import GPTNeo
+from .precision import autocast, autocast_dtype, resolve_precision
 
 SAMPLING_TAG = 0x5452414E53464D52  # "TRANSFMR": the purpose tag for derive_seed
 
@@ -125,19 +125,18 @@ def sequence_uniforms(seed: int, indices: Sequence[int], steps: int) -> torch.Te
 
 @torch.no_grad()
 def generate_batch(model: GPTNeo, start_id: int, uniforms: torch.Tensor, cfg: SamplingConfig,
-                   eot_id: Optional[int] = None) -> List[np.ndarray]:
+                   eot_id: Optional[int] = None, cache_dtype: Optional[torch.dtype] = None) -> List[np.ndarray]:
     """One batch: row r uses uniforms[r, step]. Returns each row's new tokens (the
-    end-of-text that stopped it excluded)."""
+    end-of-text that stopped it excluded). ``cache_dtype``: the KV cache's dtype (under
+    autocast, the autocast dtype: SDPA would otherwise cast the whole cached prefix at
+    every step); default the weights'."""
     eot_id = start_id if eot_id is None else eot_id
     device = model.wte.weight.device
     n, steps = uniforms.shape
     if steps + 1 > model.config.max_position_embeddings:
         raise CollapseError(f"sampling: {steps} new tokens do not fit the model's "
                             f"{model.config.max_position_embeddings} positions")
-    # under CUDA autocast keep the cache in the autocast dtype: SDPA would otherwise cast
-    # the whole cached prefix at every step
-    amp = device.type == "cuda" and torch.is_autocast_enabled("cuda")
-    cache = model.new_cache(n, capacity=steps + 1, dtype=torch.get_autocast_dtype("cuda") if amp else None)
+    cache = model.new_cache(n, capacity=steps + 1, dtype=cache_dtype)
     # everything stays on the model's device; the host looks at the batch (to stop or to
     # drop finished rows) only every `check_every` steps, so a GPU is never made to wait
     # for the host at each token
@@ -179,15 +178,17 @@ def shard(num_sequences: int, rank: int, world_size: int) -> range:
 
 @torch.no_grad()
 def generate(model: GPTNeo, num_sequences: int, seed: int, start_id: int, cfg: SamplingConfig,
-             indices: Optional[Sequence[int]] = None, bf16: bool = True) -> List[np.ndarray]:
-    """Sequences ``indices`` (default 0..num_sequences-1), in that order."""
+             indices: Optional[Sequence[int]] = None, precision: str = "auto") -> List[np.ndarray]:
+    """Sequences ``indices`` (default 0..num_sequences-1), in that order; ``precision``
+    as in training (collapse.transformer.precision)."""
     if num_sequences < 0:
         raise CollapseError("sampling: the number of sequences must be >= 0")
     indices = list(range(num_sequences)) if indices is None else list(indices)
     was_training = model.training
     model.eval()
     device = model.wte.weight.device
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if (bf16 and device.type == "cuda") else nullcontext()
+    precision = resolve_precision(precision, device)
+    ctx = autocast(device, precision)
     result: List[np.ndarray] = []
     bar = Progress("sampling", total=len(indices), unit="doc", enabled=cfg.progress)
     try:
@@ -195,7 +196,7 @@ def generate(model: GPTNeo, num_sequences: int, seed: int, start_id: int, cfg: S
             for s in range(0, len(indices), cfg.batch_size):
                 chunk = indices[s:s + cfg.batch_size]
                 u = sequence_uniforms(seed, chunk, cfg.max_new_tokens)
-                result.extend(generate_batch(model, start_id, u, cfg))
+                result.extend(generate_batch(model, start_id, u, cfg, cache_dtype=autocast_dtype(precision)))
                 bar.update(len(chunk))
     finally:
         bar.close()
@@ -204,13 +205,17 @@ def generate(model: GPTNeo, num_sequences: int, seed: int, start_id: int, cfg: S
 
 
 def generate_distributed(model: GPTNeo, num_sequences: int, seed: int, start_id: int,
-                         cfg: SamplingConfig, dist: "object") -> List[np.ndarray]:
-    """Under torchrun: each rank samples its shard, then every rank receives all
-    sequences in index order (torch.distributed.all_gather_object)."""
+                         cfg: SamplingConfig, dist: "object", precision: str = "auto",
+                         first: int = 0) -> List[np.ndarray]:
+    """Sequences first .. first + num_sequences - 1. Under torchrun: each rank samples its
+    contiguous part, then every rank receives all of them in index order
+    (torch.distributed.all_gather_object)."""
     rank, world = getattr(dist, "rank", 0), getattr(dist, "world_size", 1)
     if rank != 0 and cfg.progress:
         cfg = replace(cfg, progress=False)  # one progress report, from rank 0
-    mine = generate(model, num_sequences, seed, start_id, cfg, indices=shard(num_sequences, rank, world))
+    part = shard(num_sequences, rank, world)
+    mine = generate(model, num_sequences, seed, start_id, cfg, indices=range(first + part.start, first + part.stop),
+                    precision=precision)
     if world <= 1:
         return mine
     import torch.distributed as td

@@ -32,7 +32,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import CollapseError
+from ..errors import CollapseError
 from ..files import atomic_path, write_text
+from .loss import linear_cross_entropy
 
 ATTENTION_KINDS = ("global", "local")
 ACTIVATIONS = {
@@ -317,10 +319,19 @@ class GPTNeo(nn.Module):
             past_key_values.length = start + T
         return self.ln_f(x)
 
-    def forward(self, input_ids: torch.Tensor, past_key_values: Optional[KVCache] = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, past_key_values: Optional[KVCache] = None,
+                targets: Optional[torch.Tensor] = None, loss_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
         """Logits (batch, seq, vocab). With a KVCache, input_ids continue the cached
-        positions and the cache is extended in place."""
-        return F.linear(self.hidden_states(input_ids, past_key_values), self.wte.weight)
+        positions and the cache is extended in place.
+
+        With ``targets`` (batch, seq; -100 = not scored): the summed cross-entropy instead,
+        computed a chunk of tokens at a time without materialising the logits
+        (loss.linear_cross_entropy; ``loss_dtype`` = the autocast dtype its matrix products
+        use). Through forward, so DistributedDataParallel sees the call."""
+        h = self.hidden_states(input_ids, past_key_values)
+        if targets is not None:
+            return linear_cross_entropy(h, self.wte.weight, targets, compute_dtype=loss_dtype)
+        return F.linear(h, self.wte.weight)
 
     def new_cache(self, batch_size: int, capacity: Optional[int] = None,
                   dtype: Optional[torch.dtype] = None) -> KVCache:

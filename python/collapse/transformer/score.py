@@ -22,10 +22,11 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import CollapseError
+from .loss import token_nll
 from .model import GPTNeo
+from .precision import autocast, autocast_dtype, resolve_precision
 
 
 @dataclass
@@ -58,30 +59,36 @@ def windows(length: int, max_length: int, stride: int) -> List[Tuple[int, int, i
     return out
 
 
-def _scored_nll(model: GPTNeo, inputs: torch.Tensor, firsts: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def _scored_nll(model: GPTNeo, inputs: torch.Tensor, firsts: torch.Tensor,
+                precision: str = "fp32") -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-row summed NLL of inputs[:, p] for p >= firsts[row] (and p < the row's padding
-    at -1), and the number of scored positions per row."""
-    logits = model(inputs.clamp(min=0)).float()
+    at -1), and the number of scored positions per row; the logits are never materialised
+    beyond a chunk (loss.token_nll). ``precision``: resolved (fp32 | bf16 | fp16)."""
+    device = inputs.device
+    with autocast(device, precision):
+        h = model.hidden_states(inputs.clamp(min=0))[:, :-1]
     targets = inputs[:, 1:].clone()
-    pos = torch.arange(1, inputs.size(1), device=inputs.device)[None, :]
+    pos = torch.arange(1, inputs.size(1), device=device)[None, :]
     targets[(pos < firsts[:, None]) | (targets < 0)] = -100
-    nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), targets, ignore_index=-100, reduction="none")
+    nll = token_nll(h, model.wte.weight, targets, compute_dtype=autocast_dtype(precision))
     return nll.double().sum(-1), (targets != -100).sum(-1)
 
 
 @torch.no_grad()
 def document_log_probs(model: GPTNeo, documents: Sequence[np.ndarray], eot_id: int, max_length: Optional[int] = None,
-                       stride: int = 512, batch_size: int = 32) -> np.ndarray:
+                       stride: int = 512, batch_size: int = 32, precision: str = "auto") -> np.ndarray:
     """ln p(document) for each token-id array (no end-of-text inside): the sum over the
     document's tokens and the end-of-text after it of ln p(token | end-of-text, earlier
     tokens). Documents of at most max_length - 1 tokens are scored by one forward (in
     batches of similar length, right-padded: causal attention never sees the padding);
-    longer ones by sliding_window_nll over [eot, document, eot]."""
+    longer ones by sliding_window_nll over [eot, document, eot]. ``precision`` as in
+    training (collapse.transformer.precision)."""
     max_length = max_length or model.config.max_position_embeddings
     out = np.zeros(len(documents), dtype=np.float64)
     seqs = [np.concatenate([[eot_id], np.asarray(d, dtype=np.int64), [eot_id]]) for d in documents]
     short = sorted((i for i, q in enumerate(seqs) if q.size <= max_length), key=lambda i: seqs[i].size)
     device = model.wte.weight.device
+    resolved = resolve_precision(precision, device)
     was_training = model.training
     model.eval()
     try:
@@ -91,11 +98,13 @@ def document_log_probs(model: GPTNeo, documents: Sequence[np.ndarray], eot_id: i
             batch = torch.full((len(idx), width), -1, dtype=torch.long)
             for r, i in enumerate(idx):
                 batch[r, :seqs[i].size] = torch.from_numpy(seqs[i])
-            nll, _ = _scored_nll(model, batch.to(device), torch.ones(len(idx), dtype=torch.long, device=device))
+            nll, _ = _scored_nll(model, batch.to(device), torch.ones(len(idx), dtype=torch.long, device=device),
+                                 resolved)
             out[idx] = -nll.cpu().numpy()
         for i, q in enumerate(seqs):
             if q.size > max_length:
-                out[i] = -sliding_window_nll(model, q, max_length=max_length, stride=stride).nll_sum
+                out[i] = -sliding_window_nll(model, q, max_length=max_length, stride=stride,
+                                             precision=resolved).nll_sum
     finally:
         model.train(was_training)
     return out
@@ -110,7 +119,7 @@ class PaperPerplexity:
 
 @torch.no_grad()
 def paper_perplexity(model: GPTNeo, stream: np.ndarray, max_length: Optional[int] = None,
-                     stride: int = 512) -> PaperPerplexity:
+                     stride: int = 512, precision: str = "auto") -> PaperPerplexity:
     """The paper's evaluate_ppl.py on a token stream (the validation stories joined by
     blank lines, no end-of-text): windows start every ``stride`` tokens and span
     ``max_length`` (default: the model's positions); each window scores the tokens after
@@ -127,6 +136,7 @@ def paper_perplexity(model: GPTNeo, stream: np.ndarray, max_length: Optional[int
     if ids.numel() < 2:
         raise CollapseError("perplexity: the text has fewer than two tokens")
     device = model.wte.weight.device
+    resolved = resolve_precision(precision, device)
     was_training = model.training
     model.eval()
     means, counts = [], []
@@ -135,7 +145,8 @@ def paper_perplexity(model: GPTNeo, stream: np.ndarray, max_length: Optional[int
         for begin in range(0, n, stride):
             end = min(begin + max_length, n)
             first = max(prev_end, begin + 1) - begin  # scored positions inside the window
-            nll, k = _scored_nll(model, ids[None, begin:end].to(device), torch.tensor([first], device=device))
+            nll, k = _scored_nll(model, ids[None, begin:end].to(device), torch.tensor([first], device=device),
+                                 resolved)
             means.append(float(nll[0]) / int(k[0]))
             counts.append(int(k[0]))
             prev_end = end
@@ -148,8 +159,10 @@ def paper_perplexity(model: GPTNeo, stream: np.ndarray, max_length: Optional[int
 
 @torch.no_grad()
 def sliding_window_nll(model: GPTNeo, stream: np.ndarray, max_length: Optional[int] = None,
-                       stride: int = 512, batch_size: int = 8) -> PerplexityResult:
-    """Summed NLL (nats) and the number of scored tokens of ``stream`` (int ids)."""
+                       stride: int = 512, batch_size: int = 8, precision: str = "auto") -> PerplexityResult:
+    """Summed NLL (nats) and the number of scored tokens of ``stream`` (int ids).
+    ``precision`` as in training; the logits are never materialised beyond a chunk
+    (loss.token_nll)."""
     max_length = max_length or model.config.max_position_embeddings
     if max_length > model.config.max_position_embeddings:
         raise CollapseError(f"perplexity: max_length {max_length} exceeds the model's "
@@ -158,6 +171,7 @@ def sliding_window_nll(model: GPTNeo, stream: np.ndarray, max_length: Optional[i
     device = model.wte.weight.device
     was_training = model.training
     model.eval()
+    precision = resolve_precision(precision, device)
     total, count = 0.0, 0
     try:
         spans = windows(ids.numel(), max_length, stride)
@@ -169,14 +183,14 @@ def sliding_window_nll(model: GPTNeo, stream: np.ndarray, max_length: Optional[i
             for s in range(0, len(group), batch_size):
                 chunk = group[s:s + batch_size]
                 inputs = torch.stack([ids[b:e] for b, e, _ in chunk]).to(device)
-                logits = model(inputs).float()
+                with autocast(device, precision):
+                    h = model.hidden_states(inputs)[:, :-1]
                 targets = inputs[:, 1:].clone()
                 # score only positions >= first: mask the others out
                 pos = torch.arange(1, width, device=device)[None, :]
                 firsts = torch.tensor([f - b for b, _, f in chunk], device=device)[:, None]
                 targets[pos < firsts] = -100
-                nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), targets.reshape(-1),
-                                      ignore_index=-100, reduction="sum")
+                nll = token_nll(h, model.wte.weight, targets, compute_dtype=autocast_dtype(precision)).double().sum()
                 total += float(nll)
                 count += int((targets != -100).sum())
     finally:

@@ -2,9 +2,18 @@
 
 AdamW (lr 5e-4 constant, weight decay 0.1 on matrices and embeddings, betas 0.9/0.95),
 an effective batch of 320 sequences reached by gradient accumulation over micro-batches,
-3 epochs. On CUDA: bf16 autocast and the fused AdamW kernel; torch.compile on request.
-Under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel and each
-optimizer step's sequences are split over the ranks.
+3 epochs. ``precision``: fp32, bf16 autocast or fp16 autocast with loss scaling (the
+paper's), on CUDA or CPU (collapse.transformer.precision); the fused AdamW kernel on CUDA;
+torch.compile on request. The loss is computed a chunk of tokens at a time
+(collapse.transformer.loss), never holding the whole micro-batch's logits. Under torchrun
+(WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel and each optimizer
+step's sequences are split over the ranks.
+
+Resumable: each epoch's order is a permutation seeded by (seed, epoch) and dropout is
+reseeded from (seed, rank, step) at every step, so the model, the optimizer, the loss
+scaler and the position (epoch, step) are the whole state; with a CheckpointPolicy they
+are saved every N steps (or minutes) and a restarted train() continues from them
+(collapse.transformer.checkpoint).
 
 Sequences: every document is followed by the end-of-text token and the stream starts
 with one, so the model learns where stories begin and end (generation is prompted with
@@ -18,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -25,11 +35,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .. import _core
+from .distributed import Ranks, ranks
 from ..errors import CollapseError
+from .checkpoint import CheckpointPolicy, load_training_state, save_training_state
 from .progress import Progress
 from .model import GPTNeo, GPTNeoConfig
+from .precision import autocast, autocast_dtype, check_precision, grad_scaler, resolve_precision
 
 PAD = -1  # padding in row arrays; becomes ignore_index in targets
 PACKINGS = ("pack", "truncate")
@@ -48,7 +61,8 @@ class TrainConfig:
     packing: str = "pack"
     grad_clip: float = 1.0         # max global grad norm (transformers' Trainer default); 0: off
     device: str = "auto"
-    bf16: bool = True              # autocast to bfloat16 on CUDA (ignored on CPU)
+    precision: str = "auto"        # fp32 | bf16 | fp16 (+ loss scaling) | auto (bf16 on CUDA, else fp32)
+    deterministic: bool = False    # torch.use_deterministic_algorithms (bit-identical reruns on CUDA)
     compile: bool = False
     log_every: int = 0             # print loss every n steps on rank 0 (0: quiet)
     progress: bool = False         # progress bar / periodic lines on rank 0 (collapse.transformer.progress)
@@ -67,6 +81,7 @@ class TrainConfig:
             raise CollapseError(f"training: packing {self.packing!r} (choose pack or truncate)")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise CollapseError("training: betas must be two numbers in [0, 1)")
+        check_precision(self.precision)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -92,12 +107,13 @@ def make_rows(flat: np.ndarray, offsets: np.ndarray, eot_id: int, context_length
     (TextTokenizer.encode_documents)."""
     width = context_length + 1
     if packing == "pack":
-        stream = np.concatenate([np.asarray([eot_id], dtype=np.int64), np.asarray(flat, dtype=np.int64)])
-        n_rows = max(1, math.ceil((stream.size - 1) / context_length))
-        padded = np.full(n_rows * context_length + 1, PAD, dtype=np.int64)
-        padded[:stream.size] = stream
-        idx = np.arange(n_rows)[:, None] * context_length + np.arange(width)[None, :]
-        return padded[idx].astype(np.int32)
+        # one int32 stream (end-of-text + documents, padded to whole rows) and the rows as a
+        # read-only strided view of it: adjacent rows share one token, nothing is copied
+        n_rows = max(1, math.ceil(np.asarray(flat).size / context_length))
+        padded = np.full(n_rows * context_length + 1, PAD, dtype=np.int32)
+        padded[0] = eot_id
+        padded[1:1 + np.asarray(flat).size] = flat
+        return np.lib.stride_tricks.sliding_window_view(padded, width)[::context_length]
     if packing == "truncate":
         n = offsets.size - 1
         rows = np.full((n, width), PAD, dtype=np.int32)
@@ -123,38 +139,9 @@ def _micro_batch(rows: np.ndarray, index: np.ndarray, eot_id: int,
     return inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
 
 
-# ---------------------------------------------------------------------------------------
-# Distributed helpers (torchrun sets WORLD_SIZE, RANK, LOCAL_RANK)
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def dist_from_env() -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    import torch.distributed as td
-
-    if not td.is_available():
-        raise CollapseError("WORLD_SIZE > 1 but torch.distributed is not available")
-    if not td.is_initialized():
-        td.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    d = Dist(rank=td.get_rank(), world_size=td.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(d.local_rank)
-    return d
+# Ranks under torchrun: collapse.distributed (one definition for the loop and the family)
+Dist = Ranks
+dist_from_env = ranks
 
 
 # ---------------------------------------------------------------------------------------
@@ -186,11 +173,40 @@ def _optimizer(model: GPTNeo, cfg: TrainConfig, device: torch.device) -> torch.o
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, **extra)
 
 
+DROPOUT_TAG = 0x44524F504F5554    # "DROPOUT": purpose tags for derive_seed
+ORDER_TAG = 0x4F52444552         # "ORDER"
+
+
+def epoch_order(n_rows: int, seed: int, epoch: int) -> np.ndarray:
+    """The rows' order in ``epoch``: a permutation seeded by (seed, epoch) alone."""
+    g = torch.Generator().manual_seed(_core.derive_seed(_core.derive_seed(seed & 0xFFFFFFFFFFFFFFFF, ORDER_TAG), epoch)
+                                      & 0x7FFFFFFFFFFFFFFF)
+    return torch.randperm(n_rows, generator=g).numpy()
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    key = _core.derive_seed(_core.derive_seed(seed & 0xFFFFFFFFFFFFFFFF, DROPOUT_TAG), rank)
+    return _core.derive_seed(key, step) & 0x7FFFFFFFFFFFFFFF
+
+
+def set_deterministic(on: bool) -> None:
+    """torch's deterministic algorithms (and the cuBLAS workspace setting they need on
+    CUDA); what makes two CUDA runs bit-identical, at some speed cost."""
+    if not on:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+
+
 def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainConfig, seed: int,
-          dist: Optional[Dist] = None) -> Tuple[GPTNeo, TrainStats]:
+          dist: Optional[Dist] = None, checkpoint: Optional[CheckpointPolicy] = None) -> Tuple[GPTNeo, TrainStats]:
     """Train a freshly initialised GPT-Neo on ``rows`` (make_rows). Returns it (on the
     training device, in eval mode) and statistics. Seeded: the initial weights, the
-    shuffle of every epoch and dropout all follow ``seed``."""
+    order of every epoch and dropout all follow ``seed``.
+
+    With ``checkpoint``: the state is saved by rank 0 as the policy says and at the end;
+    a train() that finds a saved state continues from it (all ranks read it)."""
     dist = dist or dist_from_env()
     device = resolve_device(cfg.device)
     if dist.enabled and device.type == "cuda":
@@ -200,11 +216,30 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
     if rows.shape[1] - 1 > model_config.max_position_embeddings:
         raise CollapseError(f"training: context {rows.shape[1] - 1} exceeds the model's "
                             f"{model_config.max_position_embeddings} positions")
+    set_deterministic(cfg.deterministic)
+    precision = resolve_precision(cfg.precision, device)
+    loss_dtype = autocast_dtype(precision)
 
     torch.manual_seed(seed)
     model = GPTNeo(model_config).to(device)
-    model.train()
     opt = _optimizer(model, cfg, device)
+    scaler = grad_scaler(device, precision)
+    stats = TrainStats()
+    start_epoch, start_step = 0, 0
+    saved = load_training_state(checkpoint.train_path, device) if checkpoint else None
+    if saved is not None:
+        pos = saved["position"]
+        model.load_state_dict(saved["model"])
+        if "optimizer" in saved:
+            opt.load_state_dict(saved["optimizer"])
+            scaler.load_state_dict(saved["scaler"])
+        start_epoch, start_step = int(pos["epoch"]), int(pos["step_in_epoch"])
+        stats = TrainStats(steps=int(pos["steps"]), tokens=int(pos["tokens"]), seconds=float(pos["seconds"]),
+                           losses=[float(x) for x in pos["losses"]])
+        if dist.is_main and start_epoch < cfg.epochs:
+            sys.stderr.write(f"training: resumed from {checkpoint.train_path} at step {stats.steps} "  # type: ignore[union-attr]
+                             f"(epoch {start_epoch + 1}, step {start_step} of the epoch)\n")
+    model.train()
     step_model: torch.nn.Module = model
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -212,27 +247,36 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
         step_model = DDP(model, device_ids=[dist.local_rank] if device.type == "cuda" else None)
     if cfg.compile:
         step_model = torch.compile(step_model)
-    use_bf16 = cfg.bf16 and device.type == "cuda"
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+    dropout = any(float(getattr(model_config, k)) > 0 for k in ("embed_dropout", "attention_dropout", "resid_dropout"))
+
+    def position(epoch: int, step_in_epoch: int, elapsed: float) -> Dict[str, Any]:
+        return {"epoch": epoch, "step_in_epoch": step_in_epoch, "steps": stats.steps, "tokens": stats.tokens,
+                "seconds": elapsed, "losses": list(stats.losses)}
 
     n_rows = rows.shape[0]
     per_step = min(cfg.batch_size, n_rows)
-    stats = TrainStats()
-    t0 = time.perf_counter()
-    shuffle_gen = torch.Generator().manual_seed(seed)
-    bar = Progress("training", total=cfg.epochs * math.ceil(n_rows / per_step), unit="step",
+    t0 = time.perf_counter() - stats.seconds
+    last_save = time.perf_counter()
+    # what is left to train (a resumed run starts its bar at the checkpoint)
+    bar = Progress("training", total=max(cfg.epochs * math.ceil(n_rows / per_step) - stats.steps, 0), unit="step",
                    enabled=cfg.progress and dist.is_main)
-    for epoch in range(cfg.epochs):
-        order = torch.randperm(n_rows, generator=shuffle_gen).numpy()
-        for s in range(0, n_rows, per_step):
-            step_rows = order[s:s + per_step]
-            if step_rows.size < dist.world_size:
-                continue  # a last step too small to give every rank a row (all ranks skip it)
+    for epoch in range(start_epoch, cfg.epochs):
+        order = epoch_order(n_rows, seed, epoch)
+        starts = range(0, n_rows, per_step)
+        for step_in_epoch in range(start_step if epoch == start_epoch else 0, len(starts)):
+            step_rows = order[starts[step_in_epoch]:starts[step_in_epoch] + per_step]
             # targets in this step over all ranks: the loss is their mean
             step_targets = int(((rows[step_rows, 1:] != PAD)).sum())
             if step_targets == 0:
                 continue
-            mine = step_rows[dist.rank::dist.world_size]
+            if dropout:
+                torch.manual_seed(_step_seed(seed, dist.rank, stats.steps))
+            mine, weight = step_rows[dist.rank::dist.world_size], 1.0
+            if mine.size == 0:
+                # a last step with fewer rows than ranks: this rank joins DDP's all-reduce with
+                # zero gradients (a forward on one row, weighted 0), so N ranks make exactly the
+                # update one process makes
+                mine, weight = step_rows[:1], 0.0
             micro = [mine[i:i + cfg.micro_batch_size] for i in range(0, mine.size, cfg.micro_batch_size)]
             step_loss = torch.zeros((), device=device)
             for j, idx in enumerate(micro):
@@ -240,16 +284,16 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
                 sync = (j == len(micro) - 1) or not dist.enabled
                 ctx = nullcontext() if sync else step_model.no_sync()  # type: ignore[operator]
                 with ctx:
-                    with autocast():
-                        logits = step_model(inputs)
-                    nll = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1),
-                                          ignore_index=-100, reduction="sum")
+                    with autocast(device, precision):
+                        nll = step_model(inputs, targets=targets, loss_dtype=loss_dtype)
                     # DDP averages gradients over ranks, hence the world_size factor
-                    (nll * (dist.world_size / step_targets)).backward()
-                step_loss += nll.detach()
+                    scaler.scale(nll * (weight * dist.world_size / step_targets)).backward()
+                step_loss += nll.detach() * weight
             if cfg.grad_clip > 0:
+                scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            scaler.step(opt)  # skipped (and the scale lowered) if fp16 gradients overflowed
+            scaler.update()
             opt.zero_grad(set_to_none=True)
             if dist.enabled:
                 import torch.distributed as td
@@ -263,9 +307,17 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
                 rate = stats.tokens / (time.perf_counter() - t0)
                 print(f"epoch {epoch + 1} step {stats.steps}: loss {stats.losses[-1]:.4f}, {rate:,.0f} tok/s",
                       flush=True)
+            if checkpoint and dist.is_main and checkpoint.due(stats.steps, time.perf_counter() - last_save):
+                save_training_state(checkpoint.train_path, model, opt, scaler,
+                                    position(epoch, step_in_epoch + 1, time.perf_counter() - t0))
+                last_save = time.perf_counter()
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize()
     stats.seconds = time.perf_counter() - t0
+    finished_before = saved is not None and "optimizer" not in saved
+    if checkpoint and dist.is_main and not finished_before:
+        # finished: the final weights, so a run killed later (while sampling) does not train again
+        save_training_state(checkpoint.train_path, model, None, None, position(cfg.epochs, 0, stats.seconds))
     model.eval()
     return model, stats

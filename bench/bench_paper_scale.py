@@ -1,0 +1,193 @@
+"""Benchmark: the paper's scale in the n-gram family (issue 13).
+
+The story grammar at --stories stories per generation (the paper: 1,000,000) for
+--generations generations (the paper: 40), orders 3 and 5, paradigms Replace,
+Accumulate-Subsample and Accumulate. Each (paradigm, order) runs in its own subprocess
+and drives the experiment loop's own stages, timed one by one:
+
+  paradigm  D_t from R and S_0 .. S_{t-1} (collapse.experiment.paradigms.training_corpus;
+            Accumulate: nothing here, the n-gram family's pool takes in S_{t-1} in fit)
+  fit       NGramModel.fit(D_t) (Accumulate: NGramFamily.fit_accumulated, the pool)
+  sample    S_t = --stories stories from M_t (temperature 1)
+  metrics   collapse.experiment.metrics.generation_metrics (held-out perplexity, self
+            perplexity, entropy, diversity, KL to the grammar, ...)
+
+and the process's peak RSS (VmHWM) after each generation. Anchor: at the generations of
+--lmplz-at, the same D_t is written as text and estimated by lmplz (-S --lmplz-memory);
+the table gives lmplz's wall time against our fit (lmplz reads text, we start from ids;
+samples can hold <unk>, which lmplz refuses: --skip_symbols drops those few tokens; and
+--discount_fallback, the policy our estimator applies where lmplz would stop).
+Corpora are not written to disk (the loop would also gzip them each generation: see
+bench_experiment.py for the loop with its files).
+
+    python bench/bench_paper_scale.py [--stories 1000000] [--generations 40] [--orders 3,5]
+        [--paradigms replace,accumulate-subsample,accumulate] [--lmplz-at 1,2] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+import _path  # noqa: E402,F401  (in-place build or installed package)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+
+def vm_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def write_text(path: str, corpora) -> None:  # noqa: ANN001
+    """The corpora's documents, one per line, in order (no concatenated corpus built)."""
+    from collapse.experiment.loop import corpus_text_bytes
+
+    with open(path, "wb") as f:
+        for c in corpora:
+            f.write(corpus_text_bytes(c))
+
+
+def run_lmplz(lmplz: str, text: str, order: int, memory: str, workdir: str) -> float:
+    t = time.perf_counter()
+    with open(text, "rb") as f:
+        proc = subprocess.run([lmplz, "-o", str(order), "-S", memory, "-T", workdir, "--skip_symbols",
+                               "--discount_fallback", "--arpa",
+                               os.path.join(workdir, "lmplz.arpa")], stdin=f, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr.decode(errors="replace")[-500:])
+    return time.perf_counter() - t
+
+
+def child(args) -> None:  # noqa: ANN001
+    """One (paradigm, order): prints one JSON line per generation."""
+    from collapse import _core
+    from collapse.data.storygrammar import get_grammar
+    from collapse.experiment.metrics import Reference, generation_metrics
+    from collapse.experiment.paradigms import needed_synthetic, training_corpus
+    from collapse.ngram import NGramModel
+    from collapse.ngram.family import NGramFamily
+
+    from lmplz import find_lmplz
+
+    paradigm, order, n = args.paradigm, args.order, args.stories
+    grammar = get_grammar()
+    t = time.perf_counter()
+    real, _ = grammar.sample(n, 1)
+    heldout, heldout_lp = grammar.sample(args.heldout, 2)
+    ref = Reference.build(real, heldout, grammar=grammar, heldout_logprobs=heldout_lp)
+    print(json.dumps({"setup_s": time.perf_counter() - t, "real_tokens": real.num_tokens}), flush=True)
+    family = NGramFamily(order, threads=args.threads)
+    lmplz = find_lmplz(build=False)
+    lmplz_at = {int(g) for g in args.lmplz_at.split(",") if g}
+    synthetic = [None] * (args.generations + 1)
+    for g in range(args.generations + 1):
+        t0 = time.perf_counter()
+        if paradigm == "accumulate":
+            train_parts = [real] + synthetic[:g]
+            t1 = time.perf_counter()
+            trained, train = family.fit_accumulated(g + 1, lambda k: train_parts[k], seed=0)
+            model = trained.model
+        else:
+            train = training_corpus(paradigm, None, g, real, synthetic,
+                                    lambda purpose: _core.derive_seed(_core.derive_seed(7, g), purpose))
+            train_parts = [train]
+            t1 = time.perf_counter()
+            model = NGramModel.fit(train, order=order, threads=args.threads)
+        t2 = time.perf_counter()
+        synth = model.sample(n, seed=_core.derive_seed(11, g), threads=args.threads)
+        t3 = time.perf_counter()
+        metrics = generation_metrics(model, train, synth, ref, args.threads)
+        t4 = time.perf_counter()
+        row = {"generation": g, "paradigm_s": t1 - t0, "fit_s": t2 - t1, "sample_s": t3 - t2, "metrics_s": t4 - t3,
+               "train_tokens": train.num_tokens, "ngrams": model.num_ngrams(), "peak_rss_mb": vm_kb("VmHWM") / 1024,
+               "rss_mb": vm_kb("VmRSS") / 1024, "heldout_ppl": metrics["heldout_ppl"],
+               "kl_truth": metrics["kl_truth"]}
+        if lmplz and g in lmplz_at:
+            with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+                text = os.path.join(tmp, "train.txt")
+                write_text(text, train_parts)
+                row["lmplz_s"] = run_lmplz(lmplz, text, order, args.lmplz_memory, tmp)
+        print(json.dumps(row), flush=True)
+        synthetic[g] = synth
+        # Accumulate's pool holds the counts; S_k stay only while lmplz still needs the text.
+        keep = needed_synthetic(paradigm, g + 1)
+        if paradigm == "accumulate" and not any(a > g for a in lmplz_at):
+            keep = [g]
+        for k in range(g + 1):
+            if k not in keep:
+                synthetic[k] = None
+        del model, train, metrics
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--paradigm", help=argparse.SUPPRESS)
+    ap.add_argument("--order", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--stories", type=int, default=1_000_000)
+    ap.add_argument("--generations", type=int, default=40)
+    ap.add_argument("--orders", default="3,5")
+    ap.add_argument("--paradigms", default="replace,accumulate-subsample,accumulate")
+    ap.add_argument("--heldout", type=int, default=5000, help="held-out stories for the metrics")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lmplz-at", default="1,2", help="generations at which lmplz estimates the same D_t")
+    ap.add_argument("--lmplz-memory", default="1G")
+    ap.add_argument("--workdir", default=tempfile.gettempdir())
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "paper_scale.json"))
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return 0
+    results = {"config": {k: v for k, v in vars(args).items() if k not in ("child", "paradigm", "order")},
+               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg": os.getloadavg()},
+               "runs": []}
+    for paradigm in args.paradigms.split(","):
+        for order in (int(o) for o in args.orders.split(",")):
+            cmd = [sys.executable, os.path.abspath(__file__), "--child", "--paradigm", paradigm, "--order", str(order),
+                   "--stories", str(args.stories), "--generations", str(args.generations), "--heldout",
+                   str(args.heldout), "--threads", str(args.threads), "--lmplz-at", args.lmplz_at,
+                   "--lmplz-memory", args.lmplz_memory, "--workdir", args.workdir]
+            t = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+            lines = []
+            print(f"\n{paradigm} order {order}, {args.stories} stories")
+            print(f"{'gen':>4} {'tokens':>12} {'paradigm s':>10} {'fit s':>8} {'sample s':>9} {'metrics s':>9} "
+                  f"{'peak MB':>8} {'lmplz s':>8} {'lmplz/fit':>9}")
+            for line in proc.stdout:
+                rec = json.loads(line)
+                lines.append(rec)
+                if "generation" in rec:
+                    lm = rec.get("lmplz_s")
+                    lm_s = "" if lm is None else f"{lm:.2f}"
+                    ratio = "" if lm is None else f"{lm / rec['fit_s']:.2f}x"
+                    print(f"{rec['generation']:>4} {rec['train_tokens']:>12} {rec['paradigm_s']:>10.2f} "
+                          f"{rec['fit_s']:>8.2f} {rec['sample_s']:>9.2f} {rec['metrics_s']:>9.2f} "
+                          f"{rec['peak_rss_mb']:>8.0f} {lm_s:>8} {ratio:>9}", flush=True)
+            rc = proc.wait()
+            gens = [r for r in lines if "generation" in r]
+            results["runs"].append({"paradigm": paradigm, "order": order, "returncode": rc,
+                                    "wall_s": time.perf_counter() - t, "setup": lines[0] if lines else None,
+                                    "generations": gens})
+            print(f"total {time.perf_counter() - t:.1f} s (return code {rc})")
+            # Written after every run, so a long benchmark stopped early keeps what it measured.
+            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+            with open(args.out, "w") as f:
+                json.dump(results, f, indent=1)
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""One command for a GPU: is collapse.transformer right and fast enough for the paper's protocol?
+
+On a CUDA machine, in at most about 8 minutes, it measures and prints (table + JSON):
+
+1. logit agreement under bf16 and fp16 autocast: on random weights of the 33M
+   configuration, the largest logit error of ours and of transformers' GPTNeoForCausalLM
+   (eager attention), each against its own float32 logits, on 4 x 512 tokens (past the
+   local window); pass = ours <= 2 x theirs + 1e-3 (the CPU test's criterion);
+2. sampling tokens/s of ours (generate_batch, KV cache) and of transformers ``generate``
+   (pure sampling) at the same batch (>= 256) and the same number of new tokens, bf16;
+3. training tokens/s of the 33M preset through collapse's own train() (the paper's
+   recipe: batch 320 of 512 tokens, micro-batches of 64, AdamW) in bf16, in fp16 (loss
+   scaling) and in bf16 with ``deterministic = true`` (its cost), and the MFU against
+   --peak-tflops (default from the GPU's name: H100/H200 989, A100 312 dense bf16 TFLOP/s);
+4. the PROJECTED time of one paper generation (3 epochs over 1M stories + sampling 1M
+   stories), from those rates and the stated assumptions (marked as a projection).
+
+Without CUDA it says so and exits 0. ``--device cpu --tiny`` runs every step of the CUDA
+path on CPU with tiny sizes (CPU autocast for bf16/fp16), so the script is exercised
+before it first meets a GPU.
+
+    python bench/gpu_check.py [--out bench/results/gpu_check.json] [--peak-tflops 989]
+    python bench/gpu_check.py --device cpu --tiny          # dry run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import _path  # noqa: F401  (in-place build or installed package)
+
+# One paper generation (README / docs/transformer.md): 1,000,000 stories of about 224 BPE
+# tokens each (TinyStories with GPT-2's tokenizer), trained 3 epochs, and 1,000,000
+# stories sampled (the synthetic set has the real one's size under Replace).
+PAPER_STORIES = 1_000_000
+TOKENS_PER_STORY = 224
+PAPER_EPOCHS = 3
+PEAKS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "GH200": 989.0, "A100": 312.0, "A800": 312.0,
+         "L40S": 362.0, "L4": 121.0, "A10": 125.0}
+
+
+def model_config(tiny):
+    from collapse.transformer import GPTNeoConfig
+
+    if not tiny:
+        return GPTNeoConfig.tinystories_33m()
+    return GPTNeoConfig(vocab_size=512, max_position_embeddings=64, hidden_size=64, num_layers=2, num_heads=4,
+                        window_size=8, bos_token_id=0, eos_token_id=0)
+
+
+def _sync(device):
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def peak_tflops(device, given):
+    if given:
+        return given
+    if device.type != "cuda":
+        return None
+    import torch
+
+    name = torch.cuda.get_device_name(device)
+    for key, value in PEAKS.items():
+        if key in name:
+            return value
+    return None
+
+
+def check_logits(device, tiny):
+    import torch
+    import transformers
+
+    from collapse.transformer import GPTNeo
+    from collapse.transformer.precision import autocast
+
+    torch.manual_seed(0)
+    cfg = model_config(tiny)
+    seq = 512 if not tiny else 40
+    ours = GPTNeo(cfg).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        ours.save_pretrained(tmp)
+        hf = transformers.GPTNeoForCausalLM.from_pretrained(tmp, attn_implementation="eager").eval()
+    ours, hf = ours.to(device), hf.to(device)
+    ids = torch.randint(0, cfg.vocab_size, (4, seq), generator=torch.Generator().manual_seed(1)).to(device)
+    rows = []
+    with torch.no_grad():
+        ref_ours, ref_hf = ours(ids).float(), hf(ids).logits.float()
+        fp32_diff = float((ref_ours - ref_hf).abs().max())
+        for precision in ("bf16", "fp16"):
+            with autocast(device, precision):
+                got_ours, got_hf = ours(ids).float(), hf(ids).logits.float()
+            err_ours = float((got_ours - ref_ours).abs().max())
+            err_hf = float((got_hf - ref_hf).abs().max())
+            rows.append({"precision": precision, "err_ours": err_ours, "err_hf": err_hf,
+                         "fp32_ours_vs_hf": fp32_diff, "logit_scale": float(ref_hf.abs().max()),
+                         "pass": bool(err_ours <= 2 * err_hf + 1e-3) and fp32_diff < 1e-3})
+    del ours, hf
+    return rows
+
+
+def check_training(device, tiny, peak):
+    import numpy as np
+    import torch
+
+    from collapse.transformer import GPTNeo
+    from collapse.transformer.train import TrainConfig, train
+
+    cfg = model_config(tiny)
+    context, batch, micro, steps = (512, 320, 64, 12) if not tiny else (32, 8, 4, 3)
+    rng = np.random.default_rng(0)
+    rows_data = rng.integers(1, cfg.vocab_size, size=(batch * steps, context + 1)).astype(np.int32)
+    # flops per trained token: 6 per weight in the matrix products (the tied head included,
+    # position embeddings not), plus the attention products 12 * layers * context * hidden
+    # (every layer counted causal-global, so local layers are over-counted a little)
+    weights = GPTNeo(cfg).num_parameters() - cfg.max_position_embeddings * cfg.hidden_size
+    flops_per_token = 6 * weights + 12 * cfg.num_layers * context * cfg.hidden_size
+    out = []
+    # deterministic last: torch.use_deterministic_algorithms is process-wide
+    for precision, deterministic in (("bf16", False), ("fp16", False), ("bf16", True)):
+        tc = TrainConfig(batch_size=batch, micro_batch_size=micro, epochs=1, context_length=context,
+                         device=str(device), precision=precision, deterministic=deterministic)
+        train(cfg, rows_data[:batch * 2], 0, tc, seed=0)  # warm-up (allocator, kernels)
+        _sync(device)
+        model, stats = train(cfg, rows_data, 0, tc, seed=0)
+        rate = stats.tokens / stats.seconds
+        row = {"precision": precision, "deterministic": deterministic, "steps": stats.steps, "batch": batch, "micro_batch": micro,
+               "context": context, "tokens_per_second": rate, "final_loss": stats.losses[-1],
+               "flops_per_token": flops_per_token}
+        row["mfu"] = rate * flops_per_token / (peak * 1e12) if peak else None
+        if device.type == "cuda":
+            row["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+            torch.cuda.reset_peak_memory_stats(device)
+        out.append(row)
+        del model
+    return out
+
+
+def check_sampling(device, tiny):
+    import torch
+    import transformers
+
+    from bench_transformer import bench_generation
+    from collapse.transformer import GPTNeo
+
+    torch.manual_seed(0)
+    cfg = model_config(tiny)
+    batch, new_tokens, repeats = (256, 256, 2) if not tiny else (4, 8, 1)
+    ours = GPTNeo(cfg).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        ours.save_pretrained(tmp)
+        hf = transformers.GPTNeoForCausalLM.from_pretrained(tmp, attn_implementation="eager").eval()
+    ours, hf = ours.to(device), hf.to(device)
+    tok_ours, tok_hf = bench_generation(ours, hf, batch, new_tokens, repeats, device, cfg.eos_token_id,
+                                        precision="bf16")
+    return {"precision": "bf16", "batch": batch, "new_tokens": new_tokens, "tokens_per_second_ours": tok_ours,
+            "tokens_per_second_hf": tok_hf, "ratio": tok_ours / tok_hf}
+
+
+def projection(training, sampling):
+    best_train = max(r["tokens_per_second"] for r in training if not r["deterministic"])
+    tokens = PAPER_STORIES * TOKENS_PER_STORY
+    train_s = PAPER_EPOCHS * tokens / best_train
+    # sampled stories end at their own end-of-text (rows are dropped from the batch as they
+    # finish) but the cache grows to the longest story's length: the fixed-length rate is
+    # taken as the rate of the real sampling
+    sample_s = tokens / sampling["tokens_per_second_ours"]
+    return {"kind": "PROJECTION (not a measured generation)",
+            "basis": f"{PAPER_STORIES:,} stories x {TOKENS_PER_STORY} BPE tokens; {PAPER_EPOCHS} epochs at the "
+                     f"best measured training rate; sampling at the measured batch-{sampling['batch']} rate "
+                     f"of {sampling['new_tokens']} new tokens; tokenisation, metrics and writing excluded",
+            "training_minutes": train_s / 60, "sampling_minutes": sample_s / 60,
+            "generation_minutes": (train_s + sample_s) / 60, "goal_minutes": 20.0}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--tiny", action="store_true", help="tiny sizes (a dry run of every step, e.g. on CPU)")
+    ap.add_argument("--peak-tflops", type=float, default=0.0, help="dense bf16 peak for MFU (default: by GPU name)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                                  "gpu_check.json"))
+    args = ap.parse_args(argv)
+    import torch
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"gpu_check: no CUDA device here (torch {torch.__version__}); nothing measured. "
+              f"Run it on a GPU machine, or try the dry run: --device cpu --tiny")
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    import transformers
+
+    t_start = time.perf_counter()
+    peak = peak_tflops(device, args.peak_tflops)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    result = {"device": str(device), "device_name": name, "torch": torch.__version__,
+              "transformers": transformers.__version__, "tiny": args.tiny, "peak_tflops": peak,
+              "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    print(f"{name}: torch {torch.__version__}, transformers {transformers.__version__}"
+          f"{', TINY dry run' if args.tiny else ''}", flush=True)
+
+    result["logits"] = check_logits(device, args.tiny)
+    print("\nlogit agreement (max |logit - own float32 logit|, 4 x %s tokens, random weights)" %
+          (40 if args.tiny else 512))
+    print(f"{'precision':9} {'ours':>10} {'transformers':>13} {'fp32 ours-HF':>13} {'pass':>5}")
+    for r in result["logits"]:
+        print(f"{r['precision']:9} {r['err_ours']:10.4g} {r['err_hf']:13.4g} {r['fp32_ours_vs_hf']:13.3g} "
+              f"{'yes' if r['pass'] else 'NO':>5}")
+
+    result["sampling"] = s = check_sampling(device, args.tiny)
+    print(f"\nsampling, bf16, batch {s['batch']} x {s['new_tokens']} new tokens: ours {s['tokens_per_second_ours']:,.0f} "
+          f"tok/s, transformers generate {s['tokens_per_second_hf']:,.0f} tok/s, ratio {s['ratio']:.2f} (goal >= 5)")
+
+    result["training"] = check_training(device, args.tiny, peak)
+    print("\ntraining, collapse.transformer.train (33M preset unless tiny)")
+    print(f"{'precision':18} {'steps':>5} {'batch x ctx':>12} {'tokens/s':>12} {'MFU':>7} {'loss':>7}")
+    for r in result["training"]:
+        mfu = f"{100 * r['mfu']:6.1f}%" if r["mfu"] is not None else "    n/a"
+        label = r["precision"] + (" deterministic" if r["deterministic"] else "")
+        print(f"{label:18} {r['steps']:5d} {str(r['batch']) + ' x ' + str(r['context']):>12} "
+              f"{r['tokens_per_second']:12,.0f} {mfu:>7} {r['final_loss']:7.3f}")
+
+
+    result["projection"] = p = projection(result["training"], s)
+    print(f"\n{p['kind']}: one paper generation = {p['training_minutes']:.1f} min training + "
+          f"{p['sampling_minutes']:.1f} min sampling = {p['generation_minutes']:.1f} min (goal <= 20)")
+    print(f"  basis: {p['basis']}")
+    result["seconds"] = time.perf_counter() - t_start
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    print(f"\n{result['seconds']:.0f} s; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

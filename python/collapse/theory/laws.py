@@ -1,0 +1,457 @@
+"""Closed forms of model collapse, for our exact definitions, each with its source.
+
+Conventions (those of the simulator, docs/theory.md): generation 0 is the truth;
+generation 1 is the maximum-likelihood fit to the N real samples, in every paradigm;
+generation g >= 2 is refit on the paradigm's data. The issue and most papers count
+t = g - 1 generations after the first fit. Gaussian fits are ML: sample mean and the
+covariance with divisor n (not n - 1). ``sigma2`` is the truth's variance in 1-D, or
+tr Sigma0 in d dimensions (every law below holds for traces: the expectations follow
+linear recursions in E||m_g - mu0||^2 and E tr C_g).
+
+Where a published law assumes something our process does not do (most often: that
+every generation samples with the truth's variance, while an ML fit's variance shrinks),
+both are here: the published form (``*_fixed_variance`` / ``he_xu_cheng_*``) and the
+exact law for our definitions, derived in the docstrings; tests/test_theory_laws.py
+checks the exact ones against the simulator.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Tuple, Union
+
+import numpy as np
+
+from ..errors import CollapseError
+from ..experiment.paradigms import synthetic_part
+
+ArrayLike = Union[int, float, np.ndarray]
+GOLDEN_RATIO = (1 + math.sqrt(5)) / 2
+
+
+def _generations(generation: ArrayLike) -> np.ndarray:
+    g = np.asarray(generation)
+    if np.any(g < 1) or not np.all(np.equal(np.mod(g, 1), 0)):
+        raise CollapseError("generation must be an integer >= 1 (1 = the fit to the real sample)")
+    return g.astype(np.int64)
+
+
+def _scalar_or_array(values: np.ndarray, like: ArrayLike) -> ArrayLike:
+    return float(values) if np.ndim(like) == 0 else values
+
+
+def _check_N(N: int, minimum: int = 1) -> int:
+    if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < minimum:
+        raise CollapseError(f"N must be an integer >= {minimum}, got {N!r}")
+    return int(N)
+
+
+def synthetic_share(N: int, alpha: float) -> float:
+    """The synthetic fraction a mix/fresh generation really has: round(alpha N) / N, with
+    round(x) = floor(x + 1/2) as in the simulator."""
+    if not 0.0 <= alpha <= 1.0:
+        raise CollapseError(f"alpha must lie in [0, 1], got {alpha!r}")
+    return synthetic_part(alpha, N) / N
+
+
+# ---------------------------------------------------------------------- Gaussian: Replace
+
+def gaussian_replace_variance_ratio(N: int, generation: ArrayLike) -> ArrayLike:
+    """E[C_g] / sigma^2 = ((N - 1) / N)^g under Replace.
+
+    Source: Shumailov et al., "AI models collapse when trained on recursively generated
+    data" (Nature 2024), Gaussian toy; Suresh et al., "Rate of model collapse in recursive
+    training" (AISTATS 2025). Derivation: the ML variance of N draws from N(m, v) has mean
+    v (N - 1) / N; iterate from the truth (g = 0). Issue 12's sigma^2 ((N-1)/N)^(t+1).
+    """
+    N = _check_N(N)
+    g = _generations(generation)
+    return _scalar_or_array(((N - 1) / N) ** g, generation)
+
+
+def gaussian_replace_mean_sq_error(N: int, generation: ArrayLike, sigma2: float = 1.0) -> ArrayLike:
+    """E||m_g - mu0||^2 = sigma^2 (1 - ((N - 1) / N)^g) under Replace, exactly.
+
+    Derivation (ours): m_{g+1} = m_g + e with E[e e^T | past] = C_g / N, so the error grows
+    by E[tr C_g] / N = sigma^2 ((N-1)/N)^g / N per generation; summing the geometric series
+    from E||m_1 - mu0||^2 = sigma^2 / N gives the law. It equals the published
+    (t + 1) sigma^2 / N = g sigma^2 / N (``gaussian_replace_mean_sq_error_fixed_variance``)
+    only to first order in g / N: that form assumes every generation samples with the
+    truth's variance, while the ML variance shrinks. The error saturates at sigma^2 (the
+    mean wanders a distance of the truth's own spread, then the variance is gone).
+    """
+    N = _check_N(N)
+    g = _generations(generation)
+    return _scalar_or_array(sigma2 * (1.0 - ((N - 1) / N) ** g), generation)
+
+
+def gaussian_replace_mean_sq_error_fixed_variance(N: int, generation: ArrayLike, sigma2: float = 1.0) -> ArrayLike:
+    """g sigma^2 / N: the published Replace law (the mean as a random walk with steps of
+    variance sigma^2 / N; Shumailov et al. 2024, Kazdan et al. 2024 "Collapse or Thrive",
+    Dey & Donoho 2024). Exact when each generation's variance is the truth's (known
+    variance, or the unbiased estimator in 1-D); for our ML fits see
+    ``gaussian_replace_mean_sq_error``."""
+    N = _check_N(N)
+    g = _generations(generation)
+    return _scalar_or_array(sigma2 * g / N, generation)
+
+
+# ------------------------------------------------------------------- Gaussian: Accumulate
+
+def gaussian_accumulate_variance_ratio(N: int, generation: ArrayLike) -> ArrayLike:
+    """E[C_g] / sigma^2 = prod_{j=1..g} (1 - 1 / (j^2 N)) under Accumulate (the fit to all
+    g N samples so far), tending to sin(pi / sqrt N) / (pi / sqrt N) (Euler's product).
+
+    Derivation (ours): with Q_g the pooled sum of squares about the pooled mean, adding N
+    draws from N(m_g, C_g) gives E[Q_{g+1} | past] = Q_g + C_g (N - 1 + g / (g + 1)), i.e.
+    E[C_{g+1}] = E[C_g] (1 - 1 / ((g + 1)^2 N)), with E[C_1] = sigma^2 (1 - 1/N).
+    """
+    N = _check_N(N)
+    g = _generations(generation)
+    j = np.arange(1, int(g.max()) + 1)
+    prod = np.cumprod(1.0 - 1.0 / (j.astype(np.float64) ** 2 * N))
+    return _scalar_or_array(prod[g - 1], generation)
+
+
+def gaussian_accumulate_variance_limit(N: int) -> float:
+    """lim E[C_g] / sigma^2 under Accumulate: sin(pi / sqrt N) / (pi / sqrt N)."""
+    x = math.pi / math.sqrt(_check_N(N))
+    return math.sin(x) / x
+
+
+def gaussian_accumulate_mean_sq_error(N: int, generation: ArrayLike, sigma2: float = 1.0) -> ArrayLike:
+    """E||m_g - mu0||^2 = (sigma^2 / N) sum_{j=1..g} c_{j-1} / j^2 under Accumulate, with
+    c_j = E[C_j] / sigma^2 (``gaussian_accumulate_variance_ratio``, c_0 = 1).
+
+    Derivation (ours): the pooled mean moves by (mean of the N new draws - m_g) / (g + 1),
+    whose variance is C_g / (N (g + 1)^2). With c_j = 1 this is the published law
+    (sigma^2 / N) sum 1/j^2 -> (pi^2 / 6) sigma^2 / N (Gerstgrasser et al. 2024, "Is model
+    collapse inevitable?"; Dey & Donoho 2024's pi^2/6;
+    ``gaussian_accumulate_mean_sq_error_fixed_variance``); our ML variances shrink a little
+    (c_j >= sin(pi/sqrt N)/(pi/sqrt N)), so the exact error is a little lower, by O(1/N).
+    """
+    N = _check_N(N)
+    g = _generations(generation)
+    G = int(g.max())
+    j = np.arange(1, G + 1, dtype=np.float64)
+    c_prev = np.concatenate([[1.0], np.cumprod(1.0 - 1.0 / (j[:-1] ** 2 * N))])  # c_0 .. c_{G-1}
+    err = np.cumsum(c_prev / j ** 2) * sigma2 / N
+    return _scalar_or_array(err[g - 1], generation)
+
+
+def gaussian_accumulate_mean_sq_error_fixed_variance(N: int, generation: ArrayLike, sigma2: float = 1.0) -> ArrayLike:
+    """(sigma^2 / N) sum_{j=1..g} 1/j^2 -> (pi^2/6) sigma^2 / N: the published Accumulate
+    law (Gerstgrasser et al. 2024; Dey & Donoho 2024), exact when every generation samples
+    with the truth's variance."""
+    N = _check_N(N)
+    g = _generations(generation)
+    j = np.arange(1, int(g.max()) + 1, dtype=np.float64)
+    return _scalar_or_array(np.cumsum(1.0 / j ** 2)[g - 1] * sigma2 / N, generation)
+
+
+def gaussian_accumulate_mean_sq_error_limit(N: int, sigma2: float = 1.0, terms: int = 1_000_000) -> float:
+    """lim_g of ``gaussian_accumulate_mean_sq_error`` (the tail beyond `terms` is below
+    sigma^2 / (N terms))."""
+    return float(gaussian_accumulate_mean_sq_error(N, terms, sigma2))
+
+
+# ------------------------------------------------------------- Gaussian: Fresh and Weighted
+
+def gaussian_fresh_moments(N: int, alpha: float, generation: ArrayLike, sigma2: float = 1.0) -> Tuple[ArrayLike, ArrayLike]:
+    """(E||m_g - mu0||^2, E[tr C_g] / sigma^2) under Fresh(alpha), exactly.
+
+    Our Fresh(alpha): generation g + 1 is the ML fit to n_s = round(alpha N) draws from
+    model g plus n_r = N - n_s new draws from the truth: alpha is the *synthetic* fraction
+    (a = n_s / N, b = n_r / N). Derivation (ours): with E = E||m - mu0||^2, V = E tr C,
+      E' = a^2 E + (a V + b sigma^2) / N,
+      V' = [V (n_s - 1 + b) + sigma^2 (n_r - 1 + a) + N a b E] / N,
+    the last term being the spread between the two groups' means, which the pooled ML
+    variance contains. From E_1 = sigma^2 / N, V_1 = sigma^2 (N - 1) / N.
+    """
+    N = _check_N(N)
+    g = _generations(generation)
+    a = synthetic_share(N, alpha)
+    b = 1.0 - a
+    n_s, n_r = a * N, b * N
+    G = int(g.max())
+    E = np.empty(G)
+    V = np.empty(G)
+    E[0], V[0] = sigma2 / N, sigma2 * (N - 1) / N
+    for i in range(1, G):
+        E[i] = a * a * E[i - 1] + (a * V[i - 1] + b * sigma2) / N
+        V[i] = (V[i - 1] * (n_s - 1 + b) + sigma2 * (n_r - 1 + a) + N * a * b * E[i - 1]) / N
+    return _scalar_or_array(E[g - 1], generation), _scalar_or_array(V[g - 1] / sigma2, generation)
+
+
+def gaussian_fresh_stationary_mean_sq_error(N: int, alpha: float, sigma2: float = 1.0) -> float:
+    """Stationary E||m - mu0||^2 under our Fresh(alpha): sigma^2 / (N (1 - a^2) + a), a =
+    round(alpha N) / N the synthetic fraction (the fixed point of
+    ``gaussian_fresh_moments``; derivation in docs/theory.md).
+
+    The published form (sigma^2 / N) / (1 - alpha^2) (``gaussian_fresh_stationary_fixed_variance``)
+    takes the synthetic draws to have the truth's variance; the ML variance of the mixed
+    sample is lower, which lowers the error: the "+ a" in the denominator, O(1/N) relative.
+    Undefined (no stationary law: Replace) for a = 1."""
+    N = _check_N(N)
+    a = synthetic_share(N, alpha)
+    if a >= 1.0:
+        raise CollapseError("Fresh with alpha = 1 is Replace: no stationary error")
+    return sigma2 / (N * (1 - a * a) + a)
+
+
+def gaussian_fresh_stationary_fixed_variance(N: int, alpha: float, sigma2: float = 1.0) -> float:
+    """(sigma^2 / N) / (1 - a^2): the mean's stationary error when the synthetic share a
+    of each fit is drawn with the truth's variance (an AR(1) with coefficient a; issue 12's
+    Fresh law; the same geometry as Bertrand et al.'s stability of iterative retraining
+    with a small synthetic proportion)."""
+    N = _check_N(N)
+    a = synthetic_share(N, alpha)
+    if a >= 1.0:
+        raise CollapseError("Fresh with alpha = 1 is Replace: no stationary error")
+    return sigma2 / N / (1 - a * a)
+
+
+def gaussian_weighted_moments(N: int, w: float, generation: ArrayLike, sigma2: float = 1.0) -> Tuple[ArrayLike, ArrayLike]:
+    """(E||m_g - mu0||^2, E[tr C_g] / sigma^2) under Weighted(w), exactly.
+
+    Weighted(w) (He, Xu & Cheng, JRSS-B): m' = (1 - w) mean(S) + w mean(F), C' = (1 - w)
+    cov(S) + w cov(F), S N draws from model g, F N new draws from the truth (ML covariances).
+    Derivation (ours): E' = (1 - w)^2 (E + V / N) + w^2 sigma^2 / N,
+    V' = (N - 1) / N ((1 - w) V + w sigma^2), from E_1 = sigma^2 / N, V_1 = sigma^2 (N-1)/N.
+    """
+    N = _check_N(N)
+    g = _generations(generation)
+    if not 0.0 <= w <= 1.0:
+        raise CollapseError(f"w must lie in [0, 1], got {w!r}")
+    G = int(g.max())
+    E = np.empty(G)
+    V = np.empty(G)
+    E[0], V[0] = sigma2 / N, sigma2 * (N - 1) / N
+    for i in range(1, G):
+        E[i] = (1 - w) ** 2 * (E[i - 1] + V[i - 1] / N) + w * w * sigma2 / N
+        V[i] = (N - 1) / N * ((1 - w) * V[i - 1] + w * sigma2)
+    return _scalar_or_array(E[g - 1], generation), _scalar_or_array(V[g - 1] / sigma2, generation)
+
+
+def he_xu_cheng_stationary_mean_sq_error(N: int, w: float, sigma2: float = 1.0) -> float:
+    """((1 - w)^2 + w^2) / (w (2 - w)) x sigma^2 / N: He, Xu & Cheng's stationary error of
+    the weighted estimator's mean, smallest at w = 1 / phi = 0.618 (the golden ratio), where
+    it equals sigma^2 / (phi N). Exact when the synthetic draws have the truth's variance."""
+    N = _check_N(N)
+    if not 0.0 < w <= 1.0:
+        raise CollapseError(f"w must lie in (0, 1] for a stationary error, got {w!r}")
+    return ((1 - w) ** 2 + w * w) / (w * (2 - w)) * sigma2 / N
+
+
+def gaussian_weighted_stationary_variance_ratio(N: int, w: float) -> float:
+    """Stationary E[tr C] / sigma^2 under Weighted(w): rho = w (N - 1) / (1 + w (N - 1))."""
+    N = _check_N(N)
+    if not 0.0 < w <= 1.0:
+        raise CollapseError(f"w must lie in (0, 1] for a stationary law, got {w!r}")
+    return w * (N - 1) / (1 + w * (N - 1))
+
+
+def gaussian_weighted_stationary_mean_sq_error(N: int, w: float, sigma2: float = 1.0) -> float:
+    """Stationary E||m - mu0||^2 under our Weighted(w) with ML covariances:
+    ((1 - w)^2 rho + w^2) / (w (2 - w)) x sigma^2 / N, rho =
+    ``gaussian_weighted_stationary_variance_ratio`` (the fixed point of
+    ``gaussian_weighted_moments``). rho -> 1 as N grows: He, Xu & Cheng's law is its limit,
+    and the optimal weight tends to 1/phi."""
+    rho = gaussian_weighted_stationary_variance_ratio(N, w)
+    return ((1 - w) ** 2 * rho + w * w) / (w * (2 - w)) * sigma2 / N
+
+
+def gaussian_weighted_optimal_weight(N: int, resolution: float = 1e-6) -> float:
+    """The w in (0, 1] that minimises ``gaussian_weighted_stationary_mean_sq_error`` (grid
+    search refined around the best point; 1/phi in the limit N -> infinity)."""
+    N = _check_N(N)
+    lo, hi = 1e-4, 1.0
+    while hi - lo > resolution:
+        w = np.linspace(lo, hi, 201)
+        rho = w * (N - 1) / (1 + w * (N - 1))
+        f = ((1 - w) ** 2 * rho + w * w) / (w * (2 - w))
+        i = int(np.argmin(f))
+        step = w[1] - w[0]
+        lo, hi = max(1e-6, w[i] - step), min(1.0, w[i] + step)
+    return float((lo + hi) / 2)
+
+
+# ------------------------------------------- Gaussian: Accumulate-Subsample and Mix (exact)
+
+def gaussian_accumulate_subsample_moments(N: int, generation: ArrayLike,
+                                          sigma2: float = 1.0) -> Tuple[ArrayLike, ArrayLike]:
+    """(E||m_g - mu0||^2, E[tr C_g] / sigma^2) under Accumulate-Subsample, exactly.
+
+    Generation g + 1 is the ML fit to N items drawn without replacement from the pool of
+    n' = (g + 1) N items R + S_1 + ... + S_g. No published closed form (Kazdan et al. 2024
+    observe that it degrades slowly); derivation (ours): track the pool's mean P and sum of
+    squares Q. With A = E||P - mu0||^2, B = E||m - mu0||^2 (and E[(m - mu0).(P - mu0)] = A,
+    since m is a subsample mean of the pool), V = E tr C, n the pool size:
+      A' = [n^2 A + 2 n N A + N^2 B + N V] / n'^2,
+      E Q' = E Q + (N - 1) V + (n N / n') (B - A + V / N),
+      B' = A' + E Q' / (n' - 1) x (1 / N) (1 - N / n')   (sampling without replacement),
+      V' = (N - 1) / N x E Q' / (n' - 1),
+    from A_1 = B_1 = sigma^2 / N, E Q_1 = (N - 1) sigma^2, V_1 = sigma^2 (N - 1) / N.
+    """
+    N = _check_N(N)
+    g = _generations(generation)
+    G = int(g.max())
+    E = np.empty(G)
+    V = np.empty(G)
+    A = B = sigma2 / N
+    Q = (N - 1) * sigma2
+    E[0], V[0] = B, sigma2 * (N - 1) / N
+    for i in range(1, G):
+        n = i * N
+        n_new = n + N
+        v = V[i - 1]
+        A_new = (n * n * A + 2 * n * N * A + N * N * B + N * v) / n_new ** 2
+        Q = Q + (N - 1) * v + (n * N / n_new) * (B - A + v / N)
+        B = A_new + Q / (n_new - 1) / N * (1 - N / n_new)
+        A = A_new
+        E[i], V[i] = B, (N - 1) / N * Q / (n_new - 1)
+    return _scalar_or_array(E[g - 1], generation), _scalar_or_array(V[g - 1] / sigma2, generation)
+
+
+def gaussian_mix_moments(N: int, alpha: float, generation: ArrayLike,
+                         sigma2: float = 1.0) -> Tuple[ArrayLike, ArrayLike]:
+    """(E||m_g - mu0||^2, E[tr C_g] / sigma^2) under Mix(alpha) with the finite real set R.
+
+    Generation g + 1 is the ML fit to n_s = round(alpha N) draws from model g plus n_r = N -
+    n_s items drawn without replacement from R (a = n_s / N, b = n_r / N). Derivation
+    (ours): with R's mean Rbar (A = E||Rbar - mu0||^2 = sigma^2 / N) and its sum of squares
+    (E = (N - 1) sigma^2, so a subset mean of R has conditional variance
+    sigma^2-weighted f = (1 / n_r)(1 - n_r / N) in expectation), B = E||m - mu0||^2,
+    C = E[(m - mu0).(Rbar - mu0)], V = E tr C:
+      B' = a^2 B + a V / N + b^2 A + b (1 - b) sigma^2 / N + 2 a b C,
+      C' = a C + b A,
+      V' = [(n_s - 1)^+ V + (n_r - 1)^+ sigma^2 + N a b D] / N, where
+      D = B - 2 C + A + V / n_s + (1 - b) sigma^2 / n_r is E||mean(S) - mean(R part)||^2
+    (the spread between the two groups' means, part of the pooled ML variance; terms with
+    n_s = 0 or n_r = 0 vanish), from B_1 = C_1 = A, V_1 = sigma^2 (N - 1) / N.
+    Stationary, however small a > 0: the model is tied to R, and stays as far from the
+    truth as R is, plus the synthetic noise.
+    """
+    N = _check_N(N)
+    g = _generations(generation)
+    a = synthetic_share(N, alpha)
+    n_s = round(a * N)
+    n_r = N - n_s
+    b = n_r / N
+    G = int(g.max())
+    E = np.empty(G)
+    V = np.empty(G)
+    A = sigma2 / N
+    B = C = A
+    E[0], V[0] = B, sigma2 * (N - 1) / N
+    for i in range(1, G):
+        v = V[i - 1]
+        # E||mean(S) - mean(R part)||^2 times n_s n_r / N (0 when either part is empty)
+        between = 0.0
+        if n_s and n_r:
+            D = B - 2 * C + A + v / n_s + (1 - b) * sigma2 / n_r
+            between = n_s * n_r / N * D
+        V[i] = (max(n_s - 1, 0) * v + max(n_r - 1, 0) * sigma2 + between) / N
+        B, C = a * a * B + a * v / N + b * b * A + b * (1 - b) * sigma2 / N + 2 * a * b * C, a * C + b * A
+        E[i] = B
+    return _scalar_or_array(E[g - 1], generation), _scalar_or_array(V[g - 1] / sigma2, generation)
+
+
+# ----------------------------------------------------------------------------- categorical
+
+def seddik_sum_p2(p0: np.ndarray, N: int, generation: ArrayLike) -> ArrayLike:
+    """E[sum_i p_{g,i}^2] under Replace: 1 - E[S_g] = (1 - 1/N)^g (1 - S_0).
+
+    Source: Seddik et al., "How bad is training on synthetic data? A statistical analysis
+    of language model collapse" (arXiv 2404.05090), fully synthetic case; the same
+    heterozygosity decay as Wright-Fisher. Each generation's N draws keep two distinct
+    draws of distinct type with probability (1 - 1/N) times the previous."""
+    N = _check_N(N)
+    g = _generations(generation)
+    h0 = 1.0 - float(np.sum(np.asarray(p0, dtype=np.float64) ** 2))
+    return _scalar_or_array(1.0 - (1 - 1 / N) ** g * h0, generation)
+
+
+def categorical_weighted_sum_p2(p0: np.ndarray, N: int, w: float, generation: ArrayLike) -> ArrayLike:
+    """E[sum_i p_{g,i}^2] under the categorical Weighted(w): p' = (1 - w) S / N + w F / N.
+
+    Derivation (ours, in the manner of Seddik et al.): E[p_g] = p0 for every g, and
+    E[(S_i/N)^2 | p] = p_i^2 (1 - 1/N) + p_i / N, so with s = E[sum p^2], s0 = sum p0^2,
+      s' = (1 - w)^2 (s (1 - 1/N) + 1/N) + 2 w (1 - w) s0 + w^2 (s0 (1 - 1/N) + 1/N),
+    from s_1 = s0 (1 - 1/N) + 1/N. Stationary for w > 0: collapse is avoided."""
+    N = _check_N(N)
+    g = _generations(generation)
+    s0 = float(np.sum(np.asarray(p0, dtype=np.float64) ** 2))
+    G = int(g.max())
+    s = np.empty(G)
+    s[0] = s0 * (1 - 1 / N) + 1 / N
+    for i in range(1, G):
+        s[i] = (1 - w) ** 2 * (s[i - 1] * (1 - 1 / N) + 1 / N) + 2 * w * (1 - w) * s0 + \
+            w * w * (s0 * (1 - 1 / N) + 1 / N)
+    return _scalar_or_array(s[g - 1], generation)
+
+
+def _binomial_matrix(N: int) -> np.ndarray:
+    """P[i, j] = Bin(j; N, i / N): the Wright-Fisher (Replace, two outcomes) transition matrix."""
+    from math import lgamma
+
+    j = np.arange(N + 1)
+    log_comb = np.array([lgamma(N + 1) - lgamma(k + 1) - lgamma(N - k + 1) for k in j])
+    P = np.zeros((N + 1, N + 1))
+    P[0, 0] = P[N, N] = 1.0
+    for i in range(1, N):
+        p = i / N
+        P[i] = np.exp(log_comb + j * math.log(p) + (N - j) * math.log1p(-p))
+    return P
+
+
+def wright_fisher_fixation_probability(N: int, i: int) -> float:
+    """P(the outcome with count i of N takes over) = i / N under Replace: the frequency is a
+    martingale (Wright-Fisher; Kimura 1962). Its loss has probability 1 - i / N."""
+    N = _check_N(N, 2)
+    if not 0 <= i <= N:
+        raise CollapseError(f"i must lie in [0, N], got {i}")
+    return i / N
+
+
+def wright_fisher_absorption_time(N: int, i: int) -> float:
+    """Exact mean number of generations until one of two outcomes is lost, starting from
+    counts (i, N - i), under Replace: t = (I - Q)^{-1} 1 over the transient states 1..N-1
+    of the (N+1)-state Wright-Fisher chain."""
+    N = _check_N(N, 2)
+    if not 1 <= i <= N - 1:
+        raise CollapseError(f"i must lie in [1, N - 1], got {i}")
+    Q = _binomial_matrix(N)[1:N, 1:N]
+    t = np.linalg.solve(np.eye(N - 1) - Q, np.ones(N - 1))
+    return float(t[i - 1])
+
+
+def time_to_forget(N: int, k: ArrayLike) -> ArrayLike:
+    """Exact E[generations until an outcome seen k times among N is lost | it is lost],
+    under Replace.
+
+    The outcome's count is the two-state (it / the rest) Wright-Fisher chain; conditioning
+    on absorption at 0 (probability h_i = 1 - i / N) is Doob's h-transform, Q*_ij = Q_ij h_j
+    / h_i, and the conditional mean time is (I - Q*)^{-1} 1. Suresh et al., "Rate of model
+    collapse in recursive training" (AISTATS 2025): the time to forget a symbol is about
+    linear in its count k; Kimura & Ohta's diffusion approximation is
+    ``time_to_forget_diffusion``."""
+    N = _check_N(N, 2)
+    ks = np.atleast_1d(np.asarray(k))
+    if np.any(ks < 1) or np.any(ks > N - 1):
+        raise CollapseError("k must lie in [1, N - 1]")
+    Q = _binomial_matrix(N)[1:N, 1:N]
+    h = 1.0 - np.arange(1, N) / N
+    Q_star = Q * h[None, :] / h[:, None]
+    tau = np.linalg.solve(np.eye(N - 1) - Q_star, np.ones(N - 1))
+    out = tau[ks.astype(np.int64) - 1]
+    return float(out[0]) if np.ndim(k) == 0 else out
+
+
+def time_to_forget_diffusion(N: int, k: ArrayLike) -> ArrayLike:
+    """Kimura & Ohta (1969)'s diffusion approximation of ``time_to_forget``:
+    -2 N p ln p / (1 - p) generations, p = k / N; about 2 k ln(N / k) for k << N."""
+    N = _check_N(N, 2)
+    p = np.asarray(k, dtype=np.float64) / N
+    out = -2.0 * N * p * np.log(p) / (1.0 - p)
+    return float(out) if np.ndim(k) == 0 else out

@@ -1,0 +1,47 @@
+"""bench/gpu_check.py: without CUDA it says so and exits 0; its dry run (--device cpu
+--tiny) goes through every step of the CUDA path on CPU, so the script does not fail on
+first contact with a GPU."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="the transformer family needs torch (collapse[torch])")
+pytest.importorskip("transformers", reason="gpu_check compares with transformers (test extra)")
+
+SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "bench" / "gpu_check.py"
+
+
+def _run(*args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the no-CUDA path does not apply")
+def test_without_cuda_it_says_so_and_exits_0(tmp_path):
+    proc = _run("--out", tmp_path / "x.json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "no CUDA device" in proc.stdout
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_dry_run_on_cpu_exercises_every_step(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    proc = _run("--device", "cpu", "--tiny", "--threads", "1", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert [x["precision"] for x in r["logits"]] == ["bf16", "fp16"]
+    assert all(x["pass"] and x["err_hf"] > 0 for x in r["logits"])
+    assert [(x["precision"], x["deterministic"]) for x in r["training"]] == [("bf16", False), ("fp16", False),
+                                                                             ("bf16", True)]
+    assert all(x["tokens_per_second"] > 0 and x["steps"] == 3 for x in r["training"])
+    assert r["sampling"]["tokens_per_second_ours"] > 0 and r["sampling"]["tokens_per_second_hf"] > 0
+    assert r["projection"]["kind"].startswith("PROJECTION")
+    assert "PROJECTION" in proc.stdout and "logit agreement" in proc.stdout
