@@ -108,7 +108,7 @@ def child(args) -> None:  # noqa: ANN001
         t2 = time.perf_counter()
         synth = model.sample(n, seed=_core.derive_seed(11, g), threads=args.threads)
         t3 = time.perf_counter()
-        metrics = generation_metrics(model, True, train, synth, ref, args.threads)
+        metrics = generation_metrics(model, train, synth, ref, args.threads)
         t4 = time.perf_counter()
         row = {"generation": g, "paradigm_s": t1 - t0, "fit_s": t2 - t1, "sample_s": t3 - t2, "metrics_s": t4 - t3,
                "train_tokens": train.num_tokens, "ngrams": model.num_ngrams(), "peak_rss_mb": vm_kb("VmHWM") / 1024,

@@ -78,6 +78,9 @@ class UniformModel:
     def perplexity(self, corpus):
         return float(self.v + 1)
 
+    def document_log_probs(self, corpus):
+        return -(corpus.lengths() + 1) * np.log(self.v + 1.0)
+
 
 def test_generation_metrics_on_a_hand_made_case():
     vocab = Vocab(["a", "b", "c", "d"])
@@ -85,8 +88,9 @@ def test_generation_metrics_on_a_hand_made_case():
     synth = Corpus.from_documents([["a", "b", "a", "b", "a", "b"], ["b", "e"]])  # 'e' is novel, 'c', 'd' lost
     heldout = Corpus.from_documents([["a", "b"]])
     ref = Reference.build(real, heldout)
-    m = generation_metrics(UniformModel(4), False, real, synth, ref)
+    m = generation_metrics(UniformModel(4), real, synth, ref)
     assert m["heldout_ppl"] == 5.0 and m["self_ppl"] == 5.0
+    assert m["heldout_bits_per_word"] == pytest.approx(math.log2(5.0))  # the common scale: log2 of 5 per word
     assert m["vocab_size"] == 3                      # a, b, e
     assert m["types_lost"] == 2                      # c and d of the real corpus
     assert m["train_vocab_size"] == 4
@@ -120,6 +124,18 @@ class TruthModel:
         lp = self.g.corpus_log_probs(corpus)
         return float(np.exp(-lp.sum() / (corpus.num_tokens + corpus.num_documents)))
 
+    def document_log_probs(self, corpus):
+        return self.g.corpus_log_probs(corpus)
+
+
+class PerplexityOnly(TruthModel):
+    document_log_probs = None
+
+    def __getattribute__(self, name):
+        if name == "document_log_probs":
+            raise AttributeError(name)
+        return object.__getattribute__(self, name)
+
 
 def test_kl_truth_is_zero_for_the_true_source_and_positive_otherwise():
     from collapse.data.storygrammar import get_grammar
@@ -128,9 +144,11 @@ def test_kl_truth_is_zero_for_the_true_source_and_positive_otherwise():
     real, _ = g.sample(300, seed=1)
     heldout, lp = g.sample(100, seed=2)
     ref = Reference.build(real, heldout, grammar=g, heldout_logprobs=lp)
-    m = generation_metrics(TruthModel(g), True, real, real, ref)
-    assert m["kl_truth"] == pytest.approx(0.0, abs=1e-12)
+    m = generation_metrics(TruthModel(g), real, real, ref)
+    assert m["kl_truth"] == pytest.approx(0.0, abs=1e-12) and m["kl_truth_se"] == pytest.approx(0.0, abs=1e-12)
+    assert m["heldout_bits_per_word"] == pytest.approx(math.log2(m["heldout_ppl"]))
     assert m["kl_unigram_truth"] > 0  # a finite sample is not the exact marginal
-    m2 = generation_metrics(UniformModel(len(real.vocab)), True, real, real, ref)
-    assert m2["kl_truth"] > 1.0
-    assert math.isnan(generation_metrics(TruthModel(g), False, real, real, ref)["kl_truth"])
+    m2 = generation_metrics(UniformModel(len(real.vocab)), real, real, ref)
+    assert m2["kl_truth"] > 1.0 and m2["kl_truth_se"] > 0
+    # a model that cannot score documents has no place on the common scale
+    assert math.isnan(generation_metrics(PerplexityOnly(g), real, real, ref)["kl_truth"])

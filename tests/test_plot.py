@@ -81,3 +81,30 @@ def test_plot_errors_are_one_line(demo_dir, tmp_path):
     assert "no_such_metric" in proc.stderr
     proc = cli("plot", tmp_path / "missing", "-o", tmp_path / "x.png")
     assert proc.returncode == 2 and "no such run directory" in proc.stderr
+
+
+def test_figure_of_a_two_model_study(tmp_path):
+    """One line per model x paradigm, seeds as a band, readable labels, one legend, PNG and SVG."""
+    from collapse.experiment.plot import plot_runs
+
+    rows = []
+    for model, family in (("trigram-mkn", "ngram"), ("gpt-neo-cpu", "transformer")):
+        for paradigm in ("replace", "accumulate-subsample"):
+            for seed in (0, 1):
+                for g in range(4):
+                    rows.append({"model": model, "family": family, "paradigm": paradigm, "seed": seed,
+                                 "generation": g, "heldout_bits_per_word": 2 + g * 0.1 + seed * 0.01,
+                                 "kl_truth": 30 + g + seed, "vocab_size": 1000 - g, "distinct_2": 0.3})
+    run = tmp_path / "study"
+    run.mkdir()
+    pd.DataFrame(rows).to_csv(run / "metrics.csv", index=False)
+    drawn = plot_runs([str(run)], str(tmp_path / "fig.png"))
+    assert drawn == ["heldout_bits_per_word", "kl_truth", "vocab_size", "distinct_2"]
+    png_size(tmp_path / "fig.png")
+    svg = (tmp_path / "fig.svg").read_text()
+    for text in ("bits per word", "nats per story", "generation", "trigram-mkn Replace",
+                 "gpt-neo-cpu Accumulate-Subsample"):
+        assert text in svg, text
+    again = tmp_path / "again.png"
+    plot_runs([str(run)], str(again))
+    assert (tmp_path / "again.svg").read_text() == svg  # no date, stable ids

@@ -41,13 +41,17 @@ def test_shipped_config_runs_to_completion(name, tmp_path):
             data["heldout_path"] = _stories_file(tmp_path / "valid.txt", 30, 2)
             data["format"] = "tinystories"
         data["num_documents"] = 150
-    if raw.get("model", {}).get("family") == "transformer":
-        if importlib.util.find_spec("torch") is None:
-            pytest.skip("the transformer family needs torch (collapse[torch])")
-        keep = {k: v for k, v in raw["model"].items() if k in ("family", "temperature", "top_k", "top_p")}
-        raw["model"] = {**keep, **TINY_TRANSFORMER}
-        data["num_documents"] = 60
-        ex["generations"] = 1
+    models = raw.get("model", {})
+    tables = models if isinstance(models, list) else [models]  # a [model] table or a [[model]] array
+    for i, table in enumerate(tables):
+        if table.get("family") == "transformer":
+            if importlib.util.find_spec("torch") is None:
+                pytest.skip("the transformer family needs torch (collapse[torch])")
+            keep = {k: v for k, v in table.items() if k in ("name", "family", "temperature", "top_k", "top_p")}
+            tables[i] = {**keep, **TINY_TRANSFORMER}
+            data["num_documents"] = 60
+            ex["generations"] = 1
+    raw["model"] = tables if isinstance(models, list) else tables[0]
     cfg = parse_config(raw, base_dir=str(CONFIGS))
     df = collapse.run_experiment(cfg, out=str(tmp_path / "run"))
     assert (df.status == "ok").all(), df[df.status != "ok"].reason.tolist()

@@ -34,34 +34,37 @@ def _positive_int(text: str) -> int:
 
 
 def summary_table(df) -> str:  # noqa: ANN001
-    """Generation 0 (shared by every paradigm of the same order, filter and seed) and the
-    last generation of every cell."""
-    cols = ["heldout_ppl", "vocab_size", "types_lost", "entropy", "distinct_2", "kl_unigram", "kl_truth"]
+    """Generation 0 (shared by every paradigm of the same model, order, filter and seed) and
+    the last generation of every cell."""
+    cols = ["heldout_bits_per_word", "kl_truth", "heldout_ppl", "vocab_size", "types_lost", "distinct_2",
+            "kl_unigram"]
     cols = [c for c in cols if c in df.columns and df[c].notna().any()]
+    short = {"heldout_bits_per_word": "bits/word", "heldout_ppl": "ppl (own)"}
 
     def fmt(x, width=7):  # noqa: ANN001
         return f"{'-':>{width}}" if x != x else f"{x:>{width}g}"
 
-    head = (f"{'paradigm':<22}{'alpha':>7}{'order':>7}{'keep':>7}{'seed':>6}{'gen':>5}"
-            + "".join(f"{c:>13}" for c in cols))
+    width = max([12] + [len(str(m)) + 2 for m in df["model"].unique()]) if "model" in df.columns else 12
+    head = (f"{'model':<{width}}{'paradigm':<22}{'alpha':>7}{'order':>7}{'keep':>7}{'seed':>6}{'gen':>5}"
+            + "".join(f"{short.get(c, c):>13}" for c in cols))
     lines = [head, "-" * len(head)]
     ended = df[df["status"] == "ended"] if "status" in df.columns else df.iloc[:0]
     df = df[df["status"] != "ended"] if "status" in df.columns else df
     g0 = df[df.generation == 0].copy()
-    g0 = g0.loc[~g0[["order", "filter_keep", "seed"]].fillna(-1).duplicated()]
+    g0 = g0.loc[~g0[["model", "order", "filter_keep", "seed"]].fillna(-1).duplicated()]
     last = df[df.generation == df.generation.max()]
-    for label, part in (("(all) generation 0", g0), (None, last)):
-        for _, r in part.sort_values(["paradigm", "alpha", "order", "filter_keep", "seed"]).iterrows():
+    for label, part in (("(all) gen 0", g0), (None, last)):
+        for _, r in part.sort_values(["model", "paradigm", "alpha", "order", "filter_keep", "seed"]).iterrows():
             name = label or r["paradigm"]
             alpha = "-" if label else fmt(r["alpha"])
             cells = "".join(f"{r[c]:>13.4f}" if isinstance(r[c], float) else f"{r[c]:>13}" for c in cols)
-            lines.append(f"{name:<22}{alpha:>7}{fmt(r['order'])}{fmt(r['filter_keep'])}{int(r['seed']):>6}"
-                         f"{int(r['generation']):>5}" + cells)
+            lines.append(f"{str(r['model']):<{width}}{name:<22}{alpha:>7}{fmt(r['order'])}{fmt(r['filter_keep'])}"
+                         f"{int(r['seed']):>6}{int(r['generation']):>5}" + cells)
     if len(ended):
         lines.append("")
         lines.append(f"{len(ended)} cell(s) ended early:")
-        for _, r in ended.sort_values(["paradigm", "alpha", "order", "filter_keep", "seed"]).iterrows():
-            lines.append(f"{r['paradigm']:<22}{fmt(r['alpha'])}{fmt(r['order'])}{fmt(r['filter_keep'])}"
+        for _, r in ended.sort_values(["model", "paradigm", "alpha", "order", "filter_keep", "seed"]).iterrows():
+            lines.append(f"{str(r['model']):<{width}}{r['paradigm']:<22}{fmt(r['alpha'])}{fmt(r['order'])}{fmt(r['filter_keep'])}"
                          f"{int(r['seed']):>6}{int(r['generation']):>5}  {r['reason']}")
     return "\n".join(lines)
 
@@ -89,7 +92,8 @@ def cmd_run(args) -> int:  # noqa: ANN001
         return EXIT_CELLS_ENDED if ended else 0
     print(summary_table(df))
     note = f"; {ended} cell(s) ended early (exit status {EXIT_CELLS_ENDED})" if ended else ""
-    print(f"\n{len(df)} rows in {time.perf_counter() - t0:.1f}s; run directory: {out}{note}")
+    print(f"\n{len(df)} rows in {time.perf_counter() - t0:.1f}s; run directory: {out} "
+          f"(figure: {os.path.join(out, 'metrics.png')}){note}")
     return EXIT_CELLS_ENDED if ended else 0
 
 
@@ -121,7 +125,8 @@ def cmd_plot(args) -> int:  # noqa: ANN001
     if args.metric:
         metrics = [m for arg in args.metric for m in arg.split(",") if m]
     drawn = plot_runs(args.run_dirs, args.output, metrics)
-    sys.stderr.write(f"wrote {args.output} ({', '.join(drawn)})\n")
+    svg = os.path.splitext(args.output)[0] + ".svg"
+    sys.stderr.write(f"wrote {args.output} and {svg} ({', '.join(drawn)})\n")
     return 0
 
 

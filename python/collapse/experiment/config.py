@@ -158,10 +158,13 @@ class DataTable:
 
 @dataclass
 class ModelTable:
+    """One model of the study: a [model] table, or one table of a [[model]] array."""
     family: str = "ngram"
     orders: List[int] = field(default_factory=lambda: [3])
     smoothing: str = "mkn"
     transformer: Dict[str, Any] = field(default_factory=dict)
+    name: str = "ngram"      # the metrics' `model` column; a single [model] is named after its family
+    field_name: str = "model"  # how errors name this table: "model" or "model[1]"
 
 
 @dataclass
@@ -185,21 +188,35 @@ class OutputTable:
 class ExperimentConfig:
     experiment: ExperimentTable
     data: DataTable
-    model: ModelTable
+    models: List[ModelTable]
     filter: FilterTable
     output: OutputTable
     raw: Dict[str, Any]
     base_dir: str = "."
+    multi_model: bool = False   # written as a [[model]] array (cells and their ids then name the model)
+
+    @property
+    def model(self) -> ModelTable:
+        """The first (for a single [model] table, the only) model."""
+        return self.models[0]
+
+    def model_table(self, name: str) -> ModelTable:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise CollapseError(f"no model named {name!r} in the config")
 
     def cells(self) -> List["Cell"]:
-        """Every (paradigm, alpha, order, keep fraction, seed) combination, in a fixed order."""
+        """Every (model, paradigm, alpha, order, keep fraction, seed) combination, in a fixed order."""
         out = []
-        orders = self.model.orders if self.model.family == "ngram" else [None]
-        for paradigm in self.experiment.paradigms:
-            alphas = self.experiment.alphas if paradigm in ALPHA_PARADIGMS else [None]
-            for alpha, order, keep, seed in itertools.product(alphas, orders, self.filter.keep_fractions,
-                                                              self.experiment.seeds):
-                out.append(Cell(paradigm, alpha, order, keep if self.filter.method != "none" else None, seed))
+        for m in self.models:
+            orders = m.orders if m.family == "ngram" else [None]
+            for paradigm in self.experiment.paradigms:
+                alphas = self.experiment.alphas if paradigm in ALPHA_PARADIGMS else [None]
+                for alpha, order, keep, seed in itertools.product(alphas, orders, self.filter.keep_fractions,
+                                                                  self.experiment.seeds):
+                    out.append(Cell(paradigm, alpha, order, keep if self.filter.method != "none" else None, seed,
+                                    m.name if self.multi_model else ""))
         return out
 
 
@@ -210,10 +227,17 @@ class Cell:
     order: Optional[int]
     keep: Optional[float]
     seed: int
+    model: str = ""   # the model's name in a [[model]] study ("" for a single [model] table)
+
+    @property
+    def generation0_key(self) -> Tuple[str, Optional[int], int]:
+        """What generation 0 depends on: the model, its order and the seed, never the paradigm."""
+        return (self.model, self.order, self.seed)
 
     @property
     def id(self) -> str:
-        parts = [self.paradigm]
+        parts = [self.model] if self.model else []
+        parts.append(self.paradigm)
         if self.alpha is not None:
             parts.append(f"a{self.alpha:g}")
         if self.order is not None:
@@ -317,20 +341,7 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
         d.num_documents = t.int_("num_documents", None, minimum=1)
     t.finish()
 
-    t = _Table(raw.get("model", {}), "model")
-    m = ModelTable()
-    m.family = t.str_("family", "ngram", FAMILIES)
-    if m.family == "ngram":
-        m.orders = _scalar_or_list(t, "order", "orders", [3], _order)
-        m.smoothing = t.str_("smoothing", "mkn", SMOOTHINGS)
-        t.finish()
-    else:  # everything else in [model] is the transformer family's own config
-        m.transformer = {k: v for k, v in t.raw.items() if k != "family"}
-        # file paths in the transformer's table are relative to the config file, like [data]'s
-        for key in ("tokenizer", "tokenizer_corpus"):
-            if isinstance(m.transformer.get(key), str):
-                m.transformer[key] = _resolve(base_dir, m.transformer[key])
-        m.orders = []
+    models, multi_model = _parse_models(raw.get("model", {}), base_dir)
 
     t = _Table(raw.get("filter", {}), "filter")
     flt = FilterTable()
@@ -353,7 +364,61 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
         raise _fail("output.compression", f"must be in [0, 9], got {out.compression}")
     t.finish()
 
-    return ExperimentConfig(ex, d, m, flt, out, raw, os.path.abspath(base_dir))
+    return ExperimentConfig(ex, d, models, flt, out, raw, os.path.abspath(base_dir), multi_model)
+
+
+def _parse_models(raw_model: Any, base_dir: str) -> Tuple[List[ModelTable], bool]:
+    """A single [model] table, or a [[model]] array of tables each with a unique name."""
+    if isinstance(raw_model, list):
+        if not raw_model:
+            raise _fail("model", "the [[model]] array is empty")
+        models = [_parse_model(t, f"model[{i}]", base_dir, named=True) for i, t in enumerate(raw_model)]
+        seen: Dict[str, int] = {}
+        for i, m in enumerate(models):
+            if m.name in seen:
+                raise _fail(f"model[{i}].name", f"duplicate name {m.name!r} (also model[{seen[m.name]}])")
+            seen[m.name] = i
+        return models, True
+    return [_parse_model(raw_model, "model", base_dir, named=False)], False
+
+
+def _parse_model(raw_table: Any, where: str, base_dir: str, named: bool) -> ModelTable:
+    t = _Table(raw_table, where)
+    m = ModelTable(field_name=where)
+    m.family = t.str_("family", "ngram", FAMILIES)
+    m.name = t.str_("name", m.family)
+    if not m.name or any(c in m.name for c in "/\\ \t\n") or m.name.startswith("."):
+        raise _fail(t.f("name"), f"must be a non-empty name without spaces or slashes, got {m.name!r}")
+    if m.family == "ngram":
+        m.orders = _scalar_or_list(t, "order", "orders", [3], _order)
+        m.smoothing = t.str_("smoothing", "mkn", SMOOTHINGS)
+        t.finish()
+    else:  # everything else in the table is the transformer family's own config
+        m.transformer = {k: v for k, v in t.raw.items() if k not in ("family", "name")}
+        # file paths in the transformer's table are relative to the config file, like [data]'s
+        for key in ("tokenizer", "tokenizer_corpus"):
+            if isinstance(m.transformer.get(key), str):
+                m.transformer[key] = _resolve(base_dir, m.transformer[key])
+        m.orders = []
+        if named:
+            _check_transformer_table(m.transformer, where)
+    return m
+
+
+def _check_transformer_table(table: Dict[str, Any], where: str) -> None:
+    """Validate a transformer table now, naming the field ("model[1].hidden_size: ...").
+    (A single [model] table keeps being checked when the run builds its family.)"""
+    try:
+        from ..transformer.family import TransformerFamily
+    except (ImportError, CollapseError) as e:
+        raise _fail(f"{where}.family", f"the transformer family is not available ({e})") from None
+    try:
+        TransformerFamily.from_config(dict(table), check_only=True)
+    except CollapseError as e:
+        message = str(e).split(": ", 1)[-1] if str(e).startswith(("transformer: ", "GPT-Neo config: ",
+                                                                  "training: ", "sampling: ")) else str(e)
+        keys = sorted((k for k in table if k in message), key=lambda k: (message.find(k), -len(k)))
+        raise _fail(f"{where}.{keys[0]}" if keys else where, message) from None
 
 
 def load_config(source: Union[str, os.PathLike, Mapping[str, Any], ExperimentConfig]) -> ExperimentConfig:
@@ -423,8 +488,7 @@ def to_toml(cfg: ExperimentConfig) -> str:
             "address": cfg.experiment.address, "progress": cfg.experiment.progress,
         },
         "data": {k: v for k, v in vars(cfg.data).items()},
-        "model": ({"family": "ngram", "orders": cfg.model.orders, "smoothing": cfg.model.smoothing}
-                  if cfg.model.family == "ngram" else {"family": "transformer", **cfg.model.transformer}),
+        "model": _model_toml(cfg.model, named=False),
         "filter": {k: v for k, v in vars(cfg.filter).items()
                    if cfg.filter.method != "none" or k not in ("keep_fractions", "max_perplexity")},
         "output": {"save_models": cfg.output.save_models, "compression": cfg.output.compression},
@@ -437,4 +501,13 @@ def to_toml(cfg: ExperimentConfig) -> str:
             tables["data"].pop(k, None)
         if cfg.data.heldout_path is not None:
             tables["data"].pop("heldout_fraction", None)
+    if cfg.multi_model:  # an array of tables: tomli-w writes it as [[model]] tables
+        tables["model"] = [_model_toml(m, named=True) for m in cfg.models]
     return toml_text(tables)
+
+
+def _model_toml(m: ModelTable, named: bool) -> Dict[str, Any]:
+    head = {"name": m.name} if named else {}
+    if m.family == "ngram":
+        return {**head, "family": "ngram", "orders": m.orders, "smoothing": m.smoothing}
+    return {**head, "family": "transformer", **m.transformer}

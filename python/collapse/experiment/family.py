@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Protocol, Tuple, runtime_checkable
 
+import numpy as np
+
 from ..data.corpus import Corpus, CorpusSummary
 
 
@@ -19,6 +21,11 @@ class TrainedModel(Protocol):
 
     def perplexity(self, corpus: Corpus) -> float:
         """Perplexity of held-out text (the family's own units; n-gram: per word + </s>)."""
+
+    def document_log_probs(self, corpus: Corpus) -> "np.ndarray":
+        """Natural-log probability of each document as text (n-gram: its words + </s>;
+        transformer: its BPE tokens + end-of-text): the common scale of every family
+        (collapse.experiment.scale: bits per word, KL to the true source)."""
 
     def save(self, directory: str) -> None:
         """Write the model's files into directory (atomically, no pickle)."""

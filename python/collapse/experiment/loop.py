@@ -29,7 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -39,7 +39,7 @@ from ..data.corpus import Corpus, Vocab
 from ..errors import CollapseError
 from ..files import TEMP_MARK, read_json, write_bytes, write_json, write_text
 from ..ngram.family import NGramFamily, deterministic_gzip
-from .config import RESUME_FREE, Cell, ExperimentConfig, load_config, parse_config, resume_conflict, to_toml
+from .config import RESUME_FREE, Cell, ExperimentConfig, ModelTable, load_config, parse_config, resume_conflict, to_toml
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
@@ -52,7 +52,7 @@ from .workers import end_with, end_with_owner, owner_token, start_local_ray
 # Seed purposes (tags for derive_seed).
 PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
 
-KEY_COLUMNS = ("paradigm", "alpha", "seed", "generation", "family", "order", "filter_keep")
+KEY_COLUMNS = ("model", "paradigm", "alpha", "seed", "generation", "family", "order", "filter_keep")
 SIZE_COLUMNS = ("train_documents", "train_tokens", "synthetic_documents", "synthetic_tokens")
 ROW_TIMING = ("seconds", "fit_seconds", "sample_seconds", "metrics_seconds", "write_seconds")
 STATUS_COLUMNS = ("status", "reason")  # "ok", or "ended" on the row of the generation a cell could not make
@@ -79,15 +79,66 @@ def real_data(cfg: ExperimentConfig) -> RealData:
     return data
 
 
+def model_of(cfg: ExperimentConfig, cell: Cell) -> ModelTable:
+    return cfg.model_table(cell.model) if cell.model else cfg.model
+
+
 def make_family(cfg: ExperimentConfig, cell: Cell):  # noqa: ANN201
-    if cfg.model.family == "ngram":
-        return NGramFamily(cell.order, cfg.model.smoothing, threads=cfg.experiment.threads,
+    m = model_of(cfg, cell)
+    if m.family == "ngram":
+        return NGramFamily(cell.order, m.smoothing, threads=cfg.experiment.threads,
                            compression=cfg.output.compression)
     try:
         from ..transformer.family import TransformerFamily  # type: ignore
     except ImportError as e:
-        raise CollapseError(f"model.family: the transformer family is not available ({e})") from None
-    return TransformerFamily.from_config(dict(cfg.model.transformer))
+        raise CollapseError(f"{m.field_name}.family: the transformer family is not available ({e})") from None
+    table = dict(m.transformer)
+    table.setdefault("progress", cfg.experiment.progress)  # [experiment] progress = false silences the family too
+    try:
+        return TransformerFamily.from_config(table)
+    except CollapseError as e:
+        raise CollapseError(f"{m.field_name}: {e}") from None
+
+
+class Generation0:
+    """Generation 0 of one (model, order, seed), shared by that model's cells.
+
+    Generation 0 depends only on the model, the real data and the seed (its seeds come from
+    Cell.generation0_key, never from the paradigm), so M_0 is trained once and every cell
+    of the group reuses it, and so is its sample S_0 for cells that draw the same number
+    of documents with the same filter. Resume needs nothing from here: a cell whose
+    generation 0 is committed never asks, and one that is not gets exactly what an
+    uninterrupted run computes, because all of it is a function of the key."""
+
+    def __init__(self) -> None:
+        self.key: Optional[tuple] = None
+        self.model: Any = None
+        self.samples: Dict[tuple, Any] = {}
+
+    def _select(self, cell: Cell) -> None:
+        if self.key != cell.generation0_key:  # a new group: forget the previous one's model
+            self.key, self.model, self.samples = cell.generation0_key, None, {}
+
+    def model_for(self, cell: Cell, fit: Callable[[], Any]) -> Any:
+        self._select(cell)
+        if self.model is None:
+            self.model = fit()
+        return self.model
+
+    def sample_for(self, cell: Cell, key: tuple, draw: Callable[[], Any]) -> Any:
+        self._select(cell)
+        if key not in self.samples:
+            self.samples[key] = draw()
+        return self.samples[key]
+
+
+def cell_groups(cfg: ExperimentConfig, cells: Sequence[Cell]) -> List[List[Cell]]:
+    """Cells grouped by generation 0 (one group per model, order and seed), the groups of
+    transformer models first (the longest tasks start first when workers run in parallel)."""
+    groups: Dict[tuple, List[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.generation0_key, []).append(cell)
+    return sorted(groups.values(), key=lambda g: model_of(cfg, g[0]).family != "transformer")
 
 
 # --------------------------------------------------------------------------------------
@@ -165,10 +216,13 @@ def _nan(x: Optional[float]) -> float:
 
 
 def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = False,
-             on_generation: Optional[Callable[[], None]] = None) -> List[Dict[str, Any]]:
+             on_generation: Optional[Callable[[], None]] = None,
+             generation0: Optional[Generation0] = None) -> List[Dict[str, Any]]:
     """Run (or continue) one cell; returns its metric rows, one per generation.
     on_generation is called after each generation's commit (the serial driver rebuilds
-    the run's metrics table and manifest there)."""
+    the run's metrics table and manifest there). generation0: shared with the other cells
+    of the same model and seed (run_group); without it the cell trains its own."""
+    generation0 = generation0 if generation0 is not None else Generation0()
     data = real_data(cfg)
     family = make_family(cfg, cell)
     if hasattr(family, "prepare"):
@@ -183,7 +237,8 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
     synthetic: List[Optional[Corpus]] = [None] * (cfg.experiment.generations + 1)
     writer = ThreadPoolExecutor(max_workers=1)
     try:
-        _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation)
+        _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation,
+                     generation0)
     finally:
         writer.shutdown(wait=True)
     return rows
@@ -234,13 +289,22 @@ def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, 
     if on_generation is not None:
         on_generation()
     if progress:
-        sys.stderr.write(f"[{cell.id}] gen {t:3d}/{cfg.experiment.generations}  heldout_ppl={row['heldout_ppl']:.3f}  "
-                         f"vocab={row['vocab_size']}  kl_unigram={row['kl_unigram']:.4f}  "
+        sys.stderr.write(f"[{cell.id}] gen {t:3d}/{cfg.experiment.generations}  "
+                         f"bits/word={row['heldout_bits_per_word']:.4f}  kl_truth={row['kl_truth']:.3f}  "
+                         f"heldout_ppl={row['heldout_ppl']:.3f}  vocab={row['vocab_size']}  "
                          f"({row['seconds']:.2f}s + {row['write_seconds']:.2f}s writing)\n")
         sys.stderr.flush()
 
 
-def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation):  # noqa: ANN001
+def run_group(cfg: ExperimentConfig, cells: Sequence[Cell], run_dir: str, resume: bool = False,
+              on_generation: Optional[Callable[[], None]] = None) -> Dict[str, List[Dict[str, Any]]]:
+    """Run the cells of one generation-0 group (cell_groups) in order, sharing generation 0."""
+    generation0 = Generation0()
+    return {cell.id: run_cell(cfg, cell, run_dir, resume, on_generation, generation0) for cell in cells}
+
+
+def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation,  # noqa: ANN001
+                 generation0):
     G = cfg.experiment.generations
     real = data.real
     n_synth = synthetic_needed(cell.paradigm, cell.alpha, real.num_documents, cfg.experiment.synthetic_factor)
@@ -273,14 +337,24 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
             key_t = gen0_key if t == 0 else _core.derive_seed(cell_key, t)
             para_key = _core.derive_seed(key_t, PURPOSE_PARADIGM)
             fit_seed = _core.derive_seed(key_t, PURPOSE_FIT)
-            if pooled:
+
+            def fit_generation0() -> Any:
+                return family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT))
+
+            if hasattr(family, "use_work_dir"):  # checkpoints inside the generation (the transformer's)
+                family.use_work_dir(work_dir(run_dir, cell, t))
+            if t == 0:
+                # M_0 is trained on R once per (model, order, seed) and shared by the group's
+                # cells (a pooled family adds R to its pool at generation 1: fit_accumulated)
+                train = real
+                t0 = time.perf_counter()
+                model = generation0.model_for(cell, fit_generation0)
+            elif pooled:
                 t0 = time.perf_counter()
                 model, train = family.fit_accumulated(t + 1, pool_part, seed=fit_seed)
             else:
                 train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
                                         lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
-                if hasattr(family, "use_work_dir"):  # checkpoints inside the generation (the transformer's)
-                    family.use_work_dir(work_dir(run_dir, cell, t))
                 t0 = time.perf_counter()
                 model = family.fit(train, seed=fit_seed)
             t1 = time.perf_counter()
@@ -288,15 +362,20 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
             extra: Dict[str, float] = {"filter_pass_rate": math.nan}
             if filtering:
                 if reference_model is None:
-                    # M_0 refitted on R: deterministic, so the same on resume as in an unbroken run
-                    reference_model = model if t == 0 else family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT))
-                synth, info = filtered_sample(model, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
-                                              threads=cfg.experiment.threads)
-                extra["filter_pass_rate"] = info["filter_pass_rate"]
+                    # M_0: deterministic, so the same on resume as in an unbroken run
+                    reference_model = generation0.model_for(cell, fit_generation0)
+
+                def draw() -> Any:
+                    return filtered_sample(model, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
+                                           threads=cfg.experiment.threads)
             else:
-                synth = model.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads)
+                def draw() -> Any:
+                    return model.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads), None
+            synth, info = (generation0.sample_for(cell, (n_synth, cell.keep), draw) if t == 0 else draw())
+            if info is not None:
+                extra["filter_pass_rate"] = info["filter_pass_rate"]
             t2 = time.perf_counter()
-            metrics = generation_metrics(model, getattr(family, "word_level_perplexity", False), train, synth, data.reference, cfg.experiment.threads)
+            metrics = generation_metrics(model, train, synth, data.reference, cfg.experiment.threads)
             t3 = time.perf_counter()
             synthetic[t] = synth
             # free what later generations do not read
@@ -304,7 +383,8 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
                 if synthetic[k] is not None and k not in needed(t + 1):
                     synthetic[k] = None
             row: Dict[str, Any] = {
-                "paradigm": cell.paradigm, "alpha": _nan(cell.alpha), "seed": cell.seed, "generation": t,
+                "model": model_of(cfg, cell).name, "paradigm": cell.paradigm, "alpha": _nan(cell.alpha),
+                "seed": cell.seed, "generation": t,
                 "family": family.name, "order": _nan(cell.order), "filter_keep": _nan(cell.keep),
             }
             row.update(metrics)
@@ -345,15 +425,15 @@ def _end_cell(cell: Cell, t: int, rows: List[Dict[str, Any]], state_path: str, e
         on_generation()
 
 
-def _run_cell_task(cfg_raw: Dict[str, Any], base_dir: str, cell: Cell, run_dir: str, resume: bool,
-                   owner: Optional[str] = None):
-    """Process-pool / Ray entry point (the config travels as its raw mapping). owner: the
-    driver this worker must not outlive (workers.owner_token; Ray tasks: the pool's
-    initializer does it for its workers)."""
+def _run_group_task(cfg_raw: Dict[str, Any], base_dir: str, cells: List[Cell], run_dir: str, resume: bool,
+                    owner: Optional[str] = None):
+    """Process-pool / Ray entry point: one generation-0 group (the config travels as its raw
+    mapping). owner: the driver this worker must not outlive (workers.owner_token; Ray
+    tasks: the pool's initializer does it for its workers)."""
     if owner is not None:
         end_with_owner(owner)
     cfg = parse_config(cfg_raw, base_dir=base_dir)
-    return cell.id, run_cell(cfg, cell, run_dir, resume)
+    return run_group(cfg, cells, run_dir, resume)
 
 
 # --------------------------------------------------------------------------------------
@@ -377,14 +457,15 @@ def metrics_frame(rows: Sequence[Dict[str, Any]]):  # noqa: ANN201
     return df
 
 
-def ended_row(cell: Cell, family: str, t: int, reason: str) -> Dict[str, Any]:
+def ended_row(cell: Cell, model: ModelTable, t: int, reason: str) -> Dict[str, Any]:
     """The metrics-table row of the generation a cell could not make: keys, status, reason."""
-    return {"paradigm": cell.paradigm, "alpha": _nan(cell.alpha), "seed": cell.seed, "generation": t,
-            "family": family, "order": _nan(cell.order), "filter_keep": _nan(cell.keep),
+    return {"model": model.name, "paradigm": cell.paradigm, "alpha": _nan(cell.alpha), "seed": cell.seed,
+            "generation": t, "family": model.family, "order": _nan(cell.order), "filter_keep": _nan(cell.keep),
             "status": STATUS_ENDED, "reason": reason}
 
 
-def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: RealData, family_desc: Dict) -> Any:
+def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: RealData,
+               family_desc: List[Dict[str, Any]]) -> Any:
     rows: List[Dict[str, Any]] = []
     cell_info = []
     for cell in cells:
@@ -394,12 +475,12 @@ def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: Rea
             st = read_json(path)
             rows.extend(st["rows"])
             done = st["generations_done"]
-        info = {"id": cell.id, "paradigm": cell.paradigm, "alpha": cell.alpha, "order": cell.order,
+        info = {"id": cell.id, "model": model_of(cfg, cell).name, "paradigm": cell.paradigm, "alpha": cell.alpha, "order": cell.order,
                 "filter_keep": cell.keep, "seed": cell.seed, "generations_done": done,
                 "status": st.get("status", STATUS_OK)}
         if info["status"] == STATUS_ENDED:
             info.update(ended_at=st["ended_at"], reason=st["reason"])
-            rows.append(ended_row(cell, family_desc["family"], st["ended_at"], st["reason"]))
+            rows.append(ended_row(cell, model_of(cfg, cell), st["ended_at"], st["reason"]))
         cell_info.append(info)
     df = metrics_frame(rows)
     write_metrics(run_dir, df)
@@ -408,7 +489,7 @@ def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: Rea
         "complete": all(c["generations_done"] == cfg.experiment.generations + 1 or c["status"] == STATUS_ENDED
                         for c in cell_info),
         "cells_ended_early": sum(c["status"] == STATUS_ENDED for c in cell_info),
-        "cells": cell_info, "data": data.describe, "family": family_desc,
+        "cells": cell_info, "data": data.describe, "family": family_desc[0], "models": family_desc,
         "timing_columns": list(TIMING_COLUMNS), "columns": list(df.columns),
     }
     write_json(os.path.join(run_dir, "manifest.json"), manifest)
@@ -436,7 +517,9 @@ def run_experiment(config: Union[str, os.PathLike, Dict[str, Any], ExperimentCon
 def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
     cells = cfg.cells()
     ex = cfg.experiment
-    note = check_torchrun(cfg.model.family, ex.executor, ex.workers)  # raises for what cannot run there
+    families = {m.family for m in cfg.models}
+    note = check_torchrun("transformer" if families == {"transformer"} else "ngram", ex.executor,
+                          ex.workers)  # raises for what cannot run there
     if note and is_main():
         sys.stderr.write(note + "\n")
     config_text = to_toml(cfg)
@@ -474,11 +557,7 @@ def _check_run_dir(cfg: ExperimentConfig, run_dir: str, resume: bool, config_pat
 
 def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool, data: RealData,
                 config_path: str, config_text: str):  # noqa: ANN202
-    family_desc = make_family(cfg, cells[0]).describe() if cfg.model.family == "ngram" else {
-        "family": "transformer", **cfg.model.transformer}
-    family_desc = {k: v for k, v in family_desc.items() if k != "order"}
-    if cfg.model.family == "ngram":
-        family_desc["orders"] = cfg.model.orders
+    family_desc = model_descriptions(cfg)
 
     def open_run_dir() -> None:
         # a killed run can leave temporary files of its run-level writes (metrics, manifest)
@@ -490,13 +569,14 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
 
     main_only(open_run_dir)
     ex = cfg.experiment
-    workers, slots = _local_workers(cfg, len(cells))
+    groups = cell_groups(cfg, cells)
+    workers, slots = _local_workers(cfg, len(groups))
     if ex.executor == "ray" and torchrun() is None:
-        _run_ray(cfg, cells, run_dir, resume)
+        _run_ray(cfg, groups, run_dir, resume)
     elif workers == 1:
-        for cell in cells:
-            run_cell(cfg, cell, run_dir, resume,
-                     on_generation=lambda: _write_run(cfg, run_dir, cells, data, family_desc))
+        for group in groups:
+            run_group(cfg, group, run_dir, resume,
+                      on_generation=lambda: _write_run(cfg, run_dir, cells, data, family_desc))
     else:
         import multiprocessing as mp
 
@@ -506,11 +586,17 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
             queue.put(slot)
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(os.getpid(), queue)) as pool:
-            futures = [pool.submit(_run_cell_task, cfg.raw, cfg.base_dir, cell, run_dir, resume) for cell in cells]
-            for fut in futures:
+            futures = [pool.submit(_run_group_task, cfg.raw, cfg.base_dir, group, run_dir, resume) for group in groups]
+            for fut in as_completed(futures):
                 fut.result()
                 _write_run(cfg, run_dir, cells, data, family_desc)
-    return main_only(lambda: _write_run(cfg, run_dir, cells, data, family_desc))
+
+    def finish() -> Any:
+        df = _write_run(cfg, run_dir, cells, data, family_desc)
+        write_run_figure(run_dir)
+        return df
+
+    return main_only(finish)
 
 
 def _init_worker(parent: int, slots: Any) -> None:
@@ -519,23 +605,49 @@ def _init_worker(parent: int, slots: Any) -> None:
     claim_device(slots)
 
 
-def _local_workers(cfg: ExperimentConfig, n_cells: int) -> "tuple[int, List[Optional[str]]]":
-    """Worker processes for the local executor and each one's CUDA_VISIBLE_DEVICES: under
-    torchrun one (the ranks run the cells together); for transformer cells on CUDA at most
-    one per GPU unless [model] share_device = true (collapse.experiment.ranks)."""
-    workers = min(cfg.experiment.workers, n_cells)
+def _transformer_table(cfg: ExperimentConfig) -> Optional[Dict[str, Any]]:
+    """The first transformer model's settings, or None: the device rules are the transformer's."""
+    return next((m.transformer for m in cfg.models if m.family == "transformer"), None)
+
+
+def _local_workers(cfg: ExperimentConfig, n_tasks: int) -> "tuple[int, List[Optional[str]]]":
+    """Worker processes for the local executor (each runs generation-0 groups) and each
+    one's CUDA_VISIBLE_DEVICES: under torchrun one (the ranks run the cells together); with
+    transformer models on CUDA at most one per GPU unless [model] share_device = true
+    (collapse.experiment.ranks)."""
+    workers = min(cfg.experiment.workers, n_tasks)
     if torchrun() is not None or workers <= 1:
         return 1, [None]
-    if cfg.model.family != "transformer" or cfg.experiment.executor == "ray":
+    table = _transformer_table(cfg)
+    if table is None or cfg.experiment.executor == "ray":
         return workers, [None] * workers
-    uses_cuda, gpus, device, share = transformer_cuda(cfg.model.transformer)
-    workers, warning = plan_workers(workers, n_cells, uses_cuda, gpus, device, share)
+    uses_cuda, gpus, device, share = transformer_cuda(table)
+    workers, warning = plan_workers(workers, n_tasks, uses_cuda, gpus, device, share)
     if warning:
         sys.stderr.write(warning + "\n")
     return workers, device_slots(workers, gpus, device) if uses_cuda else [None] * workers
 
 
-def _run_ray(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool) -> None:
+def model_descriptions(cfg: ExperimentConfig) -> List[Dict[str, Any]]:
+    """Each model's settings for the manifest (name first)."""
+    out = []
+    for m in cfg.models:
+        if m.family == "ngram":
+            desc = {"family": "ngram", "orders": m.orders, "smoothing": m.smoothing}
+        else:
+            desc = {"family": "transformer", **m.transformer}
+        out.append({"name": m.name, **desc})
+    return out
+
+
+def write_run_figure(run_dir: str) -> None:
+    """The run's figure (collapse.plot: one panel per headline metric), PNG and SVG."""
+    from .plot import plot_runs
+
+    plot_runs([run_dir], os.path.join(run_dir, "metrics.png"))
+
+
+def _run_ray(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resume: bool) -> None:
     try:
         import ray
     except ImportError:
@@ -546,11 +658,12 @@ def _run_ray(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: boo
         else:
             start_local_ray(cfg.experiment.workers)
     gpus = 0.0
-    if cfg.model.family == "transformer":
-        uses_cuda, _, _, share = transformer_cuda(cfg.model.transformer)
+    table = _transformer_table(cfg)
+    if table is not None:
+        uses_cuda, _, _, share = transformer_cuda(table)
         # Ray gives each task its own GPU (CUDA_VISIBLE_DEVICES) when it asks for a whole one
         gpus = (0.5 if share else 1.0) if uses_cuda else 0.0
-    task = ray.remote(num_cpus=1, num_gpus=gpus)(_run_cell_task)
+    task = ray.remote(num_cpus=1, num_gpus=gpus)(_run_group_task)
     owner = owner_token()
-    refs = [task.remote(cfg.raw, cfg.base_dir, cell, os.path.abspath(run_dir), resume, owner) for cell in cells]
+    refs = [task.remote(cfg.raw, cfg.base_dir, group, os.path.abspath(run_dir), resume, owner) for group in groups]
     ray.get(refs)

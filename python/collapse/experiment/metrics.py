@@ -15,13 +15,14 @@ import numpy as np
 
 from .. import _core
 from ..data.corpus import Corpus
+from .scale import heldout_scale
 
 RARE_MAX_COUNT = 2          # a real-corpus type is "rare" when it occurs at most this often
 UNIGRAM_SMOOTHING = 0.5     # add-0.5 on both sides for kl_unigram (over the union of types)
 METRIC_COLUMNS = (
-    "heldout_ppl", "self_ppl", "entropy", "distinct_1", "distinct_2", "distinct_3", "distinct_4",
+    "heldout_bits_per_word", "heldout_ppl", "self_ppl", "entropy", "distinct_1", "distinct_2", "distinct_3", "distinct_4",
     "vocab_size", "types_lost", "train_vocab_size", "rare_mass", "kl_unigram", "tv_unigram", "repetition",
-    "mean_length", "kl_truth", "kl_unigram_truth",
+    "mean_length", "kl_truth", "kl_truth_se", "kl_unigram_truth",
 )
 
 
@@ -81,7 +82,7 @@ class Reference:
     heldout: Corpus
     real_counts: np.ndarray
     rare: np.ndarray                         # bool over real vocab ids: count in [1, RARE_MAX_COUNT]
-    heldout_true_logprob: Optional[float] = None   # sum of exact ln p(doc) over held-out docs (grammar)
+    heldout_true_logprobs: Optional[np.ndarray] = None  # exact ln p(doc) of every held-out doc (grammar)
     truth_unigram: Optional[np.ndarray] = None     # exact unigram marginal over real vocab ids (grammar)
     truth_missing: Optional[np.ndarray] = None     # exact marginal of grammar words absent from the real corpus
 
@@ -100,19 +101,29 @@ class Reference:
             present = set(real.vocab.words)
             ref.truth_missing = np.array([p for w, p in exact.items() if w not in present], dtype=np.float64)
             if heldout_logprobs is not None:
-                ref.heldout_true_logprob = float(np.sum(heldout_logprobs))
+                ref.heldout_true_logprobs = np.asarray(heldout_logprobs, dtype=np.float64)
         return ref
 
 
-def generation_metrics(model, word_level: bool, train, synthetic: Corpus, ref: Reference,  # noqa: ANN001
+def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa: ANN001
                        threads: int = 1) -> Dict[str, float]:
     """Every metric of one generation: model M_t (trained on ``train``, a Corpus or the
     CorpusSummary of one a family holds as counts) and its sample S_t.
 
-    word_level: the model's perplexity is per word + ``</s>`` (the n-gram family); only then
-    is kl_truth computed (a BPE-level perplexity is not comparable with word-level truth)."""
+    heldout_bits_per_word and kl_truth come from the model's document_log_probs (one scale
+    for every family: collapse.experiment.scale); heldout_ppl and self_ppl are in the family's
+    own units (n-gram: per word + ``</s>``; transformer: per BPE token + end-of-text). A
+    model may add family-specific columns through extra_metrics(heldout)."""
     m: Dict[str, float] = {}
-    m["heldout_ppl"] = float(model.perplexity(ref.heldout))
+    if hasattr(model, "score_documents"):  # log-probs and units in one pass (the transformer)
+        lp, units = model.score_documents(ref.heldout)
+        m["heldout_ppl"] = float(np.exp(-lp.sum() / units.sum()))
+    else:
+        lp = model.document_log_probs(ref.heldout) if hasattr(model, "document_log_probs") else None
+        m["heldout_ppl"] = float(model.perplexity(ref.heldout))
+    scale = heldout_scale(model, ref.heldout, ref.heldout_true_logprobs, doc_log_probs=lp) if lp is not None else {
+        "heldout_bits_per_word": math.nan, "kl_truth": math.nan, "kl_truth_se": math.nan}
+    m.update(scale)
     m["self_ppl"] = float(model.perplexity(synthetic)) if synthetic.num_documents else math.nan
     counts, novel = counts_by_reference(synthetic, ref.real.vocab)
     all_counts = np.append(counts[3:], novel)
@@ -132,11 +143,7 @@ def generation_metrics(model, word_level: bool, train, synthetic: Corpus, ref: R
     m["kl_unigram"], m["tv_unigram"] = unigram_kl_tv(ref.real_counts, counts, novel)
     m["mean_length"] = total / synthetic.num_documents if synthetic.num_documents else math.nan
     # Exact-source columns (grammar only): see docs/experiment.md.
-    m["kl_truth"] = math.nan
     m["kl_unigram_truth"] = math.nan
-    if ref.heldout_true_logprob is not None and word_level:
-        predicted = ref.heldout.num_tokens + ref.heldout.num_documents
-        m["kl_truth"] = math.log(m["heldout_ppl"]) + ref.heldout_true_logprob / predicted
     if ref.truth_unigram is not None:
         # over every grammar word (those missing from the real corpus have synthetic count 0)
         # plus one bucket for synthetic words the grammar cannot produce
@@ -147,4 +154,6 @@ def generation_metrics(model, word_level: bool, train, synthetic: Corpus, ref: R
         q = (s + UNIGRAM_SMOOTHING) / (s.sum() + UNIGRAM_SMOOTHING * s.size)
         nz = p > 0
         m["kl_unigram_truth"] = float((p[nz] * np.log2(p[nz] / q[nz])).sum())
+    if hasattr(model, "extra_metrics"):
+        m.update(model.extra_metrics(ref.heldout))
     return m

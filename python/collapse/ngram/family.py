@@ -66,7 +66,6 @@ class NGramFamily:
     as fit on the concatenation, at the cost of the new text."""
 
     name = "ngram"
-    word_level_perplexity = True  # perplexity per word + </s>: comparable with the grammar's exact log-probs
 
     def __init__(self, order: int = 3, smoothing: str = "mkn", threads: int = 1, compression: int = 6) -> None:
         self.order = int(order)

@@ -28,14 +28,21 @@
                       runs at most one local worker per GPU); true allows it
     temperature, top_k, top_p, max_new_tokens, sample_batch_size
                       sampling (generate.SamplingConfig; pure sampling, 600 tokens)
-    perplexity_stride 512 (sliding window; the window is context_length tokens)
+    perplexity_stride 512 (the sliding windows: documents longer than context_length, and
+                      paper_perplexity, whose window is the model's positions)
+    progress          true (default): progress of BPE training, training and sampling
+                      (collapse.transformer.progress); false: silent
+    paper_perplexity  false (default); true: the loop also reports ``paper_ppl``, the
+                      paper's evaluate_ppl.py number on the held-out stories
     device            "auto" (CUDA if available) | "cpu" | "cuda" | "cuda:N"
     threads           torch CPU threads for fit (0: torch's default)
 
 The loop passes word-level Corpus objects. fit() trains on each document's text (words
 joined by single spaces) followed by end-of-text; sample() decodes the generated BPE
 tokens and splits the text on whitespace into a new word-level Corpus; perplexity() is
-per BPE token (end-of-text included) of the corpus's texts.
+per BPE token (end-of-text included), story by story; document_log_probs() gives each
+story's natural-log probability as text (the loop's common, per-word scale);
+paper_perplexity() is the paper's own number (evaluate_ppl.py).
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ from .checkpoint import CheckpointPolicy, load_shard, save_shard, shard_path
 from .distributed import launched, on_main
 from .generate import SamplingConfig, generate_distributed
 from .model import GPTNeo, GPTNeoConfig
-from .score import sliding_window_nll
+from .score import document_log_probs, paper_perplexity
 from .tokenizer import END_OF_TEXT, TextTokenizer
 from .train import TrainConfig, TrainStats, dist_from_env, make_rows, resolve_device, train
 
@@ -69,11 +76,12 @@ PRESETS = {
 MODEL_KEYS = ("hidden_size", "num_layers", "num_heads", "window_size", "max_position_embeddings",
               "intermediate_size", "attention_layers", "activation_function", "layer_norm_epsilon",
               "embed_dropout", "attention_dropout", "resid_dropout", "initializer_range")
-TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device", "log_every"))
+TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device", "log_every", "progress"))
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "max_new_tokens")
 OTHER_KEYS = ("family", "name", "preset", "tokenizer", "tokenizer_corpus", "tokenizer_format",
               "bpe_vocab_size", "eot_token", "sample_batch_size", "perplexity_stride", "device", "threads",
-              "log_every", "checkpoint_steps", "checkpoint_minutes", "sample_shard_size", "share_device")
+               "log_every", "progress", "paper_perplexity", "checkpoint_steps", "checkpoint_minutes",
+               "sample_shard_size", "share_device")
 SETTINGS_FILE = "collapse_transformer.json"
 
 
@@ -107,7 +115,7 @@ class _FamilyOrInstanceMethod:
 class TransformerFamily:
     name = "transformer"
 
-    def __init__(self, settings: Dict[str, Any]) -> None:
+    def __init__(self, settings: Dict[str, Any], check_only: bool = False) -> None:
         self.settings = dict(settings)
         s = self.settings
         preset = s.get("preset", "tinystories-33m")
@@ -117,9 +125,15 @@ class TransformerFamily:
         self.model_overrides = {k: s[k] for k in MODEL_KEYS if k in s}
         if "attention_layers" in self.model_overrides:
             self.model_overrides["attention_layers"] = tuple(self.model_overrides["attention_layers"])
+        self.progress = s.get("progress", True)
+        self.paper_perplexity = s.get("paper_perplexity", False)
+        for key in ("progress", "paper_perplexity"):
+            if not isinstance(s.get(key, False), bool):
+                raise CollapseError(f"transformer: {key} must be true or false")
         self.train_config = TrainConfig(**{k: s[k] for k in TRAIN_KEYS if k in s},
-                                        device=str(s.get("device", "auto")), log_every=int(s.get("log_every", 0)))
-        self.sampling = SamplingConfig(**{k: s[k] for k in SAMPLING_KEYS if k in s})
+                                        device=str(s.get("device", "auto")), log_every=int(s.get("log_every", 0)),
+                                        progress=self.progress)
+        self.sampling = SamplingConfig(**{k: s[k] for k in SAMPLING_KEYS if k in s}, progress=self.progress)
         self.sample_batch_size = int(s.get("sample_batch_size", 0))
         self.perplexity_stride = int(s.get("perplexity_stride", 512))
         self.bpe_vocab_size = int(s.get("bpe_vocab_size", 8192))
@@ -137,15 +151,17 @@ class TransformerFamily:
         self._tokenizer: Optional[TextTokenizer] = None
         if s.get("tokenizer"):
             self._tokenizer = TextTokenizer.from_file(str(s["tokenizer"]), self.eot_token)
-        elif s.get("tokenizer_corpus"):
+        elif s.get("tokenizer_corpus") and not check_only:
             texts = list(iter_documents(str(s["tokenizer_corpus"]), str(s.get("tokenizer_format", "lines"))))
             # the loop's corpora are whitespace-split words joined by single spaces: train on the same form
-            self._tokenizer = TextTokenizer.train_bpe((" ".join(whitespace_tokenize(t)) for t in texts),
-                                                      self.bpe_vocab_size)
+            self._tokenizer = TextTokenizer.train_bpe([" ".join(whitespace_tokenize(t)) for t in texts],
+                                                      self.bpe_vocab_size, progress=self.progress)
         self.model_config(1)  # validate the architecture settings now, not after data loading
 
     @classmethod
-    def from_config(cls, table: Dict[str, Any]) -> "TransformerFamily":
+    def from_config(cls, table: Dict[str, Any], check_only: bool = False) -> "TransformerFamily":
+        """The family of a config's model table. check_only: validate every setting but
+        train no tokenizer (config parsing)."""
         if not isinstance(table, dict):
             raise CollapseError("transformer: the model table must be a table of settings")
         if "bf16" in table:  # the boolean of earlier versions
@@ -155,8 +171,10 @@ class TransformerFamily:
         if unknown:
             raise CollapseError(f"transformer: unknown model setting {unknown[0]!r}")
         try:
-            return cls(table)
-        except TypeError as e:  # a value of the wrong type inside a dataclass check
+            return cls(table, check_only=check_only)
+        except (TypeError, ValueError) as e:  # a value of the wrong type inside a dataclass check
+            if isinstance(e, CollapseError):
+                raise
             raise CollapseError(f"transformer: bad model setting ({e})") from None
 
     def use_work_dir(self, directory: Optional[str]) -> None:
@@ -188,8 +206,10 @@ class TransformerFamily:
         """A BPE of the corpus's texts; under torchrun trained once, by rank 0, and handed
         to the other ranks (its JSON)."""
         if not launched():
-            return TextTokenizer.train_bpe(corpus.texts(), self.bpe_vocab_size)
-        text = on_main(lambda: TextTokenizer.train_bpe(corpus.texts(), self.bpe_vocab_size).to_json())
+            return TextTokenizer.train_bpe(corpus.texts(), self.bpe_vocab_size, progress=self.progress,
+                                           total=corpus.num_documents)
+        text = on_main(lambda: TextTokenizer.train_bpe(corpus.texts(), self.bpe_vocab_size, progress=self.progress,
+                                                       total=corpus.num_documents).to_json())
         return TextTokenizer.from_json(text)
 
     def tokenizer_for(self, corpus: Corpus) -> TextTokenizer:
@@ -238,8 +258,10 @@ class TransformerFamily:
         if family._tokenizer is None:
             family._tokenizer = tok  # resume: later generations keep generation 0's tokenizer
         model = GPTNeo.from_pretrained(directory, map_location=str(resolve_device(family.train_config.device)))
-        stats = TrainStats(**{k: v for k, v in saved.get("train_stats", {}).items()
-                              if k in ("steps", "tokens", "seconds")})
+        saved_stats = saved.get("train_stats", {})
+        stats = TrainStats(**{k: v for k, v in saved_stats.items() if k in ("steps", "tokens", "seconds")})
+        if isinstance(saved_stats.get("final_loss"), float):
+            stats.losses = [saved_stats["final_loss"]]  # so a loaded model saves the same file again
         return TransformerModel(model, tok, family, stats)
 
 
@@ -296,48 +318,48 @@ class TransformerModel:
                  for t in self.tokenizer.decode_batch(part))
         return Corpus.from_documents(words, vocab=Vocab())
 
-    def perplexity(self, corpus: Corpus) -> float:
-        """Per-BPE-token perplexity of the corpus's texts (sliding window, end-of-text
-        after each document counted)."""
-        if corpus.num_documents == 0:
-            raise CollapseError("perplexity of an empty corpus")
-        flat, _ = self.tokenizer.encode_documents(corpus.texts())
-        stream = np.concatenate([[self.tokenizer.eot_id], flat])
-        ctx = min(self.family.train_config.context_length, self.model.config.max_position_embeddings)
+    def _context(self) -> int:
+        return min(self.family.train_config.context_length, self.model.config.max_position_embeddings)
+
+    def score_documents(self, corpus: Corpus) -> "tuple[np.ndarray, np.ndarray]":
+        """(natural-log probability of each document as text, its number of predicted BPE
+        tokens: the document's tokens + the end-of-text after it)."""
+        docs = self.tokenizer.encode_batch(list(corpus.texts()))
         with _threads(self.family.threads):
-            res = sliding_window_nll(self.model, stream, max_length=ctx, stride=self.family.perplexity_stride,
-                                     precision=self.family.train_config.precision)
-        return res.perplexity
+            lp = document_log_probs(self.model, docs, self.tokenizer.eot_id, max_length=self._context(),
+                                    stride=self.family.perplexity_stride,
+                                    precision=self.family.train_config.precision)
+        return lp, np.fromiter((d.size + 1 for d in docs), dtype=np.int64, count=len(docs))
 
     def document_log_probs(self, corpus: Corpus) -> np.ndarray:
-        """Natural-log probability of each document (its BPE tokens and the end-of-text
-        after it, given the end-of-text before it); used by the loop's quality filter.
-        Documents longer than the context are scored with the sliding window."""
-        ctx = min(self.family.train_config.context_length, self.model.config.max_position_embeddings)
-        out = np.zeros(corpus.num_documents, dtype=np.float64)
-        eot = self.tokenizer.eot_id
-        seqs = [np.concatenate([[eot], ids, [eot]]) for ids in self.tokenizer.encode_batch(list(corpus.texts()))]
-        short = [i for i, q in enumerate(seqs) if q.size <= ctx]
-        device = self.device
-        with _threads(self.family.threads), torch.no_grad():
-            for s in range(0, len(short), 32):
-                idx = short[s:s + 32]
-                width = max(seqs[i].size for i in idx)
-                batch = torch.full((len(idx), width), eot, dtype=torch.long)
-                targets = torch.full((len(idx), width - 1), -100, dtype=torch.long)
-                for r, i in enumerate(idx):
-                    q = torch.from_numpy(seqs[i].astype(np.int64))
-                    batch[r, :q.numel()] = q
-                    targets[r, :q.numel() - 1] = q[1:]
-                logits = self.model(batch.to(device))[:, :-1].float()
-                nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets.to(device),
-                                                        ignore_index=-100, reduction="none").sum(-1)
-                out[idx] = -nll.double().cpu().numpy()
-            for i, q in enumerate(seqs):
-                if q.size > ctx:
-                    out[i] = -sliding_window_nll(self.model, q, max_length=ctx,
-                                                 stride=self.family.perplexity_stride).nll_sum
-        return out
+        """Natural-log probability of each document as text: the sum over its BPE tokens
+        and the end-of-text after it, given the end-of-text before it (score.document_log_probs).
+        The loop's common scale (bits per word, KL to the truth) and its quality filter use it."""
+        return self.score_documents(corpus)[0]
+
+    def perplexity(self, corpus: Corpus) -> float:
+        """Per-BPE-token perplexity of the corpus, story by story: exp(-sum ln p(doc) /
+        sum(tokens + 1)), each story given only the end-of-text before it (end-of-text
+        after each story counted)."""
+        if corpus.num_documents == 0:
+            raise CollapseError("perplexity of an empty corpus")
+        lp, n = self.score_documents(corpus)
+        return float(np.exp(-lp.sum() / n.sum()))
+
+    def extra_metrics(self, heldout: Corpus) -> Dict[str, float]:
+        """Columns only this family reports: ``paper_ppl`` when paper_perplexity = true."""
+        return {"paper_ppl": self.paper_perplexity(heldout)} if self.family.paper_perplexity else {}
+
+    def paper_perplexity(self, corpus: Corpus) -> float:
+        """The paper's evaluate_ppl.py number (score.paper_perplexity): the stories' texts
+        joined by blank lines into one text, no end-of-text, a window of the model's
+        positions every perplexity_stride (512) tokens, exp(mean of the windows' mean NLL)."""
+        if corpus.num_documents == 0:
+            raise CollapseError("perplexity of an empty corpus")
+        stream = self.tokenizer.encode_batch(["\n\n".join(corpus.texts())])[0]
+        with _threads(self.family.threads):
+            return paper_perplexity(self.model, stream, stride=self.family.perplexity_stride,
+                                    precision=self.family.train_config.precision).perplexity
 
     def save(self, directory: str) -> None:
         """config.json + model.safetensors (Hugging Face layout), tokenizer.json and
@@ -346,8 +368,9 @@ class TransformerModel:
         self.model.save_pretrained(directory)
         self.tokenizer.save(os.path.join(directory, "tokenizer.json"))
         write_json(os.path.join(directory, SETTINGS_FILE), {
+            # what shapes the model, not how the run reports (progress) or where files were
             "settings": {k: v for k, v in self.family.settings.items()
-                         if k not in ("tokenizer", "tokenizer_corpus")},
+                         if k not in ("tokenizer", "tokenizer_corpus", "progress")},
             "eot_token": self.tokenizer.eot_token,
             # timings stay out of the artifact (they are in the metrics' timing columns), so a
             # resumed run writes byte-identical files

@@ -20,7 +20,7 @@ keep short ones' compute alive.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from .. import _core
 from ..errors import CollapseError
+from .progress import Progress
 from .model import GPTNeo
 from .precision import autocast, autocast_dtype, resolve_precision
 
@@ -45,6 +46,7 @@ class SamplingConfig:
     stop_at_eot: bool = True
     compact_fraction: float = 0.25  # drop finished rows once this fraction of the batch is finished
     check_every: int = 0    # look at finished rows every n steps (0: every step on CPU, 8 on CUDA)
+    progress: bool = False  # progress bar / periodic lines over documents (collapse.transformer.progress)
 
     def __post_init__(self) -> None:
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
@@ -188,13 +190,16 @@ def generate(model: GPTNeo, num_sequences: int, seed: int, start_id: int, cfg: S
     precision = resolve_precision(precision, device)
     ctx = autocast(device, precision)
     result: List[np.ndarray] = []
+    bar = Progress("sampling", total=len(indices), unit="doc", enabled=cfg.progress)
     try:
         with ctx:
             for s in range(0, len(indices), cfg.batch_size):
                 chunk = indices[s:s + cfg.batch_size]
                 u = sequence_uniforms(seed, chunk, cfg.max_new_tokens)
                 result.extend(generate_batch(model, start_id, u, cfg, cache_dtype=autocast_dtype(precision)))
+                bar.update(len(chunk))
     finally:
+        bar.close()
         model.train(was_training)
     return result
 
@@ -206,6 +211,8 @@ def generate_distributed(model: GPTNeo, num_sequences: int, seed: int, start_id:
     contiguous part, then every rank receives all of them in index order
     (torch.distributed.all_gather_object)."""
     rank, world = getattr(dist, "rank", 0), getattr(dist, "world_size", 1)
+    if rank != 0 and cfg.progress:
+        cfg = replace(cfg, progress=False)  # one progress report, from rank 0
     part = shard(num_sequences, rank, world)
     mine = generate(model, num_sequences, seed, start_id, cfg, indices=range(first + part.start, first + part.stop),
                     precision=precision)

@@ -1,6 +1,12 @@
-"""Perplexity of held-out text with a sliding window (the transformers-docs recipe).
+"""Scoring held-out text: per-document log-probabilities and two sliding-window perplexities.
 
-The text is one token stream: end-of-text, document, end-of-text, document, ... (as in
+- ``document_log_probs``: the natural-log probability of each document as text (its BPE
+  tokens and the end-of-text after it, given the end-of-text before it), which is what
+  puts the transformer on the same per-word scale as the n-gram family.
+- ``sliding_window_nll`` (ours, below): the text as one stream scored token by token.
+- ``paper_perplexity``: the number the paper's evaluate_ppl.py reports (see there).
+
+``sliding_window_nll``: the text is one token stream: end-of-text, document, end-of-text, document, ... (as in
 training). Every token after the first is scored exactly once: the tokens are taken
 ``stride`` at a time, each group by a window of at most ``max_length`` tokens that ends
 with it, so every token sees at least max_length - stride tokens of context (fewer only
@@ -12,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -51,6 +57,104 @@ def windows(length: int, max_length: int, stride: int) -> List[Tuple[int, int, i
         end = min(first + stride, length)
         out.append((max(0, end - max_length), end, first))
     return out
+
+
+def _scored_nll(model: GPTNeo, inputs: torch.Tensor, firsts: torch.Tensor,
+                precision: str = "fp32") -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-row summed NLL of inputs[:, p] for p >= firsts[row] (and p < the row's padding
+    at -1), and the number of scored positions per row; the logits are never materialised
+    beyond a chunk (loss.token_nll). ``precision``: resolved (fp32 | bf16 | fp16)."""
+    device = inputs.device
+    with autocast(device, precision):
+        h = model.hidden_states(inputs.clamp(min=0))[:, :-1]
+    targets = inputs[:, 1:].clone()
+    pos = torch.arange(1, inputs.size(1), device=device)[None, :]
+    targets[(pos < firsts[:, None]) | (targets < 0)] = -100
+    nll = token_nll(h, model.wte.weight, targets, compute_dtype=autocast_dtype(precision))
+    return nll.double().sum(-1), (targets != -100).sum(-1)
+
+
+@torch.no_grad()
+def document_log_probs(model: GPTNeo, documents: Sequence[np.ndarray], eot_id: int, max_length: Optional[int] = None,
+                       stride: int = 512, batch_size: int = 32, precision: str = "auto") -> np.ndarray:
+    """ln p(document) for each token-id array (no end-of-text inside): the sum over the
+    document's tokens and the end-of-text after it of ln p(token | end-of-text, earlier
+    tokens). Documents of at most max_length - 1 tokens are scored by one forward (in
+    batches of similar length, right-padded: causal attention never sees the padding);
+    longer ones by sliding_window_nll over [eot, document, eot]. ``precision`` as in
+    training (collapse.transformer.precision)."""
+    max_length = max_length or model.config.max_position_embeddings
+    out = np.zeros(len(documents), dtype=np.float64)
+    seqs = [np.concatenate([[eot_id], np.asarray(d, dtype=np.int64), [eot_id]]) for d in documents]
+    short = sorted((i for i, q in enumerate(seqs) if q.size <= max_length), key=lambda i: seqs[i].size)
+    device = model.wte.weight.device
+    resolved = resolve_precision(precision, device)
+    was_training = model.training
+    model.eval()
+    try:
+        for s in range(0, len(short), batch_size):
+            idx = short[s:s + batch_size]
+            width = seqs[idx[-1]].size
+            batch = torch.full((len(idx), width), -1, dtype=torch.long)
+            for r, i in enumerate(idx):
+                batch[r, :seqs[i].size] = torch.from_numpy(seqs[i])
+            nll, _ = _scored_nll(model, batch.to(device), torch.ones(len(idx), dtype=torch.long, device=device),
+                                 resolved)
+            out[idx] = -nll.cpu().numpy()
+        for i, q in enumerate(seqs):
+            if q.size > max_length:
+                out[i] = -sliding_window_nll(model, q, max_length=max_length, stride=stride,
+                                             precision=resolved).nll_sum
+    finally:
+        model.train(was_training)
+    return out
+
+
+@dataclass
+class PaperPerplexity:
+    perplexity: float
+    window_mean_nll: List[float]   # each window's mean NLL (nats per scored token)
+    window_tokens: List[int]       # tokens each window scored
+
+
+@torch.no_grad()
+def paper_perplexity(model: GPTNeo, stream: np.ndarray, max_length: Optional[int] = None,
+                     stride: int = 512, precision: str = "auto") -> PaperPerplexity:
+    """The paper's evaluate_ppl.py on a token stream (the validation stories joined by
+    blank lines, no end-of-text): windows start every ``stride`` tokens and span
+    ``max_length`` (default: the model's positions); each window scores the tokens after
+    the previous window's end (the first window all but its first token); perplexity =
+    exp(the unweighted MEAN over windows of each window's mean NLL), as that script does,
+    not exp(total NLL / tokens): a short last window weighs as much as a full one."""
+    max_length = max_length or model.config.max_position_embeddings
+    if max_length > model.config.max_position_embeddings:
+        raise CollapseError(f"perplexity: max_length {max_length} exceeds the model's "
+                            f"{model.config.max_position_embeddings} positions")
+    if stride < 1:
+        raise CollapseError(f"perplexity: stride must be positive, got {stride}")
+    ids = torch.as_tensor(np.asarray(stream, dtype=np.int64))
+    if ids.numel() < 2:
+        raise CollapseError("perplexity: the text has fewer than two tokens")
+    device = model.wte.weight.device
+    resolved = resolve_precision(precision, device)
+    was_training = model.training
+    model.eval()
+    means, counts = [], []
+    try:
+        prev_end, n = 0, ids.numel()
+        for begin in range(0, n, stride):
+            end = min(begin + max_length, n)
+            first = max(prev_end, begin + 1) - begin  # scored positions inside the window
+            nll, k = _scored_nll(model, ids[None, begin:end].to(device), torch.tensor([first], device=device),
+                                 resolved)
+            means.append(float(nll[0]) / int(k[0]))
+            counts.append(int(k[0]))
+            prev_end = end
+            if end == n:
+                break
+    finally:
+        model.train(was_training)
+    return PaperPerplexity(math.exp(sum(means) / len(means)), means, counts)
 
 
 @torch.no_grad()

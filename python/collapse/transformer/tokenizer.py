@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, Iterator, List, Optional, Sequence, Sized
 
 import numpy as np
 
 from ..errors import CollapseError
 from ..files import atomic_path
+from .progress import Progress
 
 END_OF_TEXT = "<|endoftext|>"
 ENCODE_CHUNK = 1024  # texts per encode_batch call (its per-thread allocations scale with it)
@@ -52,9 +53,12 @@ class TextTokenizer:
         return cls(tok, eot_token)
 
     @classmethod
-    def train_bpe(cls, texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> "TextTokenizer":
+    def train_bpe(cls, texts: Iterable[str], vocab_size: int, min_frequency: int = 2,
+                  progress: bool = False, total: Optional[int] = None) -> "TextTokenizer":
         """A byte-level BPE (GPT-2 style pre-tokenisation) trained on ``texts``, with
-        ``<|endoftext|>`` as id 0. Training is deterministic for the same texts."""
+        ``<|endoftext|>`` as id 0. Training is deterministic for the same texts.
+        progress: report the documents read (collapse.transformer.progress; the merges that follow
+        take a fraction of that time); total: the number of texts, for a stream that has no len()."""
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
         if vocab_size < 257 + 1:
@@ -65,7 +69,15 @@ class TextTokenizer:
         trainer = trainers.BpeTrainer(vocab_size=int(vocab_size), min_frequency=int(min_frequency),
                                       special_tokens=[END_OF_TEXT], show_progress=False,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-        tok.train_from_iterator(texts, trainer=trainer)
+        if total is None:
+            total = len(texts) if isinstance(texts, Sized) else None
+        with Progress("BPE training", total=total, unit="doc", enabled=progress) as bar:
+            def counted(items: Iterable[str]) -> Iterator[str]:
+                for text in items:
+                    bar.update(1)
+                    yield text
+
+            tok.train_from_iterator(counted(texts), trainer=trainer, length=total)
         return cls(tok, END_OF_TEXT)
 
     def to_json(self) -> str:

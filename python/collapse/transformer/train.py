@@ -40,6 +40,7 @@ from .. import _core
 from .distributed import Ranks, ranks
 from ..errors import CollapseError
 from .checkpoint import CheckpointPolicy, load_training_state, save_training_state
+from .progress import Progress
 from .model import GPTNeo, GPTNeoConfig
 from .precision import autocast, autocast_dtype, check_precision, grad_scaler, resolve_precision
 
@@ -64,6 +65,7 @@ class TrainConfig:
     deterministic: bool = False    # torch.use_deterministic_algorithms (bit-identical reruns on CUDA)
     compile: bool = False
     log_every: int = 0             # print loss every n steps on rank 0 (0: quiet)
+    progress: bool = False         # progress bar / periodic lines on rank 0 (collapse.transformer.progress)
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
@@ -255,6 +257,9 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
     per_step = min(cfg.batch_size, n_rows)
     t0 = time.perf_counter() - stats.seconds
     last_save = time.perf_counter()
+    # what is left to train (a resumed run starts its bar at the checkpoint)
+    bar = Progress("training", total=max(cfg.epochs * math.ceil(n_rows / per_step) - stats.steps, 0), unit="step",
+                   enabled=cfg.progress and dist.is_main)
     for epoch in range(start_epoch, cfg.epochs):
         order = epoch_order(n_rows, seed, epoch)
         starts = range(0, n_rows, per_step)
@@ -297,6 +302,7 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
             stats.steps += 1
             stats.tokens += step_targets
             stats.losses.append(float(step_loss) / step_targets)
+            bar.update(1, loss=stats.losses[-1], tok_per_s=stats.tokens / (time.perf_counter() - t0))
             if cfg.log_every and dist.is_main and stats.steps % cfg.log_every == 0:
                 rate = stats.tokens / (time.perf_counter() - t0)
                 print(f"epoch {epoch + 1} step {stats.steps}: loss {stats.losses[-1]:.4f}, {rate:,.0f} tok/s",
@@ -305,6 +311,7 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
                 save_training_state(checkpoint.train_path, model, opt, scaler,
                                     position(epoch, step_in_epoch + 1, time.perf_counter() - t0))
                 last_save = time.perf_counter()
+    bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize()
     stats.seconds = time.perf_counter() - t0
