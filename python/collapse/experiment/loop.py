@@ -209,6 +209,23 @@ def work_dir(run_dir: str, cell: Cell, t: int) -> str:
     return os.path.join(run_dir, cell.id, f"work_{t:04d}")
 
 
+
+def spread_groups(cfg: ExperimentConfig, groups: List[List[Cell]], workers: int) -> List[List[Cell]]:
+    """Groups split so that ``workers`` processes have work: while there are fewer groups
+    than workers, the largest n-gram group is halved (each half trains generation 0 again,
+    which costs less than an idle core: it is deterministic, so the result is the same). A
+    transformer group is never split: its generation 0 is the expensive part."""
+    out = [list(g) for g in groups]
+    while len(out) < workers:
+        splittable = [g for g in out if len(g) > 1 and model_of(cfg, g[0]).family == "ngram"]
+        if not splittable:
+            break
+        g = max(splittable, key=len)
+        i = out.index(g)
+        half = (len(g) + 1) // 2
+        out[i:i + 1] = [g[:half], g[half:]]
+    return out
+
 # --------------------------------------------------------------------------------------
 
 def _nan(x: Optional[float]) -> float:
@@ -570,6 +587,8 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
     main_only(open_run_dir)
     ex = cfg.experiment
     groups = cell_groups(cfg, cells)
+    if torchrun() is None:
+        groups = spread_groups(cfg, groups, min(ex.workers, len(cells)))
     workers, slots = _local_workers(cfg, len(groups))
     if ex.executor == "ray" and torchrun() is None:
         _run_ray(cfg, groups, run_dir, resume)
