@@ -36,6 +36,9 @@ SCRIPT = textwrap.dedent("""
         np.savez(out, *[p.detach().numpy() for p in model.parameters()], losses=np.array(stats.losses),
                  seqs=np.array([" ".join(map(str, s)) for s in seqs]))
     if dist.enabled:
+        # both ranks done before gloo is torn down (a rank leaving while the other still
+        # writes was seen to abort it once: "terminate called without an active exception")
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 """)
 
