@@ -25,7 +25,10 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from . import experiment, ngram, sample, simulate
 
+    from ..experiment.rundir import COLLAPSE_VERSION
+
     parser = OneLineArgumentParser(prog="collapse", description="Model collapse under recursive training.")
+    parser.add_argument("--version", action="version", version=f"collapse {COLLAPSE_VERSION}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
     sub.required = True
     ngram_parser = sub.add_parser("ngram", help="n-gram models: estimate, score, sample")
