@@ -415,19 +415,7 @@ KeyedBase<W> count_keyed(const CorpusView& corpus, const Packing& pk, int order,
                           [&](const Key<W>& key) { ++h[bucket_of(key)]; });
       });
       // Offsets of (bucket, thread), so each thread scatters without locking.
-      std::vector<std::size_t> bucket_start(B + 1, 0);
-      {
-        std::size_t pos = 0;
-        for (std::size_t b = 0; b < B; ++b) {
-          bucket_start[b] = pos;
-          for (int t = 0; t < threads; ++t) {
-            const std::size_t c = hist[t][b];
-            hist[t][b] = pos;
-            pos += c;
-          }
-        }
-        bucket_start[B] = pos;
-      }
+      const std::vector<std::size_t> bucket_start = scatter_offsets(hist, B);
       run_threads(threads, [&](int t) {
         auto& h = hist[t];
         for (std::size_t d = parts[t]; d < parts[t + 1]; ++d)

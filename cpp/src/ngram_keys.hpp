@@ -122,6 +122,24 @@ void parallel_sort(std::vector<T>& v, int threads, Less less) {
   if (src != &v) v.swap(buf);
 }
 
+// Turns per-thread bucket counts hist[t][b] into exclusive scatter offsets (in place: bucket
+// by bucket, thread by thread), so each thread scatters without locking; returns the start
+// of each of the B buckets, plus the total at [B].
+inline std::vector<std::size_t> scatter_offsets(std::vector<std::vector<std::size_t>>& hist, std::size_t B) {
+  std::vector<std::size_t> bucket_start(B + 1, 0);
+  std::size_t pos = 0;
+  for (std::size_t b = 0; b < B; ++b) {
+    bucket_start[b] = pos;
+    for (auto& h : hist) {
+      const std::size_t c = h[b];
+      h[b] = pos;
+      pos += c;
+    }
+  }
+  bucket_start[B] = pos;
+  return bucket_start;
+}
+
 // Sorts v by an MSD split on the top 16 bits of the key (one counting pass, one scatter
 // into a buffer), then std::sort within each bucket; buckets are small and cache-resident,
 // and threads take them dynamically. top16(x) must be monotone in the order `less`.
@@ -140,18 +158,7 @@ void bucket_sort(std::vector<T>& v, int threads, Top16 top16, Less less) {
     auto& h = hist[t];
     for (std::size_t i = lo(t); i < lo(t + 1); ++i) ++h[top16(v[i])];
   });
-  // Exclusive offsets per (bucket, thread), so each thread scatters without locking.
-  std::vector<std::size_t> bucket_start(B + 1, 0);
-  std::size_t pos = 0;
-  for (std::size_t b = 0; b < B; ++b) {
-    bucket_start[b] = pos;
-    for (int t = 0; t < threads; ++t) {
-      const std::size_t c = hist[t][b];
-      hist[t][b] = pos;
-      pos += c;
-    }
-  }
-  bucket_start[B] = pos;
+  const std::vector<std::size_t> bucket_start = scatter_offsets(hist, B);
   std::vector<T> buf(n);
   run_threads(threads, [&](int t) {
     auto& h = hist[t];
