@@ -39,6 +39,44 @@ def test_ngram_diversity_matches_python(docs, big):
         assert out["repeated"] == repeated and out["repeat_total"] == total
 
 
+def numpy_diversity(tokens, offsets, n, bits):
+    """(distinct n-grams, positions, within-document repeats) by numpy.unique on packed keys."""
+    doc = np.repeat(np.arange(len(offsets) - 1, dtype=np.uint64), np.diff(offsets))
+    size = len(tokens) - n + 1
+    inside = doc[:size] == doc[n - 1:n - 1 + size]
+    keys = np.zeros(size, dtype=np.uint64)
+    for j in range(n):
+        keys = (keys << np.uint64(bits)) | tokens[j:j + size].astype(np.uint64)
+    keys, doc = keys[inside], doc[:size][inside]
+    per_doc = np.unique(np.stack([doc, keys], axis=1), axis=0).shape[0]
+    return np.unique(keys).size, keys.size, keys.size - per_doc
+
+
+@pytest.mark.parametrize("vocab", [1300, 40000])
+def test_ngram_diversity_large_corpus_any_threads(vocab):
+    # Big enough for the bucketed radix sort (buckets of more than 512 keys) and, with one
+    # document of 70,000 tokens, for the sorted path of long documents; 40,000 ids need 16
+    # bits, so 4-gram keys with their padding id fill all 64.
+    rng = np.random.default_rng(vocab)
+    lengths = np.concatenate([rng.integers(0, 120, 3000), [70_000], rng.integers(1, 5, 500)])
+    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    # Zipf-like ids: a few very frequent first ids make the buckets uneven, as in text
+    tokens = np.minimum(rng.zipf(1.3, offsets[-1]), vocab - 1).astype(np.uint32)
+    tokens[tokens.size // 3: tokens.size // 3 + 40] = 7  # a run: repeats inside a document
+    bits = int(tokens.max()).bit_length()
+    results = [_core.ngram_diversity(tokens, offsets, 4, 4, threads) for threads in (1, 2, 3)]
+    for out in results[1:]:
+        assert out["distinct"].tolist() == results[0]["distinct"].tolist()
+        assert (out["repeated"], out["repeat_total"]) == (results[0]["repeated"], results[0]["repeat_total"])
+    for n in range(1, 5):
+        distinct, total, repeated = numpy_diversity(tokens, offsets, n, bits)
+        assert (results[0]["distinct"][n - 1], results[0]["total"][n - 1]) == (distinct, total)
+        if n == 4:
+            assert (results[0]["repeated"], results[0]["repeat_total"]) == (repeated, total)
+            assert repeated > 0
+
+
 def test_ngram_diversity_rejects_bad_input():
     t = np.array([1, 2, 3], dtype=np.uint32)
     with pytest.raises(ValueError):
@@ -47,6 +85,8 @@ def test_ngram_diversity_rejects_bad_input():
         _core.ngram_diversity(t, np.array([0, 3], dtype=np.int64), 5, 4)
     with pytest.raises(ValueError):
         _core.ngram_diversity(t, np.array([0, 3], dtype=np.int64), 2, 3)
+    with pytest.raises(ValueError):
+        _core.ngram_diversity(t, np.array([0, 3], dtype=np.int64), 4, 4, 100000)
 
 
 @settings(max_examples=100, deadline=None)

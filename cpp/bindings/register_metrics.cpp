@@ -10,13 +10,13 @@ namespace collapse::bindings {
 void register_metrics(py::module_& m) {
   m.def(
       "ngram_diversity",
-      [](CArray<std::uint32_t> tokens, CArray<std::int64_t> offsets, int max_n, int repeat_n) {
+      [](CArray<std::uint32_t> tokens, CArray<std::int64_t> offsets, int max_n, int repeat_n, int threads) {
         check_offsets(offsets.data(), offsets.size(), tokens.size());
         NGramDiversity r;
         {
           py::gil_scoped_release release;
           r = ngram_diversity(tokens.data(), static_cast<std::size_t>(tokens.size()), offsets.data(),
-                              static_cast<std::size_t>(offsets.size()), max_n, repeat_n);
+                              static_cast<std::size_t>(offsets.size()), max_n, repeat_n, threads);
         }
         std::vector<std::uint64_t> distinct(r.distinct), total(r.total);
         py::dict out;
@@ -26,9 +26,9 @@ void register_metrics(py::module_& m) {
         out["repeat_total"] = r.repeat_total;
         return out;
       },
-      py::arg("tokens"), py::arg("offsets"), py::arg("max_n") = 4, py::arg("repeat_n") = 4,
+      py::arg("tokens"), py::arg("offsets"), py::arg("max_n") = 4, py::arg("repeat_n") = 4, py::arg("threads") = 1,
       "Distinct n-gram counts (n = 1..max_n, within documents) and within-document repeats of "
-      "repeat_n-grams: {distinct, total, repeated, repeat_total}.");
+      "repeat_n-grams: {distinct, total, repeated, repeat_total}; the same for any thread count.");
 }
 
 }  // namespace collapse::bindings

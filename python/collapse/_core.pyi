@@ -91,7 +91,8 @@ def gather_documents(tokens: npt.ArrayLike, offsets: npt.ArrayLike, indices: npt
 from typing import Dict, Union
 
 def ngram_diversity(
-    tokens: npt.NDArray[np.uint32], offsets: npt.NDArray[np.int64], max_n: int = 4, repeat_n: int = 4
+    tokens: npt.NDArray[np.uint32], offsets: npt.NDArray[np.int64], max_n: int = 4, repeat_n: int = 4,
+    threads: int = 1,
 ) -> Dict[str, Union[npt.NDArray[np.uint64], int]]:
     """{'distinct': uint64[max_n], 'total': uint64[max_n], 'repeated': int, 'repeat_total': int}."""
     ...

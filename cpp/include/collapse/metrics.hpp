@@ -18,8 +18,9 @@ struct NGramDiversity {
   std::uint64_t repeat_total = 0;
 };
 
-// Throws std::invalid_argument for max_n outside [1, 4] or repeat_n outside [1, max_n].
+// Throws std::invalid_argument for max_n outside [1, 4], repeat_n outside [1, max_n] or a
+// thread count resolve_threads refuses. The result does not depend on the thread count.
 NGramDiversity ngram_diversity(const std::uint32_t* tokens, std::size_t num_tokens, const std::int64_t* offsets,
-                               std::size_t num_offsets, int max_n, int repeat_n);
+                               std::size_t num_offsets, int max_n, int repeat_n, int threads = 1);
 
 }  // namespace collapse

@@ -26,9 +26,12 @@ METRIC_COLUMNS = (
 )
 
 
-def counts_by_reference(corpus: Corpus, reference_vocab) -> tuple:  # noqa: ANN001
-    """(counts over reference_vocab ids, count of tokens whose word the reference lacks)."""
-    own = np.bincount(corpus.tokens, minlength=len(corpus.vocab)).astype(np.float64)
+def counts_by_reference(corpus: Corpus, reference_vocab, own=None) -> tuple:  # noqa: ANN001
+    """(counts over reference_vocab ids, count of tokens whose word the reference lacks);
+    ``own``: the corpus's counts over its own ids, when the caller has them."""
+    if own is None:
+        own = np.bincount(corpus.tokens, minlength=len(corpus.vocab))
+    own = own.astype(np.float64)
     ids = corpus.vocab.map_to(reference_vocab).astype(np.int64)
     # <unk> of the corpus itself stays <unk>; other words the reference lacks are "novel"
     novel_mask = ids == 0
@@ -63,8 +66,8 @@ def unigram_kl_tv(real: np.ndarray, synth: np.ndarray, synth_novel: float) -> tu
     return kl, tv
 
 
-def diversity(corpus: Corpus) -> Dict[str, float]:
-    d = _core.ngram_diversity(corpus.tokens, corpus.offsets, 4, 4)
+def diversity(corpus: Corpus, threads: int = 1) -> Dict[str, float]:
+    d = _core.ngram_diversity(corpus.tokens, corpus.offsets, 4, 4, threads)
     out = {}
     for n in range(1, 5):
         total = int(d["total"][n - 1])
@@ -125,11 +128,11 @@ def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa:
         "heldout_bits_per_word": math.nan, "kl_truth": math.nan, "kl_truth_se": math.nan}
     m.update(scale)
     m["self_ppl"] = float(model.perplexity(synthetic)) if synthetic.num_documents else math.nan
-    counts, novel = counts_by_reference(synthetic, ref.real.vocab)
+    own = np.bincount(synthetic.tokens, minlength=len(synthetic.vocab))
+    counts, novel = counts_by_reference(synthetic, ref.real.vocab, own)
     all_counts = np.append(counts[3:], novel)
     m["entropy"] = entropy_bits(all_counts)
-    m.update(diversity(synthetic))
-    own = np.bincount(synthetic.tokens, minlength=len(synthetic.vocab))
+    m.update(diversity(synthetic, threads))
     m["vocab_size"] = int(np.count_nonzero(own[3:]))
     real_types = ref.real_counts[3:] > 0
     m["types_lost"] = int(np.count_nonzero(real_types & (counts[3:] == 0)))
