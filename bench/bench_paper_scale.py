@@ -113,7 +113,8 @@ def child(args) -> None:  # noqa: ANN001
         row = {"generation": g, "paradigm_s": t1 - t0, "fit_s": t2 - t1, "sample_s": t3 - t2, "metrics_s": t4 - t3,
                "train_tokens": train.num_tokens, "ngrams": model.num_ngrams(), "peak_rss_mb": vm_kb("VmHWM") / 1024,
                "rss_mb": vm_kb("VmRSS") / 1024, "heldout_ppl": metrics["heldout_ppl"],
-               "kl_truth": metrics["kl_truth"]}
+               "kl_truth": metrics["kl_truth"], "distinct_4": metrics["distinct_4"],
+               "loadavg_1min": os.getloadavg()[0]}
         if lmplz and g in lmplz_at:
             with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
                 text = os.path.join(tmp, "train.txt")
@@ -152,6 +153,8 @@ def main() -> int:
         return 0
     results = {"config": {k: v for k, v in vars(args).items() if k not in ("child", "paradigm", "order")},
                "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg": os.getloadavg()},
+               "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True,
+                                        text=True).stdout.strip(),
                "runs": []}
     for paradigm in args.paradigms.split(","):
         for order in (int(o) for o in args.orders.split(",")):
