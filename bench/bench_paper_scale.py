@@ -7,7 +7,7 @@ and drives the experiment loop's own stages, timed one by one:
 
   paradigm  D_t from R and S_0 .. S_{t-1} (collapse.experiment.paradigms.training_corpus;
             Accumulate: nothing here, the n-gram family's pool takes in S_{t-1} in fit)
-  fit       NGramModel.fit(D_t) (Accumulate: NGramFamily.fit_accumulated, the pool)
+  fit       NGramFamily.fit(D_t), the loop's n-gram family (Accumulate: fit_accumulated, the pool)
   sample    S_t = --stories stories from M_t (temperature 1)
   metrics   collapse.experiment.metrics.generation_metrics (held-out perplexity, self
             perplexity, entropy, diversity, KL to the grammar, ...)
@@ -22,6 +22,8 @@ bench_experiment.py for the loop with its files).
 
     python bench/bench_paper_scale.py [--stories 1000000] [--generations 40] [--orders 3,5]
         [--paradigms replace,accumulate-subsample,accumulate] [--lmplz-at 1,2] [--out FILE.json]
+        [--figure FILE.png]
+    python bench/bench_paper_scale.py --plot-only FILE.json --figure FILE.png   (redraw only)
 """
 
 from __future__ import annotations
@@ -76,7 +78,6 @@ def child(args) -> None:  # noqa: ANN001
     from collapse.data.storygrammar import get_grammar
     from collapse.experiment.metrics import Reference, generation_metrics
     from collapse.experiment.paradigms import needed_synthetic, training_corpus
-    from collapse.ngram import NGramModel
     from collapse.ngram.family import NGramFamily
 
     from lmplz import find_lmplz
@@ -97,21 +98,20 @@ def child(args) -> None:  # noqa: ANN001
         if paradigm == "accumulate":
             train_parts = [real] + synthetic[:g]
             t1 = time.perf_counter()
-            trained, train = family.fit_accumulated(g + 1, lambda k: train_parts[k], seed=0)
-            model = trained.model
+            model, train = family.fit_accumulated(g + 1, lambda k: train_parts[k], seed=0)
         else:
             train = training_corpus(paradigm, None, g, real, synthetic,
                                     lambda purpose: _core.derive_seed(_core.derive_seed(7, g), purpose))
             train_parts = [train]
             t1 = time.perf_counter()
-            model = NGramModel.fit(train, order=order, threads=args.threads)
+            model = family.fit(train, seed=0)
         t2 = time.perf_counter()
-        synth = model.sample(n, seed=_core.derive_seed(11, g), threads=args.threads)
+        synth = model.sample(n, seed=_core.derive_seed(11, g))
         t3 = time.perf_counter()
         metrics = generation_metrics(model, train, synth, ref, args.threads)
         t4 = time.perf_counter()
         row = {"generation": g, "paradigm_s": t1 - t0, "fit_s": t2 - t1, "sample_s": t3 - t2, "metrics_s": t4 - t3,
-               "train_tokens": train.num_tokens, "ngrams": model.num_ngrams(), "peak_rss_mb": vm_kb("VmHWM") / 1024,
+               "train_tokens": train.num_tokens, "ngrams": model.model.num_ngrams(), "peak_rss_mb": vm_kb("VmHWM") / 1024,
                "rss_mb": vm_kb("VmRSS") / 1024, "heldout_ppl": metrics["heldout_ppl"],
                "kl_truth": metrics["kl_truth"], "distinct_4": metrics["distinct_4"],
                "loadavg_1min": os.getloadavg()[0]}
@@ -132,6 +132,45 @@ def child(args) -> None:  # noqa: ANN001
         del model, train, metrics
 
 
+PARADIGM_COLOURS = {"replace": "tab:red", "accumulate-subsample": "tab:blue", "accumulate": "tab:green"}
+
+
+def plot(results: dict, path: str) -> None:
+    """Four panels over generations, one line per (paradigm, order): seconds per generation
+    (all stages), the fit alone, held-out perplexity and KL to the grammar (nats/story)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), constrained_layout=True)
+    panels = [("seconds per generation (fit + sample + paradigm + metrics)",
+               lambda r: r["fit_s"] + r["sample_s"] + r["paradigm_s"] + r["metrics_s"]),
+              ("fit seconds", lambda r: r["fit_s"]),
+              ("held-out perplexity (per word + </s>)", lambda r: r["heldout_ppl"]),
+              ("KL(grammar || model), nats per story", lambda r: r["kl_truth"])]
+    for ax, (title, value) in zip(axes.flat, panels):
+        for run in results["runs"]:
+            gens = run["generations"]
+            if not gens:
+                continue
+            style = "-" if run["order"] == 3 else "--"
+            ax.plot([g["generation"] for g in gens], [value(g) for g in gens], style,
+                    color=PARADIGM_COLOURS.get(run["paradigm"], "black"),
+                    label=f"{run['paradigm']}, order {run['order']}")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("generation")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    cfg = results["config"]
+    fig.suptitle(f"n-gram family at the paper's scale: {cfg['stories']:,} grammar stories per generation, "
+                 f"{cfg['threads']} threads", fontsize=11)
+    for ext in (".png", ".svg"):
+        with matplotlib.rc_context({"svg.hashsalt": "collapse"}):
+            fig.savefig(os.path.splitext(path)[0] + ext, dpi=110)
+    plt.close(fig)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -147,7 +186,13 @@ def main() -> int:
     ap.add_argument("--lmplz-memory", default="1G")
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "paper_scale.json"))
+    ap.add_argument("--figure", help="also draw the figure (PNG + SVG) to this path")
+    ap.add_argument("--plot-only", metavar="JSON", help="draw --figure from a results file of an earlier run")
     args = ap.parse_args()
+    if args.plot_only:
+        with open(args.plot_only) as f:
+            plot(json.load(f), args.figure or os.path.splitext(args.plot_only)[0] + ".png")
+        return 0
     if args.child:
         child(args)
         return 0
@@ -156,8 +201,14 @@ def main() -> int:
                "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True,
                                         text=True).stdout.strip(),
                "runs": []}
-    for paradigm in args.paradigms.split(","):
-        for order in (int(o) for o in args.orders.split(",")):
+    def save() -> None:  # after every generation, so a benchmark stopped early keeps what it measured
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out + ".tmp", "w") as f:
+            json.dump(results, f, indent=1)
+        os.replace(args.out + ".tmp", args.out)
+
+    for order in (int(o) for o in args.orders.split(",")):  # every paradigm at order 3 first
+        for paradigm in args.paradigms.split(","):
             cmd = [sys.executable, os.path.abspath(__file__), "--child", "--paradigm", paradigm, "--order", str(order),
                    "--stories", str(args.stories), "--generations", str(args.generations), "--heldout",
                    str(args.heldout), "--threads", str(args.threads), "--lmplz-at", args.lmplz_at,
@@ -165,29 +216,35 @@ def main() -> int:
             t = time.perf_counter()
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
             lines = []
+            run = {"paradigm": paradigm, "order": order, "returncode": None, "wall_s": None, "setup": None,
+                   "generations": []}
+            results["runs"].append(run)
             print(f"\n{paradigm} order {order}, {args.stories} stories")
             print(f"{'gen':>4} {'tokens':>12} {'paradigm s':>10} {'fit s':>8} {'sample s':>9} {'metrics s':>9} "
-                  f"{'peak MB':>8} {'lmplz s':>8} {'lmplz/fit':>9}")
+                  f"{'peak MB':>8} {'lmplz s':>8} {'lmplz/fit':>9} {'ppl':>7} {'KL nats':>8}")
             for line in proc.stdout:
                 rec = json.loads(line)
                 lines.append(rec)
-                if "generation" in rec:
+                if "generation" not in rec:
+                    run["setup"] = rec
+                else:
+                    run["generations"].append(rec)
+                    run["wall_s"] = time.perf_counter() - t
+                    save()
                     lm = rec.get("lmplz_s")
                     lm_s = "" if lm is None else f"{lm:.2f}"
                     ratio = "" if lm is None else f"{lm / rec['fit_s']:.2f}x"
                     print(f"{rec['generation']:>4} {rec['train_tokens']:>12} {rec['paradigm_s']:>10.2f} "
                           f"{rec['fit_s']:>8.2f} {rec['sample_s']:>9.2f} {rec['metrics_s']:>9.2f} "
-                          f"{rec['peak_rss_mb']:>8.0f} {lm_s:>8} {ratio:>9}", flush=True)
+                          f"{rec['peak_rss_mb']:>8.0f} {lm_s:>8} {ratio:>9} {rec['heldout_ppl']:>7.3f} "
+                          f"{rec['kl_truth']:>8.2f}", flush=True)
             rc = proc.wait()
-            gens = [r for r in lines if "generation" in r]
-            results["runs"].append({"paradigm": paradigm, "order": order, "returncode": rc,
-                                    "wall_s": time.perf_counter() - t, "setup": lines[0] if lines else None,
-                                    "generations": gens})
+            run["returncode"], run["wall_s"] = rc, time.perf_counter() - t
             print(f"total {time.perf_counter() - t:.1f} s (return code {rc})")
-            # Written after every run, so a long benchmark stopped early keeps what it measured.
-            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-            with open(args.out, "w") as f:
-                json.dump(results, f, indent=1)
+            save()
+    if args.figure:
+        plot(results, args.figure)
+        print(f"figure: {args.figure}")
     print(f"\nwrote {args.out}")
     return 0
 

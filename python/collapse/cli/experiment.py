@@ -85,8 +85,10 @@ def cmd_run(args) -> int:  # noqa: ANN001
     t0 = time.perf_counter()
     try:
         df = run_experiment(cfg, out=out, resume=args.resume)
-    finally:
-        finish()
+    except BaseException:
+        finish(clean=False)
+        raise
+    finish()
     ended = cells_ended(df)
     if not is_main():  # under torchrun rank 0 alone reports
         return EXIT_CELLS_ENDED if ended else 0

@@ -58,11 +58,12 @@ def main_only(fn: Callable[[], T]) -> T:
     return fn() if dist is None else dist.on_main(fn)
 
 
-def finish() -> None:
-    """Leave the process group at the end of a command under torchrun (NCCL warns otherwise)."""
+def finish(clean: bool = True) -> None:
+    """Leave the process group at the end of a command under torchrun (NCCL warns otherwise);
+    ``clean``: the command ended without an error on this rank (see distributed.shutdown)."""
     dist = torchrun()
     if dist is not None:
-        dist.shutdown()
+        dist.shutdown(clean)
 
 
 def check_torchrun(family: str, executor: str, workers: int) -> Optional[str]:

@@ -117,10 +117,15 @@ def barrier() -> None:
         td.barrier()
 
 
-def shutdown() -> None:
-    """Leave the process group (at the end of a command under torchrun)."""
+def shutdown(clean: bool = True) -> None:
+    """Leave the process group (at the end of a command under torchrun). ``clean``: every
+    rank got here without an error, so they wait for each other first (a rank that tears
+    gloo down while another still talks to it can abort that one at exit); after an error
+    no rank waits, since the others may never arrive."""
     if launched():
         import torch.distributed as td
 
         if td.is_initialized():
+            if clean:
+                td.barrier()
             td.destroy_process_group()
