@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import collapse
 from collapse import files
@@ -102,3 +103,40 @@ def test_ngram_family_save_load_round_trip(tmp_path):
     np.testing.assert_allclose(loaded.document_log_probs(corpus), trained.document_log_probs(corpus), rtol=1e-6)
     a, b = trained.sample(20, seed=3), loaded.sample(20, seed=3)
     assert list(a.texts()) == list(b.texts())
+
+
+WORDS = ["the", "cat", "Grüße", "naïve", "日本", "a\x0bb", "x\x0cy", "z"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(docs=st.lists(st.lists(st.sampled_from(WORDS), max_size=6), min_size=1, max_size=12),
+       shuffle=st.randoms(use_true_random=False))
+def test_loop_corpus_files_round_trip(tmp_path_factory, docs, shuffle):
+    # The loop's S_t files (gzip text + vocabulary): reading them back gives the same ids,
+    # offsets (empty documents included) and vocabulary, for words that hold non-ASCII
+    # letters or the control characters lmplz keeps inside words (\v, \f).
+    from collapse.data.corpus import Corpus, Vocab
+    from collapse.experiment.loop import load_corpus_files, save_corpus
+
+    order = list(WORDS)
+    shuffle.shuffle(order)
+    vocab = Vocab(order)  # ids in an order that is not first appearance
+    corpus = Corpus.from_documents(docs, vocab=vocab, grow=False)
+    d = str(tmp_path_factory.mktemp("gen"))
+    save_corpus(d, corpus, 1)
+    back = load_corpus_files(d)
+    assert back.vocab.words == corpus.vocab.words
+    assert np.array_equal(back.tokens, corpus.tokens) and np.array_equal(back.offsets, corpus.offsets)
+
+
+def test_loop_corpus_files_refuse_bad_utf8(tmp_path):
+    import gzip
+
+    from collapse.experiment.loop import SYNTHETIC_TEXT, SYNTHETIC_VOCAB, load_corpus_files
+
+    with gzip.open(tmp_path / SYNTHETIC_VOCAB, "wb") as f:
+        f.write(b"cat\n")
+    with gzip.open(tmp_path / SYNTHETIC_TEXT, "wb") as f:
+        f.write(b"cat\ncat \xff\n")
+    with pytest.raises(collapse.CollapseError, match="line 2"):
+        load_corpus_files(str(tmp_path))

@@ -247,6 +247,13 @@ def _tokenize_bytes(data: bytes, doc_bounds: Optional[np.ndarray], vocab: Option
     return Corpus(tokens, offsets, vocab)
 
 
+def corpus_from_lines(data: bytes, vocab: Optional[Vocab] = None, grow: bool = True) -> Corpus:
+    """One document per line of UTF-8 ``data``, split as lmplz splits (in the C++ core);
+    with ``grow=False`` words outside ``vocab`` become ``<unk>``. Bad UTF-8 is a ValueError
+    naming the byte and line."""
+    return _tokenize_bytes(data, None, vocab, grow)
+
+
 def word_tokenizer(lowercase: bool = False) -> Callable[[str], List[str]]:
     """Words and single punctuation marks ("Lily's dog." -> Lily's, dog, .)."""
     def tokenize(text: str) -> List[str]:
@@ -444,7 +451,7 @@ def load_corpus(path: str, format: str = "lines", tokenizer: str = "whitespace",
         # Straight from the file's bytes: the core splits lines and checks UTF-8 itself.
         data = _read_bytes(path)
         try:
-            corpus = _tokenize_bytes(data, None, vocab, grow)
+            corpus = corpus_from_lines(data, vocab, grow)
         except CollapseError:
             raise
         except ValueError as e:  # bad UTF-8: the core names the byte and line
