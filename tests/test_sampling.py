@@ -320,3 +320,18 @@ def test_lookahead_loop_draws_the_same_sequences(tmp_path):
         outs[mode] = proc.stdout
     assert len(outs["always"]) > 3000 * 4
     assert outs["always"] == outs["never"]
+
+
+@pytest.mark.parametrize("order", [3, 5])
+def test_sampler_keeps_at_most_twice_the_tables(train_head_lines, order):
+    """Issue 13: the sampler's own arrays (nbytes: one 32-byte record per state, one
+    24-byte record per row, the unigram order) are at most twice the model's tables (per
+    n-gram: its ids, log10 prob and log10 backoff)."""
+    corpus = train_head_lines[0]
+    model = collapse.NGramModel.fit(corpus, order=order)
+    counts = model.num_ngrams()
+    table_bytes = sum(n * (4 * (k + 1) + 4 + 4) for k, n in enumerate(counts))
+    sampler = _core.Sampler(model._core, 1.0)
+    # nbytes counts what it must hold: not less than the records themselves.
+    assert sampler.nbytes >= 32 * sampler.num_states + 24 * sum(counts)
+    assert sampler.nbytes <= 2 * table_bytes, (sampler.nbytes, table_bytes)
