@@ -320,3 +320,25 @@ def test_lookahead_loop_draws_the_same_sequences(tmp_path):
         outs[mode] = proc.stdout
     assert len(outs["always"]) > 3000 * 4
     assert outs["always"] == outs["never"]
+
+
+@pytest.mark.parametrize("source", ["grammar", "train-head"])
+@pytest.mark.parametrize("order", [3, 5])
+def test_sampler_keeps_at_most_twice_the_tables(request, source, order):
+    """Issue 13: the sampler's own arrays (nbytes: one 32-byte record per state, one
+    24-byte record per row, the unigram order) are at most twice the model's tables (per
+    n-gram: its ids, log10 prob and log10 backoff). Models of the story grammar (always
+    there) and of TinyStories' train-head (skipped where the samples are absent)."""
+    if source == "grammar":
+        from collapse.data.storygrammar import sample_stories
+
+        corpus = sample_stories(3000, seed=7)
+    else:
+        corpus = request.getfixturevalue("train_head_lines")[0]
+    model = collapse.NGramModel.fit(corpus, order=order)
+    counts = model.num_ngrams()
+    table_bytes = sum(n * (4 * (k + 1) + 4 + 4) for k, n in enumerate(counts))
+    sampler = _core.Sampler(model._core, 1.0)
+    # nbytes counts what it must hold: not less than the records themselves.
+    assert sampler.nbytes >= 32 * sampler.num_states + 24 * sum(counts)
+    assert sampler.nbytes <= 2 * table_bytes, (sampler.nbytes, table_bytes)

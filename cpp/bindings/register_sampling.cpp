@@ -22,6 +22,8 @@ void register_sampling(py::module_& m) {
       .def_property_readonly("order", &Sampler::order)
       .def_property_readonly("temperature", &Sampler::temperature)
       .def_property_readonly("num_states", &Sampler::num_states)
+      .def_property_readonly("nbytes", &Sampler::bytes,
+                             "Bytes of the sampler's own arrays (the model's tables, which it reads, excluded).")
       .def(
           "sample",
           [](const Sampler& s, std::int64_t num_sequences, std::uint64_t seed, std::int64_t max_length,

@@ -14,7 +14,9 @@
 //
 // Memory: an order's keys are converted to id rows (into `out`) as soon as the order
 // below has been derived from them, so at most two orders are held as keys; each order's
-// rows are counted before they are stored, so no table grows by doubling.
+// rows are counted before they are stored, so no table grows by doubling. Raw counts
+// below the highest order are summed only when they are kept (MLE, add-k); the sort
+// entries are packed (16 W + 4 bytes).
 #include <atomic>
 #include <limits>
 #include <stdexcept>
@@ -25,11 +27,43 @@
 namespace collapse::detail {
 
 namespace {
+// Packed to 4 bytes: 16 W + 4 bytes instead of 16 W + 8 (the largest array of the
+// derivation, one per row of the order above).
+#pragma pack(push, 4)
 template <int W>
 struct Entry {
   Key<W> key;
   std::uint32_t origin;  // row in the order above
 };
+#pragma pack(pop)
+static_assert(sizeof(Entry<2>) == 20, "entries are packed");
+
+// Kneser-Ney's discounts read one raw count below the highest order: that of the suffix of
+// length n of last (see NGramCounts::last_suffix_raw). It is the sum of the raw counts of
+// the highest-order rows and of the documents' prefixes (lengths n .. top-1) that end in
+// that suffix, which is what the raw sums of adjust_lower_orders would give, so without
+// raw counts below the top they are not kept: one pass over the top order instead.
+template <int W>
+std::vector<std::uint64_t> raw_of_last_suffixes(const KeyedOrder<W>& top_order, int top, const Packing& pk,
+                                                const std::vector<PrefixTable<W>>& prefixes,
+                                                const std::vector<WordId>& last) {
+  std::vector<std::uint64_t> raw(static_cast<std::size_t>(top), 0);
+  if (static_cast<int>(last.size()) != top) return raw;
+  // Adds count to raw[n-1] for every n < top such that the last n words of key (len
+  // words) are the last n words of `last`.
+  auto add = [&](const Key<W>& key, int len, std::uint64_t count) {
+    for (int n = 1; n <= len && n < top; ++n) {
+      if (pk.get(key, len - n) != last[static_cast<std::size_t>(top - n)]) break;
+      raw[static_cast<std::size_t>(n - 1)] += count;
+    }
+  };
+  for (std::size_t r = 0; r < top_order.keys.size(); ++r) add(top_order.keys[r], top, top_order.raw[r]);
+  for (int m = 1; m < top; ++m) {
+    const PrefixTable<W>& p = prefixes[static_cast<std::size_t>(m - 1)];
+    for (std::size_t r = 0; r < p.keys.size(); ++r) add(p.keys[r], m, p.count[r]);
+  }
+  return raw;
+}
 }  // namespace
 
 template <int W>
@@ -39,25 +73,10 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
   const int top = static_cast<int>(orders.size());
   out.order = top;
   out.orders.resize(static_cast<std::size_t>(top));
-  if (!keep_lower_raw) out.last_suffix_raw.assign(static_cast<std::size_t>(top), 0);
-  // Without raw counts below the highest order, keep the one discount.cpp reads.
-  auto drop_raw = [&](CountedOrder& o) {
-    if (keep_lower_raw || o.n == top) return;
-    const auto& last = out.last_in_suffix_order;
-    if (static_cast<int>(last.size()) == top) {
-      const WordId* suffix = last.data() + (top - o.n);
-      std::size_t lo = 0, hi = o.size();
-      while (lo < hi) {
-        const std::size_t mid = (lo + hi) / 2;
-        if (std::lexicographical_compare(o.row(mid), o.row(mid) + o.n, suffix, suffix + o.n))
-          lo = mid + 1;
-        else
-          hi = mid;
-      }
-      if (lo < o.size() && std::equal(suffix, suffix + o.n, o.row(lo))) out.last_suffix_raw[o.n - 1] = o.raw[lo];
-    }
-    o.raw.clear();
-  };
+  // Below the highest order, raw counts are summed only when they are kept (MLE, add-k).
+  if (!keep_lower_raw)
+    out.last_suffix_raw = raw_of_last_suffixes<W>(orders[static_cast<std::size_t>(top - 1)], top, pk, prefixes,
+                                                  out.last_in_suffix_order);
   for (int n = top - 1; n >= 1; --n) {
     KeyedOrder<W>& above = orders[n];  // order n + 1
     KeyedOrder<W>& here = orders[n - 1];
@@ -122,7 +141,7 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
       for (std::size_t i = 0; i < entries.size(); ++i)
         if (i == 0 || entries[i].key != entries[i - 1].key) ++rows;
       here.keys.reserve(rows);
-      here.raw.reserve(rows);
+      if (keep_lower_raw) here.raw.reserve(rows);
       here.adjusted.reserve(rows);
     }
     const std::uint32_t* above_raw = above.raw.cells();
@@ -130,7 +149,7 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
     auto emit_prefixes_below = [&](const Key<W>* bound) {
       for (; p < prefix.keys.size() && (!bound || prefix.keys[p] < *bound); ++p) {
         here.keys.push_back(prefix.keys[p]);
-        here.raw.push_back(prefix.count[p]);
+        if (keep_lower_raw) here.raw.push_back(prefix.count[p]);
         here.adjusted.push_back(prefix.count[p]);
       }
     };
@@ -142,11 +161,11 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
       std::uint64_t raw = 0;
       for (; j < entries.size() && entries[j].key == entries[i].key; ++j) {
         if (j + 16 < entries.size()) {
-          __builtin_prefetch(&above_raw[entries[j + 16].origin]);
+          if (keep_lower_raw) __builtin_prefetch(&above_raw[entries[j + 16].origin]);
           __builtin_prefetch(&above.suffix[entries[j + 16].origin], 1);
         }
         const std::uint32_t origin = entries[j].origin;
-        raw += above.raw[origin];
+        if (keep_lower_raw) raw += above.raw[origin];
         above.suffix[origin] = row;
       }
       std::uint64_t adjusted = j - i;
@@ -156,7 +175,7 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
         ++p;
       }
       here.keys.push_back(entries[i].key);
-      here.raw.push_back(raw);
+      if (keep_lower_raw) here.raw.push_back(raw);
       here.adjusted.push_back(adjusted);
       i = j;
     }
@@ -171,7 +190,6 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
         above.adjusted = std::move(above.raw);  // Kneser-Ney reads no raw count at the top
     }
     out.orders[n] = to_counted_order<W>(above, n + 1, pk);
-    drop_raw(out.orders[n]);
     release_free_memory();
   }
   if (top == 1) orders[0].adjusted = orders[0].raw;
@@ -181,7 +199,7 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
   if (uni.keys.empty() || pk.get(uni.keys[0], 0) != kUnk) {
     Key<W> unk{};
     uni.keys.insert(uni.keys.begin(), unk);
-    uni.raw.insert_front(0);
+    if (keep_lower_raw || top == 1) uni.raw.insert_front(0);
     uni.adjusted.insert_front(0);
     if (top > 1)
       for (auto& s : out.orders[1].suffix) ++s;
@@ -189,7 +207,6 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
   for (std::size_t r = 0; r < uni.keys.size(); ++r)
     if (pk.get(uni.keys[r], 0) == kBos) uni.adjusted.set(r, 0);
   out.orders[0] = to_counted_order<W>(uni, 1, pk);
-  drop_raw(out.orders[0]);
 }
 
 template void adjust_lower_orders<1>(std::vector<KeyedOrder<1>>&, const Packing&,

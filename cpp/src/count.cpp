@@ -84,7 +84,7 @@ std::vector<WordId> last_in_suffix_order(const CorpusView& corpus, int order) {
   bool have = false;
   auto word = [&](std::size_t d, std::ptrdiff_t p) -> WordId {
     if (p <= 0) return kBos;
-    return padded_word(corpus.tokens + corpus.offsets[d], corpus.doc_length(d), static_cast<std::size_t>(p));
+    return padded_word(corpus, corpus.tokens + corpus.offsets[d], corpus.doc_length(d), static_cast<std::size_t>(p));
   };
   for (std::size_t d = 0; d < corpus.n_docs; ++d) {
     const std::size_t k = corpus.doc_length(d);
@@ -308,9 +308,10 @@ struct KeyedBase {
 
 // A chunk's window buffer is at most this large even when the budget is larger: past it,
 // sorting more windows at once saves little, while the buffer (16 bytes a window at order
-// 5) would dominate the peak memory of a whole estimation (measured at 10M tokens: 128 MB
-// keeps order 3 in one chunk and takes order 5's peak from 326 to 316 MB).
-constexpr std::uint64_t kMaxChunkBytes = std::uint64_t{128} << 20;
+// 5) would dominate the peak memory of a whole estimation (measured at 10M tokens: 96 MB
+// still keeps order 3 in one chunk, 12M windows of 8 bytes, and takes the counting stage
+// of order 5 from 270 to 239 MB of the process's peak; 128 MB had taken it from 326 to 316).
+constexpr std::uint64_t kMaxChunkBytes = std::uint64_t{96} << 20;
 constexpr std::uint64_t kMaxRuns = 256;
 
 template <int W>
@@ -341,7 +342,7 @@ KeyedBase<W> count_keyed(const CorpusView& corpus, const Packing& pk, int order,
   constexpr std::size_t B = std::size_t{1} << 16;
   auto window_key = [&](const WordId* doc, std::size_t k, std::size_t s) {
     Key<W> key{};
-    for (std::size_t i = 0; i < n; ++i) pk.set(key, static_cast<int>(i), padded_word(doc, k, s + i));
+    for (std::size_t i = 0; i < n; ++i) pk.set(key, static_cast<int>(i), padded_word(corpus, doc, k, s + i));
     return key;
   };
   auto bucket_of = [shift](const Key<W>& key) { return static_cast<std::size_t>((key.v[0] >> shift) & 0xFFFF); };
@@ -353,7 +354,7 @@ KeyedBase<W> count_keyed(const CorpusView& corpus, const Packing& pk, int order,
     fn(key);
     for (std::size_t s = 1; s + n <= k + 2; ++s) {
       key = pk.drop_first(key, static_cast<int>(n));
-      pk.set(key, static_cast<int>(n - 1), padded_word(doc, k, s + n - 1));
+      pk.set(key, static_cast<int>(n - 1), padded_word(corpus, doc, k, s + n - 1));
       fn(key);
     }
   };
@@ -380,7 +381,7 @@ KeyedBase<W> count_keyed(const CorpusView& corpus, const Packing& pk, int order,
         if (k + 2 < len) continue;
         const WordId* doc = corpus.tokens + corpus.offsets[d];
         Key<W> key{};
-        for (std::size_t i = 0; i < len; ++i) pk.set(key, static_cast<int>(i), padded_word(doc, k, i));
+        for (std::size_t i = 0; i < len; ++i) pk.set(key, static_cast<int>(i), padded_word(corpus, doc, k, i));
         keys.push_back(key);
       }
       merge_into(base.prefixes[len - 1], keys);
@@ -562,7 +563,11 @@ void check_corpus(const CorpusView& corpus, std::size_t vocab_size, int order) {
   if (vocab_size < 3) throw std::invalid_argument("vocabulary must hold <unk>, <s>, </s>");
   if (vocab_size > (std::size_t{1} << 32) - 1) throw std::invalid_argument("vocabulary too large");
   for (std::size_t i = 0; i < corpus.n_tokens; ++i) {
-    const WordId w = corpus.tokens[i];
+    WordId w = corpus.tokens[i];
+    if (corpus.id_map) {
+      if (w >= corpus.id_map_size) throw std::invalid_argument("token id outside the vocabulary");
+      w = corpus.id_map[w];
+    }
     if (w >= vocab_size) throw std::invalid_argument("token id outside the vocabulary");
     if (w == kBos || w == kEos)
       throw std::invalid_argument("the corpus holds <s> or </s> inside a document (boundaries come from offsets)");
@@ -717,13 +722,11 @@ NGramCounts derive_counts(const BaseCounts& base, std::size_t vocab_size, int th
   });
 }
 
-std::vector<WordId> compact_vocabulary(const CorpusView& corpus, std::size_t vocab_size,
-                                       std::vector<WordId>& new_to_old) {
+std::vector<WordId> compact_id_map(const CorpusView& corpus, std::size_t vocab_size, std::vector<WordId>& new_to_old) {
   constexpr WordId kUnset = ~WordId{0};
   std::vector<WordId> old_to_new(vocab_size, kUnset);
   new_to_old = {kUnk, kBos, kEos};
   for (WordId s = 0; s < 3 && s < vocab_size; ++s) old_to_new[s] = s;
-  std::vector<WordId> out(corpus.n_tokens);
   for (std::size_t i = 0; i < corpus.n_tokens; ++i) {
     const WordId w = corpus.tokens[i];
     if (w >= vocab_size) throw std::invalid_argument("token id outside the vocabulary");
@@ -732,9 +735,8 @@ std::vector<WordId> compact_vocabulary(const CorpusView& corpus, std::size_t voc
       m = static_cast<WordId>(new_to_old.size());
       new_to_old.push_back(w);
     }
-    out[i] = m;
   }
-  return out;
+  return old_to_new;
 }
 
 bool is_compact_vocabulary(const CorpusView& corpus, std::size_t vocab_size) {

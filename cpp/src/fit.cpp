@@ -25,11 +25,13 @@ BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::st
     throw std::invalid_argument("vocabulary must begin with <unk>, <s>, </s>");
 
   std::vector<WordId> new_to_old;
-  std::vector<WordId> tokens;
+  std::vector<WordId> old_to_new;
   CorpusView compact = corpus;
   if (!is_compact_vocabulary(corpus, vocab.size())) {
-    tokens = compact_vocabulary(corpus, vocab.size(), new_to_old);
-    compact.tokens = tokens.data();
+    // Counting reads the tokens through the map: no renumbered copy (4 bytes a token).
+    old_to_new = compact_id_map(corpus, vocab.size(), new_to_old);
+    compact.id_map = old_to_new.data();
+    compact.id_map_size = old_to_new.size();
   } else {
     // Already lmplz's numbering (a freshly loaded corpus): no copy of the tokens.
     new_to_old.resize(vocab.size());
@@ -41,7 +43,6 @@ BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::st
   count_options.temp_dir = options.temp_dir;
   count_options.keep_lower_raw = options.smoothing == "mle" || options.smoothing == "addk";
   NGramCounts counts = count_ngrams(compact, new_to_old.size(), options.order, count_options);
-  std::vector<WordId>().swap(tokens);  // the renumbered copy is not needed past counting
   return estimate_from_counts(std::move(counts), new_to_old, vocab, options);
 }
 

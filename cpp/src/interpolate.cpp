@@ -20,10 +20,10 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
   // Each order's values are allocated when it is estimated, after the counts of the orders
   // below have been freed.
   BackoffModel model = detail::model_shell(counts, "mkn", false);
-  auto allocate = [&](int k) {
-    model.tables[k].log10_prob.assign(counts.orders[k].size(), 0.0f);
-    model.tables[k].log10_backoff.assign(counts.orders[k].size(), 0.0f);
-  };
+  // An order's probabilities are allocated when it is estimated, its backoffs when the
+  // order above is (they are written then), the highest order's (all 0) last.
+  auto allocate = [&](int k) { model.tables[k].log10_prob.assign(counts.orders[k].size(), 0.0f); };
+  auto allocate_backoff = [&](int k) { model.tables[k].log10_backoff.assign(counts.orders[k].size(), 0.0f); };
   allocate(0);
 
   // Unigrams.
@@ -45,6 +45,7 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
     lower_prob[r] = (w == kBos) ? 0.0 : (static_cast<double>(a) - d1.apply(a)) / denominator + gamma0 * uniform;
     model.tables[0].log10_prob[r] = to_log10(lower_prob[r]);
   }
+  if (counts.order > 1) counts.orders[0].adjusted.clear();
 
   // Higher orders: each context block of order n, interpolated with order n-1.
   for (int k = 1; k < counts.order; ++k) {
@@ -52,6 +53,7 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
     const CountedOrder& below = counts.orders[k - 1];
     const OrderDiscount& dk = discounts[k];
     allocate(k);
+    allocate_backoff(k - 1);
     NGramTable& table = model.tables[k];
     NGramTable& below_table = model.tables[k - 1];
     // The highest order's probabilities are not read again: no double copy of them.
@@ -75,12 +77,14 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
       }
     });
     lower_prob.swap(prob);
-    // Counts of the order below are done with (its words stay: they are the model's).
-    counts.orders[k - 1].adjusted.clear();
-    std::vector<std::uint32_t>().swap(counts.orders[k - 1].suffix);
+    // This order's counts are done with (its words stay: they are the model's).
+    counts.orders[k].adjusted.clear();
+    std::vector<std::uint32_t>().swap(counts.orders[k].suffix);
     release_free_memory();
   }
   std::vector<double>().swap(lower_prob);
+  counts.orders[counts.order - 1].adjusted.clear();
+  allocate_backoff(counts.order - 1);
 
   model.discount_policy.clear();
   for (const OrderDiscount& d : discounts) {

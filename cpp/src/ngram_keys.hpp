@@ -244,4 +244,11 @@ inline WordId padded_word(const WordId* doc, std::size_t k, std::size_t p) {
   return doc[p - 1];
 }
 
+// The same through a corpus's id map (CorpusView::id_map; the boundaries are not mapped).
+inline WordId padded_word(const CorpusView& corpus, const WordId* doc, std::size_t k, std::size_t p) {
+  if (p == 0) return kBos;
+  if (p == k + 1) return kEos;
+  return corpus.id(doc[p - 1]);
+}
+
 }  // namespace collapse::detail

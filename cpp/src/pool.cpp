@@ -41,19 +41,18 @@ void NGramPool::add(const CorpusView& corpus, std::size_t vocab_size) {
   }
   std::vector<WordId> old_to_new = old_to_new_, new_to_old = new_to_old_;
   old_to_new.resize(vocab_size, kUnseen);
-  std::vector<WordId> tokens(corpus.n_tokens);
   for (std::size_t i = 0; i < corpus.n_tokens; ++i) {
     WordId& m = old_to_new[corpus.tokens[i]];
     if (m == kUnseen) {
       m = static_cast<WordId>(new_to_old.size());
       new_to_old.push_back(corpus.tokens[i]);
     }
-    tokens[i] = m;
   }
+  // Counting reads the tokens through the map (no renumbered copy).
   CorpusView compact = corpus;
-  compact.tokens = tokens.data();
+  compact.id_map = old_to_new.data();
+  compact.id_map_size = old_to_new.size();
   BaseCounts counts = count_base(compact, new_to_old.size(), order_, options_);
-  std::vector<WordId>().swap(tokens);
   if (documents_ == 0) {
     base_ = std::move(counts);
   } else {

@@ -26,8 +26,39 @@ std::uint64_t search_cumulative(const double* cum, std::uint64_t first, std::uin
   return static_cast<std::uint64_t>(it - cum);
 }
 
+// search_cumulative over the cumulative masses a small block keeps in its rows' `keep`.
+template <class Row>
+std::uint64_t search_rows(const Row* rows, std::uint64_t first, std::uint64_t last, double x) {
+  std::uint64_t lo = first, n = last - first;
+  while (n > 0) {  // upper bound: the first row whose cumulative mass exceeds x
+    const std::uint64_t half = n / 2;
+    if (!(x < rows[lo + half].keep)) {
+      lo += half + 1;
+      n -= half + 1;
+    } else {
+      n = half;
+    }
+  }
+  if (lo == last) --lo;
+  while (lo > first && rows[lo - 1].keep == rows[lo].keep) --lo;
+  return lo;
+}
 
 }  // namespace
+
+template <class Visit>
+void Sampler::for_each_stored(std::uint32_t state, Visit&& visit) const {
+  const HotState& st = hot_state_[state];
+  const int len = static_cast<int>(st.length);
+  const HotRow* rows = hot_row_[static_cast<std::size_t>(len)].data();
+  const bool small_block = st.size < kAliasMinBlock;  // its rows keep the cumulative sums
+  double a = 0.0;
+  for (std::uint64_t r = st.begin; r < std::uint64_t{st.begin} + st.size; ++r) {
+    const double before = a;
+    a = small_block ? rows[r].keep : a + row_prob(len, r);
+    visit(rows[r].word, a - before, r);
+  }
+}
 
 Sampler::Draw Sampler::draw_exact(std::uint32_t state, Philox& rng) const {
   const HotState& st = hot_state_[state];
@@ -43,17 +74,16 @@ Sampler::Draw Sampler::draw_exact(std::uint32_t state, Philox& rng) const {
       std::uint64_t i = static_cast<std::uint64_t>(u);
       if (i >= size) i = size - 1;
       const HotRow& slot = rows[b + i];
-      if ((u - static_cast<double>(i)) < slot.keep) return Draw{slot.word, st.length, b + i, slot.next};
-      return Draw{slot.other_word, st.length, b + slot.other, slot.other_next};
+      if ((u - static_cast<double>(i)) < slot.keep) return Draw{slot.word, slot.next};
+      return Draw{slot.other_word, slot.other_next};
     }
-    r = search_cumulative(cumulative_[st.length].data(), b, b + size, x);
-    return Draw{rows[r].word, st.length, r, rows[r].next};
+    r = search_rows(rows, b, b + size, x);
+    return Draw{rows[r].word, rows[r].next};
   }
   // Backoff branch: p(. | parent) restricted to words not stored under this state.
-  const WordId* stored = last_word_[st.length].data() + st.begin;
   for (int i = 0; i < kMaxRejections; ++i) {
     const Draw d = draw_exact(st.parent, rng);
-    if (!std::binary_search(stored, stored + st.size, d.word)) return d;
+    if (!stored_under(state, d.word)) return d;
   }
   return draw_by_enumeration(state, rng);
 }
@@ -62,16 +92,18 @@ Sampler::Draw Sampler::draw_by_enumeration(std::uint32_t state, Philox& rng) con
   std::vector<double> dist;
   state_distribution(hot_state_[state].parent, dist);
   const HotState& st = hot_state_[state];
-  const int len = st.length;
-  for (std::uint64_t r = st.begin; r < st.begin + st.size; ++r) dist[last_word_[len][r]] = 0.0;
+  for_each_stored(state, [&](WordId w, double, std::uint64_t) { dist[w] = 0.0; });
   double total = 0.0;
   for (double p : dist) total += p;
   if (!(total > 0.0)) {
     // Rounding made the leftover look positive while nothing is left: stay exact for
     // what remains, the stored block.
-    const std::uint64_t r = search_cumulative(cumulative_[len].data(), st.begin, st.begin + st.size,
-                                              rng.uniform() * st.stored_mass);
-    return Draw{last_word_[len][r], static_cast<std::uint32_t>(len), r, hot_row_[len][r].next};
+    std::vector<double> cum;
+    double acc = 0.0;
+    for_each_stored(state, [&](WordId, double, std::uint64_t r) { cum.push_back(acc += row_prob(st.length, r)); });
+    const std::uint64_t i = search_cumulative(cum.data(), 0, cum.size(), rng.uniform() * st.stored_mass);
+    const HotRow& row = hot_row_[st.length][st.begin + i];
+    return Draw{row.word, row.next};
   }
   const double x = rng.uniform() * total;
   double acc = 0.0;
@@ -88,8 +120,7 @@ Sampler::Draw Sampler::draw_by_enumeration(std::uint32_t state, Philox& rng) con
 Sampler::Draw Sampler::locate(std::uint32_t state, WordId word) const {
   for (std::uint32_t s = state;; s = hot_state_[s].parent) {
     std::uint64_t row;
-    const std::uint32_t len = hot_state_[s].length;
-    if (stored_under(s, word, &row)) return Draw{word, len, row, hot_row_[len][row].next};
+    if (stored_under(s, word, &row)) return Draw{word, hot_row_[hot_state_[s].length][row].next};
   }
 }
 
@@ -98,17 +129,12 @@ void Sampler::state_distribution(std::uint32_t state, std::vector<double>& out) 
   std::vector<std::uint32_t> chain;
   for (std::uint32_t s = state; s != kNoState; s = hot_state_[s].parent) chain.push_back(s);
   out.assign(vocab_size_, 0.0);
-  const std::vector<double>& root_cum = cumulative_[0];
-  for (std::size_t w = 0; w < vocab_size_; ++w) out[w] = root_cum[w] - (w ? root_cum[w - 1] : 0.0);
+  for_each_stored(0, [&](WordId w, double p, std::uint64_t) { out[w] = p; });
   for (std::size_t i = chain.size() - 1; i-- > 0;) {
     const std::uint32_t s = chain[i];
-    const int len = hot_state_[s].length;
-    const double f = state_backoff_factor_[s];
+    const double f = backoff_factor(s);
     for (double& p : out) p *= f;
-    const std::vector<double>& cum = cumulative_[len];
-    const std::uint64_t b = hot_state_[s].begin;
-    for (std::uint64_t r = b; r < b + hot_state_[s].size; ++r)
-      out[last_word_[len][r]] = cum[r] - (r > b ? cum[r - 1] : 0.0);
+    for_each_stored(s, [&](WordId w, double p, std::uint64_t) { out[w] = p; });
   }
   double total = 0.0;
   for (double p : out) total += p;
@@ -124,8 +150,10 @@ std::vector<double> Sampler::distribution(const std::vector<WordId>& history) co
     const NGramTable& t = model_->tables[len - 1];
     const WordId* words = history.data() + history.size() - len;
     const std::int64_t row = find_row(t, words);
-    if (row >= 0 && state_of_row_[len - 1][row] != kNoState) {
-      state = state_of_row_[len - 1][row];
+    if (row >= 0) {
+      // The longest stored suffix's next state: the longest suffix of it, hence of the
+      // history, that has successors.
+      state = hot_row_[static_cast<std::size_t>(len - 1)][static_cast<std::size_t>(row)].next;
       break;
     }
   }
@@ -152,17 +180,13 @@ void Sampler::truncated_distribution(std::uint32_t state, std::uint32_t top_k, d
   explicit_words.clear();
   double mult = 1.0;
   for (std::uint32_t s = state; hot_state_[s].length != 0; s = hot_state_[s].parent) {
-    const int len = hot_state_[s].length;
-    const std::vector<double>& cum = cumulative_[len];
-    const std::uint64_t b = hot_state_[s].begin;
-    for (std::uint64_t r = b; r < b + hot_state_[s].size; ++r) {
-      const WordId w = last_word_[len][r];
-      if (scratch.mark[w] == epoch) continue;
+    for_each_stored(s, [&](WordId w, double stored_p, std::uint64_t) {
+      if (scratch.mark[w] == epoch) return;
       scratch.mark[w] = epoch;
-      const double p = mult * (cum[r] - (r > b ? cum[r - 1] : 0.0));
+      const double p = mult * stored_p;
       if (p > 0.0) explicit_words.emplace_back(p, w);
-    }
-    mult *= state_backoff_factor_[s];
+    });
+    mult *= backoff_factor(s);
   }
   std::sort(explicit_words.begin(), explicit_words.end(), [](const auto& a, const auto& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
@@ -280,13 +304,18 @@ void Sampler::sample_interleaved(const SampleOptions& opt, std::uint64_t begin, 
         if (i >= size) i = size - 1;
         __builtin_prefetch(&hot_row_[st.length][b + i]);
       } else {
-        __builtin_prefetch(&cumulative_[st.length][b]);
         __builtin_prefetch(&hot_row_[st.length][b]);
+        __builtin_prefetch(&hot_row_[st.length][b + size - 1]);
       }
       return;
     }
     __builtin_prefetch(&hot_state_[st.parent]);
-    __builtin_prefetch(&last_word_[st.length][b]);
+    // The words the rejection check will search (the first, middle and last of the block).
+    const WordId* col = last_words_[st.length];
+    const std::uint64_t stride = st.length + 1;
+    __builtin_prefetch(col + b * stride);
+    __builtin_prefetch(col + (b + size / 2) * stride);
+    __builtin_prefetch(col + (b + size - 1) * stride);
     lane.peek_state = st.parent;
     lane.peek_pending = true;
   };

@@ -33,7 +33,8 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
   order_ = model.order;
   vocab_size_ = model.vocab.size();
   if (vocab_size_ >= kNoState) throw std::invalid_argument("vocabulary too large for the sampler");
-  const double inv_t = 1.0 / temperature;
+  inv_temperature_ = 1.0 / temperature;
+  const double inv_t = inv_temperature_;
   const int n_tables = order_;
   const int threads = resolve_threads(0);
   // Calls fn(i) for i in [0, n) on all threads (contiguous slices; small n on one).
@@ -55,23 +56,22 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
   for (const NGramTable& t : model.tables)
     if (t.size() >= kNoState) throw std::invalid_argument("n-gram table too large for the sampler");
 
-  // Tempered probabilities per row (construction only; <s> is never a successor). The
-  // backoffs are tempered where they are read, once per state.
+  // The rows' last words are read from the model's tables (shared, not copied).
+  last_words_.resize(n_tables);
+  for (int k = 0; k < n_tables; ++k) last_words_[k] = model.tables[k].words.data() + k;
+  // Tempered probabilities per row (construction only; <s> is never a successor; the
+  // slow paths recompute them, row_prob). The backoffs are tempered where they are read.
   std::vector<std::vector<double>> prob(n_tables);
-  last_word_.resize(n_tables);
   for (int k = 0; k < n_tables; ++k) {
     const NGramTable& t = model.tables[k];
     prob[k].resize(t.size());
-    last_word_[k].resize(t.size());
     std::atomic<bool> bad{false};
     parallel_for(t.size(), [&](std::size_t r) {
       const float lp = t.log10_prob[r], lb = t.log10_backoff[r];
       // Positive values are allowed: a blank (insert_blanks) after a positive backoff, or an
       // unnormalised model; the draws are normalised either way.
       if (std::isnan(lp) || std::isnan(lb) || lp == HUGE_VALF || lb == HUGE_VALF) bad = true;
-      const WordId w = t.row(r)[k];
-      last_word_[k][r] = w;
-      prob[k][r] = (w == kBos) ? 0.0 : tempered(lp, inv_t);
+      prob[k][r] = (last_word(k, r) == kBos) ? 0.0 : tempered(lp, inv_t);
     });
     if (bad)
       throw std::invalid_argument("model holds a NaN or +infinite log10 value in its " + std::to_string(k + 1) +
@@ -86,15 +86,27 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
   // table k of row q's suffix (its last k+1 words), found inside the block of the
   // prefix's suffix, so no search spans a whole table.
   constexpr std::uint32_t kNone = 0xFFFFFFFFu;
+  // Exactly as many records as states (a vector grown by push_back would keep up to
+  // twice that): one per distinct prefix of each table above the unigrams.
+  {
+    std::size_t n_states = 1;
+    for (int k = 1; k < n_tables; ++k) {
+      const NGramTable& t = model.tables[k];
+      for (std::size_t i = 0; i < t.size(); ++i)
+        if (i == 0 || !std::equal(t.row(i), t.row(i) + k, t.row(i - 1))) ++n_states;
+    }
+    hot_state_.reserve(n_states);
+  }
   hot_state_.push_back(HotState{0.0, 0.0, 0, static_cast<std::uint32_t>(uni.size()), kNoState, 0});
-  std::vector<std::uint64_t> state_row{0};
+  std::vector<std::uint32_t> state_row{0};  // per state: its row in table length-1 (construction only)
   std::vector<std::size_t> first_state_of_length{0, 1};
   std::vector<std::vector<std::uint32_t>> suffix_row(n_tables);
-  state_of_row_.resize(n_tables > 1 ? n_tables - 1 : 0);
+  // Per table k < order-1, per row: its state id, or kNoState (construction only).
+  std::vector<std::vector<std::uint32_t>> state_of_row(n_tables > 1 ? n_tables - 1 : 0);
   for (int k = 0; k + 1 < n_tables; ++k) {
     const NGramTable& t = model.tables[k];
     const NGramTable& next = model.tables[k + 1];
-    state_of_row_[k].assign(t.size(), kNoState);
+    state_of_row[k].assign(t.size(), kNoState);
     suffix_row[k + 1].assign(next.size(), kNone);
     const std::size_t plen = static_cast<std::size_t>(k + 1);
     std::size_t i = 0, p = 0;
@@ -109,10 +121,10 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
                                     "); the sampler needs every prefix stored, as ARPA files from lmplz have");
       if (hot_state_.size() >= kNoState) throw std::invalid_argument("model has too many contexts");
       if (j - i > 0xFFFFFFFFULL) throw std::invalid_argument("context with too many successors");
-      state_of_row_[k][p] = static_cast<std::uint32_t>(hot_state_.size());
-      hot_state_.push_back(HotState{0.0, 0.0, i, static_cast<std::uint32_t>(j - i), kNoState,
-                                    static_cast<std::uint32_t>(k + 1)});
-      state_row.push_back(p);
+      state_of_row[k][p] = static_cast<std::uint32_t>(hot_state_.size());
+      hot_state_.push_back(HotState{0.0, 0.0, static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j - i),
+                                    kNoState, static_cast<std::uint32_t>(k + 1)});
+      state_row.push_back(static_cast<std::uint32_t>(p));
       i = j;
     }
     first_state_of_length.push_back(hot_state_.size());
@@ -129,13 +141,10 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
           continue;
         }
         const std::uint32_t sp = suffix_row[k][prow];
-        const std::uint32_t sp_state = sp != kNone ? state_of_row_[k - 1][sp] : kNoState;
+        const std::uint32_t sp_state = sp != kNone ? state_of_row[k - 1][sp] : kNoState;
         if (sp != kNone && sp_state != kNoState) {
-          const WordId* words = last_word_[k].data();
-          const WordId* lo = words + hot_state_[sp_state].begin;
-          const WordId* hi = lo + hot_state_[sp_state].size;
-          const WordId* it = std::lower_bound(lo, hi, w);
-          if (it != hi && *it == w) suffix_row[k + 1][q] = static_cast<std::uint32_t>(it - words);
+          std::uint64_t row;
+          if (stored_under(sp_state, w, &row)) suffix_row[k + 1][q] = static_cast<std::uint32_t>(row);
         } else if (sp == kNone) {
           const std::int64_t r = find_row(t, next.row(q) + 1);
           if (r >= 0) suffix_row[k + 1][q] = static_cast<std::uint32_t>(r);
@@ -165,7 +174,8 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
 
   // Parents: the longest proper suffix with successors; the factor is the state's own
   // backoff times the backoffs of the skipped suffixes (stored rows without successors).
-  state_backoff_factor_.assign(n_states, 0.0);
+  // Per state (construction only; the slow paths recompute it, backoff_factor).
+  std::vector<double> factor_of(n_states, 0.0);
   parallel_for(n_states - 1, [&](std::size_t i) {
     const std::size_t s = i + 1;
     const int len = static_cast<int>(hot_state_[s].length);
@@ -173,7 +183,7 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     std::uint32_t parent = 0;
     for_each_suffix(len - 1, state_row[s], [&](int j, std::int64_t sr) {
       if (sr < 0) return true;  // not stored: backoff weight 1
-      const std::uint32_t st = state_of_row_[j][static_cast<std::size_t>(sr)];
+      const std::uint32_t st = state_of_row[j][static_cast<std::size_t>(sr)];
       if (st != kNoState) {
         parent = st;
         return false;
@@ -182,9 +192,9 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
       return true;
     });
     hot_state_[s].parent = parent;
-    state_backoff_factor_[s] = factor;
+    factor_of[s] = factor;
   });
-  std::vector<std::uint64_t>().swap(state_row);
+  std::vector<std::uint32_t>().swap(state_row);
 
   // Next state after emitting the last word of a row: the longest suffix of the row
   // (at most order-1 words) that has successors: the row's own state, or else the next
@@ -197,8 +207,8 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     rows.resize(t.size());
     parallel_for(t.size(), [&](std::size_t r) {
       std::uint32_t st = 0;
-      if (k + 1 < n_tables && state_of_row_[k][r] != kNoState) {
-        st = state_of_row_[k][r];
+      if (k + 1 < n_tables && state_of_row[k][r] != kNoState) {
+        st = state_of_row[k][r];
       } else {
         for_each_suffix(k, r, [&](int j, std::int64_t sr) {
           if (sr < 0) return true;
@@ -206,10 +216,11 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
           return false;
         });
       }
-      rows[r] = HotRow{1.0, 0, last_word_[k][r], st, 0, 0};
+      rows[r] = HotRow{0.0, last_word(k, r), st, 0, 0};
     });
   }
   std::vector<std::vector<std::uint32_t>>().swap(suffix_row);
+  std::vector<std::vector<std::uint32_t>>().swap(state_of_row);
   root_prob_ = prob[0];
   for (WordId w = 0; w < vocab_size_; ++w)
     if (root_prob_[w] > 0.0) root_order_.push_back(w);
@@ -239,10 +250,7 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
         other.resize(size);
         build_alias(p.data() + b, size, total, keep.data(), other.data(), scratch);
         HotRow* rows = hot_row_[st.length].data() + b;
-        for (std::uint64_t i = 0; i < size; ++i) {
-          rows[i].keep = keep[i];
-          rows[i].other = other[i];
-        }
+        for (std::uint64_t i = 0; i < size; ++i) rows[i].keep = keep[i];
         for (std::uint64_t i = 0; i < size; ++i) {
           rows[i].other_word = rows[other[i]].word;
           rows[i].other_next = rows[other[i]].next;
@@ -254,8 +262,6 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
   // Cumulative stored mass per block, and the masses per state, shortest states first
   // (a state's leftover mass reads its parent's total): the states of one length in
   // parallel.
-  cumulative_.resize(n_tables);
-  for (int k = 0; k < n_tables; ++k) cumulative_[k].assign(model.tables[k].size(), 0.0);
   for (std::size_t L = 0; L + 1 < first_state_of_length.size(); ++L) {
     const std::size_t s0 = first_state_of_length[L], s1 = first_state_of_length[L + 1];
     std::atomic<int> failure{0};  // 1: the root, 2: another state has no mass, 3: overflow
@@ -263,15 +269,16 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
       const std::size_t s = s0 + i;
       HotState& st = hot_state_[s];
       const int len = static_cast<int>(st.length);
-      std::vector<double>& cum = cumulative_[len];
+      HotRow* rows = hot_row_[len].data();
+      const bool small_block = st.size < kAliasMinBlock;  // drawn by search over the cumulative mass
       const std::vector<double>& p = prob[len];
       double a = 0.0, b = 0.0;
       for (std::uint64_t r = st.begin; r < st.begin + st.size; ++r) {
         a += p[r];
-        cum[r] = a;
+        if (small_block) rows[r].keep = a;
         if (s != 0 && p[r] > 0.0) {
           // Unnormalised p(w | parent) by the backoff formula, for the stored word w.
-          const WordId w = last_word_[len][r];
+          const WordId w = rows[r].word;
           std::uint32_t a_state = st.parent;
           double mult = 1.0;
           for (;;) {
@@ -280,13 +287,13 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
               b += mult * prob[hot_state_[a_state].length][row];
               break;
             }
-            mult *= state_backoff_factor_[a_state];
+            mult *= factor_of[a_state];
             a_state = hot_state_[a_state].parent;
           }
         }
       }
       double leftover = 0.0;
-      if (s != 0) leftover = std::max(0.0, state_backoff_factor_[s] * (hot_state_[st.parent].mass - b));
+      if (s != 0) leftover = std::max(0.0, factor_of[s] * (hot_state_[st.parent].mass - b));
       const double z = a + leftover;
       // 3: 10^x past the largest double (a log10 value above ~300), or inf - inf.
       if (!(z > 0.0) || !std::isfinite(z)) failure = !std::isfinite(z) ? 3 : s == 0 ? 1 : 2;
@@ -299,6 +306,7 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
     if (failure == 2) throw std::invalid_argument("model gives every word probability 0 after some context");
   }
   std::vector<std::vector<double>>().swap(prob);
+  std::vector<double>().swap(factor_of);
 
   for (std::size_t s = 1; s < n_states; ++s)
     if (hot_state_[s].stored_mass < hot_state_[s].mass) use_lookahead_ = true;
@@ -318,21 +326,35 @@ Sampler::Sampler(std::shared_ptr<const BackoffModel> model_ptr, double temperatu
   release_free_memory();
 }
 
-bool Sampler::stored_under(std::uint32_t state, WordId w, std::uint64_t* row) const {
-  // Construction calls this once every state's block and length are set.
+double Sampler::row_prob(int k, std::uint64_t r) const {
+  if (k == 0) return root_prob_[r];
+  if (last_word(k, r) == kBos) return 0.0;
+  return tempered(model_->tables[static_cast<std::size_t>(k)].log10_prob[r], inv_temperature_);
+}
+
+double Sampler::backoff_factor(std::uint32_t state) const {
+  // As the construction: the state's own backoff, then those of its stored proper
+  // suffixes longer than the parent, longest first (the same products in the same order).
   const HotState& st = hot_state_[state];
   const int len = static_cast<int>(st.length);
-  if (len == 0) {  // the root stores every word (row == id)
-    if (row) *row = w;
-    return true;
+  const BackoffModel& model = *model_;
+  const WordId* words = model.tables[static_cast<std::size_t>(len)].row(st.begin);  // the context: its first len ids
+  const NGramTable& own = model.tables[static_cast<std::size_t>(len - 1)];
+  double factor = tempered(own.log10_backoff[static_cast<std::size_t>(find_row(own, words))], inv_temperature_);
+  const int parent_len = static_cast<int>(hot_state_[st.parent].length);
+  for (int m = len - 1; m > parent_len; --m) {
+    const NGramTable& t = model.tables[static_cast<std::size_t>(m - 1)];
+    const std::int64_t r = find_row(t, words + (len - m));
+    if (r >= 0) factor *= tempered(t.log10_backoff[static_cast<std::size_t>(r)], inv_temperature_);
   }
-  const WordId* words = last_word_[len].data();
-  const WordId* first = words + st.begin;
-  const WordId* last = first + st.size;
-  const WordId* it = std::lower_bound(first, last, w);
-  if (it == last || *it != w) return false;
-  if (row) *row = static_cast<std::uint64_t>(it - words);
-  return true;
+  return factor;
+}
+
+std::size_t Sampler::bytes() const {
+  std::size_t total = hot_state_.capacity() * sizeof(HotState) + root_prob_.capacity() * sizeof(double) +
+                      root_order_.capacity() * sizeof(WordId) + last_words_.capacity() * sizeof(const WordId*);
+  for (const auto& rows : hot_row_) total += rows.capacity() * sizeof(HotRow);
+  return total;
 }
 
 }  // namespace collapse

@@ -74,6 +74,7 @@ class Sampler:
     order: int
     temperature: float
     num_states: int
+    nbytes: int
     def __init__(self, model: BackoffModel, temperature: float = 1.0) -> None: ...
     def sample(self, num_sequences: int, seed: int = 0, max_length: int = 4096, top_k: int = 0,
                top_p: float = 1.0, threads: int = 0,

@@ -125,7 +125,8 @@ struct CountedOrder {
   CountColumn adjusted;                // Kneser-Ney adjusted count per row
   std::vector<std::uint32_t> suffix;   // row of words[1..n) in order n-1 (empty for n = 1)
 
-  std::size_t size() const { return adjusted.size(); }
+  // From the words, so that the counts can be freed while the rows are still read.
+  std::size_t size() const { return n > 0 ? words.size() / static_cast<std::size_t>(n) : 0; }
   const WordId* row(std::size_t i) const { return words.data() + i * static_cast<std::size_t>(n); }
 };
 
@@ -145,12 +146,18 @@ struct NGramCounts {
 };
 
 // A corpus as the core sees it: flat ids and document offsets (n_docs + 1 entries).
+// With an id map (vocabulary compaction without a renumbered copy of the tokens, which
+// would be 4 bytes a token on top of the peak memory), counting reads token t as
+// id_map[t]; every token must be below id_map_size.
 struct CorpusView {
   const WordId* tokens = nullptr;
   std::size_t n_tokens = 0;
   const std::int64_t* offsets = nullptr;
   std::size_t n_docs = 0;
+  const WordId* id_map = nullptr;
+  std::size_t id_map_size = 0;
   std::size_t doc_length(std::size_t d) const { return static_cast<std::size_t>(offsets[d + 1] - offsets[d]); }
+  WordId id(WordId token) const { return id_map ? id_map[token] : token; }
 };
 
 // How counting may use memory and disk.
@@ -184,12 +191,12 @@ inline NGramCounts count_ngrams(const CorpusView& corpus, std::size_t vocab_size
 }
 
 // Vocabulary compaction, as lmplz's vocabulary: only the words that occur, numbered in
-// order of first appearance after <unk>, <s>, </s>. Returns the remapped tokens and
-// fills new_to_old (new id -> old id, new_to_old[0..2] = 0..2).
-std::vector<WordId> compact_vocabulary(const CorpusView& corpus, std::size_t vocab_size,
-                                       std::vector<WordId>& new_to_old);
+// order of first appearance after <unk>, <s>, </s>. Returns the map old id -> new id for
+// CorpusView::id_map (ids that do not occur map to 0xFFFFFFFF and are never read; no copy
+// of the tokens) and fills new_to_old (new id -> old id, new_to_old[0..2] = 0..2).
+std::vector<WordId> compact_id_map(const CorpusView& corpus, std::size_t vocab_size, std::vector<WordId>& new_to_old);
 
-// True if compact_vocabulary would be the identity: every id >= 3 occurs, and ids >= 3
+// True if compact_id_map would be the identity: every id >= 3 occurs, and ids >= 3
 // first appear in increasing order (so no copy is needed).
 bool is_compact_vocabulary(const CorpusView& corpus, std::size_t vocab_size);
 

@@ -81,20 +81,21 @@ class Sampler {
   // Number of states (contexts with successors, root included).
   std::size_t num_states() const { return hot_state_.size(); }
 
+  // Bytes the sampler keeps (its own arrays; the model's tables, which it shares, excluded).
+  std::size_t bytes() const;
+
   // --- internals used by the sampling routines (public for the .cpp helpers) ---
   struct Draw {
     WordId word;
-    std::uint32_t level;   // table index (0-based order - 1) of the row drawn from
-    std::uint64_t row;     // row in that table
-    std::uint32_t next;    // the state after emitting word
+    std::uint32_t next;  // the state after emitting word
   };
   Draw draw_exact(std::uint32_t state, Philox& rng) const;
   std::uint32_t next_state(const Draw& d) const { return d.next; }
   std::uint32_t root() const { return 0; }
   std::uint32_t start_state() const { return start_state_; }
   void state_distribution(std::uint32_t state, std::vector<double>& out) const;
-  // The row drawn from when `word` is emitted at `state` (the longest stored suffix of
-  // state + word), as a Draw.
+  // The draw of `word` at `state`: the word and the next state, read from the row of the
+  // longest stored suffix of state + word.
   Draw locate(std::uint32_t state, WordId word) const;
   static constexpr std::uint32_t kNoState = 0xFFFFFFFFu;
 
@@ -110,42 +111,84 @@ class Sampler {
                               std::vector<WordId>& words, std::vector<double>& probs) const;
 
  private:
-  bool stored_under(std::uint32_t state, WordId w, std::uint64_t* row = nullptr) const;
+  // Whether w is stored under `state` (and its row there): binary search over the block's
+  // last words in the model's table. Inline: the backoff branch's rejection check.
+  bool stored_under(std::uint32_t state, WordId w, std::uint64_t* row = nullptr) const {
+    const HotState& st = hot_state_[state];
+    const std::uint64_t len = st.length;
+    if (len == 0) {  // the root stores every word (row == id)
+      if (row) *row = w;
+      return true;
+    }
+    const WordId* col = last_words_[len];
+    const std::uint64_t stride = len + 1;
+    std::uint64_t first = st.begin, n = st.size;
+    while (n > 0) {  // lower bound
+      const std::uint64_t half = n / 2;
+      if (col[(first + half) * stride] < w) {
+        first += half + 1;
+        n -= half + 1;
+      } else {
+        n = half;
+      }
+    }
+    if (first == std::uint64_t{st.begin} + st.size || col[first * stride] != w) return false;
+    if (row) *row = first;
+    return true;
+  }
   void sample_interleaved(const SampleOptions& opt, std::uint64_t begin, std::uint64_t end, std::vector<WordId>& out,
                           std::vector<std::int64_t>& lengths) const;
   Draw draw_by_enumeration(std::uint32_t state, Philox& rng) const;
+  // Slow-path values recomputed from the model instead of kept (bit-identical to what the
+  // construction computed): the tempered probability of row r of table k, and a state's
+  // backoff factor (its own tempered backoff times those of the skipped suffixes: stored
+  // rows without successors between it and its parent).
+  double row_prob(int k, std::uint64_t r) const;
+  double backoff_factor(std::uint32_t state) const;
+  // Calls visit(word, p, r) for the rows r of `state`'s block in order, p being the row's
+  // stored tempered probability as the difference of consecutive cumulative sums (the
+  // values the construction's cumulative sums give, so slow paths match the fast ones).
+  template <class Visit>
+  void for_each_stored(std::uint32_t state, Visit&& visit) const;
+  // The last word of row r of table k, read from the model's table (shared, not copied).
+  WordId last_word(int k, std::uint64_t r) const {
+    return last_words_[static_cast<std::size_t>(k)][r * static_cast<std::uint64_t>(k + 1)];
+  }
 
   int order_ = 0;
   std::size_t vocab_size_ = 0;
   double temperature_ = 1.0;
+  double inv_temperature_ = 1.0;
 
-  // Per table k (n-grams of order k+1), per row: the last word and the cumulative stored
-  // (tempered) probability within its context's block.
-  std::vector<std::vector<WordId>> last_word_;
-  std::vector<std::vector<double>> cumulative_;
-  // Walker/Vose alias tables for blocks of at least kAliasMinBlock rows (O(1) draws):
-  // per row, the probability of keeping the row's own slot and the block-relative slot
-  // taken otherwise (in hot_row_). Smaller blocks use binary search in the cumulative array.
+  // Per table k: the first row's last word in the model's table (stride k+1 ids). The
+  // model is immutable and held by model_, so the pointers stay valid.
+  std::vector<const WordId*> last_words_;
+  // Walker/Vose alias tables for blocks of at least kAliasMinBlock rows (O(1) draws).
+  // Smaller blocks draw by binary search over the cumulative stored mass, kept in the
+  // rows' `keep` field (unused by them otherwise).
   static constexpr std::uint64_t kAliasMinBlock = 16;
 
   // What one draw reads, packed so that a draw touches one cache line per state and per
-  // row. hot_state_ is the only per-state record (the slow paths read it too).
+  // row. hot_state_ is the only per-state record (the slow paths read it too). Tables
+  // have fewer than 2^32 rows (checked), so a block's begin fits 32 bits.
   struct HotState {
     double mass;         // Z
     double stored_mass;  // A
-    std::uint64_t begin;
+    std::uint32_t begin;
     std::uint32_t size;
     std::uint32_t parent;
     std::uint32_t length;
   };
+  static_assert(sizeof(HotState) == 32, "HotState is two to a cache line");
   struct HotRow {
-    double keep;          // alias: probability of keeping this slot
-    std::uint32_t other;  // alias: block-relative slot otherwise
+    double keep;               // alias blocks: probability of keeping this slot; small
+                               // blocks: cumulative stored mass up to this row
     WordId word;
-    std::uint32_t next;   // next state
-    WordId other_word;    // word and next state of the alias slot, so that a draw
+    std::uint32_t next;        // next state
+    WordId other_word;         // word and next state of the alias slot, so that a draw
     std::uint32_t other_next;  // reads one row only
   };
+  static_assert(sizeof(HotRow) == 24, "HotRow is 24 bytes");
   std::vector<HotState> hot_state_;
   // Whether the sampling loop's look-ahead runs: some state above the root can fall into
   // the backoff branch (chains of dependent reads) and the hot data is past kLookaheadMinBytes.
@@ -153,19 +196,11 @@ class Sampler {
   static constexpr std::size_t kLookaheadMinBytes = std::size_t{32} << 20;
   std::vector<std::vector<HotRow>> hot_row_;
 
-  // Per state (besides hot_state_: its length, 0 for the root, its successor block
-  // [begin, begin + size) in table `length`, the stored mass A and the total Z, the
-  // parent state = longest proper suffix with successors): the factor turning
-  // p(.|parent) into the unnormalised backoff part of p(.|state).
-  std::vector<double> state_backoff_factor_;  // backoff(c) * skipped backoffs
-  std::uint32_t start_state_ = 0;             // the state of history "<s>"
-
-  // Per table k < order-1, per row: its state id, or kNoState when it has no successors.
-  std::vector<std::vector<std::uint32_t>> state_of_row_;
+  std::uint32_t start_state_ = 0;          // the state of history "<s>"
   std::vector<double> root_prob_;          // tempered unigram probabilities by word id
   std::vector<WordId> root_order_;         // words of positive unigram probability, (prob desc, id asc)
 
-  std::shared_ptr<const BackoffModel> model_;  // rows' words, for distribution(history)
+  std::shared_ptr<const BackoffModel> model_;  // its tables' words and values, shared
 };
 
 }  // namespace collapse

@@ -42,7 +42,7 @@ def check_sample_args(num_sequences, seed, temperature, top_k, top_p, max_length
     return num_sequences, seed, temperature, top_k, top_p, max_length, threads
 
 
-SAMPLER_CACHE_SIZE = 2  # samplers kept per model (each about 2.5x the model's tables)
+SAMPLER_CACHE_SIZE = 2  # samplers kept per model (each at most about 2x the model's tables)
 
 
 def sampler_for(model, temperature: float) -> "_core.Sampler":
