@@ -21,22 +21,35 @@
 #include <limits>
 #include <stdexcept>
 #include <algorithm>
+#include <cstring>
 
 #include "ngram_keys.hpp"
 
 namespace collapse::detail {
 
 namespace {
-// Packed to 4 bytes: 16 W + 4 bytes instead of 16 W + 8 (the largest array of the
-// derivation, one per row of the order above).
-#pragma pack(push, 4)
+// 4-byte aligned: 16 W + 4 bytes instead of 16 W + 8 (the largest array of the
+// derivation, one per row of the order above). The key is kept as 32-bit halves and
+// copied out, so nothing reads a 64-bit word at a 4-byte address (undefined behaviour,
+// which a packed struct would do).
 template <int W>
 struct Entry {
-  Key<W> key;
+  std::uint32_t key_halves[2 * W];
   std::uint32_t origin;  // row in the order above
+
+  static Entry make(const Key<W>& key, std::uint32_t origin) {
+    Entry e;
+    std::memcpy(e.key_halves, key.v, sizeof key.v);
+    e.origin = origin;
+    return e;
+  }
+  Key<W> key() const {
+    Key<W> k;
+    std::memcpy(k.v, key_halves, sizeof k.v);
+    return k;
+  }
 };
-#pragma pack(pop)
-static_assert(sizeof(Entry<2>) == 20, "entries are packed");
+static_assert(sizeof(Entry<2>) == 20 && alignof(Entry<2>) == 4, "entries take 16 W + 4 bytes");
 
 // Kneser-Ney's discounts read one raw count below the highest order: that of the suffix of
 // length n of last (see NGramCounts::last_suffix_raw). It is the sum of the raw counts of
@@ -113,7 +126,7 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
       auto& h = hist[t];
       for (std::size_t r = lo(t); r < lo(t + 1); ++r) {
         const Key<W> key = pk.drop_first(above.keys[r], n + 1);
-        entries[h[bucket_of(key)]++] = Entry<W>{key, static_cast<std::uint32_t>(r)};
+        entries[h[bucket_of(key)]++] = Entry<W>::make(key, static_cast<std::uint32_t>(r));
       }
     });
     std::vector<std::vector<std::size_t>>().swap(hist);
@@ -126,7 +139,7 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
           for (std::size_t b = b0; b < std::min(B, b0 + 64); ++b)
             if (bucket_start[b + 1] - bucket_start[b] > 1)
               std::sort(entries.begin() + bucket_start[b], entries.begin() + bucket_start[b + 1],
-                        [](const Entry<W>& a, const Entry<W>& b) { return a.key < b.key; });
+                        [](const Entry<W>& a, const Entry<W>& b) { return a.key() < b.key(); });
         }
       });
     }
@@ -139,7 +152,7 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
       // suffix; should one, the reservation is merely one too large).
       std::size_t rows = prefix.keys.size();
       for (std::size_t i = 0; i < entries.size(); ++i)
-        if (i == 0 || entries[i].key != entries[i - 1].key) ++rows;
+        if (i == 0 || entries[i].key() != entries[i - 1].key()) ++rows;
       here.keys.reserve(rows);
       if (keep_lower_raw) here.raw.reserve(rows);
       here.adjusted.reserve(rows);
@@ -154,12 +167,13 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
       }
     };
     for (std::size_t i = 0; i < entries.size();) {
-      emit_prefixes_below(&entries[i].key);
+      const Key<W> key = entries[i].key();
+      emit_prefixes_below(&key);
       if (here.keys.size() > kMaxRows32) throw std::invalid_argument("more than 2^32 - 2 distinct n-grams of one order");
       const std::uint32_t row = static_cast<std::uint32_t>(here.keys.size());
       std::size_t j = i;
       std::uint64_t raw = 0;
-      for (; j < entries.size() && entries[j].key == entries[i].key; ++j) {
+      for (; j < entries.size() && entries[j].key() == key; ++j) {
         if (j + 16 < entries.size()) {
           if (keep_lower_raw) __builtin_prefetch(&above_raw[entries[j + 16].origin]);
           __builtin_prefetch(&above.suffix[entries[j + 16].origin], 1);
@@ -169,12 +183,12 @@ void adjust_lower_orders(std::vector<KeyedOrder<W>>& orders, const Packing& pk,
         above.suffix[origin] = row;
       }
       std::uint64_t adjusted = j - i;
-      if (p < prefix.keys.size() && prefix.keys[p] == entries[i].key) {  // never for lmplz's counts
+      if (p < prefix.keys.size() && prefix.keys[p] == key) {  // never for lmplz's counts
         raw += prefix.count[p];
         adjusted += prefix.count[p];
         ++p;
       }
-      here.keys.push_back(entries[i].key);
+      here.keys.push_back(key);
       if (keep_lower_raw) here.raw.push_back(raw);
       here.adjusted.push_back(adjusted);
       i = j;
