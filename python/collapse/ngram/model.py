@@ -24,6 +24,13 @@ MAX_ORDER: int = int(_core.MAX_NGRAM_ORDER)
 _SIZE_SUFFIXES = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
+def check_order(order) -> int:  # noqa: ANN001
+    """``order`` as an int in [1, MAX_ORDER], or CollapseError (for fit and NGramPool)."""
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 1 <= order <= MAX_ORDER:
+        raise CollapseError(f"n-gram order must be an integer between 1 and {MAX_ORDER}, got {order!r}")
+    return int(order)
+
+
 def memory_bytes(memory) -> int:
     """Counting's memory budget in bytes from an int (bytes) or a string as lmplz's -S takes
     it: ``"512M"``, ``"2G"``, ``"25%"`` (of physical RAM); None or 0: the default (RAM / 4)."""
@@ -113,8 +120,7 @@ class NGramModel:
             raise CollapseError("fit needs a collapse.Corpus")
         if smoothing not in SMOOTHINGS:
             raise CollapseError(f"unknown smoothing {smoothing!r} (choose from {', '.join(SMOOTHINGS)})")
-        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 1 <= order <= MAX_ORDER:
-            raise CollapseError(f"n-gram order must be an integer between 1 and {MAX_ORDER}, got {order!r}")
+        order = check_order(order)
         if smoothing == "addk" and not (isinstance(add_k, (int, float)) and math.isfinite(add_k) and add_k > 0):
             raise CollapseError(f"add-k needs a finite k > 0, got {add_k!r}")
         if corpus.num_documents == 0:

@@ -17,7 +17,7 @@ from .. import _core
 from ..data.corpus import Corpus, Vocab
 from ..errors import CollapseError
 from ..validate import threads as check_threads
-from .model import MAX_ORDER, SMOOTHINGS, NGramModel, memory_bytes, temp_directory
+from .model import SMOOTHINGS, NGramModel, check_order, memory_bytes, temp_directory
 
 
 class NGramPool:
@@ -25,9 +25,7 @@ class NGramPool:
     ``collapse.concatenate`` merges them (the first corpus's, grown)."""
 
     def __init__(self, order: int = 3, threads: int = 0, memory=None, temp_dir=None) -> None:
-        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 1 <= order <= MAX_ORDER:
-            raise CollapseError(f"n-gram order must be an integer between 1 and {MAX_ORDER}, got {order!r}")
-        self.order = int(order)
+        self.order = check_order(order)
         self.threads = check_threads("threads", threads)
         self._core = _core.NGramPool(self.order, self.threads, memory_bytes(memory), temp_directory(temp_dir))
         self.vocab: Vocab | None = None
