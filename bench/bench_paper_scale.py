@@ -215,7 +215,6 @@ def main() -> int:
                    "--lmplz-memory", args.lmplz_memory, "--workdir", args.workdir]
             t = time.perf_counter()
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-            lines = []
             run = {"paradigm": paradigm, "order": order, "returncode": None, "wall_s": None, "setup": None,
                    "generations": []}
             results["runs"].append(run)
@@ -224,7 +223,6 @@ def main() -> int:
                   f"{'peak MB':>8} {'lmplz s':>8} {'lmplz/fit':>9} {'ppl':>7} {'KL nats':>8}")
             for line in proc.stdout:
                 rec = json.loads(line)
-                lines.append(rec)
                 if "generation" not in rec:
                     run["setup"] = rec
                 else:

@@ -174,7 +174,7 @@ void distinct_by_prefix(const std::uint32_t* tokens, const std::int64_t* offsets
 }
 
 // The per-order sorts, for ids too wide for one key of max_n ids.
-void distinct_per_order(const std::uint32_t* tokens, std::size_t num_tokens, const std::int64_t* offsets,
+void distinct_per_order(const std::uint32_t* tokens, const std::int64_t* offsets,
                         std::size_t num_docs, int max_n, int bits, NGramDiversity& out) {
   std::vector<std::uint64_t> keys, tmp;
   for (int n = 1; n <= max_n; ++n) {
@@ -196,7 +196,6 @@ void distinct_per_order(const std::uint32_t* tokens, std::size_t num_tokens, con
       out.distinct.push_back(count_distinct_sorted(wide));
     }
   }
-  (void)num_tokens;
 }
 
 constexpr std::int64_t kSetMaxKeys = 1 << 16;  // longer documents are sorted instead
@@ -310,7 +309,7 @@ NGramDiversity ngram_diversity(const std::uint32_t* tokens, std::size_t num_toke
   if (num_docs && max_n * pad_bits <= 64)
     distinct_by_prefix(tokens, offsets, num_docs, max_n, pad_bits, pad, threads, out);
   else
-    distinct_per_order(tokens, num_tokens, offsets, num_docs, max_n, bits, out);
+    distinct_per_order(tokens, offsets, num_docs, max_n, bits, out);
   repetition(tokens, offsets, num_docs, repeat_n, bits, threads, out);
   return out;
 }
