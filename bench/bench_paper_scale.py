@@ -72,12 +72,38 @@ def run_lmplz(lmplz: str, text: str, order: int, memory: str, workdir: str) -> f
     return time.perf_counter() - t
 
 
+def save_sample(path: str, corpus) -> None:  # noqa: ANN001
+    """S_t with its exact ids and vocabulary (a resumed run then samples what an unbroken one does)."""
+    import numpy as np
+    from collapse.files import atomic_path
+
+    words = np.frombuffer("\n".join(corpus.vocab.words[3:]).encode(), dtype=np.uint8)
+    with atomic_path(path, ".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, tokens=corpus.tokens, offsets=corpus.offsets, words=words)
+
+
+def load_sample(path: str):  # noqa: ANN201
+    import numpy as np
+    from collapse.data.corpus import Corpus, Vocab
+
+    with np.load(path) as z:
+        text = z["words"].tobytes().decode()
+        return Corpus(z["tokens"], z["offsets"], Vocab(text.split("\n") if text else []))
+
+
 def child(args) -> None:  # noqa: ANN001
-    """One (paradigm, order): prints one JSON line per generation."""
+    """One (paradigm, order): prints one JSON line per generation. With --checkpoint, each
+    generation's row and the S_k later generations read are kept there, and a rerun goes on
+    from the last generation kept (the rows before it are printed again, marked resumed)."""
+    import numpy as np
+
     from collapse import _core
+    from collapse.data.corpus import CorpusSummary
     from collapse.data.storygrammar import get_grammar
     from collapse.experiment.metrics import Reference, generation_metrics
     from collapse.experiment.paradigms import needed_synthetic, training_corpus
+    from collapse.files import fsync_directory
     from collapse.ngram.family import NGramFamily
 
     from lmplz import find_lmplz
@@ -93,7 +119,25 @@ def child(args) -> None:  # noqa: ANN001
     lmplz = find_lmplz(build=False)
     lmplz_at = {int(g) for g in args.lmplz_at.split(",") if g}
     synthetic = [None] * (args.generations + 1)
-    for g in range(args.generations + 1):
+    ckpt = rows_path = None
+    first, elapsed_before = 0, 0.0
+    if args.checkpoint:
+        ckpt = os.path.join(args.checkpoint, f"{paradigm}-o{order}-n{n}")
+        os.makedirs(ckpt, exist_ok=True)
+        rows_path = os.path.join(ckpt, "rows.jsonl")
+        done = []
+        if os.path.exists(rows_path):
+            with open(rows_path) as f:
+                done = [json.loads(line) for line in f if line.endswith("\n")]  # a torn last line is redone
+        for row in done[:args.generations + 1]:
+            print(json.dumps({**row, "resumed": True}), flush=True)
+        first = min(len(done), args.generations + 1)
+        if first:
+            elapsed_before = done[first - 1]["elapsed_s"]
+            for k in needed_synthetic(paradigm, first):
+                synthetic[k] = load_sample(os.path.join(ckpt, f"S_{k}.npz"))
+    t_start = time.perf_counter()
+    for g in range(first, args.generations + 1):
         t0 = time.perf_counter()
         if paradigm == "accumulate":
             train_parts = [real] + synthetic[:g]
@@ -106,30 +150,52 @@ def child(args) -> None:  # noqa: ANN001
             t1 = time.perf_counter()
             model = family.fit(train, seed=0)
         t2 = time.perf_counter()
-        synth = model.sample(n, seed=_core.derive_seed(11, g))
-        t3 = time.perf_counter()
-        metrics = generation_metrics(model, train, synth, ref, args.threads)
-        t4 = time.perf_counter()
-        row = {"generation": g, "paradigm_s": t1 - t0, "fit_s": t2 - t1, "sample_s": t3 - t2, "metrics_s": t4 - t3,
-               "train_tokens": train.num_tokens, "ngrams": model.model.num_ngrams(), "peak_rss_mb": vm_kb("VmHWM") / 1024,
-               "rss_mb": vm_kb("VmRSS") / 1024, "heldout_ppl": metrics["heldout_ppl"],
-               "kl_truth": metrics["kl_truth"], "distinct_4": metrics["distinct_4"],
-               "loadavg_1min": os.getloadavg()[0]}
+        lmplz_s = None
         if lmplz and g in lmplz_at:
             with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
                 text = os.path.join(tmp, "train.txt")
                 write_text(text, train_parts)
-                row["lmplz_s"] = run_lmplz(lmplz, text, order, args.lmplz_memory, tmp)
-        print(json.dumps(row), flush=True)
-        synthetic[g] = synth
-        # Accumulate's pool holds the counts; S_k stay only while lmplz still needs the text.
-        keep = needed_synthetic(paradigm, g + 1)
+                lmplz_s = run_lmplz(lmplz, text, order, args.lmplz_memory, tmp)
+        # What later stages read of D_t is its summary: free the text before sampling
+        # (Replace's S_{t-1}, Accumulate-Subsample's draw), and every S_k no later D reads.
+        if not isinstance(train, CorpusSummary):
+            used = int(np.count_nonzero(np.bincount(train.tokens, minlength=len(train.vocab))[3:]))
+            train = CorpusSummary(train.num_documents, train.num_tokens, used)
+        keep = set(needed_synthetic(paradigm, g + 1))
         if paradigm == "accumulate" and not any(a > g for a in lmplz_at):
-            keep = [g]
-        for k in range(g + 1):
+            keep = set()  # the pool holds the counts; S_k stay only while lmplz still needs the text
+        for k in range(g):
             if k not in keep:
                 synthetic[k] = None
-        del model, train, metrics
+        del train_parts
+        t2b = time.perf_counter()
+        synth = model.sample(n, seed=_core.derive_seed(11, g))
+        model.end_sampling()  # the sampler goes before scoring builds its index
+        t3 = time.perf_counter()
+        metrics = generation_metrics(model, train, synth, ref, args.threads)
+        t4 = time.perf_counter()
+        row = {"generation": g, "paradigm_s": t1 - t0, "fit_s": t2 - t1, "sample_s": t3 - t2b, "metrics_s": t4 - t3,
+               "train_tokens": train.num_tokens, "ngrams": model.model.num_ngrams(), "peak_rss_mb": vm_kb("VmHWM") / 1024,
+               "rss_mb": vm_kb("VmRSS") / 1024, "heldout_ppl": metrics["heldout_ppl"],
+               "kl_truth": metrics["kl_truth"], "distinct_4": metrics["distinct_4"],
+               "loadavg_1min": os.getloadavg()[0], "elapsed_s": elapsed_before + time.perf_counter() - t_start}
+        if lmplz_s is not None:
+            row["lmplz_s"] = lmplz_s
+        synthetic[g] = synth
+        del model, train, metrics, synth
+        if ckpt:
+            if g in needed_synthetic(paradigm, g + 1):  # kept past the last generation: a rerun may go further
+                save_sample(os.path.join(ckpt, f"S_{g}.npz"), synthetic[g])
+            with open(rows_path, "a") as f:  # the row after its S_g: a kept row's sample is on disk
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            for k in range(g + 1):
+                stale = os.path.join(ckpt, f"S_{k}.npz")
+                if k not in needed_synthetic(paradigm, g + 1) and os.path.exists(stale):
+                    os.remove(stale)
+            fsync_directory(ckpt)
+        print(json.dumps(row), flush=True)
 
 
 PARADIGM_COLOURS = {"replace": "tab:red", "accumulate-subsample": "tab:blue", "accumulate": "tab:green"}
@@ -185,6 +251,8 @@ def main() -> int:
     ap.add_argument("--lmplz-at", default="1,2", help="generations at which lmplz estimates the same D_t")
     ap.add_argument("--lmplz-memory", default="1G")
     ap.add_argument("--workdir", default=tempfile.gettempdir())
+    ap.add_argument("--checkpoint", help="directory that keeps each generation's row and the S_k later ones "
+                    "read; a rerun with the same directory goes on where the last one stopped")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "paper_scale.json"))
     ap.add_argument("--figure", help="also draw the figure (PNG + SVG) to this path")
     ap.add_argument("--plot-only", metavar="JSON", help="draw --figure from a results file of an earlier run")
@@ -213,6 +281,8 @@ def main() -> int:
                    "--stories", str(args.stories), "--generations", str(args.generations), "--heldout",
                    str(args.heldout), "--threads", str(args.threads), "--lmplz-at", args.lmplz_at,
                    "--lmplz-memory", args.lmplz_memory, "--workdir", args.workdir]
+            if args.checkpoint:
+                cmd += ["--checkpoint", args.checkpoint]
             t = time.perf_counter()
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
             run = {"paradigm": paradigm, "order": order, "returncode": None, "wall_s": None, "setup": None,
@@ -227,7 +297,7 @@ def main() -> int:
                     run["setup"] = rec
                 else:
                     run["generations"].append(rec)
-                    run["wall_s"] = time.perf_counter() - t
+                    run["wall_s"] = rec["elapsed_s"] + run["setup"]["setup_s"]
                     save()
                     lm = rec.get("lmplz_s")
                     lm_s = "" if lm is None else f"{lm:.2f}"
@@ -237,8 +307,8 @@ def main() -> int:
                           f"{rec['peak_rss_mb']:>8.0f} {lm_s:>8} {ratio:>9} {rec['heldout_ppl']:>7.3f} "
                           f"{rec['kl_truth']:>8.2f}", flush=True)
             rc = proc.wait()
-            run["returncode"], run["wall_s"] = rc, time.perf_counter() - t
-            print(f"total {time.perf_counter() - t:.1f} s (return code {rc})")
+            run["returncode"] = rc
+            print(f"total {run['wall_s'] or 0:.1f} s (return code {rc}; with --checkpoint: over every session)")
             save()
     if args.figure:
         plot(results, args.figure)

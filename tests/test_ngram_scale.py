@@ -275,3 +275,36 @@ def test_sampler_cache_keeps_the_last_two_temperatures(stories):
     assert sampler_for(model, 1.0) is not first  # rebuilt once dropped, same draws
     a = model.sample(20, seed=3, temperature=1.0, threads=1)
     assert np.array_equal(a.tokens, first.sample(20, seed=3, max_length=4096, top_k=0, top_p=1.0, threads=1)[0])
+
+
+def test_release_samplers_frees_the_cache_and_sampling_still_works(stories):
+    model = NGramModel.fit(stories.select(np.arange(200)), order=3, threads=1)
+    a = model.sample(30, seed=4, threads=1)
+    model.release_samplers()
+    assert not model.__dict__.get("_samplers")
+    b = model.sample(30, seed=4, threads=1)  # rebuilt: the same draws
+    assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.offsets, b.offsets)
+
+
+INDEX_MAX_LOAD = 0.65  # NGramIndex::kMaxLoad (cpp/include/collapse/score.hpp)
+
+
+@pytest.mark.parametrize("order", [3, 5])
+def test_scoring_index_size_and_threads(stories, order):
+    """The index holds ceil(rows / 0.65) 16-byte slots per order >= 2 (about 24.6 bytes an
+    n-gram, not the 32-64 of a power-of-two size), and building it on several threads
+    gives the same index: the same scores, bit for bit."""
+    model = NGramModel.fit(stories, order=order, threads=1)
+    counts = model.num_ngrams()
+    one = _core.NGramIndex(model._core, 1)
+    unigram_bytes = 2 * 4 * len(model._core.vocab)
+    slots = sum(max(16, int(rows / INDEX_MAX_LOAD) + 1) for rows in counts[1:])
+    assert one.nbytes == unigram_bytes + 16 * slots
+    assert one.nbytes <= unigram_bytes + 16 * (sum(counts[1:]) / INDEX_MAX_LOAD + 17 * (order - 1))
+    heldout = sample_stories(300, seed=9)
+    ids = heldout.vocab.map_to(model.vocab)[heldout.tokens]
+    want = one.score(ids, heldout.offsets, 1)
+    for threads in (2, 3):
+        got = _core.NGramIndex(model._core, threads).score(ids, heldout.offsets, 2)
+        assert np.array_equal(got[0], want[0]) and got[1:] == want[1:]
+    assert np.array_equal(model.score(heldout, threads=2), want[0])

@@ -131,11 +131,12 @@ void register_ngram(py::module_& m) {
       .def_property_readonly("nbytes", &NGramPool::bytes);
 
   py::class_<NGramIndex, std::shared_ptr<NGramIndex>>(m, "NGramIndex", "Hash index of a model's n-grams, for scoring.")
-      .def(py::init([](std::shared_ptr<BackoffModel> model) {
+      .def(py::init([](std::shared_ptr<BackoffModel> model, int threads) {
              py::gil_scoped_release release;
-             return std::make_shared<NGramIndex>(std::shared_ptr<const BackoffModel>(model));
+             return std::make_shared<NGramIndex>(std::shared_ptr<const BackoffModel>(model), threads);
            }),
-           py::arg("model"))
+           py::arg("model"), py::arg("threads") = 1)
+      .def_property_readonly("nbytes", &NGramIndex::bytes, "Bytes the index holds (the model's tables not counted).")
       .def(
           "score",
           [](const NGramIndex& index, const CArray<std::uint32_t>& tokens, const CArray<std::int64_t>& offsets,

@@ -5,6 +5,7 @@
 // and those context backoffs are the ones found while predicting the previous word.
 #include "collapse/score.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -12,9 +13,10 @@
 
 namespace collapse {
 
-NGramIndex::NGramIndex(std::shared_ptr<const BackoffModel> model) : model_(std::move(model)) {
+NGramIndex::NGramIndex(std::shared_ptr<const BackoffModel> model, int threads) : model_(std::move(model)) {
   const BackoffModel& m = *model_;
   validate(m);
+  threads = detail::resolve_threads(threads);
   const std::size_t V = m.vocab.size();
   unigram_prob_.assign(V, kLog10Zero);
   unigram_backoff_.assign(V, 0.0f);
@@ -27,32 +29,48 @@ NGramIndex::NGramIndex(std::shared_ptr<const BackoffModel> model) : model_(std::
     present[w] = true;
   }
   if (!present[kUnk]) throw std::invalid_argument("model has no <unk> unigram");
+  std::vector<std::uint32_t> suffix;  // per row of the order being indexed: its suffix's identity
   for (int n = 2; n <= m.order; ++n) {
     const NGramTable& t = m.tables[n - 1];
-    if (t.size() >= kEmpty / 2) throw std::invalid_argument("n-gram table too large to index");
-    std::size_t cap = 16;
-    while (cap < t.size() * 2) cap <<= 1;
-    slots_.emplace_back(cap, Slot{0, kEmpty, 0.0f, 0.0f});
-    masks_.push_back(cap - 1);
+    const std::size_t rows = t.size();
+    // Slot identities are uint32 with kEmpty reserved; the load bound keeps size < kEmpty.
+    if (rows >= static_cast<std::size_t>(kEmpty * kMaxLoad) - 16) throw std::invalid_argument("n-gram table too large to index");
+    const std::size_t size = std::max<std::size_t>(16, static_cast<std::size_t>(static_cast<double>(rows) / kMaxLoad) + 1);
+    // The suffix lookups (n - 1 probes a row, into the finished lower orders) are the
+    // expensive part and read only: on threads. A missing suffix is marked kEmpty.
+    suffix.assign(rows, kEmpty);
+    const int workers = rows < 4096 ? 1 : threads;
+    detail::run_threads(workers, [&](int k) {
+      const std::size_t begin = rows * k / workers, end = rows * (k + 1) / workers;
+      for (std::size_t r = begin; r < end; ++r) {
+        const std::int64_t id = find_words(t.row(r) + 1, n - 1);
+        if (id >= 0) suffix[r] = static_cast<std::uint32_t>(id);
+      }
+    });
+    slots_.emplace_back(size, Slot{0, kEmpty, 0.0f, 0.0f});
     std::vector<Slot>& slots = slots_.back();
-    const std::uint64_t mask = cap - 1;
-    for (std::size_t r = 0; r < t.size(); ++r) {
+    for (std::size_t r = 0; r < rows; ++r) {
       const WordId* w = t.row(r);
-      const std::int64_t suffix = find_words(w + 1, n - 1);
-      if (suffix < 0) {
+      const std::uint32_t sfx = suffix[r];
+      if (sfx == kEmpty) {
         std::string words;
         for (int i = 0; i < n; ++i) words += (i ? " " : "") + (w[i] < V ? m.vocab[w[i]] : std::string("?"));
         throw std::invalid_argument("n-gram '" + words + "' is stored without its suffix (unsupported model)");
       }
-      const std::uint32_t sfx = static_cast<std::uint32_t>(suffix);
-      std::uint64_t i = hash(w[0], sfx) & mask;
+      std::uint64_t i = home(w[0], sfx, size);
       while (slots[i].suffix != kEmpty) {
         if (slots[i].first == w[0] && slots[i].suffix == sfx) throw std::invalid_argument("duplicate n-gram");
-        i = (i + 1) & mask;
+        if (++i == size) i = 0;
       }
       slots[i] = Slot{w[0], sfx, t.log10_prob[r], t.log10_backoff[r]};
     }
   }
+}
+
+std::size_t NGramIndex::bytes() const {
+  std::size_t b = (unigram_prob_.capacity() + unigram_backoff_.capacity()) * sizeof(float);
+  for (const auto& s : slots_) b += s.capacity() * sizeof(Slot);
+  return b;
 }
 
 std::int64_t NGramIndex::find_words(const WordId* words, int n) const {

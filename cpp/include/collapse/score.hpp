@@ -17,9 +17,16 @@ namespace collapse {
 // by their slot in the order's open-addressing table. Keys are exact (no hash-only
 // matching), and looking up ever longer contexts of a word costs one probe each.
 // Requires every stored n-gram's suffix to be stored too (true of lmplz's and our models).
+//
+// Memory: each order's table has ceil(rows / kMaxLoad) 16-byte slots (any size, not a
+// power of two: the home slot is the hash scaled to the size), about 24.6 bytes per
+// n-gram, about the model's own tables again; a power-of-two size cost 32-64. Building
+// looks up every row's suffix on `threads` threads (0: all), then inserts in row order,
+// so the index is the same for any thread count.
 class NGramIndex {
  public:
-  explicit NGramIndex(std::shared_ptr<const BackoffModel> model);
+  explicit NGramIndex(std::shared_ptr<const BackoffModel> model, int threads = 1);
+  static constexpr double kMaxLoad = 0.65;  // linear probing: ~3.6 slots per miss at this load
   const BackoffModel& model() const { return *model_; }
 
   struct Slot {
@@ -33,11 +40,12 @@ class NGramIndex {
   // Identity (slot) of the n-gram (first, suffix) in order n >= 2, or -1.
   std::int64_t find(int n, WordId first, std::uint32_t suffix) const {
     const std::vector<Slot>& slots = slots_[n - 2];
-    const std::uint64_t mask = masks_[n - 2];
-    for (std::uint64_t i = hash(first, suffix) & mask;; i = (i + 1) & mask) {
+    const std::uint64_t size = slots.size();
+    for (std::uint64_t i = home(first, suffix, size);;) {
       const Slot& s = slots[i];
       if (s.suffix == kEmpty) return -1;
       if (s.first == first && s.suffix == suffix) return static_cast<std::int64_t>(i);
+      if (++i == size) i = 0;
     }
   }
   const Slot& slot(int n, std::uint32_t id) const { return slots_[n - 2][id]; }
@@ -53,12 +61,16 @@ class NGramIndex {
     h ^= h >> 33;
     return h;
   }
+  // The hash scaled to [0, size) (multiply-high: uniform for any size, no division).
+  static std::uint64_t home(WordId first, std::uint32_t suffix, std::uint64_t size) {
+    return static_cast<std::uint64_t>((static_cast<unsigned __int128>(hash(first, suffix)) * size) >> 64);
+  }
+  std::size_t bytes() const;
 
  private:
   std::shared_ptr<const BackoffModel> model_;
   std::vector<float> unigram_prob_, unigram_backoff_;  // by word id
   std::vector<std::vector<Slot>> slots_;               // orders 2..N
-  std::vector<std::uint64_t> masks_;
 };
 
 struct ScoreResult {

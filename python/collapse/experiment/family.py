@@ -30,6 +30,9 @@ class TrainedModel(Protocol):
     def save(self, directory: str) -> None:
         """Write the model's files into directory (atomically, no pickle)."""
 
+    # Optional: end_sampling() -> None, called once the generation's sample is drawn (the
+    # n-gram family frees its sampler there, before scoring).
+
 
 @runtime_checkable
 class ModelFamily(Protocol):

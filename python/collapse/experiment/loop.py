@@ -391,6 +391,8 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
                 def draw() -> Any:
                     return model.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads), None
             synth, info = (generation0.sample_for(cell, (n_synth, cell.keep), draw) if t == 0 else draw())
+            if hasattr(model, "end_sampling"):
+                model.end_sampling()
             if info is not None:
                 extra["filter_pass_rate"] = info["filter_pass_rate"]
             t2 = time.perf_counter()

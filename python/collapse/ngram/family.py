@@ -41,6 +41,11 @@ class NGramTrained:
     def sample(self, num_sequences: int, *, seed: int, threads: int = 0) -> Corpus:
         return self.model.sample(num_sequences, seed=seed, threads=threads or self.threads)
 
+    def end_sampling(self) -> None:
+        """The loop is done sampling this model: free its sampler before scoring builds the
+        index, so that the two (each about the tables' size or twice it) are not held together."""
+        self.model.release_samplers()
+
     def perplexity(self, corpus: Corpus) -> float:
         return self.model.perplexity(corpus, threads=self.threads)
 

@@ -140,10 +140,16 @@ class NGramModel:
         table = corpus.vocab.map_to(self.vocab)
         return table[corpus.tokens]
 
-    def _scorer(self) -> "_core.NGramIndex":
+    def _scorer(self, threads: int = 1) -> "_core.NGramIndex":
+        """The scoring index, built on first use (on ``threads`` threads) and kept."""
         if self._index is None:
-            self._index = _core.NGramIndex(self._core)
+            self._index = _core.NGramIndex(self._core, threads)
         return self._index
+
+    def release_samplers(self) -> None:
+        """Drop the cached samplers (each about 2x the tables; collapse.ngram.sampler), e.g.
+        before scoring builds its index, so that the two are not held together."""
+        self.__dict__.pop("_samplers", None)
 
     def score(self, corpus: Corpus, threads: int = 0) -> np.ndarray:
         """log10 probability of each document (float64), ``</s>`` included, as
@@ -158,7 +164,8 @@ class NGramModel:
         if not isinstance(corpus, Corpus):
             raise CollapseError("scoring needs a collapse.Corpus")
         ids = self._model_ids(corpus)
-        per_doc, tokens, oov = self._scorer().score(ids, corpus.offsets, check_threads("threads", threads))
+        threads = check_threads("threads", threads)
+        per_doc, tokens, oov = self._scorer(threads).score(ids, corpus.offsets, threads)
         total = float(per_doc.sum())
         sequences = corpus.num_documents
         predicted = tokens + sequences
