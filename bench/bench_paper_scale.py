@@ -12,7 +12,7 @@ and drives the experiment loop's own stages, timed one by one:
   metrics   collapse.experiment.metrics.generation_metrics (held-out perplexity, self
             perplexity, entropy, diversity, KL to the grammar, ...)
 
-and the process's peak RSS (VmHWM) after each generation. Anchor: at the generations of
+and the peak RSS (VmHWM) of each stage (reset between stages) and of the process so far. Anchor: at the generations of
 --lmplz-at, the same D_t is written as text and estimated by lmplz (-S --lmplz-memory);
 the table gives lmplz's wall time against our fit (lmplz reads text, we start from ids;
 samples can hold <unk>, which lmplz refuses: --skip_symbols drops those few tokens; and
@@ -49,6 +49,18 @@ def vm_kb(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def stage_peak_mb() -> float:
+    """Peak RSS since the last call, in MB: VmHWM, then reset (clear_refs 5, Linux >= 4.0;
+    where that fails the peak stays the process's, which only overstates a stage)."""
+    peak = vm_kb("VmHWM") / 1024
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return peak
 
 
 def write_text(path: str, corpora) -> None:  # noqa: ANN001
@@ -120,7 +132,7 @@ def child(args) -> None:  # noqa: ANN001
     lmplz_at = {int(g) for g in args.lmplz_at.split(",") if g}
     synthetic = [None] * (args.generations + 1)
     ckpt = rows_path = None
-    first, elapsed_before = 0, 0.0
+    first, elapsed_before, peak_before = 0, 0.0, 0.0
     if args.checkpoint:
         ckpt = os.path.join(args.checkpoint, f"{paradigm}-o{order}-n{n}")
         os.makedirs(ckpt, exist_ok=True)
@@ -134,10 +146,13 @@ def child(args) -> None:  # noqa: ANN001
         first = min(len(done), args.generations + 1)
         if first:
             elapsed_before = done[first - 1]["elapsed_s"]
+            peak_before = done[first - 1]["peak_rss_mb"]
             for k in needed_synthetic(paradigm, first):
                 synthetic[k] = load_sample(os.path.join(ckpt, f"S_{k}.npz"))
     t_start = time.perf_counter()
+    process_peak = max(peak_before, stage_peak_mb())  # the setup's (and resumed S_k's); over every session
     for g in range(first, args.generations + 1):
+        stage_peak_mb()
         t0 = time.perf_counter()
         if paradigm == "accumulate":
             train_parts = [real] + synthetic[:g]
@@ -150,6 +165,7 @@ def child(args) -> None:  # noqa: ANN001
             t1 = time.perf_counter()
             model = family.fit(train, seed=0)
         t2 = time.perf_counter()
+        fit_peak = stage_peak_mb()
         lmplz_s = None
         if lmplz and g in lmplz_at:
             with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -169,13 +185,18 @@ def child(args) -> None:  # noqa: ANN001
                 synthetic[k] = None
         del train_parts
         t2b = time.perf_counter()
+        stage_peak_mb()
         synth = model.sample(n, seed=_core.derive_seed(11, g))
+        sample_peak = stage_peak_mb()
         model.end_sampling()  # the sampler goes before scoring builds its index
         t3 = time.perf_counter()
         metrics = generation_metrics(model, train, synth, ref, args.threads)
         t4 = time.perf_counter()
+        metrics_peak = stage_peak_mb()
+        process_peak = max(process_peak, fit_peak, sample_peak, metrics_peak)
         row = {"generation": g, "paradigm_s": t1 - t0, "fit_s": t2 - t1, "sample_s": t3 - t2b, "metrics_s": t4 - t3,
-               "train_tokens": train.num_tokens, "ngrams": model.model.num_ngrams(), "peak_rss_mb": vm_kb("VmHWM") / 1024,
+               "train_tokens": train.num_tokens, "ngrams": model.model.num_ngrams(), "peak_rss_mb": process_peak,
+               "fit_peak_mb": fit_peak, "sample_peak_mb": sample_peak, "metrics_peak_mb": metrics_peak,
                "rss_mb": vm_kb("VmRSS") / 1024, "heldout_ppl": metrics["heldout_ppl"],
                "kl_truth": metrics["kl_truth"], "distinct_4": metrics["distinct_4"],
                "loadavg_1min": os.getloadavg()[0], "elapsed_s": elapsed_before + time.perf_counter() - t_start}
@@ -237,6 +258,12 @@ def plot(results: dict, path: str) -> None:
     plt.close(fig)
 
 
+def stage_peaks(rec: dict) -> str:
+    if "fit_peak_mb" not in rec:  # rows of runs before the stages were measured apart
+        return ""
+    return f"{rec['fit_peak_mb']:.0f} / {rec['sample_peak_mb']:.0f} / {rec['metrics_peak_mb']:.0f}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -290,7 +317,7 @@ def main() -> int:
             results["runs"].append(run)
             print(f"\n{paradigm} order {order}, {args.stories} stories")
             print(f"{'gen':>4} {'tokens':>12} {'paradigm s':>10} {'fit s':>8} {'sample s':>9} {'metrics s':>9} "
-                  f"{'peak MB':>8} {'lmplz s':>8} {'lmplz/fit':>9} {'ppl':>7} {'KL nats':>8}")
+                  f"{'peak MB':>8} {'fit/sample/metrics peak MB':>26} {'lmplz s':>8} {'lmplz/fit':>9} {'ppl':>7} {'KL nats':>8}")
             for line in proc.stdout:
                 rec = json.loads(line)
                 if "generation" not in rec:
@@ -304,7 +331,7 @@ def main() -> int:
                     ratio = "" if lm is None else f"{lm / rec['fit_s']:.2f}x"
                     print(f"{rec['generation']:>4} {rec['train_tokens']:>12} {rec['paradigm_s']:>10.2f} "
                           f"{rec['fit_s']:>8.2f} {rec['sample_s']:>9.2f} {rec['metrics_s']:>9.2f} "
-                          f"{rec['peak_rss_mb']:>8.0f} {lm_s:>8} {ratio:>9} {rec['heldout_ppl']:>7.3f} "
+                          f"{rec['peak_rss_mb']:>8.0f} {stage_peaks(rec):>26} {lm_s:>8} {ratio:>9} {rec['heldout_ppl']:>7.3f} "
                           f"{rec['kl_truth']:>8.2f}", flush=True)
             rc = proc.wait()
             run["returncode"] = rc
