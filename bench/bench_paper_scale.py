@@ -223,28 +223,35 @@ PARADIGM_COLOURS = {"replace": "tab:red", "accumulate-subsample": "tab:blue", "a
 
 
 def plot(results: dict, path: str) -> None:
-    """Four panels over generations, one line per (paradigm, order): seconds per generation
-    (all stages), the fit alone, held-out perplexity and KL to the grammar (nats/story)."""
+    """Six panels over generations, one line per (paradigm, order): seconds per generation
+    (all stages), the fit alone, held-out perplexity, KL to the grammar (nats/story), the
+    model's size (n-grams, all orders) and the peak RSS so far; a run that stopped early
+    ends with an x."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), constrained_layout=True)
+    fig, axes = plt.subplots(3, 2, figsize=(11, 10.5), constrained_layout=True)
     panels = [("seconds per generation (fit + sample + paradigm + metrics)",
                lambda r: r["fit_s"] + r["sample_s"] + r["paradigm_s"] + r["metrics_s"]),
               ("fit seconds", lambda r: r["fit_s"]),
               ("held-out perplexity (per word + </s>)", lambda r: r["heldout_ppl"]),
-              ("KL(grammar || model), nats per story", lambda r: r["kl_truth"])]
+              ("KL(grammar || model), nats per story", lambda r: r["kl_truth"]),
+              ("model size: n-grams of all orders (millions)", lambda r: sum(r["ngrams"]) / 1e6),
+              ("peak RSS so far (GB)", lambda r: r["peak_rss_mb"] / 1024)]
+    last = results["config"]["generations"]
     for ax, (title, value) in zip(axes.flat, panels):
         for run in results["runs"]:
             gens = run["generations"]
             if not gens:
                 continue
             style = "-" if run["order"] == 3 else "--"
-            ax.plot([g["generation"] for g in gens], [value(g) for g in gens], style,
-                    color=PARADIGM_COLOURS.get(run["paradigm"], "black"),
+            colour = PARADIGM_COLOURS.get(run["paradigm"], "black")
+            ax.plot([g["generation"] for g in gens], [value(g) for g in gens], style, color=colour,
                     label=f"{run['paradigm']}, order {run['order']}")
+            if gens[-1]["generation"] < last:  # stopped before the last generation (memory, or not yet done)
+                ax.plot([gens[-1]["generation"]], [value(gens[-1])], "x", color=colour, markersize=8)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("generation")
         ax.grid(alpha=0.3)
