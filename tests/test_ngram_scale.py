@@ -286,13 +286,13 @@ def test_release_samplers_frees_the_cache_and_sampling_still_works(stories):
     assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.offsets, b.offsets)
 
 
-INDEX_MAX_LOAD = 0.65  # NGramIndex::kMaxLoad (cpp/include/collapse/score.hpp)
+INDEX_MAX_LOAD = 0.5  # NGramIndex::kMaxLoad (cpp/include/collapse/score.hpp)
 
 
 @pytest.mark.parametrize("order", [3, 5])
 def test_scoring_index_size_and_threads(stories, order):
-    """The index holds ceil(rows / 0.65) 16-byte slots per order >= 2 (about 24.6 bytes an
-    n-gram, not the 32-64 of a power-of-two size), and building it on several threads
+    """The index holds rows / 0.5 + 1 16-byte slots per order >= 2 (32 bytes an n-gram, not
+    up to 64 as with a power-of-two size), and building it on several threads
     gives the same index: the same scores, bit for bit."""
     model = NGramModel.fit(stories, order=order, threads=1)
     counts = model.num_ngrams()

@@ -18,15 +18,16 @@ namespace collapse {
 // matching), and looking up ever longer contexts of a word costs one probe each.
 // Requires every stored n-gram's suffix to be stored too (true of lmplz's and our models).
 //
-// Memory: each order's table has ceil(rows / kMaxLoad) 16-byte slots (any size, not a
-// power of two: the home slot is the hash scaled to the size), about 24.6 bytes per
-// n-gram, about the model's own tables again; a power-of-two size cost 32-64. Building
-// looks up every row's suffix on `threads` threads (0: all), then inserts in row order,
-// so the index is the same for any thread count.
+// Memory: each order's table has rows / kMaxLoad + 1 16-byte slots (any size, not a power
+// of two: the home slot is the hash scaled to the size), 32 bytes an n-gram; a power of
+// two cost 32-64 by where the row count fell. Load 0.65 (24.6 bytes) made scoring 1.6x
+// slower (longer probes on the misses every lookup ends with), 0.5 about 1.1-1.3x.
+// Building looks up every row's suffix on `threads` threads (0: all), then inserts in
+// row order, so the index is the same for any thread count.
 class NGramIndex {
  public:
   explicit NGramIndex(std::shared_ptr<const BackoffModel> model, int threads = 1);
-  static constexpr double kMaxLoad = 0.65;  // linear probing: ~3.6 slots per miss at this load
+  static constexpr double kMaxLoad = 0.5;  // linear probing: ~2.5 slots per miss, ~1.5 per hit
   const BackoffModel& model() const { return *model_; }
 
   struct Slot {
