@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 
@@ -143,6 +143,9 @@ def test_replace_with_one_sample_collapses_to_a_point():
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dim=st.integers(1, 4), N=st.integers(1, 20), G=st.integers(1, 6),
        case=st.sampled_from(PARADIGM_CASES), seed=st.integers(0, 2**64 - 1))
+# found by this test in a CI run: a singular fit (N = dim) whose rounding made a pivot
+# negative, which the kernel took for a covariance that is not PSD (an internal error)
+@example(dim=4, N=4, G=2, case=("replace", {}), seed=417)
 def test_invariants(dim, N, G, case, seed):
     paradigm, kw = case
     r = collapse.simulate(process="gaussian", dim=dim, N=N, generations=G, trials=3, paradigm=paradigm, seed=seed,

@@ -45,8 +45,12 @@ struct Model {
 // Cholesky factor of a symmetric PSD matrix. A pivot that is not positive beyond rounding
 // (relative 1e-12 of its diagonal entry) becomes a zero column: for an exactly PSD matrix
 // the rest of that column is then zero too, so L L^T = C still holds. Returns the number
-// of zero pivots, or -1 if a pivot is clearly negative (C is not PSD).
-int cholesky_psd(const std::vector<double>& c, int d, std::vector<double>& l) {
+// of zero pivots, or -1 if a pivot is clearly negative (C is not PSD) and C is not known
+// to be PSD. known_psd: C is a scatter matrix / n (a fitted covariance), PSD by
+// construction, so a negative pivot is rounding and becomes a zero column too. It
+// happens where C is singular (N <= dim: rank N - 1) and an earlier near-zero pivot,
+// accepted as positive, amplified the rounding (dim 4, N 4, Replace, seed 417).
+int cholesky_psd(const std::vector<double>& c, int d, std::vector<double>& l, bool known_psd = false) {
   l.assign(static_cast<std::size_t>(d) * d, 0.0);
   int zero_pivots = 0;
   for (int j = 0; j < d; ++j) {
@@ -54,7 +58,7 @@ int cholesky_psd(const std::vector<double>& c, int d, std::vector<double>& l) {
     const double scale = std::fabs(pivot);
     for (int k = 0; k < j; ++k) pivot -= l[static_cast<std::size_t>(j) * d + k] * l[static_cast<std::size_t>(j) * d + k];
     if (!(pivot > 1e-12 * scale)) {
-      if (pivot < -1e-9 * scale - 1e-300) return -1;
+      if (pivot < -1e-9 * scale - 1e-300 && !known_psd) return -1;
       ++zero_pivots;
       continue;  // column j stays zero
     }
@@ -294,10 +298,7 @@ void combine(Moments& a, const Moments& b) {
   a.n = n;
 }
 
-void refactor(Model& model, int d) {
-  if (cholesky_psd(model.cov, d, model.chol) < 0)
-    throw std::runtime_error("internal error: a fitted covariance is not positive semi-definite");
-}
+void refactor(Model& model, int d) { cholesky_psd(model.cov, d, model.chol, /*known_psd=*/true); }
 
 // The ML fit of pooled data: mean, scatter / n.
 void fit(Model& model, const Moments& m, int d) {
