@@ -69,7 +69,7 @@ def child_fit(npz: str, order: int, arpa: str, threads: int) -> dict:
     t = time.perf_counter()
     model = collapse.NGramModel.fit(corpus, order=order, threads=threads)
     t_fit = time.perf_counter() - t
-    model.to_arpa(arpa)
+    model.to_arpa(arpa, threads=threads)
     wall = time.perf_counter() - t
     return {"wall_s": wall, "cpu_s": cpu_s() - c0, "fit_s": t_fit, "write_s": wall - t_fit,
             "peak_rss_mb": peak_rss_mb(),
@@ -82,7 +82,7 @@ def child_e2e(text: str, order: int, arpa: str, threads: int) -> dict:
     t = time.perf_counter()
     corpus = collapse.load_corpus(text, format="lines")
     t_load = time.perf_counter() - t
-    collapse.NGramModel.fit(corpus, order=order, threads=threads).to_arpa(arpa)
+    collapse.NGramModel.fit(corpus, order=order, threads=threads).to_arpa(arpa, threads=threads)
     return {"wall_s": time.perf_counter() - t, "load_s": t_load, "peak_rss_mb": peak_rss_mb()}
 
 

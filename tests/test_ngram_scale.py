@@ -308,3 +308,21 @@ def test_scoring_index_size_and_threads(stories, order):
         got = _core.NGramIndex(model._core, threads).score(ids, heldout.offsets, 2)
         assert np.array_equal(got[0], want[0]) and got[1:] == want[1:]
     assert np.array_equal(model.score(heldout, threads=2), want[0])
+
+
+def test_arpa_written_on_threads_is_the_same_file(tmp_path):
+    """Lines are formatted in chunks of 65,536 rows on the threads, a batch at a time, and
+    written in row order: one thread and three give the same bytes (9 chunks of 5-grams
+    here: batches of 4 chunks with one thread, of 12 with three), and the file reads back
+    to the same model."""
+    model = NGramModel.fit(sample_stories(60000, seed=3), order=5, threads=2)
+    assert model.num_ngrams()[-1] > 8 * 65536
+    one, three = tmp_path / "one.arpa", tmp_path / "three.arpa"
+    model.to_arpa(str(one), threads=1)
+    model.to_arpa(str(three), threads=3)
+    assert one.read_bytes() == three.read_bytes()
+    back = NGramModel.from_arpa(str(three))
+    assert back.num_ngrams() == model.num_ngrams()
+    for n in (1, 5):
+        assert np.array_equal(back.table(n)[1], model.table(n)[1])
+    assert sorted(os.listdir(tmp_path)) == ["one.arpa", "three.arpa"]  # no temporary left

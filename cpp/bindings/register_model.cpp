@@ -40,11 +40,11 @@ void register_model(py::module_& m) {
            })
       .def(
           "write_arpa",
-          [](const BackoffModel& model, const std::string& path) {
+          [](const BackoffModel& model, const std::string& path, int threads) {
             py::gil_scoped_release release;
-            write_arpa(model, path);
+            write_arpa(model, path, threads);
           },
-          py::arg("path"));
+          py::arg("path"), py::arg("threads") = 1);
   m.def(
       "read_arpa",
       [](const std::string& path) {

@@ -1,5 +1,7 @@
 #include "collapse/arpa.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -8,6 +10,9 @@
 #include <stdexcept>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
+
+#include "collapse/parallel.hpp"
 
 namespace collapse {
 namespace {
@@ -68,48 +73,66 @@ void append_float(std::string& out, float x) {
 
 }  // namespace
 
-void write_arpa(const BackoffModel& model, const std::string& path) {
+void write_arpa(const BackoffModel& model, const std::string& path, int threads) {
   validate(model);
-  std::string out;
-  out.reserve(1 << 20);
-  out += "\\data\\\n";
+  threads = resolve_threads(threads);
+  std::string head = "\\data\\\n";
   for (int k = 0; k < model.order; ++k)
-    out += "ngram " + std::to_string(k + 1) + "=" + std::to_string(model.tables[k].size()) + "\n";
+    head += "ngram " + std::to_string(k + 1) + "=" + std::to_string(model.tables[k].size()) + "\n";
   const std::string tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw std::runtime_error("cannot write " + tmp);
-  auto flush = [&](bool force) {
-    if (force || out.size() > (1u << 22)) {
-      if (std::fwrite(out.data(), 1, out.size(), f) != out.size()) {
-        std::fclose(f);
-        throw std::runtime_error("write failed: " + tmp);
-      }
-      out.clear();
+  auto write = [&](const std::string& text) {
+    if (std::fwrite(text.data(), 1, text.size(), f) != text.size()) {
+      std::fclose(f);
+      std::remove(tmp.c_str());
+      throw std::runtime_error("write failed: " + tmp);
     }
   };
+  write(head);
+  // Lines are formatted in chunks of rows on the threads, a batch of chunks at a time (so
+  // the text in memory stays about threads x 4 chunks), and written in row order: the
+  // file is the same for any thread count.
+  constexpr std::size_t kChunkRows = 1 << 16;
+  const std::size_t batch = static_cast<std::size_t>(threads) * 4;
+  std::vector<std::string> text(batch);
   for (int k = 0; k < model.order; ++k) {
     const NGramTable& t = model.tables[k];
     const bool highest = (k + 1 == model.order);
-    out += "\n\\" + std::to_string(k + 1) + "-grams:\n";
-    for (std::size_t i = 0; i < t.size(); ++i) {
-      append_float(out, t.log10_prob[i]);
-      out += '\t';
-      const WordId* w = t.row(i);
-      for (int j = 0; j < t.n; ++j) {
-        if (j) out += ' ';
-        out += model.vocab[w[j]];
-      }
-      if (!highest) {
-        out += '\t';
-        append_float(out, t.log10_backoff[i]);
-      }
-      out += '\n';
-      flush(false);
+    write("\n\\" + std::to_string(k + 1) + "-grams:\n");
+    const std::size_t chunks = (t.size() + kChunkRows - 1) / kChunkRows;
+    for (std::size_t first = 0; first < chunks; first += batch) {
+      const std::size_t in_batch = std::min(batch, chunks - first);
+      std::atomic<std::size_t> next{0};
+      run_threads(static_cast<int>(std::min<std::size_t>(threads, in_batch)), [&](int) {
+        for (std::size_t c; (c = next.fetch_add(1)) < in_batch;) {
+          std::string& out = text[c];
+          out.clear();
+          const std::size_t begin = (first + c) * kChunkRows, end = std::min(t.size(), begin + kChunkRows);
+          for (std::size_t i = begin; i < end; ++i) {
+            append_float(out, t.log10_prob[i]);
+            out += '\t';
+            const WordId* w = t.row(i);
+            for (int j = 0; j < t.n; ++j) {
+              if (j) out += ' ';
+              out += model.vocab[w[j]];
+            }
+            if (!highest) {
+              out += '\t';
+              append_float(out, t.log10_backoff[i]);
+            }
+            out += '\n';
+          }
+        }
+      });
+      for (std::size_t c = 0; c < in_batch; ++c) write(text[c]);
     }
   }
-  out += "\n\\end\\\n";
-  flush(true);
-  if (std::fclose(f) != 0) throw std::runtime_error("write failed: " + tmp);
+  write("\n\\end\\\n");
+  if (std::fclose(f) != 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("write failed: " + tmp);
+  }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + path);
 }
 

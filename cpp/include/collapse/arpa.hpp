@@ -8,7 +8,8 @@
 namespace collapse {
 
 // Writes atomically (to PATH.tmp, then renames). Throws std::runtime_error on I/O errors.
-void write_arpa(const BackoffModel& model, const std::string& path);
+// Lines are formatted on `threads` threads (0: all); the file is the same for any count.
+void write_arpa(const BackoffModel& model, const std::string& path, int threads = 1);
 
 // Throws std::invalid_argument with a message naming the line for a malformed or
 // truncated file, std::runtime_error if the file cannot be opened.

@@ -55,7 +55,7 @@ def estimate(args) -> int:  # noqa: ANN001
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
         raise CollapseError(f"output directory does not exist: {out_dir}")
-    model.to_arpa(args.output)
+    model.to_arpa(args.output, threads=args.threads)
     counts = " ".join(f"{n}={c}" for n, c in enumerate(model.num_ngrams(), 1))
     policy = ""
     if model.discount_policy and "fallback" in model.discount_policy:

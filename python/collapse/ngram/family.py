@@ -57,7 +57,7 @@ class NGramTrained:
         os.makedirs(directory, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=directory) as tmp:
             arpa = os.path.join(tmp, "model.arpa")
-            self.model.to_arpa(arpa)
+            self.model.to_arpa(arpa, threads=self.threads)
             with open(arpa, "rb") as f:
                 data = f.read()
         write_bytes(os.path.join(directory, MODEL_FILE), deterministic_gzip(data, self.compression))

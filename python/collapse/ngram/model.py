@@ -199,10 +199,12 @@ class NGramModel:
         except UnicodeDecodeError:
             raise CollapseError(f"{path}: an n-gram word is not valid UTF-8") from None
 
-    def to_arpa(self, path: str) -> None:
-        """Write the model as an ARPA file (atomically: collapse.files)."""
+    def to_arpa(self, path: str, threads: int = 0) -> None:
+        """Write the model as an ARPA file (atomically: collapse.files); lines are formatted
+        on ``threads`` threads (0: all cores), the file is the same for any count."""
+        threads = check_threads("threads", threads)
         with atomic_path(os.fspath(path)) as tmp:
-            self._core.write_arpa(tmp)
+            self._core.write_arpa(tmp, threads)
 
     def sample(self, num_sequences: int, seed: int = 0, temperature: float = 1.0, top_k: int = 0,
                top_p: float = 1.0, max_length: int = 4096, threads: int = 0) -> "Corpus":
