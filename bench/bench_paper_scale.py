@@ -239,7 +239,7 @@ def plot(results: dict, path: str) -> None:
               ("held-out perplexity (per word + </s>)", lambda r: r["heldout_ppl"]),
               ("KL(grammar || model), nats per story", lambda r: r["kl_truth"]),
               ("model size: n-grams of all orders (millions)", lambda r: sum(r["ngrams"]) / 1e6),
-              ("peak RSS so far (GB)", lambda r: r["peak_rss_mb"] / 1024)]
+              ("peak RSS so far (GiB)", lambda r: r["peak_rss_mb"] / 1024)]
     last = results["config"]["generations"]
     for ax, (title, value) in zip(axes.flat, panels):
         for run in results["runs"]:
