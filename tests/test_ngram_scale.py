@@ -277,6 +277,26 @@ def test_sampler_cache_keeps_the_last_two_temperatures(stories):
     assert np.array_equal(a.tokens, first.sample(20, seed=3, max_length=4096, top_k=0, top_p=1.0, threads=1)[0])
 
 
+def test_loop_frees_the_sampler_before_scoring(tmp_path, monkeypatch):
+    """The loop calls end_sampling once S_t is drawn: when the metrics build the scoring
+    index, the model holds no sampler (the two are never held together; without the call
+    every generation's model would hold one here)."""
+    from collapse import run_experiment
+
+    held = []
+    build = NGramModel._scorer
+
+    def scorer(self, threads=1):  # noqa: ANN001
+        if self._index is None:
+            held.append(bool(self.__dict__.get("_samplers")))
+        return build(self, threads)
+
+    monkeypatch.setattr(NGramModel, "_scorer", scorer)
+    config = {**ACCUMULATE, "experiment": {**ACCUMULATE["experiment"], "paradigms": ["replace"], "generations": 2}}
+    run_experiment(config, out=str(tmp_path / "run"))
+    assert len(held) == 3 and not any(held)
+
+
 def test_release_samplers_frees_the_cache_and_sampling_still_works(stories):
     model = NGramModel.fit(stories.select(np.arange(200)), order=3, threads=1)
     a = model.sample(30, seed=4, threads=1)

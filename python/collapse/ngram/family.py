@@ -42,8 +42,8 @@ class NGramTrained:
         return self.model.sample(num_sequences, seed=seed, threads=threads or self.threads)
 
     def end_sampling(self) -> None:
-        """The loop is done sampling this model: free its sampler before scoring builds the
-        index, so that the two (each about the tables' size or twice it) are not held together."""
+        """The loop is done sampling this model: free its sampler (up to ~1.9x the tables)
+        before scoring builds its index (~1.3x), so that the two are not held together."""
         self.model.release_samplers()
 
     def perplexity(self, corpus: Corpus) -> float:
