@@ -18,11 +18,13 @@ the table gives lmplz's wall time against our fit (lmplz reads text, we start fr
 samples can hold <unk>, which lmplz refuses: --skip_symbols drops those few tokens; and
 --discount_fallback, the policy our estimator applies where lmplz would stop).
 Corpora are not written to disk (the loop would also gzip them each generation: see
-bench_experiment.py for the loop with its files).
+bench_experiment.py for the loop with its files), except with --checkpoint DIR: then each
+generation's row and the S_k later generations read are kept there (exact ids, .npz), and
+a rerun with the same DIR goes on from the last kept generation, bit for bit.
 
     python bench/bench_paper_scale.py [--stories 1000000] [--generations 40] [--orders 3,5]
         [--paradigms replace,accumulate-subsample,accumulate] [--lmplz-at 1,2] [--out FILE.json]
-        [--figure FILE.png]
+        [--figure FILE.png] [--checkpoint DIR]
     python bench/bench_paper_scale.py --plot-only FILE.json --figure FILE.png   (redraw only)
 """
 
