@@ -110,8 +110,6 @@ def child(args) -> None:  # noqa: ANN001
     """One (paradigm, order): prints one JSON line per generation. With --checkpoint, each
     generation's row and the S_k later generations read are kept there, and a rerun goes on
     from the last generation kept (the rows before it are printed again, marked resumed)."""
-    import numpy as np
-
     from collapse import _core
     from collapse.data.corpus import CorpusSummary
     from collapse.data.storygrammar import get_grammar
@@ -177,8 +175,7 @@ def child(args) -> None:  # noqa: ANN001
         # What later stages read of D_t is its summary: free the text before sampling
         # (Replace's S_{t-1}, Accumulate-Subsample's draw), and every S_k no later D reads.
         if not isinstance(train, CorpusSummary):
-            used = int(np.count_nonzero(np.bincount(train.tokens, minlength=len(train.vocab))[3:]))
-            train = CorpusSummary(train.num_documents, train.num_tokens, used)
+            train = CorpusSummary.of(train)
         keep = set(needed_synthetic(paradigm, g + 1))
         if paradigm == "accumulate" and not any(a > g for a in lmplz_at):
             keep = set()  # the pool holds the counts; S_k stay only while lmplz still needs the text

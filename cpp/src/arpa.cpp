@@ -73,26 +73,19 @@ void append_float(std::string& out, float x) {
 
 }  // namespace
 
-void write_arpa(const BackoffModel& model, const std::string& path, int threads) {
-  validate(model);
-  threads = resolve_threads(threads);
+namespace {
+
+// The whole file into f. Lines are formatted in chunks of rows on the threads, a batch of
+// chunks at a time (so the text in memory stays about threads x 4 chunks), and written in
+// row order: the file is the same for any thread count.
+void write_arpa_text(const BackoffModel& model, std::FILE* f, const std::string& name, int threads) {
+  auto write = [&](const std::string& text) {
+    if (std::fwrite(text.data(), 1, text.size(), f) != text.size()) throw std::runtime_error("write failed: " + name);
+  };
   std::string head = "\\data\\\n";
   for (int k = 0; k < model.order; ++k)
     head += "ngram " + std::to_string(k + 1) + "=" + std::to_string(model.tables[k].size()) + "\n";
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw std::runtime_error("cannot write " + tmp);
-  auto write = [&](const std::string& text) {
-    if (std::fwrite(text.data(), 1, text.size(), f) != text.size()) {
-      std::fclose(f);
-      std::remove(tmp.c_str());
-      throw std::runtime_error("write failed: " + tmp);
-    }
-  };
   write(head);
-  // Lines are formatted in chunks of rows on the threads, a batch of chunks at a time (so
-  // the text in memory stays about threads x 4 chunks), and written in row order: the
-  // file is the same for any thread count.
   constexpr std::size_t kChunkRows = 1 << 16;
   const std::size_t batch = static_cast<std::size_t>(threads) * 4;
   std::vector<std::string> text(batch);
@@ -129,9 +122,25 @@ void write_arpa(const BackoffModel& model, const std::string& path, int threads)
     }
   }
   write("\n\\end\\\n");
-  if (std::fclose(f) != 0) {
+}
+
+}  // namespace
+
+void write_arpa(const BackoffModel& model, const std::string& path, int threads) {
+  validate(model);
+  threads = resolve_threads(threads);
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw std::runtime_error("cannot write " + tmp);
+  bool closed = false;
+  try {
+    write_arpa_text(model, f, tmp, threads);
+    closed = true;
+    if (std::fclose(f) != 0) throw std::runtime_error("write failed: " + tmp);
+  } catch (...) {  // a write, an allocation, a thread: nothing is left behind
+    if (!closed) std::fclose(f);
     std::remove(tmp.c_str());
-    throw std::runtime_error("write failed: " + tmp);
+    throw;
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + path);
 }

@@ -195,6 +195,11 @@ class CorpusSummary:
     num_tokens: int
     words_used: int  # distinct words occurring (not <unk>, <s>, </s>)
 
+    @classmethod
+    def of(cls, corpus: "Corpus") -> "CorpusSummary":
+        own = np.bincount(corpus.tokens, minlength=len(corpus.vocab))
+        return cls(corpus.num_documents, corpus.num_tokens, int(np.count_nonzero(own[3:])))
+
 
 def concatenate(corpora: Sequence[Corpus]) -> Corpus:
     """Documents of all corpora in order; ids remapped to the first corpus's vocab, grown."""

@@ -14,7 +14,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from .. import _core
-from ..data.corpus import Corpus
+from ..data.corpus import Corpus, CorpusSummary
 from .scale import heldout_scale
 
 RARE_MAX_COUNT = 2          # a real-corpus type is "rare" when it occurs at most this often
@@ -136,11 +136,8 @@ def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa:
     m["vocab_size"] = int(np.count_nonzero(own[3:]))
     real_types = ref.real_counts[3:] > 0
     m["types_lost"] = int(np.count_nonzero(real_types & (counts[3:] == 0)))
-    if isinstance(train, Corpus):
-        train_own = np.bincount(train.tokens, minlength=len(train.vocab))
-        m["train_vocab_size"] = int(np.count_nonzero(train_own[3:]))
-    else:  # a CorpusSummary: D_t held as merged counts by the family
-        m["train_vocab_size"] = int(train.words_used)
+    # D_t as a Corpus, or as the CorpusSummary of one a family holds as merged counts
+    m["train_vocab_size"] = (CorpusSummary.of(train) if isinstance(train, Corpus) else train).words_used
     total = float(synthetic.num_tokens)
     m["rare_mass"] = float(counts[ref.rare].sum()) / total if total else math.nan
     m["kl_unigram"], m["tv_unigram"] = unigram_kl_tv(ref.real_counts, counts, novel)

@@ -17,7 +17,7 @@ from ..data.corpus import Corpus, Vocab
 from ..errors import CollapseError
 from ..files import atomic_path
 from ..validate import threads as check_threads
-from .sampler import sample_ngram
+from .sampler import release_samplers, sample_ngram
 
 SMOOTHINGS = ("mkn", "kn", "addk", "mle")
 MAX_ORDER: int = int(_core.MAX_NGRAM_ORDER)
@@ -149,7 +149,7 @@ class NGramModel:
     def release_samplers(self) -> None:
         """Drop the cached samplers (each about 2x the tables; collapse.ngram.sampler), e.g.
         before scoring builds its index, so that the two are not held together."""
-        self.__dict__.pop("_samplers", None)
+        release_samplers(self)
 
     def score(self, corpus: Corpus, threads: int = 0) -> np.ndarray:
         """log10 probability of each document (float64), ``</s>`` included, as

@@ -60,6 +60,11 @@ def sampler_for(model, temperature: float) -> "_core.Sampler":
     return sampler
 
 
+def release_samplers(model) -> None:  # noqa: ANN001
+    """Drop the model's cached samplers (sampler_for builds them again when needed)."""
+    model.__dict__.pop("_samplers", None)
+
+
 def sample_ngram(model, num_sequences: int, seed: int = 0, temperature: float = 1.0, top_k: int = 0,
                  top_p: float = 1.0, max_length: int = DEFAULT_MAX_LENGTH, threads: int = 0) -> Corpus:
     """num_sequences sequences drawn from <s> to </s> (or max_length words) as a Corpus
