@@ -121,15 +121,54 @@ def cmd_demo(args) -> int:  # noqa: ANN001
 
 
 def cmd_plot(args) -> int:  # noqa: ANN001
-    from ..experiment.plot import plot_runs
+    from ..experiment.plot import default_output, plot_runs
 
     metrics = None
     if args.metric:
         metrics = [m for arg in args.metric for m in arg.split(",") if m]
-    drawn = plot_runs(args.run_dirs, args.output, metrics)
-    svg = os.path.splitext(args.output)[0] + ".svg"
-    sys.stderr.write(f"wrote {args.output} and {svg} ({', '.join(drawn)})\n")
+    output = args.output or default_output(args.run_dirs)
+    fig = plot_runs(args.run_dirs, output, metrics, size=args.size, dpi=args.dpi, title=args.title,
+                    logy=args.logy, seeds=args.seeds, paradigms=args.paradigms)
+    for note in fig.notes:
+        sys.stderr.write(f"collapse: {note}\n")
+    skipped = f"; no values, no panel: {', '.join(fig.dropped)}" if fig.dropped else ""
+    sys.stderr.write(f"wrote {' and '.join(fig.paths)} ({', '.join(fig.metrics)}; {args.dpi} dpi{skipped})\n")
     return 0
+
+
+def _size(text: str) -> tuple:
+    import argparse
+    import math
+
+    parts = text.split(",")
+    try:
+        w, h = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be WIDTH,HEIGHT in inches, e.g. 7,4.5; got {text!r}") from None
+    if not (math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
+        raise argparse.ArgumentTypeError(f"width and height must be positive inches, got {text!r}")
+    return w, h
+
+
+def _int_list(text: str) -> list:
+    import argparse
+
+    try:
+        values = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one value")
+    return values
+
+
+def _name_list(text: str) -> list:
+    import argparse
+
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return names
 
 
 def register(subparsers) -> None:  # noqa: ANN001
@@ -155,5 +194,13 @@ def register(subparsers) -> None:  # noqa: ANN001
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--metric", action="append", metavar="NAME",
                    help="metric column to plot (repeat or comma-separate; default: a standard set)")
-    p.add_argument("-o", "--output", required=True, metavar="FILE.png")
+    p.add_argument("-o", "--output", metavar="FILE.png",
+                   help="PNG to write, with an SVG next to it (default: RUN_DIR/metrics.png for one run "
+                        "directory; for several, metrics-with-<the others' names>.png in the first)")
+    p.add_argument("--size", type=_size, metavar="W,H", help="figure size in inches (default: 4 x 2.9 per panel)")
+    p.add_argument("--dpi", type=_positive_int, default=300, help="PNG resolution (default 300)")
+    p.add_argument("--title", help="a title above the panels")
+    p.add_argument("--logy", action="store_true", help="logarithmic y axes (panels with values <= 0 stay linear)")
+    p.add_argument("--seeds", type=_int_list, metavar="S[,S]", help="plot these seeds only")
+    p.add_argument("--paradigms", type=_name_list, metavar="P[,P]", help="plot these paradigms only")
     p.set_defaults(func=cmd_plot)
