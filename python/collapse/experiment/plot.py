@@ -151,7 +151,7 @@ def _palette(n: int) -> List[str]:
     if n <= len(PALETTE):
         return list(PALETTE[:n])
     if n <= 20:
-        return [to_hex(c) for c in colormaps["tab20"].colors[:n]]
+        return [to_hex(colormaps["tab20"](i)) for i in range(n)]  # an int picks the i-th of its 20 colours
     return [to_hex(colormaps["turbo"](i / (n - 1))) for i in range(n)]
 
 
@@ -333,14 +333,14 @@ def plot_runs(run_dirs: Sequence[str], output: Optional[str] = None, metrics: Op
         ax.set_xlabel("generation", fontsize=8)
         ax.set_ylabel(unit or panel, fontsize=8)
         ax.set_title(panel, fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
-        ax.grid(True, alpha=0.3, linewidth=0.5)
         if logy:
             if lowest > 0:
                 ax.set_yscale("log")
             else:
                 fig.notes.append(f"--logy: {metric} has values <= 0; its axis stays linear")
+        ax.tick_params(which="both", labelsize=7)  # after the scale: a log axis labels its minor ticks too
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+        ax.grid(True, alpha=0.3, linewidth=0.5)
 
     handles = [Line2D([], [], color=colour_of[c], linewidth=1.6, label=c) for c, _ in conditions]
     note = _replicate_note(counts, data)
