@@ -56,7 +56,7 @@ PARADIGM_NAMES = {"replace": "Replace", "accumulate": "Accumulate", "accumulate-
                   "mix": "Mix", "fresh": "Fresh", "weighted": "Weighted"}
 PARADIGM_ORDER = tuple(PARADIGM_NAMES)  # colours are handed out in this order, so Replace is always the first
 REPLICATE_COLUMNS = ("seed", "trial")
-# Okabe & Ito's colour-blind-safe palette without its yellow (too pale on white); tab20 beyond it
+# Okabe & Ito's colour-blind-safe palette without its yellow (too pale on white); tab10, tab20 beyond it
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
@@ -144,12 +144,14 @@ def _condition_order(key: dict) -> tuple:
 
 
 def _palette(n: int) -> List[str]:
-    """n distinct colours: the Okabe-Ito ones first, then tab20's, then a sampled colormap."""
+    """n distinct colours: the Okabe-Ito ones, else tab10's, tab20's (pairs of shades), a sampled colormap."""
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
     if n <= len(PALETTE):
         return list(PALETTE[:n])
+    if n <= 10:
+        return [to_hex(colormaps["tab10"](i)) for i in range(n)]
     if n <= 20:
         return [to_hex(colormaps["tab20"](i)) for i in range(n)]  # an int picks the i-th of its 20 colours
     return [to_hex(colormaps["turbo"](i / (n - 1))) for i in range(n)]
