@@ -14,26 +14,7 @@ import threading
 from typing import List, Optional
 
 from ..errors import CollapseError
-
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM (the shells' convention)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that a run ends as it does on Ctrl-C: workers
-    stopped, run files rebuilt, one line, no leaked resources (Python's default for SIGTERM
-    ends the process without any of it)."""
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-    raise Terminated()
-
-
-def interrupt_status(error: KeyboardInterrupt) -> "tuple[str, int]":
-    """("interrupted" | "terminated", the exit status) of a Ctrl-C or a SIGTERM."""
-    if isinstance(error, Terminated):
-        return "terminated", EXIT_TERMINATED
-    return "interrupted", EXIT_INTERRUPTED
+from .interrupt import interrupt_status, on_sigterm
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -68,7 +49,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers live
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
     try:
         rc = args.func(args)
     except (CollapseError, ValueError, OSError) as e:

@@ -93,7 +93,7 @@ def cmd_run(args) -> int:  # noqa: ANN001
     from ..experiment.config import load_config, with_generations
     from ..experiment.loop import run_experiment
     from ..experiment.ranks import finish, is_main
-    from . import interrupt_status
+    from .interrupt import interrupt_status
 
     cfg = load_config(args.config)
     if args.generations is not None:
@@ -128,7 +128,7 @@ def cmd_demo(args) -> int:  # noqa: ANN001
     from ..experiment.loop import run_experiment
     from ..experiment.plot import plot_runs
 
-    from . import interrupt_status
+    from .interrupt import interrupt_status
 
     out = args.out or os.path.join("runs", "demo")
     t0 = time.perf_counter()
