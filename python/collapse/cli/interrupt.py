@@ -13,13 +13,17 @@ class Terminated(KeyboardInterrupt):
     ends the process without any of it)."""
 
 
+_received = []  # SIGTERM seen: some libraries (Ray's wait) re-raise a plain KeyboardInterrupt
+
+
 def on_sigterm(signum: int, frame: object) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    _received.append(signum)
     raise Terminated()
 
 
 def interrupt_status(error: KeyboardInterrupt) -> "tuple[str, int]":
     """("interrupted" | "terminated", the exit status) of a Ctrl-C or a SIGTERM."""
-    if isinstance(error, Terminated):
+    if isinstance(error, Terminated) or _received:
         return "terminated", EXIT_TERMINATED
     return "interrupted", EXIT_INTERRUPTED

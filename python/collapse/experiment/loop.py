@@ -29,6 +29,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -797,10 +798,15 @@ def _run_ray(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resu
     except ImportError:
         raise CollapseError("experiment.executor: 'ray' needs Ray (pip install collapse[ray])") from None
     if not ray.is_initialized():
+        on_sigterm = signal.getsignal(signal.SIGTERM)
         if cfg.experiment.address:
             ray.init(address=cfg.experiment.address)
         else:
             start_local_ray(cfg.experiment.workers)
+        if on_sigterm is not None and threading.current_thread() is threading.main_thread():
+            # Ray's core installs a SIGTERM handler that aborts the driver: keep ours (the
+            # CLI's ends the run as Ctrl-C does)
+            signal.signal(signal.SIGTERM, on_sigterm)
     gpus = 0.0
     table = _transformer_table(cfg)
     if table is not None:
