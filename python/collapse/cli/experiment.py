@@ -84,9 +84,9 @@ def kept_line(word: str, out: str, resume_command: str) -> str:
     except (OSError, ValueError, KeyError):
         return f"collapse: {word} before the run started; nothing kept in {out}\n"
     done = [c["generations_done"] for c in cells]
-    started = sum(1 for n in done if n)
-    return (f"collapse: {word}; {sum(done)} generations of {started} cells kept in {out} "
-            f"({len(cells)} cells in all); continue with: {resume_command}\n")
+    kept, started = sum(done), sum(1 for n in done if n)
+    return (f"collapse: {word}; {kept} generation{'s' * (kept != 1)} of {started} cell{'s' * (started != 1)} "
+            f"kept in {out} ({len(cells)} in all); continue with: {resume_command}\n")
 
 
 def cmd_run(args) -> int:  # noqa: ANN001
