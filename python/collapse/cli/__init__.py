@@ -8,10 +8,13 @@ become one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import List, Optional
 
 from ..errors import CollapseError
+from .interrupt import interrupt_status, on_sigterm
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -45,15 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers live
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
     try:
         rc = args.func(args)
     except (CollapseError, ValueError, OSError) as e:
         msg = str(e).strip().splitlines()
         sys.stderr.write(f"collapse: error: {msg[0] if msg else type(e).__name__}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("collapse: interrupted\n")
-        return 130
+    except KeyboardInterrupt as e:
+        word, status = interrupt_status(e)
+        sys.stderr.write(f"collapse: {word}\n")
+        return status
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return int(rc or 0)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import sys
 import time
 
@@ -73,10 +75,25 @@ def cells_ended(df) -> int:  # noqa: ANN001
     return int((df["status"] == "ended").sum()) if "status" in df.columns else 0
 
 
+def kept_line(word: str, out: str, resume_command: str) -> str:
+    """The one line an interrupted run ends with: what its run directory keeps (from the
+    manifest, rebuilt before this) and the command that continues it."""
+    try:
+        with open(os.path.join(out, "manifest.json"), encoding="utf-8") as f:
+            cells = json.load(f)["cells"]
+    except (OSError, ValueError, KeyError):
+        return f"collapse: {word} before the run started; nothing kept in {out}\n"
+    done = [c["generations_done"] for c in cells]
+    kept, started = sum(done), sum(1 for n in done if n)
+    return (f"collapse: {word}; {kept} generation{'s' * (kept != 1)} of {started} cell{'s' * (started != 1)} "
+            f"kept in {out} ({len(cells)} in all); continue with: {resume_command}\n")
+
+
 def cmd_run(args) -> int:  # noqa: ANN001
     from ..experiment.config import load_config, with_generations
     from ..experiment.loop import run_experiment
     from ..experiment.ranks import finish, is_main
+    from .interrupt import interrupt_status
 
     cfg = load_config(args.config)
     if args.generations is not None:
@@ -85,6 +102,14 @@ def cmd_run(args) -> int:  # noqa: ANN001
     t0 = time.perf_counter()
     try:
         df = run_experiment(cfg, out=out, resume=args.resume)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (collapse.cli.Terminated)
+        finish(clean=False)
+        word, status = interrupt_status(e)
+        if is_main():
+            extra = ["--generations", str(args.generations)] if args.generations is not None else []
+            command = shlex.join(["collapse", "run", args.config, "--out", out, "--resume", *extra])
+            sys.stderr.write(kept_line(word, out, command))
+        return status
     except BaseException:
         finish(clean=False)
         raise
@@ -103,9 +128,17 @@ def cmd_demo(args) -> int:  # noqa: ANN001
     from ..experiment.loop import run_experiment
     from ..experiment.plot import plot_runs
 
+    from .interrupt import interrupt_status
+
     out = args.out or os.path.join("runs", "demo")
     t0 = time.perf_counter()
-    df = run_experiment(demo_config(args.generations), out=out, resume=args.resume)
+    try:
+        df = run_experiment(demo_config(args.generations), out=out, resume=args.resume)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM
+        word, status = interrupt_status(e)
+        command = shlex.join(["collapse", "demo", "--out", out, "--generations", str(args.generations), "--resume"])
+        sys.stderr.write(kept_line(word, out, command))
+        return status
     elapsed = time.perf_counter() - t0
     png = os.path.join(out, "demo.png")
     plot_runs([out], png)

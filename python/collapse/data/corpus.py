@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
@@ -78,15 +78,22 @@ class Vocab:
 
 @dataclass(eq=False)
 class Corpus:
-    """Token ids of many documents, with the vocabulary naming them."""
+    """Token ids of many documents, with the vocabulary naming them. ``truncated``: for a
+    sample, which documents a sampler cut at its length limit (bool per document; None when
+    not known), kept by select, remap and concatenate; not saved with the text."""
 
     tokens: np.ndarray
     offsets: np.ndarray
     vocab: Vocab
+    truncated: Optional[np.ndarray] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.tokens = integer_array("corpus tokens", self.tokens, np.uint32)
         self.offsets = integer_array("corpus offsets", self.offsets, np.int64)
+        if self.truncated is not None:
+            self.truncated = np.asarray(self.truncated, dtype=bool)
+            if self.truncated.shape != (self.offsets.size - 1,):
+                raise CollapseError("corpus truncated flags must be one per document")
         if self.offsets.ndim != 1 or self.offsets.size < 1 or self.offsets[0] != 0:
             raise CollapseError("corpus offsets must be a 1-d array starting at 0")
         if self.offsets[-1] != self.tokens.size:
@@ -165,14 +172,14 @@ class Corpus:
             tokens = self.tokens[np.repeat(starts, lens) + rel]
         else:
             tokens = np.zeros(0, dtype=np.uint32)
-        return Corpus(tokens, offsets, self.vocab)
+        return Corpus(tokens, offsets, self.vocab, None if self.truncated is None else self.truncated[indices])
 
     def remap(self, vocab: Vocab) -> "Corpus":
         """The same text with ids of ``vocab`` (words it lacks become ``<unk>``)."""
         if vocab is self.vocab or vocab == self.vocab:
-            return Corpus(self.tokens, self.offsets, vocab)
+            return Corpus(self.tokens, self.offsets, vocab, self.truncated)
         table = self.vocab.map_to(vocab)
-        return Corpus(table[self.tokens], self.offsets, vocab)
+        return Corpus(table[self.tokens], self.offsets, vocab, self.truncated)
 
     def write_text(self, path: str) -> None:
         """One document per line, tokens joined by single spaces (atomic write)."""
@@ -212,7 +219,9 @@ def concatenate(corpora: Sequence[Corpus]) -> Corpus:
         parts.append(table[c.tokens])
         offs.append(c.offsets[1:] + base)
         base += c.num_tokens
-    return Corpus(np.concatenate(parts) if parts else np.zeros(0, np.uint32), np.concatenate(offs), vocab)
+    known = all(c.truncated is not None for c in corpora)
+    return Corpus(np.concatenate(parts) if parts else np.zeros(0, np.uint32), np.concatenate(offs), vocab,
+                  np.concatenate([c.truncated for c in corpora]) if known else None)
 
 
 # ---------------------------------------------------------------------------------------

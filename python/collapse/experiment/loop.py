@@ -26,10 +26,13 @@ import gzip
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -274,8 +277,8 @@ def _open_cell(run_dir: str, cell: Cell, resume: bool) -> "tuple[List[Dict[str, 
             raise CollapseError(f"{cell_dir} already holds results; pass --resume to continue")
         state = read_json(state_path)
         rows = state["rows"]
-        if state.get("status") == STATUS_ENDED:
-            return rows, True
+        if state.get("status") == STATUS_ENDED and not state.get("retry"):
+            return rows, True  # a cell that ended for a reason its seeds reproduce stays ended
     os.makedirs(cell_dir, exist_ok=True)
     # A killed run may have left a half-written generation (and temporary files) behind
     # the last committed one: remove it, it is redone from its seeds. The work folders of
@@ -308,11 +311,22 @@ def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, 
     if on_generation is not None:
         on_generation()
     if progress:
-        sys.stderr.write(f"[{cell.id}] gen {t:3d}/{cfg.experiment.generations}  "
-                         f"bits/word={row['heldout_bits_per_word']:.4f}  kl_truth={row['kl_truth']:.3f}  "
-                         f"heldout_ppl={row['heldout_ppl']:.3f}  vocab={row['vocab_size']}  "
-                         f"({row['seconds']:.2f}s + {row['write_seconds']:.2f}s writing)\n")
+        sys.stderr.write(progress_line(cell, t, cfg.experiment.generations, row))
         sys.stderr.flush()
+
+
+# (label, column, format) of the progress line; a NaN value (kl_truth for file data) is left out
+PROGRESS_FIELDS = (("bits/word", "heldout_bits_per_word", ".4f"), ("kl_truth", "kl_truth", ".3f"),
+                   ("heldout_ppl", "heldout_ppl", ".3f"), ("vocab", "vocab_size", "d"),
+                   ("mean_length", "mean_length", ".1f"), ("truncated", "truncated_fraction", ".1%"))
+
+
+def progress_line(cell: Cell, t: int, generations: int, row: Dict[str, Any]) -> str:
+    """One generation's line on stderr: its headline metrics (those with a value) and timing."""
+    parts = [f"{label}={row[col]:{fmt}}" for label, col, fmt in PROGRESS_FIELDS
+             if row.get(col) is not None and row[col] == row[col]]
+    return (f"[{cell.id}] gen {t:3d}/{generations}  " + "  ".join(parts)
+            + f"  ({row['seconds']:.2f}s + {row['write_seconds']:.2f}s writing)\n")
 
 
 def run_group(cfg: ExperimentConfig, cells: Sequence[Cell], run_dir: str, resume: bool = False,
@@ -398,6 +412,8 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
             t2 = time.perf_counter()
             metrics = generation_metrics(model, train, synth, data.reference, cfg.experiment.threads)
             t3 = time.perf_counter()
+            if is_main():
+                _warn_truncated(cell, t, model, metrics.get("truncated_fraction", math.nan))
             synthetic[t] = synth
             # free what later generations do not read
             for k in range(t):
@@ -414,7 +430,14 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
             row.update(extra)
             row.update({"seconds": time.perf_counter() - start, "fit_seconds": t1 - t0, "sample_seconds": t2 - t1,
                         "metrics_seconds": t3 - t2})
-        except ValueError as e:  # CollapseError or the core's: the data cannot go on (filter starved, ...)
+        except Exception as e:
+            # A ValueError (CollapseError or the core's): the data cannot go on (filter starved,
+            # ...), a function of the seeds. Anything else (OSError, RuntimeError, MemoryError,
+            # CUDA out of memory) ends this cell too, and --resume retries it. KeyboardInterrupt
+            # and SystemExit are not Exceptions: they stop the run. Under torchrun an unexpected
+            # error on one rank cannot end the cell on the others: it stops the run.
+            if not isinstance(e, ValueError) and torchrun() is not None:
+                raise
             if pending is not None:
                 pending.result()
             if is_main():
@@ -433,13 +456,32 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
     return rows
 
 
+TRUNCATED_WARN = 0.05  # warn when more of a sample's documents than this hit the length limit
+
+
+def _warn_truncated(cell: Cell, t: int, model: Any, fraction: float) -> None:
+    """One stderr line when S_t has many documents cut at the sampler's length limit: their
+    lengths (and every length metric) then measure the limit, not the model."""
+    if fraction > TRUNCATED_WARN:
+        limit = model.length_limit() if hasattr(model, "length_limit") else "the sampler's length limit"
+        sys.stderr.write(f"[{cell.id}] warning: gen {t}: {fraction:.1%} of the sample's documents hit {limit}; "
+                         "raise it\n")
+        sys.stderr.flush()
+
+
 def _end_cell(cell: Cell, t: int, rows: List[Dict[str, Any]], state_path: str, error: Exception,
               on_generation: Optional[Callable[[], None]]) -> None:
-    """Commit that the cell ended before generation t, and why; the rest of the study goes on."""
+    """Commit that the cell ended before generation t, and why; the rest of the study goes on.
+    An error outside the ValueError family is not a function of the seeds: its reason names
+    its type, state.json keeps its traceback, and --resume retries the cell (``retry``)."""
     lines = str(error).strip().splitlines()
     reason = lines[0] if lines else type(error).__name__
-    write_json(state_path, {"cell": cell.id, "generations_done": len(rows), "rows": rows, "status": STATUS_ENDED,
-                            "ended_at": t, "reason": reason})
+    state = {"cell": cell.id, "generations_done": len(rows), "rows": rows, "status": STATUS_ENDED,
+             "ended_at": t, "reason": reason}
+    if not isinstance(error, ValueError):
+        state["reason"] = reason = f"{type(error).__name__}: {reason}" if lines else reason
+        state.update(retry=True, traceback=traceback.format_exception(error))
+    write_json(state_path, state)
     sys.stderr.write(f"[{cell.id}] ended early at generation {t}: {reason}\n")
     sys.stderr.flush()
     if on_generation is not None:
@@ -565,6 +607,8 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
 
 
 def _check_run_dir(cfg: ExperimentConfig, run_dir: str, resume: bool, config_path: str) -> None:
+    if resume and not os.path.exists(config_path):  # a run writes config.toml before anything else
+        raise CollapseError(f"--resume: {run_dir} holds no run to resume; run without --resume to start one")
     if os.path.exists(os.path.join(run_dir, "manifest.json")) or os.path.exists(config_path):
         if not resume:
             raise CollapseError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -594,25 +638,25 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
     if torchrun() is None:
         groups = spread_groups(cfg, groups, min(ex.workers, len(cells)))
     workers, slots = _local_workers(cfg, len(groups))
-    if ex.executor == "ray" and torchrun() is None:
-        _run_ray(cfg, groups, run_dir, resume)
-    elif workers == 1:
-        for group in groups:
-            run_group(cfg, group, run_dir, resume,
-                      on_generation=lambda: _write_run(cfg, run_dir, cells, data, family_desc))
-    else:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        queue = ctx.Queue()
-        for slot in slots:
-            queue.put(slot)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(os.getpid(), queue)) as pool:
-            futures = [pool.submit(_run_group_task, cfg.raw, cfg.base_dir, group, run_dir, resume) for group in groups]
-            for fut in as_completed(futures):
-                fut.result()
+    watch = CommitWatch(run_dir, cells, lambda: _write_run(cfg, run_dir, cells, data, family_desc))
+    try:
+        if ex.executor == "ray" and torchrun() is None:
+            _run_ray(cfg, groups, run_dir, resume, watch)
+        elif workers == 1:
+            for group in groups:
+                run_group(cfg, group, run_dir, resume,
+                          on_generation=lambda: _write_run(cfg, run_dir, cells, data, family_desc))
+        else:
+            _run_pool(cfg, groups, run_dir, resume, workers, slots, watch)
+    except BaseException:
+        # interrupted (Ctrl-C, SIGTERM) or failed: the workers are gone, so the run files can
+        # say exactly what the cells committed
+        if is_main():
+            try:
                 _write_run(cfg, run_dir, cells, data, family_desc)
+            except Exception:  # the original error is the one to report
+                pass
+        raise
 
     def finish() -> Any:
         df = _write_run(cfg, run_dir, cells, data, family_desc)
@@ -622,8 +666,85 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
     return main_only(finish)
 
 
+WATCH_SECONDS = 0.5  # how often the driver looks for commits of its workers
+
+
+class CommitWatch:
+    """The driver's view of its workers' commits: ``poll()`` rebuilds the run's metrics
+    table and manifest when a cell's state.json has been replaced since the last look.
+
+    Workers only commit (state.json, atomically); the driver alone writes the run-level
+    files, so there is one writer and nothing to lock, and it works alike for the process
+    pool and for Ray (whose workers share the run directory)."""
+
+    def __init__(self, run_dir: str, cells: Sequence[Cell], rebuild: Callable[[], Any]) -> None:
+        self.paths = [os.path.join(run_dir, cell.id, STATE_FILE) for cell in cells]
+        self.rebuild = rebuild
+        self.seen = self._signature()
+
+    def _signature(self) -> List[Optional[tuple]]:
+        out: List[Optional[tuple]] = []
+        for path in self.paths:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                out.append(None)
+            else:  # each commit is a rename: a new inode
+                out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        return out
+
+    def poll(self) -> None:
+        now = self._signature()  # taken before the rebuild: a commit during it is seen next time
+        if now != self.seen:
+            self.seen = now
+            self.rebuild()
+
+
+def _run_pool(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resume: bool, workers: int,
+              slots: List[Optional[str]], watch: CommitWatch) -> None:
+    """The groups on a local process pool; the run files follow every commit (watch). On an
+    interrupt or error the workers are ended at once (they ignore SIGINT: the driver decides),
+    so nothing writes in the run directory after this returns."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    for slot in slots:
+        queue.put(slot)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(os.getpid(), queue))
+    try:
+        pending = {pool.submit(_run_group_task, cfg.raw, cfg.base_dir, group, run_dir, resume) for group in groups}
+        while pending:
+            done, pending = wait(pending, timeout=WATCH_SECONDS, return_when=FIRST_COMPLETED)
+            for fut in done:
+                fut.result()
+            watch.poll()
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        queue.close()
+        queue.join_thread()
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """End the pool's workers now (SIGTERM) and wait for them: a killed worker leaves at
+    most a half-written generation, which --resume removes and redoes."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join()
+
+
 def _init_worker(parent: int, slots: Any) -> None:
-    """A local worker ends with its run and, for transformer cells on CUDA, owns one GPU."""
+    """A local worker ends with its run and, for transformer cells on CUDA, owns one GPU.
+    It ignores SIGINT (a terminal's Ctrl-C reaches the whole process group): the driver
+    ends its workers itself, without a traceback from each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     end_with(parent)
     claim_device(slots)
 
@@ -670,16 +791,22 @@ def write_run_figure(run_dir: str) -> None:
     plot_runs([run_dir], os.path.join(run_dir, "metrics.png"))
 
 
-def _run_ray(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resume: bool) -> None:
+def _run_ray(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resume: bool,
+             watch: CommitWatch) -> None:
     try:
         import ray
     except ImportError:
         raise CollapseError("experiment.executor: 'ray' needs Ray (pip install collapse[ray])") from None
     if not ray.is_initialized():
+        on_sigterm = signal.getsignal(signal.SIGTERM)
         if cfg.experiment.address:
             ray.init(address=cfg.experiment.address)
         else:
             start_local_ray(cfg.experiment.workers)
+        if on_sigterm is not None and threading.current_thread() is threading.main_thread():
+            # Ray's core installs a SIGTERM handler that aborts the driver: keep ours (the
+            # CLI's ends the run as Ctrl-C does)
+            signal.signal(signal.SIGTERM, on_sigterm)
     gpus = 0.0
     table = _transformer_table(cfg)
     if table is not None:
@@ -688,5 +815,14 @@ def _run_ray(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resu
         gpus = (0.5 if share else 1.0) if uses_cuda else 0.0
     task = ray.remote(num_cpus=1, num_gpus=gpus)(_run_group_task)
     owner = owner_token()
-    refs = [task.remote(cfg.raw, cfg.base_dir, group, os.path.abspath(run_dir), resume, owner) for group in groups]
-    ray.get(refs)
+    pending = [task.remote(cfg.raw, cfg.base_dir, group, os.path.abspath(run_dir), resume, owner)
+               for group in groups]
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1, timeout=WATCH_SECONDS)
+            ray.get(done)
+            watch.poll()
+    except BaseException:
+        for ref in pending:  # a cancelled task may still commit the generation it is writing
+            ray.cancel(ref, force=True)
+        raise

@@ -22,7 +22,7 @@ UNIGRAM_SMOOTHING = 0.5     # add-0.5 on both sides for kl_unigram (over the uni
 METRIC_COLUMNS = (
     "heldout_bits_per_word", "heldout_ppl", "self_ppl", "entropy", "distinct_1", "distinct_2", "distinct_3", "distinct_4",
     "vocab_size", "types_lost", "train_vocab_size", "rare_mass", "kl_unigram", "tv_unigram", "repetition",
-    "mean_length", "kl_truth", "kl_truth_se", "kl_unigram_truth",
+    "mean_length", "truncated_fraction", "kl_truth", "kl_truth_se", "kl_unigram_truth",
 )
 
 
@@ -141,7 +141,11 @@ def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa:
     total = float(synthetic.num_tokens)
     m["rare_mass"] = float(counts[ref.rare].sum()) / total if total else math.nan
     m["kl_unigram"], m["tv_unigram"] = unigram_kl_tv(ref.real_counts, counts, novel)
-    m["mean_length"] = total / synthetic.num_documents if synthetic.num_documents else math.nan
+    m["mean_length"] = total / synthetic.num_documents if synthetic.num_documents else math.nan  # words
+    # documents the sampler cut at its length limit (n-gram: max_length words; transformer:
+    # max_new_tokens BPE tokens); NaN for a sample that does not say
+    cut = synthetic.truncated
+    m["truncated_fraction"] = float(cut.mean()) if cut is not None and cut.size else math.nan
     # Exact-source columns (grammar only): see docs/experiment.md.
     m["kl_unigram_truth"] = math.nan
     if ref.truth_unigram is not None:

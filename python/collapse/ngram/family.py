@@ -19,6 +19,7 @@ from ..data.corpus import Corpus, CorpusSummary
 from ..files import write_bytes
 from .model import NGramModel
 from .pool import NGramPool
+from .sampler import DEFAULT_MAX_LENGTH
 
 MODEL_FILE = "model.arpa.gz"
 
@@ -40,6 +41,10 @@ class NGramTrained:
 
     def sample(self, num_sequences: int, *, seed: int, threads: int = 0) -> Corpus:
         return self.model.sample(num_sequences, seed=seed, threads=threads or self.threads)
+
+    def length_limit(self) -> str:
+        """What cuts a sampled document short (for the loop's warning)."""
+        return f"the sampler's max_length of {DEFAULT_MAX_LENGTH} words"
 
     def end_sampling(self) -> None:
         """The loop is done sampling this model: free its sampler (up to ~1.9x the tables)

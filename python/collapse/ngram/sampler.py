@@ -70,10 +70,12 @@ def sample_ngram(model, num_sequences: int, seed: int = 0, temperature: float = 
     """num_sequences sequences drawn from <s> to </s> (or max_length words) as a Corpus
     in the model's vocabulary. Sequence i uses the Philox stream (seed, i): the output is
     the same for any thread count, and the first k sequences of a call for n >= k are
-    those of a call for k."""
+    those of a call for k. ``truncated`` marks the sequences stopped at max_length words
+    (the sampler stops there without drawing </s>)."""
     num_sequences, seed, temperature, top_k, top_p, max_length, threads = check_sample_args(
         num_sequences, seed, temperature, top_k, top_p, max_length, threads)
     sampler = sampler_for(model, temperature)
     tokens, offsets = sampler.sample(num_sequences, seed=seed, max_length=max_length, top_k=top_k, top_p=top_p,
                                      threads=threads)
-    return Corpus(np.asarray(tokens), np.asarray(offsets), model.vocab)
+    offsets = np.asarray(offsets)
+    return Corpus(np.asarray(tokens), offsets, model.vocab, truncated=np.diff(offsets) >= max_length)

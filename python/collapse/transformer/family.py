@@ -314,9 +314,22 @@ class TransformerModel:
         shard at a time)."""
         if num_sequences < 0:
             raise CollapseError("the number of sequences must be >= 0")
-        words = (whitespace_tokenize(t) for part in self.sample_shards(int(num_sequences), seed=seed, threads=threads)
-                 for t in self.tokenizer.decode_batch(part))
-        return Corpus.from_documents(words, vocab=Vocab())
+        limit = self.family.sampling.max_new_tokens
+        truncated: List[bool] = []
+
+        def texts() -> Iterator[List[str]]:
+            for part in self.sample_shards(int(num_sequences), seed=seed, threads=threads):
+                # a story that drew no end-of-text has exactly max_new_tokens tokens
+                truncated.extend(ids.size >= limit for ids in part)
+                yield from (whitespace_tokenize(t) for t in self.tokenizer.decode_batch(part))
+
+        corpus = Corpus.from_documents(texts(), vocab=Vocab())
+        corpus.truncated = np.asarray(truncated, dtype=bool)
+        return corpus
+
+    def length_limit(self) -> str:
+        """What cuts a sampled story short (for the loop's warning)."""
+        return f"max_new_tokens = {self.family.sampling.max_new_tokens} (BPE tokens)"
 
     def _context(self) -> int:
         return min(self.family.train_config.context_length, self.model.config.max_position_embeddings)
