@@ -46,6 +46,7 @@ METRIC_LABELS = {  # metric: (panel title, y-axis label)
     "rare_mass": ("mass of rare real words in the sample", "fraction of tokens"),
     "repetition": ("within-story repeated 4-grams", "fraction"),
     "mean_length": ("mean story length of the sample", "words"),
+    "truncated_fraction": ("sampled stories cut at the length limit", "fraction of stories"),
     "support": ("support size", "outcomes"),
     "kl_to_truth": ("KL(p0 ‖ p_t)", "nats"),
     "tv_to_truth": ("total variation (p0, p_t)", "total variation"),
