@@ -55,11 +55,13 @@ class _Table:
         self.raw = dict(raw)
         self.name = name
         self.used: set = set()
+        self.asked: set = set()  # every key the parser looked for: what a misspelt key may have meant
 
     def f(self, key: str) -> str:
         return f"{self.name}.{key}"
 
     def has(self, key: str) -> bool:
+        self.asked.add(key)
         return key in self.raw
 
     def get(self, key: str, default: Any = _MISSING) -> Any:
@@ -99,7 +101,8 @@ class _Table:
     def finish(self) -> None:
         unknown = sorted(set(self.raw) - self.used)
         if unknown:
-            raise _fail(f"{self.name}.{unknown[0]}", "unknown key" + did_you_mean(unknown[0], sorted(self.used)))
+            raise _fail(f"{self.name}.{unknown[0]}",
+                        "unknown key" + did_you_mean(unknown[0], sorted(self.used | self.asked)))
 
 
 

@@ -150,8 +150,8 @@ class TransformerFamily:
         self.work_dir: Optional[str] = None
         self._tokenizer: Optional[TextTokenizer] = None
         if s.get("tokenizer_format", "lines") not in FORMATS:  # checked now, read only when the run starts
-            raise CollapseError(f"transformer: tokenizer_format: unknown format {s['tokenizer_format']!r} "
-                                f"(choose from {', '.join(FORMATS)})")
+            raise CollapseError(f"transformer: tokenizer_format must be one of {', '.join(FORMATS)}, "
+                                f"got {s['tokenizer_format']!r}")
         if s.get("tokenizer"):
             self._tokenizer = TextTokenizer.from_file(str(s["tokenizer"]), self.eot_token)
         elif s.get("tokenizer_corpus") and not check_only:
