@@ -79,8 +79,8 @@ def test_single_transformer_table_is_checked_before_anything_is_written(tmp_path
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert "model.hiden_size: unknown model setting 'hiden_size' (did you mean 'hidden_size'?)" in lines[0]
     assert not out.exists()  # no run directory, config.toml or manifest left behind
+    assert "model.hiden_size: unknown model setting 'hiden_size' (did you mean 'hidden_size'?)" in lines[0]
     config.write_text(TRANSFORMER.replace("HIDDEN", "hidden_size"))
     proc = run()
     assert proc.returncode == 0, proc.stderr
