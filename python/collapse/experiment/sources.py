@@ -15,7 +15,7 @@ generations the run stops before it starts, with an error naming data.num_docume
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -159,7 +159,11 @@ def _check_split(d: DataTable, field_name: str, path: str, format_field: str, fm
 def summary_line(data: RealData) -> str:
     """One line saying how many documents and tokens each set has (printed before generation 0)."""
     desc = data.describe
+
+    def size(documents: Any, tokens: Any) -> str:
+        return f"{documents:,} document{'' if documents == 1 else 's'} / {tokens:,} tokens"
+
     fresh = ("fresh real: drawn from the grammar each generation" if desc.get("source") == "grammar" else
-             f"fresh pool {desc['pool_documents']:,} documents / {desc['pool_tokens']:,} tokens")
-    return (f"data: train R {desc['train_documents']:,} documents / {desc['train_tokens']:,} tokens; "
-            f"held-out {desc['heldout_documents']:,} documents / {desc['heldout_tokens']:,} tokens; {fresh}")
+             f"fresh pool {size(desc['pool_documents'], desc['pool_tokens'])}")
+    return (f"data: train R {size(desc['train_documents'], desc['train_tokens'])}; "
+            f"held-out {size(desc['heldout_documents'], desc['heldout_tokens'])}; {fresh}")
