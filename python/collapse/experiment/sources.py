@@ -5,9 +5,12 @@ samples of the story grammar (seeds derived from data.seed); the exact probabili
 every held-out story is known.
 
 file: the documents of data.path are shuffled once (data.seed); held-out text is
-data.heldout_path, or else the first heldout_fraction of the shuffled documents; R is the
-next data.num_documents documents (all the rest when not given); whatever is left is the
-pool of fresh real documents. Fresh generation t (t >= 1) takes pool documents
+data.heldout_path read in data.heldout_format (with data.heldout_documents = N, a seeded
+draw of N of its documents, kept in file order), or else the first heldout_documents (or
+heldout_fraction) of the shuffled documents; R is the next data.num_documents documents
+(all the rest when not given); whatever is left is the pool of fresh real documents. A
+file that loads almost surely mis-split (collapse.data.corpus.split_problem) is refused,
+naming the file and the fix, unless data.accept_split. Fresh generation t (t >= 1) takes pool documents
 [(t-1) k, t k) where k is its real share; when the pool is too small for the configured
 generations the run stops before it starts, with an error naming data.num_documents.
 """
