@@ -4,7 +4,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHARED_DATA = pathlib.Path("/work/shared/data/tinystories")
+SHARED_DATA = ROOT.parent / "shared" / "data" / "tinystories"
 
 
 @pytest.fixture(scope="session")
