@@ -505,8 +505,9 @@ def load_corpus(path: str, format: str = "lines", tokenizer: str = "whitespace",
     """Load a corpus from a text file (or, for ``arrow``, a directory).
 
     format: ``lines`` (one sequence per line), ``paragraphs`` (documents separated by blank
-    lines), ``tinystories`` (stories separated by ``<|endoftext|>`` lines), ``jsonl``, ``parquet`` or ``arrow`` (the ``field`` column;
-    arrow: a .arrow file or a Hugging Face ``save_to_disk`` directory).
+    lines), ``tinystories`` (stories separated by ``<|endoftext|>`` lines), ``jsonl``,
+    ``parquet`` or ``arrow`` (the ``field`` column; arrow: a .arrow file or a Hugging Face
+    ``save_to_disk`` directory).
     tokenizer: ``whitespace`` (as lmplz) or ``word`` (punctuation split off).
     With a ``vocab`` and ``grow=False``, words outside it become ``<unk>``.
     """
