@@ -87,7 +87,7 @@ def test_shared_tinystories_sample(tinystories_dir):
     cfg = {"experiment": {"generations": 1, "paradigms": ["replace"], "workers": 1, "progress": False},
            "data": {"source": "file", "path": str(tinystories_dir / "train-head.txt"), "format": "tinystories",
                     "tokenizer": "word", "lowercase": True, "num_documents": 300,
-                    "heldout_path": str(tinystories_dir / "valid-head.txt")},
+                    "heldout_path": str(tinystories_dir / "valid-head.txt"), "heldout_format": "paragraphs"},
            "model": {"order": 3}}
     df = collapse.run_experiment(cfg)
     assert len(df) == 2 and df.heldout_ppl.iloc[1] > df.heldout_ppl.iloc[0] > 1

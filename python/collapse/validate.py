@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 import os
@@ -82,6 +83,13 @@ def choice(name: str, value: Any, choices: Sequence[str], what: str = "value", f
         message = f"unknown {what} {value!r} (choose from {', '.join(choices)})"
         raise (fail(name, message) if fail is not None else CollapseError(message))
     return value
+
+
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    """" (did you mean 'x'?)" naming the known word closest to a misspelt ``word``
+    (difflib's similarity ratio, at least 0.6), or "" when none is close."""
+    close = difflib.get_close_matches(str(word), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def boolean(name: str, value: Any, fail: Fail = default_fail) -> bool:

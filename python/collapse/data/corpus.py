@@ -24,7 +24,7 @@ UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
 SPECIALS = (UNK, BOS, EOS)
 
-FORMATS = ("lines", "tinystories", "jsonl", "parquet", "arrow")
+FORMATS = ("lines", "paragraphs", "tinystories", "jsonl", "parquet", "arrow")
 TOKENIZERS = ("whitespace", "word")
 TINYSTORIES_SEPARATOR = "<|endoftext|>"
 
@@ -318,6 +318,21 @@ def iter_lines(path: str) -> Iterator[str]:
     return iter(lines)
 
 
+# A blank line: one holding only whitespace (as str.strip sees it); one or more of them
+# between two lines of text end a paragraph.
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+
+def iter_paragraphs(path: str) -> Iterator[str]:
+    """Documents separated by one or more blank lines (TinyStories' validation text as the
+    Hugging Face dataset exports it); each document is its lines, stripped. There are no
+    empty documents: blank lines at the start, the end or in a row separate nothing."""
+    for doc in _PARAGRAPH_BREAK.split(_read_text(path)):
+        doc = doc.strip()
+        if doc:
+            yield doc
+
+
 def iter_tinystories(path: str) -> Iterator[str]:
     """Raw TinyStories: stories separated by lines holding only <|endoftext|> (and
     whitespace, as str.strip sees it); each story is the text between two separator lines,
@@ -436,8 +451,8 @@ def iter_arrow(path: str, field: str = "text") -> Iterator[str]:
             yield value
 
 
-_LOADERS = {"lines": iter_lines, "tinystories": iter_tinystories, "jsonl": iter_jsonl, "parquet": iter_parquet,
-            "arrow": iter_arrow}
+_LOADERS = {"lines": iter_lines, "paragraphs": iter_paragraphs, "tinystories": iter_tinystories, "jsonl": iter_jsonl,
+            "parquet": iter_parquet, "arrow": iter_arrow}
 _FIELD_FORMATS = ("jsonl", "parquet", "arrow")  # formats whose documents are a named field
 
 
@@ -449,13 +464,59 @@ def iter_documents(path: str, format: str = "lines", field: str = "text") -> Ite
     return loader(path, field) if format in _FIELD_FORMATS else loader(path)
 
 
+# A corpus that is almost surely mis-split (a file read in the wrong format): more than
+# MISSPLIT_EMPTY_SHARE of its documents empty ("lines" on blank-line separated text), or a
+# document longer than MISSPLIT_LONG_FACTOR times the median training document and than
+# MISSPLIT_LONG_FLOOR tokens (a whole file read as one story). The floor keeps short-line
+# corpora, whose lengths vary widely, clear of the ratio; a training corpus that is one
+# document of more than the floor is refused too (it has no median to compare with).
+MISSPLIT_EMPTY_SHARE = 0.2
+MISSPLIT_LONG_FACTOR = 50
+MISSPLIT_LONG_FLOOR = 10_000
+
+
+def split_problem(lengths: np.ndarray, typical: Optional[float] = None) -> Optional[str]:
+    """Why a corpus whose documents have ``lengths`` tokens looks mis-split ("loads as 1
+    document of 181,421 tokens while the training documents' median is 187 tokens"), or
+    None. typical: the median length of the training documents; None for the training
+    corpus itself (its own median)."""
+    lengths = np.asarray(lengths)
+    n = int(lengths.size)
+    if n == 0:
+        return None
+    empty = int(np.count_nonzero(lengths == 0))
+    if empty > MISSPLIT_EMPTY_SHARE * n:
+        return f"loads as {n:,} documents of which {empty:,} ({100 * empty / n:.0f}%) are empty"
+    own = typical is None
+    median = float(np.median(lengths)) if typical is None else float(typical)
+    longest = int(lengths.max())
+    alone = own and n == 1  # a training corpus of one document has no median to compare with
+    if longest <= MISSPLIT_LONG_FLOOR or not (alone or longest > MISSPLIT_LONG_FACTOR * median):
+        return None
+    head = f"loads as 1 document of {longest:,} tokens" if n == 1 else \
+        f"loads as {n:,} documents, the longest of {longest:,} tokens"
+    if own:
+        return head if alone else f"{head} while its median document has {median:,.0f} tokens"
+    return f"{head} while the training documents' median is {median:,.0f} tokens"
+
+
+def guess_text_format(path: str) -> str:
+    """The text format a file's layout suggests: ``tinystories`` when a line holds only
+    ``<|endoftext|>``, else ``paragraphs`` when blank lines separate text, else ``lines``."""
+    text = _read_text(path)
+    if re.search(r"^[ \t]*" + re.escape(TINYSTORIES_SEPARATOR) + r"[ \t\r]*$", text, re.MULTILINE):
+        return "tinystories"
+    return "paragraphs" if _PARAGRAPH_BREAK.search(text.strip()) else "lines"
+
+
 def load_corpus(path: str, format: str = "lines", tokenizer: str = "whitespace", lowercase: bool = False,
                 vocab: Optional[Vocab] = None, grow: bool = True, field: str = "text") -> Corpus:
     """Load a corpus from a text file (or, for ``arrow``, a directory).
 
-    format: ``lines`` (one sequence per line), ``tinystories`` (stories separated by
-    ``<|endoftext|>`` lines), ``jsonl``, ``parquet`` or ``arrow`` (the ``field`` column;
-    arrow: a .arrow file or a Hugging Face ``save_to_disk`` directory).
+    format: ``lines`` (one sequence per line), ``paragraphs`` (documents separated by blank
+    lines), ``tinystories`` (stories separated by ``<|endoftext|>`` lines), ``jsonl``,
+    ``parquet`` or ``arrow`` (the ``field`` column; arrow: a .arrow file or a Hugging Face
+    ``save_to_disk`` directory).
     tokenizer: ``whitespace`` (as lmplz) or ``word`` (punctuation split off).
     With a ``vocab`` and ``grow=False``, words outside it become ``<unk>``.
     """

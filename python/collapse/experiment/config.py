@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from ..data.corpus import FORMATS, TOKENIZERS
 from ..errors import CollapseError
 from ..files import toml_text
-from ..validate import boolean, choice, integer, real, threads as validate_threads
+from ..validate import boolean, choice, did_you_mean, integer, real, threads as validate_threads
 from ..validate import seed as validate_seed
 from .paradigms import ALPHA_PARADIGMS, PARADIGMS
 
@@ -55,11 +55,13 @@ class _Table:
         self.raw = dict(raw)
         self.name = name
         self.used: set = set()
+        self.asked: set = set()  # every key the parser looked for: what a misspelt key may have meant
 
     def f(self, key: str) -> str:
         return f"{self.name}.{key}"
 
     def has(self, key: str) -> bool:
+        self.asked.add(key)
         return key in self.raw
 
     def get(self, key: str, default: Any = _MISSING) -> Any:
@@ -99,7 +101,8 @@ class _Table:
     def finish(self) -> None:
         unknown = sorted(set(self.raw) - self.used)
         if unknown:
-            raise _fail(f"{self.name}.{unknown[0]}", "unknown key")
+            raise _fail(f"{self.name}.{unknown[0]}",
+                        "unknown key" + did_you_mean(unknown[0], sorted(self.used | self.asked)))
 
 
 
@@ -147,13 +150,20 @@ class DataTable:
     tokenizer: str = "whitespace"
     lowercase: bool = False
     heldout_path: Optional[str] = None
+    heldout_format: Optional[str] = None   # of heldout_path; None: the same as format
     heldout_fraction: float = 0.1
     num_documents: Optional[int] = None
-    heldout_documents: int = 500
+    heldout_documents: Optional[int] = 500  # file: None = every held-out document
+    accept_split: bool = False              # file: keep a corpus that looks mis-split
     seed: int = 0
     num_names: int = 1000
     zipf: float = 1.1
     continue_prob: float = 0.8
+
+    @property
+    def heldout_text_format(self) -> str:
+        """The format heldout_path is read in."""
+        return self.heldout_format or self.format
 
 
 @dataclass
@@ -297,7 +307,7 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
     known = ("experiment", "data", "model", "filter", "output")
     for key in raw:
         if key not in known:
-            raise _fail(key, f"unknown table (choose from {', '.join(known)})")
+            raise _fail(key, f"unknown table{did_you_mean(key, known)} (choose from {', '.join(known)})")
 
     t = _Table(raw.get("experiment", {}), "experiment")
     ex = ExperimentTable()
@@ -319,7 +329,7 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
     d = DataTable()
     d.source = t.str_("source", "grammar", DATA_SOURCES)
     d.seed = t.int_("seed", 0, minimum=0)
-    d.heldout_documents = t.int_("heldout_documents", 500, minimum=1)
+    d.heldout_documents = t.int_("heldout_documents", 500 if d.source == "grammar" else None, minimum=1)
     if d.source == "grammar":
         d.num_documents = t.int_("num_documents", 2000, minimum=1)
         d.num_names = t.int_("num_names", 1000, minimum=20)
@@ -333,12 +343,20 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
         d.tokenizer = t.str_("tokenizer", "whitespace", TOKENIZERS)
         d.lowercase = t.bool_("lowercase", False)
         d.heldout_path = _resolve(base_dir, t.str_("heldout_path", None))
+        d.heldout_format = t.str_("heldout_format", None, DATA_FORMATS)
+        if d.heldout_format is not None and d.heldout_path is None:
+            raise _fail("data.heldout_format", "is the format of data.heldout_path, which is not given")
+        if d.heldout_format == d.format:
+            d.heldout_format = None  # the default spelt out: config.toml keeps only a different format
         if d.heldout_path is not None:
-            _check_data_path("data.heldout_path", d.heldout_path, d.format)
+            _check_data_path("data.heldout_path", d.heldout_path, d.heldout_text_format)
         if t.has("heldout_path") and t.has("heldout_fraction"):
             raise _fail("data.heldout_fraction", "give either heldout_path or heldout_fraction, not both")
+        if t.has("heldout_documents") and t.has("heldout_fraction"):
+            raise _fail("data.heldout_fraction", "give either heldout_documents or heldout_fraction, not both")
         d.heldout_fraction = t.float_("heldout_fraction", 0.1, 0.0, 1.0, lo_open=True, hi_open=True)
         d.num_documents = t.int_("num_documents", None, minimum=1)
+        d.accept_split = t.bool_("accept_split", False)
     t.finish()
 
     models, multi_model = _parse_models(raw.get("model", {}), base_dir)
@@ -400,14 +418,14 @@ def _parse_model(raw_table: Any, where: str, base_dir: str, named: bool) -> Mode
             if isinstance(m.transformer.get(key), str):
                 m.transformer[key] = _resolve(base_dir, m.transformer[key])
         m.orders = []
-        if named:
-            _check_transformer_table(m.transformer, where)
+        # every model table, a single [model] too, is checked before a run writes anything
+        _check_transformer_table(m.transformer, where)
     return m
 
 
 def _check_transformer_table(table: Dict[str, Any], where: str) -> None:
-    """Validate a transformer table now, naming the field ("model[1].hidden_size: ...").
-    (A single [model] table keeps being checked when the run builds its family.)"""
+    """Validate a transformer table now, naming the field ("model[1].hidden_size: ...",
+    "model.hiden_size: unknown model setting 'hiden_size' (did you mean 'hidden_size'?)")."""
     try:
         from ..transformer.family import TransformerFamily
     except (ImportError, CollapseError) as e:
@@ -494,13 +512,16 @@ def to_toml(cfg: ExperimentConfig) -> str:
         "output": {"save_models": cfg.output.save_models, "compression": cfg.output.compression},
     }
     if cfg.data.source == "grammar":
-        for k in ("path", "format", "field", "tokenizer", "lowercase", "heldout_path", "heldout_fraction"):
+        for k in ("path", "format", "field", "tokenizer", "lowercase", "heldout_path", "heldout_format",
+                  "heldout_fraction", "accept_split"):
             tables["data"].pop(k, None)
     else:
-        for k in ("num_names", "zipf", "continue_prob", "heldout_documents"):
+        for k in ("num_names", "zipf", "continue_prob"):
             tables["data"].pop(k, None)
-        if cfg.data.heldout_path is not None:
+        if cfg.data.heldout_path is not None or cfg.data.heldout_documents is not None:
             tables["data"].pop("heldout_fraction", None)
+        if not cfg.data.accept_split:  # written only when set (a run directory from before it resumes)
+            tables["data"].pop("accept_split")
     if cfg.multi_model:  # an array of tables: tomli-w writes it as [[model]] tables
         tables["model"] = [_model_toml(m, named=True) for m in cfg.models]
     return toml_text(tables)

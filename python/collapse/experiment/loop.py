@@ -49,7 +49,7 @@ from .paradigms import needed_synthetic, synthetic_needed, training_corpus
 from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_only, plan_workers, torchrun,
                     transformer_cuda)
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
-from .sources import RealData, load_real_data
+from .sources import RealData, load_real_data, summary_line
 from .workers import end_with, end_with_owner, owner_token, start_local_ray
 
 # Seed purposes (tags for derive_seed).
@@ -593,6 +593,8 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
     # RealData holds functions and cannot travel; every rank needs the corpora anyway)
     main_only(lambda: real_data(cfg) is None)
     data = real_data(cfg)
+    if ex.progress and is_main():  # the sizes of train R, held-out and fresh sets, before generation 0
+        sys.stderr.write(summary_line(data) + "\n")
     lock = RunLock(run_dir)  # no other live process works here (a killed run's lock is stale)
 
     def take_lock() -> None:

@@ -56,10 +56,10 @@ from typing import Any, Dict, Iterator, List, Optional
 import numpy as np
 import torch
 
-from ..data.corpus import Corpus, Vocab, iter_documents, whitespace_tokenize
+from ..data.corpus import FORMATS, Corpus, Vocab, iter_documents, whitespace_tokenize
 from ..errors import CollapseError
 from ..files import write_json
-from ..validate import threads as check_threads
+from ..validate import did_you_mean, threads as check_threads
 from .checkpoint import CheckpointPolicy, load_shard, save_shard, shard_path
 from .distributed import launched, on_main
 from .generate import SamplingConfig, generate_distributed
@@ -149,6 +149,9 @@ class TransformerFamily:
             raise CollapseError("transformer: sample_shard_size must be a positive integer")
         self.work_dir: Optional[str] = None
         self._tokenizer: Optional[TextTokenizer] = None
+        if s.get("tokenizer_format", "lines") not in FORMATS:  # checked now, read only when the run starts
+            raise CollapseError(f"transformer: tokenizer_format must be one of {', '.join(FORMATS)}, "
+                                f"got {s['tokenizer_format']!r}")
         if s.get("tokenizer"):
             self._tokenizer = TextTokenizer.from_file(str(s["tokenizer"]), self.eot_token)
         elif s.get("tokenizer_corpus") and not check_only:
@@ -169,7 +172,8 @@ class TransformerFamily:
         known = set(MODEL_KEYS) | set(TRAIN_KEYS) | set(SAMPLING_KEYS) | set(OTHER_KEYS)
         unknown = sorted(set(table) - known)
         if unknown:
-            raise CollapseError(f"transformer: unknown model setting {unknown[0]!r}")
+            raise CollapseError(f"transformer: unknown model setting {unknown[0]!r}"
+                                f"{did_you_mean(unknown[0], sorted(known))}")
         try:
             return cls(table, check_only=check_only)
         except (TypeError, ValueError) as e:  # a value of the wrong type inside a dataclass check
