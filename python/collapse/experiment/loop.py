@@ -827,4 +827,6 @@ def _run_ray(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resu
     except BaseException:
         for ref in pending:  # a cancelled task may still commit the generation it is writing
             ray.cancel(ref, force=True)
+        if pending:  # until its worker is gone: the final rebuild must see every commit
+            ray.wait(pending, num_returns=len(pending), timeout=30)
         raise
