@@ -3,8 +3,16 @@ import pathlib
 
 import pytest
 
+from lmplz import require_references
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data" / "tinystories"
+
+
+def pytest_collection_finish(session):
+    """The independent references (lmplz) are built before the first test, or the session
+    ends with one line saying how to get them (tests/lmplz.py)."""
+    require_references(session.items)
 
 
 @pytest.fixture(scope="session")
