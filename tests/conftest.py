@@ -3,7 +3,7 @@ import pathlib
 
 import pytest
 
-from lmplz import require_references
+from lmplz import lmplz, require_references  # noqa: F401  (lmplz: the fixture, for every test module)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data" / "tinystories"

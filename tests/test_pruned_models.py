@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import collapse
-from lmplz import build_prefix, find_lmplz, lmplz, run_lmplz  # noqa: F401  (fixture)
+from lmplz import build_prefix, find_lmplz, run_lmplz
 from ngram_reference import arpa_log10p, arpa_score_sentence, read_arpa_text
 from test_sampling_exact import SENTINEL, chi_square_pvalue, transitions
 
