@@ -160,7 +160,6 @@ def main() -> int:
     anchor_stage = {}
     if k:
         anchor_stage["fit"] = (np.mean([r["lmplz_seconds"] for r in anchor_rows]), "lmplz -o 3 (MKN), ARPA out")
-        ours_score = None
     for name, values in stages.items():
         mean = float(np.mean(values))
         a = anchor_stage.get(name)

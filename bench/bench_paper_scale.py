@@ -157,7 +157,7 @@ def child(args) -> None:  # noqa: ANN001
         if paradigm == "accumulate":
             train_parts = [real] + synthetic[:g]
             t1 = time.perf_counter()
-            model, train = family.fit_accumulated(g + 1, lambda k: train_parts[k], seed=0)
+            model, train = family.fit_accumulated(g + 1, lambda k: train_parts[k], seed=0)  # noqa: F821 (bound above; ruff reads the del below)
         else:
             train = training_corpus(paradigm, None, g, real, synthetic,
                                     lambda purpose: _core.derive_seed(_core.derive_seed(7, g), purpose))
@@ -316,7 +316,6 @@ def main() -> int:
                    "--lmplz-memory", args.lmplz_memory, "--workdir", args.workdir]
             if args.checkpoint:
                 cmd += ["--checkpoint", args.checkpoint]
-            t = time.perf_counter()
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
             run = {"paradigm": paradigm, "order": order, "returncode": None, "wall_s": None, "setup": None,
                    "generations": []}

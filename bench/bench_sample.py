@@ -41,7 +41,6 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 import _path  # noqa: E402,F401  (in-place build or installed package)
 
-import numpy as np  # noqa: E402
 
 import collapse  # noqa: E402
 from collapse.ngram.sampler import sampler_for  # noqa: E402

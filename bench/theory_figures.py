@@ -149,7 +149,7 @@ def fresh_laws():
         r = gaussian(N=N, generations=G, trials=20000, paradigm="fresh", alpha=alpha, seed=5)
         E, V = theory.gaussian_fresh_moments(N, alpha, np.arange(1, G + 1))
         mse = pivot(r, "mean_sq_error")
-        row(f"Gaussian Fresh(alpha) stationary sq. error = sigma^2 / (N (1 - a^2) + a)",
+        row("Gaussian Fresh(alpha) stationary sq. error = sigma^2 / (N (1 - a^2) + a)",
             "ours (published: (sigma^2/N)/(1 - alpha^2))", f"N={N}, alpha={alpha}, mean of g={burn + 1}..{G}",
             mse.loc[:, burn + 1:G].mean(axis=1), E[burn:].mean(), theory.gaussian_fresh_stationary_fixed_variance(N, alpha))
         g = np.arange(1, G + 1)

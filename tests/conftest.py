@@ -3,8 +3,17 @@ import pathlib
 
 import pytest
 
+from lmplz import lmplz, require_references  # noqa: F401  (lmplz: the fixture, for every test module)
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data" / "tinystories"
+
+
+def pytest_collection_finish(session):
+    """The independent references (lmplz) are built before the first test, or the session
+    ends with one line saying how to get them (tests/lmplz.py)."""
+    if not session.config.option.collectonly:
+        require_references(session.items)
 
 
 @pytest.fixture(scope="session")

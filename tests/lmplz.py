@@ -1,8 +1,10 @@
 """KenLM's lmplz as an independent reference for the tests and benchmarks.
 
-find_lmplz() looks in $LMPLZ, PATH, /work/lmplz/bin and build/lmplz/bin, and otherwise
-builds it with tools/build_lmplz.sh (from the PyPI kenlm sdist, with Debian Boost).
-The `lmplz` fixture skips, saying why, only where it cannot be found or built.
+find_lmplz() looks in $LMPLZ, PATH and the build prefix ($COLLAPSE_LMPLZ_PREFIX, else
+build/lmplz), and otherwise builds it with tools/build_lmplz.sh (from the PyPI kenlm sdist,
+with Debian's Boost, which the script installs where it may). A test session that needs
+lmplz and cannot get it ends with one line saying how to fix it (require_references);
+only COLLAPSE_SKIP_REFERENCES=1 turns that into skips.
 """
 
 from __future__ import annotations
@@ -11,14 +13,19 @@ import os
 import pathlib
 import shutil
 import subprocess
-from typing import Dict, Optional, Tuple
+import sys
+from typing import Dict, Optional, Sequence, Tuple
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CANDIDATES = (pathlib.Path("/work/lmplz/bin/lmplz"), ROOT / "build" / "lmplz" / "bin" / "lmplz")
+SKIP_ENV = "COLLAPSE_SKIP_REFERENCES"
 
 _build_error: Optional[str] = None
+
+
+def build_prefix() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("COLLAPSE_LMPLZ_PREFIX") or ROOT / "build" / "lmplz")
 
 
 def find_lmplz(build: bool = True) -> Optional[str]:
@@ -29,29 +36,52 @@ def find_lmplz(build: bool = True) -> Optional[str]:
     on_path = shutil.which("lmplz")
     if on_path:
         return on_path
-    for c in CANDIDATES:
-        if os.access(c, os.X_OK):
-            return str(c)
+    built = build_prefix() / "bin" / "lmplz"
+    if os.access(built, os.X_OK):
+        return str(built)
     if not build or _build_error is not None:
         return None
     script = ROOT / "tools" / "build_lmplz.sh"
     if not script.exists():
-        _build_error = f"lmplz not found and {script} is missing"
+        _build_error = f"{script} is missing"
         return None
-    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    proc = subprocess.run(["bash", str(script), str(build_prefix())], capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": sys.executable})
     if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        _build_error = f"lmplz not found and tools/build_lmplz.sh failed: {tail}"
+        _build_error = "tools/build_lmplz.sh failed: " + (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return None
     path = proc.stdout.strip().splitlines()[-1]
     return path if os.access(path, os.X_OK) else None
+
+
+def references_skipped() -> bool:
+    return os.environ.get(SKIP_ENV, "") not in ("", "0")
+
+
+def missing_reference_message() -> str:
+    """One line: why lmplz is missing and the three ways on."""
+    why = _build_error or "not found"
+    return (f"KenLM's lmplz (the tests' reference) is missing: {why}. Fix: rerun as root or with passwordless "
+            f"sudo on Debian/Ubuntu (tools/build_lmplz.sh installs Boost), or set LMPLZ=/path/to/lmplz, "
+            f"or {SKIP_ENV}=1 to skip the reference tests")
+
+
+def require_references(items: Sequence[pytest.Item]) -> None:
+    """Before any test runs: find or build lmplz when a selected test needs it; without it,
+    end the session (exit 1) with one line, unless COLLAPSE_SKIP_REFERENCES=1."""
+    if references_skipped() or not any("lmplz" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    if find_lmplz() is None:
+        pytest.exit(missing_reference_message(), returncode=1)
 
 
 @pytest.fixture(scope="session")
 def lmplz() -> str:
     path = find_lmplz()
     if path is None:
-        pytest.skip(_build_error or "lmplz not found ($LMPLZ, PATH, /work/lmplz/bin, build/lmplz/bin)")
+        if references_skipped():
+            pytest.skip(f"{SKIP_ENV} is set: lmplz reference tests skipped")
+        pytest.fail(missing_reference_message(), pytrace=False)
     return path
 
 

@@ -3,7 +3,6 @@ the paradigms of each model (and equal to what a cell trains alone), and SIGKILL
 middle of a transformer generation followed by --resume ending byte-identical."""
 
 import json
-import pathlib
 import signal
 import subprocess
 import sys

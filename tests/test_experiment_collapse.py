@@ -1,7 +1,6 @@
 """The demo's claim at small scale: Replace collapses, Accumulate stays near generation 0,
 Fresh real data keeps it bounded. Also the shape of the metrics table."""
 
-import math
 
 import numpy as np
 import pandas as pd

@@ -2,7 +2,6 @@
 uninterrupted run (timing columns aside)."""
 
 import json
-import os
 import pathlib
 import signal
 import subprocess
@@ -10,7 +9,6 @@ import sys
 import time
 
 import pandas as pd
-import pytest
 
 from collapse.experiment.rundir import TIMING_COLUMNS
 

@@ -7,7 +7,6 @@ import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 import collapse
 from collapse.data.storygrammar import get_grammar

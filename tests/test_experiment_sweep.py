@@ -1,7 +1,6 @@
 """Sweeps: the same cells give the same metrics serially, in local processes and on Ray;
 quality filters keep the size the paradigm needs."""
 
-import numpy as np
 import pandas as pd
 import pytest
 

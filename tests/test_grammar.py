@@ -71,7 +71,7 @@ def test_exact_structure_counts(grammar):
 def test_exact_marginals_match_a_large_sample(grammar):
     ex = grammar.exact()
     corpus, logp = grammar.sample(20000, seed=11)
-    n_docs, n_tok = corpus.num_documents, corpus.num_tokens
+    n_docs = corpus.num_documents
     # length: mean within 4 standard errors
     lens = corpus.lengths()
     assert abs(lens.mean() - ex.expected_length) < 4 * lens.std() / math.sqrt(n_docs)

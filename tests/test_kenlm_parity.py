@@ -16,7 +16,7 @@ import pytest
 import collapse
 from collapse.data.corpus import whitespace_tokenize
 
-from lmplz import lmplz, read_arpa_dict, run_lmplz  # noqa: F401  (fixture)
+from lmplz import read_arpa_dict, run_lmplz
 
 kenlm = pytest.importorskip("kenlm")
 
@@ -68,7 +68,8 @@ def test_mkn_matches_lmplz(order, lmplz, train_lines, valid, tmp_path):
     # that the backoff form's distributions sum to one (docs/ngram.md). Its backoff matches.
     assert a[(1, "<s>")][0] == -99.0 and b[(1, "<s>")][0] in (0.0, -99.0)
     keys = sorted(k for k in a if k != (1, "<s>"))
-    pa = np.array([a[k] for k in keys]); pb = np.array([b[k] for k in keys])
+    pa = np.array([a[k] for k in keys])
+    pb = np.array([b[k] for k in keys])
     np.testing.assert_allclose(pa[:, 0], pb[:, 0], atol=1e-4, rtol=0)
     np.testing.assert_allclose(pa[:, 1], pb[:, 1], atol=1e-4, rtol=0)
     assert abs(a[(1, "<s>")][1] - b[(1, "<s>")][1]) <= 1e-4

@@ -124,7 +124,7 @@ class UniformModel:
 
 def test_generation_metrics_on_a_hand_made_case():
     vocab = Vocab(["a", "b", "c", "d"])
-    real = Corpus.from_documents([["a", "b", "c"], ["a", "b", "d"], ["a", "a"]], vocab=Vocab(["a", "b", "c", "d"]))
+    real = Corpus.from_documents([["a", "b", "c"], ["a", "b", "d"], ["a", "a"]], vocab=vocab)
     synth = Corpus.from_documents([["a", "b", "a", "b", "a", "b"], ["b", "e"]])  # 'e' is novel, 'c', 'd' lost
     heldout = Corpus.from_documents([["a", "b"]])
     ref = Reference.build(real, heldout)

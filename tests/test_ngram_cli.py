@@ -121,7 +121,7 @@ def test_malformed_arpa(small, tmp_path, damage):
         path.write_text(text.replace("\\end\\", ""), encoding="utf-8")
     elif damage == "bad-prob":
         lines = text.split("\n")
-        i = next(i for i, l in enumerate(lines) if l.startswith("-") and "\tthe\t" in l)
+        i = next(i for i, line in enumerate(lines) if line.startswith("-") and "\tthe\t" in line)
         lines[i] = "abc" + lines[i][lines[i].index("\t"):]
         path.write_text("\n".join(lines), encoding="utf-8")
     elif damage == "bad-count":

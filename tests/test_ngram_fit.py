@@ -9,7 +9,7 @@ import pytest
 import collapse
 from collapse import _core
 
-from lmplz import lmplz, read_arpa_dict, run_lmplz  # noqa: F401  (fixture)
+from lmplz import read_arpa_dict, run_lmplz
 
 
 def corpus_of(lines):

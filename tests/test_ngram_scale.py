@@ -27,7 +27,7 @@ from collapse.data.storygrammar import sample_stories
 from collapse.ngram import NGramModel, NGramPool
 from collapse.ngram.model import memory_bytes
 
-from lmplz import lmplz, read_arpa_dict, run_lmplz  # noqa: F401  (fixture)
+from lmplz import read_arpa_dict, run_lmplz
 
 
 @pytest.fixture(scope="module")

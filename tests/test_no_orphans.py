@@ -4,7 +4,6 @@ by one live process at a time (run.lock: a live owner is refused, a dead one's l
 
 import importlib.util
 import os
-import pathlib
 import signal
 import subprocess
 import sys

@@ -32,7 +32,7 @@ def test_periodic_lines_only_every_interval():
     with Progress("sampling", total=1000, unit="doc", interval=3600.0, stream=out) as bar:
         for _ in range(1000):
             bar.update(1)
-    assert out.getvalue().splitlines() == [l for l in out.getvalue().splitlines() if "done" in l]
+    assert out.getvalue().splitlines() == [line for line in out.getvalue().splitlines() if "done" in line]
     assert len(out.getvalue().splitlines()) == 1
 
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import collapse
-from lmplz import find_lmplz, lmplz, run_lmplz  # noqa: F401  (fixture)
+from lmplz import build_prefix, find_lmplz, run_lmplz
 from ngram_reference import arpa_log10p, arpa_score_sentence, read_arpa_text
 from test_sampling_exact import SENTINEL, chi_square_pvalue, transitions
 
@@ -115,7 +115,7 @@ def test_kenlm_own_test_model(tmp_path):
     n-grams without their suffix and positive backoffs."""
     found = find_lmplz(build=False)
     candidates = [pathlib.Path(found).resolve().parent.parent / "src" / "lm" / "test.arpa"] if found else []
-    candidates.append(pathlib.Path("/work/lmplz/src/lm/test.arpa"))
+    candidates.append(build_prefix() / "src" / "lm" / "test.arpa")
     path = next((c for c in candidates if c.exists()), None)
     if path is None:
         pytest.skip("kenlm's lm/test.arpa not found beside lmplz")

@@ -22,7 +22,7 @@ from scipy import stats
 
 import collapse
 
-from lmplz import lmplz, run_lmplz  # noqa: F401  (fixture)
+from lmplz import run_lmplz
 
 kenlm = pytest.importorskip("kenlm")
 

@@ -3,7 +3,6 @@ numpy, bad input, and the `collapse simulate` command."""
 
 import json
 import math
-import os
 
 import numpy as np
 import pandas as pd

@@ -4,7 +4,6 @@ Each comparison is a mean (or a probability) over many trials, required to lie w
 standard errors of the exact value; distributions are compared with a chi-square test.
 """
 
-import itertools
 import math
 from fractions import Fraction
 

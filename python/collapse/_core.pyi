@@ -1,17 +1,22 @@
 """Type stubs of the C++ extension collapse._core. Each area keeps its own block."""
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
 
 # ---- model (skeleton): BackoffModel and ARPA I/O ------------------------------------------
-class BackoffModel:
-    order: int
-    vocab: List[str]
-    smoothing: str
-    discount_policy: List[str]
-    discounts: List[List[float]]
+class BackoffModel:  # made only by fit_ngram, NGramPool.estimate and read_arpa: no constructor
+    @property
+    def order(self) -> int: ...
+    @property
+    def vocab(self) -> List[str]: ...
+    @property
+    def smoothing(self) -> str: ...
+    @property
+    def discount_policy(self) -> List[str]: ...
+    @property
+    def discounts(self) -> List[List[float]]: ...
     def table(self, n: int) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
     def num_ngrams(self) -> List[int]: ...
     def write_arpa(self, path: str, threads: int = 1) -> None: ...
@@ -32,11 +37,35 @@ def derive_seed(seed: int, tag: int) -> int: ...
 # ---- ngram: counting, estimation, scoring (register_ngram.cpp) ------------------------------
 MAX_NGRAM_ORDER: int
 
+def default_count_memory() -> int:
+    """Counting's default memory budget in bytes (RAM / 4)."""
 def fit_ngram(tokens: npt.ArrayLike, offsets: npt.ArrayLike, vocab: List[str], order: int,
-              smoothing: str = "mkn", add_k: float = 1.0, threads: int = 0) -> BackoffModel: ...
+              smoothing: str = "mkn", add_k: float = 1.0, threads: int = 0, memory: int = 0,
+              temp_dir: str = "") -> BackoffModel:
+    """memory: counting's budget in bytes (0: default_count_memory()); temp_dir: where runs spill."""
 def count_ngrams(tokens: npt.ArrayLike, offsets: npt.ArrayLike, vocab_size: int, order: int,
-                 threads: int = 0) -> List[Tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32],
-                                                 npt.NDArray[np.uint32]]]: ...
+                 threads: int = 0, memory: int = 0, temp_dir: str = ""
+                 ) -> List[Tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:
+    """Per order n: (ids[rows, n] sorted, raw counts, Kneser-Ney adjusted counts)."""
+
+class NGramPool:
+    """Accumulated n-gram counts of several corpora, merged without recounting."""
+    def __init__(self, order: int, threads: int = 0, memory: int = 0, temp_dir: str = "") -> None: ...
+    def add(self, tokens: npt.ArrayLike, offsets: npt.ArrayLike, vocab_size: int) -> None: ...
+    def estimate(self, vocab: List[str], smoothing: str = "mkn", add_k: float = 1.0,
+                 threads: int = 0) -> BackoffModel: ...
+    @property
+    def order(self) -> int: ...
+    @property
+    def documents(self) -> int: ...
+    @property
+    def tokens(self) -> int: ...
+    @property
+    def top_rows(self) -> int: ...
+    @property
+    def num_words(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
 
 class NGramIndex:
     def __init__(self, model: BackoffModel, threads: int = 1) -> None: ...
@@ -73,10 +102,14 @@ def simulation_alias(seed: int, weights: npt.ArrayLike, count: int) -> npt.NDArr
 # ---- end simulation ----------------------------------------------------------------------
 # ---- sampling and resampling (register_sampling.cpp, register_resample.cpp) ----------------
 class Sampler:
-    order: int
-    temperature: float
-    num_states: int
-    nbytes: int
+    @property
+    def order(self) -> int: ...
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def num_states(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
     def __init__(self, model: BackoffModel, temperature: float = 1.0) -> None: ...
     def sample(self, num_sequences: int, seed: int = 0, max_length: int = 4096, top_k: int = 0,
                top_p: float = 1.0, threads: int = 0,
@@ -91,8 +124,6 @@ def gather_documents(tokens: npt.ArrayLike, offsets: npt.ArrayLike, indices: npt
 # ---- end sampling ----------------------------------------------------------------------------
 
 # --- metrics (cpp/bindings/register_metrics.cpp) ------------------------------------------
-from typing import Dict, Union
-
 def ngram_diversity(
     tokens: npt.NDArray[np.uint32], offsets: npt.NDArray[np.int64], max_n: int = 4, repeat_n: int = 4,
     threads: int = 1,

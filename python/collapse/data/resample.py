@@ -25,15 +25,15 @@ from ..validate import integer, integer_array, seed as check_seed, threads as ch
 from .corpus import Corpus
 
 
-def _count(name: str, value) -> int:
+def _count(name: str, value: object) -> int:
     return integer(name, value, 0)
 
 
-def _seed(seed) -> int:
+def _seed(seed: object) -> int:
     return check_seed("seed", seed)
 
 
-def _check_corpus(corpus) -> Corpus:
+def _check_corpus(corpus: object) -> Corpus:
     if not isinstance(corpus, Corpus):
         raise CollapseError(f"expected a Corpus, got {type(corpus).__name__}")
     return corpus

@@ -12,11 +12,12 @@ import os
 import signal
 import sys
 import time
+from typing import Dict, Optional, Tuple
 
 POLL_SECONDS = 0.25
 
 
-def _stat(pid):
+def _stat(pid: int) -> Optional[Tuple[int, int]]:
     """(ppid, start time) of pid from /proc, or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -29,9 +30,9 @@ def _stat(pid):
     return int(fields[1]), int(fields[19])
 
 
-def descendants(root):
+def descendants(root: int) -> Dict[int, int]:
     """{pid: start time} of every process below root."""
-    children = {}
+    children: Dict[int, list] = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
             st = _stat(int(name))
@@ -46,7 +47,7 @@ def descendants(root):
     return out
 
 
-def guard(driver):
+def guard(driver: int) -> None:
     me = os.getpid()
     driver_start = (_stat(driver) or (None, None))[1]
     seen = {}

@@ -18,13 +18,42 @@ half of one, and a commit point never names data that has not reached the disk.
 from __future__ import annotations
 
 import fcntl
+import importlib.metadata
 import os
+import pathlib
+import sys
 from typing import Any, Optional
 
 from ..errors import CollapseError
 from ..files import atomic_path, write_text
 
-COLLAPSE_VERSION = "0.1.0"  # the package version (collapse.__version__), stamped into manifests
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def package_version(checkout: Optional[pathlib.Path] = None) -> str:
+    """The version pyproject.toml gives, the only place it is written: read from the
+    checkout's pyproject.toml when this package runs from a checkout (PYTHONPATH=python,
+    so an older installed copy's metadata cannot speak for it), else from the installed
+    package's metadata; neither is an ImportError, never a guessed version."""
+    pyproject = (checkout or pathlib.Path(__file__).resolve().parents[3]) / "pyproject.toml"
+    try:
+        with open(pyproject, "rb") as f:
+            project = tomllib.load(f).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        project = {}
+    if project.get("name") == "collapse" and "version" in project:
+        return str(project["version"])
+    try:
+        return importlib.metadata.version("collapse")
+    except importlib.metadata.PackageNotFoundError:
+        raise ImportError(f"collapse has no version: it is not installed (pip install .) and {pyproject} "
+                          "is not its pyproject.toml") from None
+
+
+COLLAPSE_VERSION = package_version()  # collapse.__version__, stamped into manifests
 LOCK_FILE = "run.lock"
 TIMING_COLUMNS = ("seconds", "fit_seconds", "sample_seconds", "metrics_seconds", "write_seconds", "wall_time")
 

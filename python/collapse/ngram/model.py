@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def check_order(order) -> int:  # noqa: ANN001
     return int(order)
 
 
-def memory_bytes(memory) -> int:
+def memory_bytes(memory: Union[int, str, None]) -> int:
     """Counting's memory budget in bytes from an int (bytes) or a string as lmplz's -S takes
     it: ``"512M"``, ``"2G"``, ``"25%"`` (of physical RAM); None or 0: the default (RAM / 4)."""
     if memory is None:
@@ -58,7 +58,7 @@ def memory_bytes(memory) -> int:
         raise CollapseError(f"memory must be a size such as 2G, 512M or 25%, got {memory!r}") from None
 
 
-def temp_directory(temp_dir) -> str:
+def temp_directory(temp_dir: Optional[str]) -> str:
     """Where counting spills sorted runs ('' for $TMPDIR or /tmp); must be an existing directory."""
     if temp_dir is None or temp_dir == "":
         return ""
@@ -93,20 +93,21 @@ class NGramModel:
         return self._core.smoothing
 
     @property
-    def discount_policy(self):
+    def discount_policy(self) -> List[str]:
         """Per order, the discounting actually used ("chen-goodman", "kn", "fallback"); empty
         for MLE, add-k and models read from ARPA."""
         return list(self._core.discount_policy)
 
     @property
-    def discounts(self):
+    def discounts(self) -> List[Tuple[float, ...]]:
         """Per order, (D1, D2, D3+) for Kneser-Ney models."""
         return [tuple(d) for d in self._core.discounts]
 
     # -- estimation --------------------------------------------------------------------
     @classmethod
     def fit(cls, corpus: Corpus, order: int = 3, smoothing: str = "mkn", add_k: float = 1.0,
-            threads: int = 0, memory=None, temp_dir=None) -> "NGramModel":
+            threads: int = 0, memory: Union[int, str, None] = None,
+            temp_dir: Optional[str] = None) -> "NGramModel":
         """Estimate from ``corpus``: every document is ``<s> w1 .. wk </s>`` as in lmplz.
 
         smoothing: ``mkn`` (interpolated modified Kneser-Ney, lmplz's model), ``kn`` (one
@@ -180,11 +181,11 @@ class NGramModel:
         return float(self.evaluate(corpus, threads=threads)["perplexity"])
 
     # -- tables and files ----------------------------------------------------------------
-    def table(self, n: int):
+    def table(self, n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids[rows, n] uint32, log10_prob float32, log10_backoff float32) of order n."""
         return self._core.table(n)
 
-    def num_ngrams(self):
+    def num_ngrams(self) -> List[int]:
         return list(self._core.num_ngrams())
 
     @classmethod

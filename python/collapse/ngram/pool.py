@@ -10,6 +10,7 @@ so a generation costs its own text plus a pass over the tables. ``fit()`` equals
 from __future__ import annotations
 
 import math
+from typing import Optional, Union
 
 import numpy as np
 
@@ -24,7 +25,8 @@ class NGramPool:
     """Counts of every corpus added, for one order. Vocabularies are merged as
     ``collapse.concatenate`` merges them (the first corpus's, grown)."""
 
-    def __init__(self, order: int = 3, threads: int = 0, memory=None, temp_dir=None) -> None:
+    def __init__(self, order: int = 3, threads: int = 0, memory: Union[int, str, None] = None,
+                 temp_dir: Optional[str] = None) -> None:
         self.order = check_order(order)
         self.threads = check_threads("threads", threads)
         self._core = _core.NGramPool(self.order, self.threads, memory_bytes(memory), temp_directory(temp_dir))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from typing import Any, Tuple
 
 import numpy as np
 
@@ -20,7 +21,8 @@ from ..validate import integer, seed as check_seed, threads as check_threads
 DEFAULT_MAX_LENGTH = 4096
 
 
-def check_sample_args(num_sequences, seed, temperature, top_k, top_p, max_length, threads):
+def check_sample_args(num_sequences: object, seed: object, temperature: object, top_k: object, top_p: object,
+                      max_length: object, threads: object) -> Tuple[int, int, float, int, float, int, int]:
     """Validated (num_sequences, seed, temperature, top_k, top_p, max_length, threads)."""
     num_sequences = integer("num_sequences", num_sequences, 1)
     seed = check_seed("seed", seed)
@@ -42,10 +44,11 @@ def check_sample_args(num_sequences, seed, temperature, top_k, top_p, max_length
     return num_sequences, seed, temperature, top_k, top_p, max_length, threads
 
 
+# `model` below is an NGramModel, typed Any: model.py imports this module.
 SAMPLER_CACHE_SIZE = 2  # samplers kept per model (each at most about 2x the model's tables)
 
 
-def sampler_for(model, temperature: float) -> "_core.Sampler":
+def sampler_for(model: Any, temperature: float) -> "_core.Sampler":
     """The model's sampler for this temperature: built on first use and kept for the last
     SAMPLER_CACHE_SIZE temperatures used (least recently used dropped), so a sweep over
     temperatures does not hold one sampler per temperature for the model's lifetime."""
@@ -65,7 +68,7 @@ def release_samplers(model) -> None:  # noqa: ANN001
     model.__dict__.pop("_samplers", None)
 
 
-def sample_ngram(model, num_sequences: int, seed: int = 0, temperature: float = 1.0, top_k: int = 0,
+def sample_ngram(model: Any, num_sequences: int, seed: int = 0, temperature: float = 1.0, top_k: int = 0,
                  top_p: float = 1.0, max_length: int = DEFAULT_MAX_LENGTH, threads: int = 0) -> Corpus:
     """num_sequences sequences drawn from <s> to </s> (or max_length words) as a Corpus
     in the model's vocabulary. Sequence i uses the Philox stream (seed, i): the output is

@@ -200,7 +200,7 @@ def simulate_ngram(N: Optional[int] = None, generations: Optional[int] = None, t
                    *, source=None, source_corpus: Optional[Corpus] = None, source_order: int = 2,  # noqa: ANN001
                    source_smoothing: str = "mkn", order: int = 2, smoothing: str = "mkn", heldout: int = 2000,
                    max_length: int = 256, executor: str = "local", keep_models: bool = False,
-                   exact: Optional[bool] = None, **unexpected: Any):
+                   exact: Optional[bool] = None, **unexpected: Any) -> SimulationResult:
     """The n-gram process (module docstring). Returns a SimulationResult whose metrics have
     one row per (trial, generation), generations 0..G; final_p is None; events is empty.
 

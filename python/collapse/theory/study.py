@@ -13,13 +13,16 @@ generations needed to reach a fixed KL.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 import numpy as np
 
 from ..errors import CollapseError
 from .categorical import make_p0
 from .simulator import simulate
+
+if TYPE_CHECKING:  # pandas is imported where a table is built
+    import pandas as pd
 
 STUDY_PARADIGMS = ("accumulate-subsample", "mix", "fresh")
 DEFAULT_CONTRIBUTIONS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
@@ -28,7 +31,7 @@ DEFAULT_CONTRIBUTIONS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
 def contribution_sweep(contributions: Sequence[float] = DEFAULT_CONTRIBUTIONS,
                        paradigms: Iterable[str] = STUDY_PARADIGMS, *, K: int = 100, N: int = 100,
                        zipf_s: float = 1.0, generations: int = 2000, trials: int = 100, seed: int = 0,
-                       threads: int = 0, record_every: int = 1):
+                       threads: int = 0, record_every: int = 1) -> "pd.DataFrame":
     """Mean and standard error over trials of KL(p_t || p0), support and tail mass, per
     (paradigm, contribution, generation): a DataFrame with columns paradigm, contribution,
     generation, kl_mean, kl_se, support_mean, tail_mass_mean. p0 is Zipf(zipf_s) over K
@@ -57,7 +60,7 @@ def contribution_sweep(contributions: Sequence[float] = DEFAULT_CONTRIBUTIONS,
     return pd.concat(parts, ignore_index=True)
 
 
-def generations_to_reach(sweep, threshold: float) -> "object":
+def generations_to_reach(sweep: "pd.DataFrame", threshold: float) -> "object":
     """Per (paradigm, contribution): the first recorded generation whose mean KL reaches
     `threshold` (NaN if none within the run)."""
     import pandas as pd

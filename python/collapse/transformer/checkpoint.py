@@ -74,7 +74,7 @@ def load_training_state(path: str, device: torch.device) -> Optional[Dict[str, A
         return None
     try:
         return torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:  # a file torch cannot read is not a checkpoint of ours
+    except Exception as e:  # noqa: BLE001 - a file torch cannot read is not a checkpoint of ours
         raise CollapseError(f"{path}: unreadable training checkpoint ({e})") from None
 
 

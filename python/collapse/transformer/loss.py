@@ -19,7 +19,7 @@ in backward.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 
@@ -46,7 +46,7 @@ def _chunk_nll(logits: torch.Tensor, targets: torch.Tensor) -> Tuple[torch.Tenso
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
+    def forward(ctx: Any, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
                 compute_dtype: Optional[torch.dtype], chunk: int) -> torch.Tensor:
         with torch.autocast(h.device.type, enabled=False):
             w = weight.to(compute_dtype) if compute_dtype is not None else weight
@@ -77,7 +77,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return total
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+    def backward(ctx: Any, grad_out: torch.Tensor) -> Tuple[Optional[torch.Tensor], ...]:  # type: ignore[override]
         grad_h, grad_w = ctx.saved_tensors
         gh = (grad_h * grad_out).to(ctx.dtypes[0]) if ctx.has[0] else None
         gw = (grad_w * grad_out).to(ctx.dtypes[1]) if ctx.has[1] else None

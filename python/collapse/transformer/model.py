@@ -25,13 +25,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import CollapseError
 from ..errors import CollapseError
 from ..files import atomic_path, write_text
 from .loss import linear_cross_entropy

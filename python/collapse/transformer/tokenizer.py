@@ -48,7 +48,7 @@ class TextTokenizer:
             raise CollapseError(f"no such tokenizer file: {path}")
         try:
             tok = Tokenizer.from_file(path)
-        except Exception as e:  # tokenizers raises its own Exception type for bad JSON
+        except Exception as e:  # noqa: BLE001 - tokenizers raises its own Exception type for bad JSON
             raise CollapseError(f"{path}: not a tokenizers JSON file ({e})") from None
         return cls(tok, eot_token)
 
