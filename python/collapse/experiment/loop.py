@@ -656,7 +656,7 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
         if is_main():
             try:
                 _write_run(cfg, run_dir, cells, data, family_desc)
-            except Exception:  # the original error is the one to report
+            except Exception:  # noqa: BLE001 - the original error is the one to report
                 pass
         raise
 
