@@ -240,7 +240,7 @@ def load_corpus_files(directory: str) -> Corpus:
         with gzip.open(os.path.join(directory, SYNTHETIC_TEXT), "rb") as f:
             data = f.read()
         return corpus_from_lines(data, vocab, grow=False)
-    except ValueError as e:  # bad UTF-8 (the core names the byte and line), a damaged Arrow file, ids outside the vocabulary
+    except ValueError as e:  # bad UTF-8 (the core names byte and line), a damaged Arrow file, ids out of vocabulary
         raise CollapseError(f"{directory}: {e}") from None
 
 
