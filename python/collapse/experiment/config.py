@@ -187,7 +187,7 @@ class OutputTable:
     save_models: bool = True
     model_every: int = 10       # with save_models: M_t for t = 0, every k-th, and the run's last
     corpus_format: str = "arrow"  # S_t as "arrow" (token ids, zstd) or "text" (gzip, one document a line)
-    compression: int = 6        # gzip level of the gzip files (ARPA models, text corpora, vocabularies)
+    compression: int = 6        # gzip's level for the .gz files (models, text corpora, vocabularies), zstd's for Arrow
 
     def keeps_model(self, t: int, generations: int) -> bool:
         """Whether generation t of a run of ``generations`` saves its model: the first, every

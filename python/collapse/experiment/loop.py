@@ -184,25 +184,27 @@ def corpus_text_bytes(corpus: Corpus, chunk: int = 1 << 20) -> bytes:
 def save_corpus(directory: str, corpus: Corpus, level: int, corpus_format: str = "arrow") -> None:
     """S_t into ``directory``: its vocabulary (gzip text, one word a line in id order) and
     its documents, as "arrow" (SYNTHETIC_ARROW: the token ids, zstd) or "text"
-    (SYNTHETIC_TEXT: gzip, one document a line). Arrow is the default because it costs
-    almost nothing to write or read: no text to build, no tokenizing back, zstd instead of
-    gzip (bench/bench_write.py); the text form is for reading S_t with other tools."""
+    (SYNTHETIC_TEXT: gzip, one document a line); level: gzip's or zstd's (0: none). Arrow
+    is the default because it costs almost nothing to write or read: no text to build or
+    tokenize back, zstd instead of gzip (bench/bench_write.py); text is for other tools."""
     if corpus_format == "text":
         write_bytes(os.path.join(directory, SYNTHETIC_TEXT), deterministic_gzip(corpus_text_bytes(corpus), level))
     else:
-        _write_arrow(os.path.join(directory, SYNTHETIC_ARROW), corpus)
+        _write_arrow(os.path.join(directory, SYNTHETIC_ARROW), corpus, level)
     vocab = "".join(w + "\n" for w in corpus.vocab.words[3:])
     write_bytes(os.path.join(directory, SYNTHETIC_VOCAB), deterministic_gzip(vocab.encode("utf-8"), level))
 
 
-def _write_arrow(path: str, corpus: Corpus) -> None:
+def _write_arrow(path: str, corpus: Corpus, level: int) -> None:
     """One column, one row per document: large_list<uint32> over the corpus's own arrays (no
-    copy), in an Arrow IPC file whose buffers are zstd-compressed (deterministic bytes)."""
+    copy), in an Arrow IPC file whose buffers are zstd-compressed at ``level`` (deterministic
+    bytes). zstd 6 beats gzip 6 on the text in size, at a fifth of the time with the render."""
     import pyarrow as pa
 
     docs = pa.LargeListArray.from_arrays(pa.array(corpus.offsets, pa.int64()), pa.array(corpus.tokens, pa.uint32()))
     table = pa.table({ARROW_COLUMN: docs})
-    options = pa.ipc.IpcWriteOptions(compression="zstd", use_threads=False)  # threads: experiment.threads' business
+    codec = pa.Codec("zstd", compression_level=level) if level else None
+    options = pa.ipc.IpcWriteOptions(compression=codec, use_threads=False)  # threads: experiment.threads' business
     with atomic_path(path) as tmp:
         with pa.ipc.new_file(tmp, table.schema, options=options) as writer:
             writer.write_table(table)
