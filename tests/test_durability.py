@@ -56,8 +56,8 @@ def test_every_file_of_a_run_is_written_durably(tmp_path, monkeypatch):
     write_run(collapse.simulate(p0=[0.5, 0.5], N=5, generations=2, trials=2), str(tmp_path / "sim"),
               save_final_p=True)
     names = _check(events)
-    assert {"state.json", "config.toml", "manifest.json", "metrics.csv", "metrics.parquet", "synthetic.arrow", "synthetic.txt.gz",
-            "synthetic.vocab.gz", "model.arpa.gz", "plot.png", "m.arpa", "sample.txt", "events.csv",
+    assert {"state.json", "config.toml", "manifest.json", "metrics.csv", "metrics.parquet", "synthetic.arrow",
+            "synthetic.txt.gz", "synthetic.vocab.gz", "model.arpa.gz", "plot.png", "m.arpa", "sample.txt", "events.csv",
             "final_p.npy"} <= names, names
 
 
