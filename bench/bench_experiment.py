@@ -107,7 +107,8 @@ def main() -> int:
                        "workers": 1, "threads": args.threads},
         "data": {"source": "grammar", "num_documents": docs, "heldout_documents": 2000, "seed": 0},
         "model": {"family": "ngram", "order": args.order, "smoothing": "mkn"},
-        "output": {"save_models": True, "compression": args.compression},
+        # every model and S_t as gzip text, as measured below (the lmplz anchor reads the text)
+        "output": {"save_models": True, "model_every": 1, "corpus_format": "text", "compression": args.compression},
     }
     run_dir = args.keep or tempfile.mkdtemp(prefix="bench-experiment-")
     if os.path.exists(os.path.join(run_dir, "manifest.json")):

@@ -48,6 +48,7 @@ def test_every_file_of_a_run_is_written_durably(tmp_path, monkeypatch):
            "data": {"source": "grammar", "num_documents": 80, "heldout_documents": 20}, "model": {"order": 2}}
     run = tmp_path / "run"
     collapse.run_experiment(parse_config(raw), out=str(run))
+    collapse.run_experiment(parse_config({**raw, "output": {"corpus_format": "text"}}), out=str(tmp_path / "text"))
     plot_runs([str(run)], str(run / "plot.png"))
     model = collapse.NGramModel.fit(collapse.Corpus.from_texts(["a b", "b c a"]), order=2)
     model.to_arpa(str(tmp_path / "m.arpa"))
@@ -55,8 +56,8 @@ def test_every_file_of_a_run_is_written_durably(tmp_path, monkeypatch):
     write_run(collapse.simulate(p0=[0.5, 0.5], N=5, generations=2, trials=2), str(tmp_path / "sim"),
               save_final_p=True)
     names = _check(events)
-    assert {"state.json", "config.toml", "manifest.json", "metrics.csv", "metrics.parquet", "synthetic.txt.gz",
-            "synthetic.vocab.gz", "model.arpa.gz", "plot.png", "m.arpa", "sample.txt", "events.csv",
+    assert {"state.json", "config.toml", "manifest.json", "metrics.csv", "metrics.parquet", "synthetic.arrow",
+            "synthetic.txt.gz", "synthetic.vocab.gz", "model.arpa.gz", "plot.png", "m.arpa", "sample.txt", "events.csv",
             "final_p.npy"} <= names, names
 
 

@@ -80,7 +80,7 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path):
     proc = subprocess.run(_collapse("run", cfg, "--out", broken), capture_output=True, text=True)
     assert proc.returncode == 2 and "--resume" in proc.stderr
 
-    first = broken / CELL / "gen_0000" / "synthetic.txt.gz"
+    first = broken / CELL / "gen_0000" / "synthetic.arrow"
     first_mtime = first.stat().st_mtime_ns
     proc = subprocess.run(_collapse("run", cfg, "--out", broken, "--resume"), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -104,8 +104,10 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path):
             assert _strip_timing(json.loads(fa)) == _strip_timing(json.loads(fb)), rel
         else:
             assert fa == fb, rel
-    assert any(rel.endswith("model.arpa.gz") for rel in _files(full))
-    assert sum(rel.endswith("synthetic.txt.gz") for rel in _files(full)) == 7
+    # models of the first and the last generation (output.model_every = 10 > 6), S_t as Arrow
+    assert [rel for rel in _files(full) if rel.endswith("model.arpa.gz")] == [
+        f"{CELL}/gen_0000/model.arpa.gz", f"{CELL}/gen_0006/model.arpa.gz"]
+    assert sum(rel.endswith("synthetic.arrow") for rel in _files(full)) == 7
     manifest = json.loads((broken / "manifest.json").read_text())
     assert manifest["complete"] and manifest["cells"][0]["generations_done"] == 7
 

@@ -110,11 +110,12 @@ WORDS = ["the", "cat", "Grüße", "naïve", "日本", "a\x0bb", "x\x0cy", "z"]
 
 @settings(max_examples=60, deadline=None)
 @given(docs=st.lists(st.lists(st.sampled_from(WORDS), max_size=6), min_size=1, max_size=12),
-       shuffle=st.randoms(use_true_random=False))
-def test_loop_corpus_files_round_trip(tmp_path_factory, docs, shuffle):
-    # The loop's S_t files (gzip text + vocabulary): reading them back gives the same ids,
-    # offsets (empty documents included) and vocabulary, for words that hold non-ASCII
-    # letters or the control characters lmplz keeps inside words (\v, \f).
+       shuffle=st.randoms(use_true_random=False), corpus_format=st.sampled_from(["arrow", "text"]),
+       level=st.sampled_from([0, 1, 6]))
+def test_loop_corpus_files_round_trip(tmp_path_factory, docs, shuffle, corpus_format, level):
+    # The loop's S_t files (Arrow token ids or gzip text, at any level, + vocabulary): reading
+    # them back gives the same ids, offsets (empty documents included) and vocabulary, for words
+    # that hold non-ASCII letters or the control characters lmplz keeps inside words (\v, \f).
     from collapse.data.corpus import Corpus, Vocab
     from collapse.experiment.loop import load_corpus_files, save_corpus
 
@@ -123,7 +124,7 @@ def test_loop_corpus_files_round_trip(tmp_path_factory, docs, shuffle):
     vocab = Vocab(order)  # ids in an order that is not first appearance
     corpus = Corpus.from_documents(docs, vocab=vocab, grow=False)
     d = str(tmp_path_factory.mktemp("gen"))
-    save_corpus(d, corpus, 1)
+    save_corpus(d, corpus, level, corpus_format)
     back = load_corpus_files(d)
     assert back.vocab.words == corpus.vocab.words
     assert np.array_equal(back.tokens, corpus.tokens) and np.array_equal(back.offsets, corpus.offsets)

@@ -59,11 +59,16 @@ def _strip(obj):
     return {**obj, "rows": [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in obj["rows"]]}
 
 
-def assert_same_run(a: pathlib.Path, b: pathlib.Path):
+def assert_same_run(a: pathlib.Path, b: pathlib.Path, earlier_end=None):
+    """b (extended from a run that ended at generation earlier_end) holds a's files, the
+    same bytes; b may also hold the models of earlier_end (the last one when written:
+    [output] model_every keeps the first, every k-th and the last)."""
     ma, mb = pd.read_csv(a / "metrics.csv"), pd.read_csv(b / "metrics.csv")
     timing = [c for c in TIMING_COLUMNS if c in ma.columns]
     assert ma.drop(columns=timing).to_csv(index=False) == mb.drop(columns=timing).to_csv(index=False)
-    assert _files(a) == _files(b)
+    extra = sorted(set(_files(b)) - set(_files(a)))
+    assert set(_files(a)) <= set(_files(b))
+    assert all(rel.endswith(f"/gen_{earlier_end:04d}/model.arpa.gz") for rel in extra), extra
     for rel in _files(a):
         if rel in ("metrics.csv", "metrics.parquet", "config.toml", "manifest.json"):
             continue
@@ -94,7 +99,8 @@ def test_generations_extend_a_finished_run(tmp_path):
     _run("run", _config(tmp_path, "g2", G=2), "--out", extended, "--resume", "--generations", 4)
     _run("run", _config(tmp_path, "g4", G=4), "--out", direct)
     assert sorted(pd.read_csv(extended / "metrics.csv").generation.unique()) == [0, 1, 2, 3, 4]
-    assert_same_run(direct, extended)
+    assert_same_run(direct, extended, earlier_end=2)
+    assert len(list(extended.glob("*/gen_0002/model.arpa.gz"))) == 2  # each cell's earlier end keeps its model
     # shortening is refused, naming the setting
     proc = subprocess.run(_collapse("run", _config(tmp_path, "g2", G=2), "--out", extended, "--resume"),
                           capture_output=True, text=True)
@@ -120,4 +126,4 @@ def test_generations_extend_a_killed_run(tmp_path):
     child.wait()
     _run("run", cfg3, "--out", broken, "--resume", "--generations", 5)
     _run("run", _config(tmp_path, "g5", G=5, docs=1000), "--out", direct)
-    assert_same_run(direct, broken)
+    assert_same_run(direct, broken, earlier_end=3)

@@ -32,6 +32,7 @@ FAMILIES = ("ngram", "transformer")
 SMOOTHINGS = ("mkn", "kn", "addk", "mle")
 EXECUTORS = ("local", "ray")
 FILTER_METHODS = ("none", "perplexity")
+CORPUS_FORMATS = ("arrow", "text")  # how a run directory stores S_t (collapse.experiment.loop.save_corpus)
 
 
 class ConfigError(CollapseError):
@@ -189,9 +190,20 @@ class FilterTable:
 
 @dataclass
 class OutputTable:
+    """What a run directory keeps. Nothing here changes results: --resume reads only the
+    synthetic corpora (in either format) and refits models from their seeds."""
+
     dir: Optional[str] = None
     save_models: bool = True
-    compression: int = 6
+    model_every: int = 10       # with save_models: M_t for t = 0, every k-th, and the run's last
+    corpus_format: str = "arrow"  # S_t as "arrow" (token ids, zstd) or "text" (gzip, one document a line)
+    compression: int = 6        # gzip's level for the .gz files (models, text corpora, vocabularies), zstd's for Arrow
+
+    def keeps_model(self, t: int, generations: int) -> bool:
+        """Whether generation t of a run of ``generations`` saves its model: the first, every
+        model_every-th and the last (of a run extended by --resume, the last of each extent
+        too: the earlier end was the last when it was written)."""
+        return self.save_models and (t % self.model_every == 0 or t == generations)
 
 
 @dataclass
@@ -377,6 +389,8 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
     out = OutputTable()
     out.dir = _resolve(base_dir, t.str_("dir", None))
     out.save_models = t.bool_("save_models", True)
+    out.model_every = t.int_("model_every", 10, minimum=1)
+    out.corpus_format = t.str_("corpus_format", "arrow", choices=CORPUS_FORMATS)
     out.compression = t.int_("compression", 6, minimum=0)
     if out.compression > 9:
         raise _fail("output.compression", f"must be in [0, 9], got {out.compression}")
@@ -478,6 +492,7 @@ def resume_conflict(run_config_text: str, cfg: ExperimentConfig) -> Optional[str
     for table in (old, new):
         for key in RESUME_FREE + ("generations",):
             table.get("experiment", {}).pop(key, None)
+        table.pop("output", None)  # what is kept, not what is computed (OutputTable); older runs lack its newer keys
 
     def flat(tables: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
         out: Dict[str, Any] = {}
@@ -509,7 +524,8 @@ def to_toml(cfg: ExperimentConfig) -> str:
         "model": _model_toml(cfg.model, named=False),
         "filter": {k: v for k, v in vars(cfg.filter).items()
                    if cfg.filter.method != "none" or k not in ("keep_fractions", "max_perplexity")},
-        "output": {"save_models": cfg.output.save_models, "compression": cfg.output.compression},
+        "output": {"save_models": cfg.output.save_models, "model_every": cfg.output.model_every,
+                   "corpus_format": cfg.output.corpus_format, "compression": cfg.output.compression},
     }
     if cfg.data.source == "grammar":
         for k in ("path", "format", "field", "tokenizer", "lowercase", "heldout_path", "heldout_format",
