@@ -39,7 +39,11 @@ class ModelFamily(Protocol):
     name: str
 
     def fit(self, corpus: Corpus, *, seed: int) -> TrainedModel:
-        """Train a fresh model on corpus (from scratch: nothing carries over)."""
+        """Train a fresh model on corpus (from scratch: nothing carries over). A family with
+        ``checkpoints = True`` (the transformer's) also takes ``work_dir``: the folder of this
+        (cell, generation)'s checkpoints, which the model it returns samples into (and a
+        model with ``in_work_dir(directory)`` gives a view of itself that samples into
+        another: a generation-0 model shared by the cells of its group)."""
 
     def load(self, directory: str) -> TrainedModel:
         """Read back what TrainedModel.save wrote: a saved generation's model, for analysis of a

@@ -357,11 +357,15 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
             para_key = _core.derive_seed(key_t, PURPOSE_PARADIGM)
             fit_seed = _core.derive_seed(key_t, PURPOSE_FIT)
 
-            def fit_generation0() -> Any:
-                return family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT))
+            # checkpoints inside the generation (the transformer's) go to this cell's work
+            # folder for t: an argument of each fit and sample, never family state, because
+            # M_0 is fitted in one cell and sampled by every cell of its group
+            work = work_dir(run_dir, cell, t)
+            fit_args = {"work_dir": work} if getattr(family, "checkpoints", False) else {}
 
-            if hasattr(family, "use_work_dir"):  # checkpoints inside the generation (the transformer's)
-                family.use_work_dir(work_dir(run_dir, cell, t))
+            def fit_generation0() -> Any:
+                return family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT), **fit_args)
+
             if t == 0:
                 # M_0 is trained on R once per (model, order, seed) and shared by the group's
                 # cells (a pooled family adds R to its pool at generation 1: fit_accumulated)
@@ -375,8 +379,9 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
                 train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
                                         lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
                 t0 = time.perf_counter()
-                model = family.fit(train, seed=fit_seed)
+                model = family.fit(train, seed=fit_seed, **fit_args)
             t1 = time.perf_counter()
+            sampler = model.in_work_dir(work) if hasattr(model, "in_work_dir") else model
             sample_seed = _core.derive_seed(key_t, PURPOSE_SAMPLE)
             extra: Dict[str, float] = {"filter_pass_rate": math.nan}
             if filtering:
@@ -385,11 +390,11 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
                     reference_model = generation0.model_for(cell, fit_generation0)
 
                 def draw() -> Any:
-                    return filtered_sample(model, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
+                    return filtered_sample(sampler, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
                                            threads=cfg.experiment.threads)
             else:
                 def draw() -> Any:
-                    return model.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads), None
+                    return sampler.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads), None
             synth, info = (generation0.sample_for(cell, (n_synth, cell.keep), draw) if t == 0 else draw())
             if hasattr(model, "end_sampling"):
                 model.end_sampling()
