@@ -37,9 +37,9 @@ import numpy as np
 from .. import _core
 from ..data.corpus import Corpus, Vocab, corpus_from_lines
 from ..errors import CollapseError
-from ..files import TEMP_MARK, read_json, write_bytes, write_json, write_text
+from ..files import TEMP_MARK, atomic_path, read_json, write_bytes, write_json, write_text
 from ..ngram.family import NGramFamily, deterministic_gzip
-from .config import RESUME_FREE, Cell, ExperimentConfig, ModelTable, load_config, parse_config, resume_conflict, to_toml
+from .config import GROWABLE, RESUME_FREE, Cell, ExperimentConfig, ModelTable, load_config, parse_config, resume_conflict, to_toml
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
@@ -243,15 +243,20 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
     of the same model and seed (run_group); without it the cell trains its own."""
     generation0 = generation0 if generation0 is not None else Generation0()
     data = real_data(cfg)
+    state_path = os.path.join(run_dir, cell.id, STATE_FILE)
+    rows, ended = main_only(lambda: _open_cell(run_dir, cell, resume))  # rank 0 reads and cleans, all get it
+    if ended or len(rows) > cfg.experiment.generations:
+        return rows  # ended (for a reason its seeds would reproduce) or finished: no family is built
+    if not rows:
+        # another cell of the group committed the generation 0 this cell would compute: take it
+        rows = main_only(lambda: _adopt_generation0(cfg, run_dir, cell, data, state_path))
+        if rows and on_generation is not None and is_main():
+            on_generation()
     family = make_family(cfg, cell)
     if hasattr(family, "prepare"):
         # fixes what the family derives from the real corpus (the transformer's BPE) before
         # generation 0, so a resumed run rebuilds the very same thing
         family.prepare(data.real)
-    state_path = os.path.join(run_dir, cell.id, STATE_FILE)
-    rows, ended = main_only(lambda: _open_cell(run_dir, cell, resume))  # rank 0 reads and cleans, all get it
-    if ended:
-        return rows  # it ended for a reason that its seeds would reproduce
     # recursive generations after generation 0: t = 0 .. G; synthetic[k] = S_k when loaded
     synthetic: List[Optional[Corpus]] = [None] * (cfg.experiment.generations + 1)
     writer = ThreadPoolExecutor(max_workers=1)
@@ -289,6 +294,55 @@ def _open_cell(run_dir: str, cell: Cell, resume: bool) -> "tuple[List[Dict[str, 
         elif TEMP_MARK in name:
             os.remove(path)
     return rows, False
+
+
+def _committed_generation0(cfg: ExperimentConfig, run_dir: str, cell: Cell) -> "List[tuple[Cell, Dict[str, Any]]]":
+    """The cells of ``cell``'s generation-0 group (itself first) whose generation 0 is
+    committed, with that generation's row: their gen_0000 holds M_0 (when models are saved)
+    and an S_0 that any cell drawing the same number of documents with the same filter
+    would draw (Cell.generation0_key)."""
+    out = []
+    for other in [cell] + [c for c in cfg.cells() if c != cell and c.generation0_key == cell.generation0_key]:
+        path = os.path.join(run_dir, other.id, STATE_FILE)
+        if os.path.exists(path):
+            rows = read_json(path)["rows"]
+            if rows:
+                out.append((other, rows[0]))
+    return out
+
+
+def _adopt_generation0(cfg: ExperimentConfig, run_dir: str, cell: Cell, data: RealData,
+                       state_path: str) -> List[Dict[str, Any]]:
+    """Commit as this cell's generation 0 a copy of another cell's committed one when it is
+    what this cell would compute (same M_0, same number of documents, same filter): its
+    files byte for byte and its row with this cell's keys. Returns the cell's rows ([] when
+    no such cell). A study grown on --resume so reuses its generation 0, and the cells of a
+    group run after it (in any process) reuse the first one's."""
+    start = time.perf_counter()
+    n_synth = synthetic_needed(cell.paradigm, cell.alpha, data.real.num_documents, cfg.experiment.synthetic_factor)
+    for other, row0 in _committed_generation0(cfg, run_dir, cell):
+        if other == cell or other.keep != cell.keep or n_synth != synthetic_needed(
+                other.paradigm, other.alpha, data.real.num_documents, cfg.experiment.synthetic_factor):
+            continue
+        source, target = gen_dir(run_dir, other, 0), gen_dir(run_dir, cell, 0)
+        for folder, _, names in os.walk(source):
+            into = os.path.join(target, os.path.relpath(folder, source))
+            os.makedirs(into, exist_ok=True)
+            for name in sorted(n for n in names if TEMP_MARK not in n):
+                with atomic_path(os.path.join(into, name)) as tmp:
+                    shutil.copyfile(os.path.join(folder, name), tmp)
+        row = dict(row0)
+        row.update({"model": model_of(cfg, cell).name, "paradigm": cell.paradigm, "alpha": _nan(cell.alpha),
+                    "seed": cell.seed, "generation": 0, "order": _nan(cell.order), "filter_keep": _nan(cell.keep)})
+        seconds = time.perf_counter() - start  # this run's work for it: a copy
+        row.update({"seconds": seconds, "fit_seconds": 0.0, "sample_seconds": 0.0, "metrics_seconds": 0.0,
+                    "write_seconds": seconds})
+        write_json(state_path, {"cell": cell.id, "generations_done": 1, "rows": [row], "status": STATUS_OK})
+        if cfg.experiment.progress:
+            sys.stderr.write(f"[{cell.id}] gen   0/{cfg.experiment.generations}  the same as {other.id}'s (copied)\n")
+            sys.stderr.flush()
+        return [row]
+    return []
 
 
 def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, synth: Corpus, model: Any,
@@ -364,6 +418,14 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
             fit_args = {"work_dir": work} if getattr(family, "checkpoints", False) else {}
 
             def fit_generation0() -> Any:
+                if getattr(family, "loads_exactly", False):  # M_0 saved by a committed generation 0
+                    folders = main_only(lambda: [gen_dir(run_dir, c, 0) for c, _ in
+                                                 _committed_generation0(cfg, run_dir, cell)])
+                    for folder in folders:
+                        try:
+                            return family.load(folder)
+                        except CollapseError:  # that generation kept no model (output.save_models)
+                            pass
                 return family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT), **fit_args)
 
             if t == 0:
@@ -578,7 +640,8 @@ def _check_run_dir(cfg: ExperimentConfig, run_dir: str, resume: bool, config_pat
         if conflict is not None:
             raise CollapseError(f"--resume: the config differs from {config_path} in what determines results "
                                 f"({conflict}); only experiment.{', '.join(RESUME_FREE)} may change, and "
-                                "generations may grow")
+                                f"generations, {', '.join(k.split('.')[1] for k in GROWABLE)}, models and "
+                                "orders may grow")
 
 
 def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool, data: RealData,

@@ -115,6 +115,7 @@ class _FamilyOrInstanceMethod:
 class TransformerFamily:
     name = "transformer"
     checkpoints = True  # fit() takes work_dir (collapse.experiment.family: the optional argument)
+    loads_exactly = True  # load(save(m)) scores and samples exactly as m (safetensors weights, bit for bit)
 
     def __init__(self, settings: Dict[str, Any], check_only: bool = False) -> None:
         self.settings = dict(settings)
