@@ -29,7 +29,8 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -107,8 +108,9 @@ class Generation0:
     Cell.generation0_key, never from the paradigm), so M_0 is trained once and every cell
     of the group reuses it, and so is its sample S_0 for cells that draw the same number
     of documents with the same filter. Resume needs nothing from here: a cell whose
-    generation 0 is committed never asks, and one that is not gets exactly what an
-    uninterrupted run computes, because all of it is a function of the key."""
+    generation 0 is committed never asks, and one that is not copies a committed one
+    (_adopt_generation0) or gets exactly what an uninterrupted run computes, because all
+    of it is a function of the key."""
 
     def __init__(self) -> None:
         self.key: Optional[tuple] = None
@@ -216,7 +218,8 @@ def spread_groups(cfg: ExperimentConfig, groups: List[List[Cell]], workers: int)
     """Groups split so that ``workers`` processes have work: while there are fewer groups
     than workers, the largest n-gram group is halved (each half trains generation 0 again,
     which costs less than an idle core: it is deterministic, so the result is the same). A
-    transformer group is never split: its generation 0 is the expensive part."""
+    transformer group is never split here: its generation 0 is the expensive part (plan_tasks
+    splits it after generation 0)."""
     out = [list(g) for g in groups]
     while len(out) < workers:
         splittable = [g for g in out if len(g) > 1 and model_of(cfg, g[0]).family == "ngram"]
@@ -228,6 +231,53 @@ def spread_groups(cfg: ExperimentConfig, groups: List[List[Cell]], workers: int)
         out[i:i + 1] = [g[:half], g[half:]]
     return out
 
+
+@dataclass
+class Task:
+    """One worker's job: cells run in order sharing generation 0, through a generation (None:
+    all); ``then``: the tasks that may start once it has finished, continuing its cells."""
+    cells: List[Cell]
+    through: Optional[int] = None
+    then: List["Task"] = field(default_factory=list)
+    resume: bool = False  # continues cells an earlier task of this run started
+
+
+def plan_tasks(cfg: ExperimentConfig, groups: List[List[Cell]]) -> List[Task]:
+    """One task per group, except a transformer group of several cells: one task trains M_0
+    once and commits generation 0 of every cell of the group, then each cell's later
+    generations are a task of their own, for any idle worker (a cell continues from its
+    committed generation 0 exactly as --resume would, so the results are the same)."""
+    out = []
+    for g in groups:
+        if len(g) > 1 and model_of(cfg, g[0]).family == "transformer":
+            out.append(Task(list(g), through=0, then=[Task([c], resume=True) for c in g]))
+        else:
+            out.append(Task(list(g)))
+    return out
+
+
+def task_width(tasks: Sequence[Task]) -> int:
+    """The most tasks that can run at once."""
+    return sum(max(1, len(t.then)) for t in tasks)
+
+
+def run_tasks(tasks: Sequence[Task], limit: Optional[int], submit: Callable[[Task], Any],
+              wait_any: Callable[[List[Any]], Any], finished: Callable[[Any], None]) -> None:
+    """Run tasks and their follow-ups, at most ``limit`` at once (None: every ready one; the
+    executor's resources decide), a finished task's follow-ups before tasks not yet started
+    (they are a transformer's cells: the long ones). submit starts a task and gives a handle,
+    wait_any gives a finished handle, finished(handle) raises the task's error if it failed."""
+    ready = list(tasks)
+    running: Dict[Any, Task] = {}
+    while ready or running:
+        while ready and (limit is None or len(running) < limit):
+            task = ready.pop(0)
+            running[submit(task)] = task
+        handle = wait_any(list(running))
+        task = running.pop(handle)
+        finished(handle)
+        ready[:0] = task.then
+
 # --------------------------------------------------------------------------------------
 
 def _nan(x: Optional[float]) -> float:
@@ -236,22 +286,26 @@ def _nan(x: Optional[float]) -> float:
 
 def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = False,
              on_generation: Optional[Callable[[], None]] = None,
-             generation0: Optional[Generation0] = None) -> List[Dict[str, Any]]:
+             generation0: Optional[Generation0] = None, through: Optional[int] = None) -> List[Dict[str, Any]]:
     """Run (or continue) one cell; returns its metric rows, one per generation.
     on_generation is called after each generation's commit (the serial driver rebuilds
     the run's metrics table and manifest there). generation0: shared with the other cells
-    of the same model and seed (run_group); without it the cell trains its own."""
+    of the same model and seed (run_group); without it the cell trains its own. through:
+    the last generation to run now (None: experiment.generations)."""
     generation0 = generation0 if generation0 is not None else Generation0()
     data = real_data(cfg)
     state_path = os.path.join(run_dir, cell.id, STATE_FILE)
     rows, ended = main_only(lambda: _open_cell(run_dir, cell, resume))  # rank 0 reads and cleans, all get it
-    if ended or len(rows) > cfg.experiment.generations:
-        return rows  # ended (for a reason its seeds would reproduce) or finished: no family is built
+    last = cfg.experiment.generations if through is None else min(through, cfg.experiment.generations)
+    if ended or len(rows) > last:
+        return rows  # ended (for a reason its seeds would reproduce) or done: no family is built
     if not rows:
         # another cell of the group committed the generation 0 this cell would compute: take it
         rows = main_only(lambda: _adopt_generation0(cfg, run_dir, cell, data, state_path))
         if rows and on_generation is not None and is_main():
             on_generation()
+        if len(rows) > last:
+            return rows
     family = make_family(cfg, cell)
     if hasattr(family, "prepare"):
         # fixes what the family derives from the real corpus (the transformer's BPE) before
@@ -262,7 +316,7 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
     writer = ThreadPoolExecutor(max_workers=1)
     try:
         _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation,
-                     generation0)
+                     generation0, through)
     finally:
         writer.shutdown(wait=True)
     return rows
@@ -370,14 +424,16 @@ def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, 
 
 
 def run_group(cfg: ExperimentConfig, cells: Sequence[Cell], run_dir: str, resume: bool = False,
-              on_generation: Optional[Callable[[], None]] = None) -> Dict[str, List[Dict[str, Any]]]:
-    """Run the cells of one generation-0 group (cell_groups) in order, sharing generation 0."""
+              on_generation: Optional[Callable[[], None]] = None,
+              through: Optional[int] = None) -> Dict[str, List[Dict[str, Any]]]:
+    """Run the cells of one generation-0 group (cell_groups) in order, sharing generation 0
+    (through: the last generation each runs now; None: all)."""
     generation0 = Generation0()
-    return {cell.id: run_cell(cfg, cell, run_dir, resume, on_generation, generation0) for cell in cells}
+    return {cell.id: run_cell(cfg, cell, run_dir, resume, on_generation, generation0, through) for cell in cells}
 
 
 def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation,  # noqa: ANN001
-                 generation0):
+                 generation0, through=None):
     G = cfg.experiment.generations
     real = data.real
     n_synth = synthetic_needed(cell.paradigm, cell.alpha, real.num_documents, cfg.experiment.synthetic_factor)
@@ -401,7 +457,7 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
             return real
         return synthetic[k - 1] if synthetic[k - 1] is not None else load_corpus_files(gen_dir(run_dir, cell, k - 1))
 
-    for t in range(len(rows), G + 1):
+    for t in range(len(rows), (G if through is None else min(G, through)) + 1):
         try:
             start = time.perf_counter()
             for k in needed(t):
@@ -514,14 +570,14 @@ def _end_cell(cell: Cell, t: int, rows: List[Dict[str, Any]], state_path: str, e
 
 
 def _run_group_task(cfg_raw: Dict[str, Any], base_dir: str, cells: List[Cell], run_dir: str, resume: bool,
-                    owner: Optional[str] = None):
-    """Process-pool / Ray entry point: one generation-0 group (the config travels as its raw
-    mapping). owner: the driver this worker must not outlive (workers.owner_token; Ray
-    tasks: the pool's initializer does it for its workers)."""
+                    owner: Optional[str] = None, through: Optional[int] = None):
+    """Process-pool / Ray entry point: one Task (cells of a generation-0 group, through a
+    generation; the config travels as its raw mapping). owner: the driver this worker must
+    not outlive (workers.owner_token; local workers: the pool's initializer does it)."""
     if owner is not None:
         end_with_owner(owner)
     cfg = parse_config(cfg_raw, base_dir=base_dir)
-    return run_group(cfg, cells, run_dir, resume)
+    return run_group(cfg, cells, run_dir, resume, through=through)
 
 
 # --------------------------------------------------------------------------------------
@@ -661,9 +717,10 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
     groups = cell_groups(cfg, cells)
     if torchrun() is None:
         groups = spread_groups(cfg, groups, min(ex.workers, len(cells)))
-    workers, slots = _local_workers(cfg, len(groups))
+    tasks = plan_tasks(cfg, groups)
+    workers, slots = _local_workers(cfg, task_width(tasks))
     if ex.executor == "ray" and torchrun() is None:
-        _run_ray(cfg, groups, run_dir, resume)
+        _run_ray(cfg, tasks, run_dir, resume)
     elif workers == 1:
         for group in groups:
             run_group(cfg, group, run_dir, resume,
@@ -677,10 +734,16 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
             queue.put(slot)
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(os.getpid(), queue)) as pool:
-            futures = [pool.submit(_run_group_task, cfg.raw, cfg.base_dir, group, run_dir, resume) for group in groups]
-            for fut in as_completed(futures):
+            def finished(fut: Any) -> None:
                 fut.result()
                 _write_run(cfg, run_dir, cells, data, family_desc)
+
+            # at most one task per worker: a follow-up then starts on the next free worker,
+            # ahead of tasks queued before it (and on CUDA each worker holds one GPU)
+            run_tasks(tasks, workers,
+                      lambda task: pool.submit(_run_group_task, cfg.raw, cfg.base_dir, task.cells, run_dir,
+                                               resume or task.resume, None, task.through),
+                      lambda futs: next(iter(wait(futs, return_when=FIRST_COMPLETED)[0])), finished)
 
     def finish() -> Any:
         df = _write_run(cfg, run_dir, cells, data, family_desc)
@@ -702,7 +765,7 @@ def _transformer_table(cfg: ExperimentConfig) -> Optional[Dict[str, Any]]:
 
 
 def _local_workers(cfg: ExperimentConfig, n_tasks: int) -> "tuple[int, List[Optional[str]]]":
-    """Worker processes for the local executor (each runs generation-0 groups) and each
+    """Worker processes for the local executor (each runs Tasks, one at a time) and each
     one's CUDA_VISIBLE_DEVICES: under torchrun one (the ranks run the cells together); with
     transformer models on CUDA at most one per GPU unless [model] share_device = true
     (collapse.experiment.ranks)."""
@@ -738,7 +801,7 @@ def write_run_figure(run_dir: str) -> None:
     plot_runs([run_dir], os.path.join(run_dir, "metrics.png"))
 
 
-def _run_ray(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resume: bool) -> None:
+def _run_ray(cfg: ExperimentConfig, tasks: List[Task], run_dir: str, resume: bool) -> None:
     try:
         import ray
     except ImportError:
@@ -756,5 +819,7 @@ def _run_ray(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resu
         gpus = (0.5 if share else 1.0) if uses_cuda else 0.0
     task = ray.remote(num_cpus=1, num_gpus=gpus)(_run_group_task)
     owner = owner_token()
-    refs = [task.remote(cfg.raw, cfg.base_dir, group, os.path.abspath(run_dir), resume, owner) for group in groups]
-    ray.get(refs)
+    run_dir = os.path.abspath(run_dir)
+    run_tasks(tasks, None,
+              lambda t: task.remote(cfg.raw, cfg.base_dir, t.cells, run_dir, resume or t.resume, owner, t.through),
+              lambda refs: ray.wait(refs, num_returns=1)[0][0], ray.get)
