@@ -40,7 +40,8 @@ from ..data.corpus import Corpus, Vocab, corpus_from_lines
 from ..errors import CollapseError
 from ..files import TEMP_MARK, atomic_path, read_json, write_bytes, write_json, write_text
 from ..ngram.family import NGramFamily, deterministic_gzip
-from .config import GROWABLE, RESUME_FREE, Cell, ExperimentConfig, ModelTable, load_config, parse_config, resume_conflict, to_toml
+from .config import (GROWABLE, RESUME_FREE, Cell, ExperimentConfig, ModelTable, load_config, parse_config,
+                     resume_conflict, to_toml)
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
