@@ -31,8 +31,7 @@ SCRIPT = textwrap.dedent("""
         "micro_batch_size": 2, "lr": 3e-3, "bpe_vocab_size": 300, "max_new_tokens": 40, "sample_batch_size": 4,
         "perplexity_stride": 16, "device": "cpu", "threads": 1, "embed_dropout": 0.1, "resid_dropout": 0.1,
         "checkpoint_steps": 5, "sample_shard_size": 6})
-    family.use_work_dir(work)
-    model = family.fit(Corpus.from_texts(docs), seed=7)
+    model = family.fit(Corpus.from_texts(docs), seed=7, work_dir=work)
     sample = model.sample(60, seed=11, threads=1)
     model.save(out)
     with open(os.path.join(out, "sample.txt"), "w") as f:

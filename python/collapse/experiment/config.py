@@ -481,10 +481,60 @@ def with_generations(cfg: ExperimentConfig, generations: int) -> ExperimentConfi
 # differ on --resume (and generations may grow: a run extended to G equals one run to G).
 RESUME_FREE = ("threads", "workers", "executor", "address", "progress")
 
+# Lists of a study's axes: on --resume they may gain values (the study grows by the new
+# cells; no cell's results depend on which other cells exist), never lose one. Models of a
+# [[model]] array may be added too (matched by name), and an n-gram model's orders may grow.
+GROWABLE = ("experiment.seeds", "experiment.paradigms", "experiment.alphas", "filter.keep_fractions")
+GROWABLE_MODEL = ("orders",)
+
+
+def _flat(tables: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in tables.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str, growable: Tuple[str, ...]) -> Optional[str]:
+    """The first key whose value differs ("key: old -> new"), a growable list that lost a
+    value included; None when new only adds."""
+    a, b = _flat(old, prefix), _flat(new, prefix)
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if key[len(prefix):] in growable or key in growable:
+            gone = [v for v in (va or []) if v not in (vb or [])]
+            if gone:
+                return (f"{key}: {va!r} -> {vb!r} (a study may grow on --resume, not lose cells: "
+                        f"{gone[0]!r} is gone)")
+        elif va != vb:
+            return f"{key}: {va!r} -> {vb!r}"
+    return None
+
+
+def _model_conflict(old: Any, new: Any) -> Optional[str]:
+    if isinstance(old, list) != isinstance(new, list):
+        return ("model: a single [model] table and a [[model]] array name their cells differently; "
+                "keep the form the run was started with")
+    if not isinstance(old, list):
+        return _diff(old or {}, new or {}, "model.", GROWABLE_MODEL)
+    index = {m.get("name"): i for i, m in enumerate(new)}
+    for m in old:
+        if m.get("name") not in index:
+            return f"model: {m.get('name')!r} is gone (a study may grow on --resume, not lose cells)"
+        i = index[m.get("name")]
+        conflict = _diff(m, new[i], f"model[{i}].", GROWABLE_MODEL)
+        if conflict is not None:
+            return conflict
+    return None
+
 
 def resume_conflict(run_config_text: str, cfg: ExperimentConfig) -> Optional[str]:
     """Why ``cfg`` cannot resume the run whose config.toml is ``run_config_text`` (the first
-    setting that would change its results, as "table.key: old -> new"), or None."""
+    setting that would change its existing cells, as "table.key: old -> new"), or None.
+    ``cfg`` may add cells (GROWABLE, models) and generations."""
     old, new = tomllib.loads(run_config_text), tomllib.loads(to_toml(cfg))
     g_old = old.get("experiment", {}).get("generations")
     if isinstance(g_old, int) and cfg.experiment.generations < g_old:
@@ -493,21 +543,8 @@ def resume_conflict(run_config_text: str, cfg: ExperimentConfig) -> Optional[str
         for key in RESUME_FREE + ("generations",):
             table.get("experiment", {}).pop(key, None)
         table.pop("output", None)  # what is kept, not what is computed (OutputTable); older runs lack its newer keys
-
-    def flat(tables: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
-        out: Dict[str, Any] = {}
-        for k, v in tables.items():
-            if isinstance(v, Mapping):
-                out.update(flat(v, f"{prefix}{k}."))
-            else:
-                out[f"{prefix}{k}"] = v
-        return out
-
-    a, b = flat(old), flat(new)
-    for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key):
-            return f"{key}: {a.get(key)!r} -> {b.get(key)!r}"
-    return None
+    conflict = _model_conflict(old.pop("model", None), new.pop("model", None))
+    return conflict if conflict is not None else _diff(old, new, "", GROWABLE)
 
 
 def to_toml(cfg: ExperimentConfig) -> str:

@@ -39,12 +39,19 @@ class ModelFamily(Protocol):
     name: str
 
     def fit(self, corpus: Corpus, *, seed: int) -> TrainedModel:
-        """Train a fresh model on corpus (from scratch: nothing carries over)."""
+        """Train a fresh model on corpus (from scratch: nothing carries over). A family with
+        ``checkpoints = True`` (the transformer's) also takes ``work_dir``: the folder of this
+        (cell, generation)'s checkpoints, which the model it returns samples into (and a
+        model with ``in_work_dir(directory)`` gives a view of itself that samples into
+        another: a generation-0 model shared by the cells of its group)."""
 
     def load(self, directory: str) -> TrainedModel:
         """Read back what TrainedModel.save wrote: a saved generation's model, for analysis of a
-        run directory. --resume does not call it: a resumed cell refits from its seeds, and
-        only the synthetic corpora (not the models) are read back (tests check the round trip)."""
+        run directory. A resumed cell refits from its seeds, and only the synthetic corpora
+        are read back (tests check the round trip), except that a family with
+        ``loads_exactly = True`` (load(save(m)) scores and samples bit for bit as m: the
+        transformer's) has the generation-0 model read back from a committed gen_0000
+        instead of trained again (a filter's reference, a cell added to a grown study)."""
 
     def describe(self) -> Dict[str, Any]:
         """The family's settings, for the run's manifest."""

@@ -34,6 +34,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -43,7 +44,8 @@ from ..data.corpus import Corpus, Vocab, corpus_from_lines
 from ..errors import CollapseError
 from ..files import TEMP_MARK, atomic_path, read_json, write_bytes, write_json, write_text
 from ..ngram.family import NGramFamily, deterministic_gzip
-from .config import RESUME_FREE, Cell, ExperimentConfig, ModelTable, load_config, parse_config, resume_conflict, to_toml
+from .config import (GROWABLE, RESUME_FREE, Cell, ExperimentConfig, ModelTable, load_config, parse_config,
+                     resume_conflict, to_toml)
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
@@ -113,8 +115,9 @@ class Generation0:
     Cell.generation0_key, never from the paradigm), so M_0 is trained once and every cell
     of the group reuses it, and so is its sample S_0 for cells that draw the same number
     of documents with the same filter. Resume needs nothing from here: a cell whose
-    generation 0 is committed never asks, and one that is not gets exactly what an
-    uninterrupted run computes, because all of it is a function of the key."""
+    generation 0 is committed never asks, and one that is not copies a committed one
+    (_adopt_generation0) or gets exactly what an uninterrupted run computes, because all
+    of it is a function of the key."""
 
     def __init__(self) -> None:
         self.key: Optional[tuple] = None
@@ -264,7 +267,8 @@ def spread_groups(cfg: ExperimentConfig, groups: List[List[Cell]], workers: int)
     """Groups split so that ``workers`` processes have work: while there are fewer groups
     than workers, the largest n-gram group is halved (each half trains generation 0 again,
     which costs less than an idle core: it is deterministic, so the result is the same). A
-    transformer group is never split: its generation 0 is the expensive part."""
+    transformer group is never split here: its generation 0 is the expensive part (plan_tasks
+    splits it after generation 0)."""
     out = [list(g) for g in groups]
     while len(out) < workers:
         splittable = [g for g in out if len(g) > 1 and model_of(cfg, g[0]).family == "ngram"]
@@ -276,6 +280,53 @@ def spread_groups(cfg: ExperimentConfig, groups: List[List[Cell]], workers: int)
         out[i:i + 1] = [g[:half], g[half:]]
     return out
 
+
+@dataclass
+class Task:
+    """One worker's job: cells run in order sharing generation 0, through a generation (None:
+    all); ``then``: the tasks that may start once it has finished, continuing its cells."""
+    cells: List[Cell]
+    through: Optional[int] = None
+    then: List["Task"] = field(default_factory=list)
+    resume: bool = False  # continues cells an earlier task of this run started
+
+
+def plan_tasks(cfg: ExperimentConfig, groups: List[List[Cell]]) -> List[Task]:
+    """One task per group, except a transformer group of several cells: one task trains M_0
+    once and commits generation 0 of every cell of the group, then each cell's later
+    generations are a task of their own, for any idle worker (a cell continues from its
+    committed generation 0 exactly as --resume would, so the results are the same)."""
+    out = []
+    for g in groups:
+        if len(g) > 1 and model_of(cfg, g[0]).family == "transformer":
+            out.append(Task(list(g), through=0, then=[Task([c], resume=True) for c in g]))
+        else:
+            out.append(Task(list(g)))
+    return out
+
+
+def task_width(tasks: Sequence[Task]) -> int:
+    """The most tasks that can run at once."""
+    return sum(max(1, len(t.then)) for t in tasks)
+
+
+def run_tasks(tasks: Sequence[Task], limit: Optional[int], submit: Callable[[Task], Any],
+              wait_any: Callable[[List[Any]], Any], finished: Callable[[Any], None]) -> None:
+    """Run tasks and their follow-ups, at most ``limit`` at once (None: every ready one; the
+    executor's resources decide), a finished task's follow-ups before tasks not yet started
+    (they are a transformer's cells: the long ones). submit starts a task and gives a handle,
+    wait_any gives a finished handle, finished(handle) raises the task's error if it failed."""
+    ready = list(tasks)
+    running: Dict[Any, Task] = {}
+    while ready or running:
+        while ready and (limit is None or len(running) < limit):
+            task = ready.pop(0)
+            running[submit(task)] = task
+        handle = wait_any(list(running))
+        task = running.pop(handle)
+        finished(handle)
+        ready[:0] = task.then
+
 # --------------------------------------------------------------------------------------
 
 def _nan(x: Optional[float]) -> float:
@@ -284,28 +335,37 @@ def _nan(x: Optional[float]) -> float:
 
 def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = False,
              on_generation: Optional[Callable[[], None]] = None,
-             generation0: Optional[Generation0] = None) -> List[Dict[str, Any]]:
+             generation0: Optional[Generation0] = None, through: Optional[int] = None) -> List[Dict[str, Any]]:
     """Run (or continue) one cell; returns its metric rows, one per generation.
     on_generation is called after each generation's commit (the serial driver rebuilds
     the run's metrics table and manifest there). generation0: shared with the other cells
-    of the same model and seed (run_group); without it the cell trains its own."""
+    of the same model and seed (run_group); without it the cell trains its own. through:
+    the last generation to run now (None: experiment.generations)."""
     generation0 = generation0 if generation0 is not None else Generation0()
     data = real_data(cfg)
+    state_path = os.path.join(run_dir, cell.id, STATE_FILE)
+    rows, ended = main_only(lambda: _open_cell(run_dir, cell, resume))  # rank 0 reads and cleans, all get it
+    last = cfg.experiment.generations if through is None else min(through, cfg.experiment.generations)
+    if ended or len(rows) > last:
+        return rows  # ended (for a reason its seeds would reproduce) or done: no family is built
+    if not rows:
+        # another cell of the group committed the generation 0 this cell would compute: take it
+        rows = main_only(lambda: _adopt_generation0(cfg, run_dir, cell, data, state_path))
+        if rows and on_generation is not None and is_main():
+            on_generation()
+        if len(rows) > last:
+            return rows
     family = make_family(cfg, cell)
     if hasattr(family, "prepare"):
         # fixes what the family derives from the real corpus (the transformer's BPE) before
         # generation 0, so a resumed run rebuilds the very same thing
         family.prepare(data.real)
-    state_path = os.path.join(run_dir, cell.id, STATE_FILE)
-    rows, ended = main_only(lambda: _open_cell(run_dir, cell, resume))  # rank 0 reads and cleans, all get it
-    if ended:
-        return rows  # it ended for a reason that its seeds would reproduce
     # recursive generations after generation 0: t = 0 .. G; synthetic[k] = S_k when loaded
     synthetic: List[Optional[Corpus]] = [None] * (cfg.experiment.generations + 1)
     writer = ThreadPoolExecutor(max_workers=1)
     try:
         _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation,
-                     generation0)
+                     generation0, through)
     finally:
         writer.shutdown(wait=True)
     return rows
@@ -337,6 +397,55 @@ def _open_cell(run_dir: str, cell: Cell, resume: bool) -> "tuple[List[Dict[str, 
         elif TEMP_MARK in name:
             os.remove(path)
     return rows, False
+
+
+def _committed_generation0(cfg: ExperimentConfig, run_dir: str, cell: Cell) -> "List[tuple[Cell, Dict[str, Any]]]":
+    """The cells of ``cell``'s generation-0 group (itself first) whose generation 0 is
+    committed, with that generation's row: their gen_0000 holds M_0 (when models are saved)
+    and an S_0 that any cell drawing the same number of documents with the same filter
+    would draw (Cell.generation0_key)."""
+    out = []
+    for other in [cell] + [c for c in cfg.cells() if c != cell and c.generation0_key == cell.generation0_key]:
+        path = os.path.join(run_dir, other.id, STATE_FILE)
+        if os.path.exists(path):
+            rows = read_json(path)["rows"]
+            if rows:
+                out.append((other, rows[0]))
+    return out
+
+
+def _adopt_generation0(cfg: ExperimentConfig, run_dir: str, cell: Cell, data: RealData,
+                       state_path: str) -> List[Dict[str, Any]]:
+    """Commit as this cell's generation 0 a copy of another cell's committed one when it is
+    what this cell would compute (same M_0, same number of documents, same filter): its
+    files byte for byte and its row with this cell's keys. Returns the cell's rows ([] when
+    no such cell). A study grown on --resume so reuses its generation 0, and the cells of a
+    group run after it (in any process) reuse the first one's."""
+    start = time.perf_counter()
+    n_synth = synthetic_needed(cell.paradigm, cell.alpha, data.real.num_documents, cfg.experiment.synthetic_factor)
+    for other, row0 in _committed_generation0(cfg, run_dir, cell):
+        if other == cell or other.keep != cell.keep or n_synth != synthetic_needed(
+                other.paradigm, other.alpha, data.real.num_documents, cfg.experiment.synthetic_factor):
+            continue
+        source, target = gen_dir(run_dir, other, 0), gen_dir(run_dir, cell, 0)
+        for folder, _, names in os.walk(source):
+            into = os.path.join(target, os.path.relpath(folder, source))
+            os.makedirs(into, exist_ok=True)
+            for name in sorted(n for n in names if TEMP_MARK not in n):
+                with atomic_path(os.path.join(into, name)) as tmp:
+                    shutil.copyfile(os.path.join(folder, name), tmp)
+        row = dict(row0)
+        row.update({"model": model_of(cfg, cell).name, "paradigm": cell.paradigm, "alpha": _nan(cell.alpha),
+                    "seed": cell.seed, "generation": 0, "order": _nan(cell.order), "filter_keep": _nan(cell.keep)})
+        seconds = time.perf_counter() - start  # this run's work for it: a copy
+        row.update({"seconds": seconds, "fit_seconds": 0.0, "sample_seconds": 0.0, "metrics_seconds": 0.0,
+                    "write_seconds": seconds})
+        write_json(state_path, {"cell": cell.id, "generations_done": 1, "rows": [row], "status": STATUS_OK})
+        if cfg.experiment.progress:
+            sys.stderr.write(f"[{cell.id}] gen   0/{cfg.experiment.generations}  the same as {other.id}'s (copied)\n")
+            sys.stderr.flush()
+        return [row]
+    return []
 
 
 def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, synth: Corpus, model: Any,
@@ -375,14 +484,16 @@ def progress_line(cell: Cell, t: int, generations: int, row: Dict[str, Any]) -> 
 
 
 def run_group(cfg: ExperimentConfig, cells: Sequence[Cell], run_dir: str, resume: bool = False,
-              on_generation: Optional[Callable[[], None]] = None) -> Dict[str, List[Dict[str, Any]]]:
-    """Run the cells of one generation-0 group (cell_groups) in order, sharing generation 0."""
+              on_generation: Optional[Callable[[], None]] = None,
+              through: Optional[int] = None) -> Dict[str, List[Dict[str, Any]]]:
+    """Run the cells of one generation-0 group (cell_groups) in order, sharing generation 0
+    (through: the last generation each runs now; None: all)."""
     generation0 = Generation0()
-    return {cell.id: run_cell(cfg, cell, run_dir, resume, on_generation, generation0) for cell in cells}
+    return {cell.id: run_cell(cfg, cell, run_dir, resume, on_generation, generation0, through) for cell in cells}
 
 
 def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation,  # noqa: ANN001
-                 generation0):
+                 generation0, through=None):
     G = cfg.experiment.generations
     real = data.real
     n_synth = synthetic_needed(cell.paradigm, cell.alpha, real.num_documents, cfg.experiment.synthetic_factor)
@@ -406,7 +517,7 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
             return real
         return synthetic[k - 1] if synthetic[k - 1] is not None else load_corpus_files(gen_dir(run_dir, cell, k - 1))
 
-    for t in range(len(rows), G + 1):
+    for t in range(len(rows), (G if through is None else min(G, through)) + 1):
         try:
             start = time.perf_counter()
             for k in needed(t):
@@ -416,11 +527,23 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
             para_key = _core.derive_seed(key_t, PURPOSE_PARADIGM)
             fit_seed = _core.derive_seed(key_t, PURPOSE_FIT)
 
-            def fit_generation0() -> Any:
-                return family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT))
+            # checkpoints inside the generation (the transformer's) go to this cell's work
+            # folder for t: an argument of each fit and sample, never family state, because
+            # M_0 is fitted in one cell and sampled by every cell of its group
+            work = work_dir(run_dir, cell, t)
+            fit_args = {"work_dir": work} if getattr(family, "checkpoints", False) else {}
 
-            if hasattr(family, "use_work_dir"):  # checkpoints inside the generation (the transformer's)
-                family.use_work_dir(work_dir(run_dir, cell, t))
+            def fit_generation0() -> Any:
+                if getattr(family, "loads_exactly", False):  # M_0 saved by a committed generation 0
+                    folders = main_only(lambda: [gen_dir(run_dir, c, 0) for c, _ in
+                                                 _committed_generation0(cfg, run_dir, cell)])
+                    for folder in folders:
+                        try:
+                            return family.load(folder)
+                        except CollapseError:  # that generation kept no model (output.save_models)
+                            pass
+                return family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT), **fit_args)
+
             if t == 0:
                 # M_0 is trained on R once per (model, order, seed) and shared by the group's
                 # cells (a pooled family adds R to its pool at generation 1: fit_accumulated)
@@ -434,8 +557,9 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
                 train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
                                         lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
                 t0 = time.perf_counter()
-                model = family.fit(train, seed=fit_seed)
+                model = family.fit(train, seed=fit_seed, **fit_args)
             t1 = time.perf_counter()
+            sampler = model.in_work_dir(work) if hasattr(model, "in_work_dir") else model
             sample_seed = _core.derive_seed(key_t, PURPOSE_SAMPLE)
             extra: Dict[str, float] = {"filter_pass_rate": math.nan}
             if filtering:
@@ -444,11 +568,11 @@ def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, stat
                     reference_model = generation0.model_for(cell, fit_generation0)
 
                 def draw() -> Any:
-                    return filtered_sample(model, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
+                    return filtered_sample(sampler, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
                                            threads=cfg.experiment.threads)
             else:
                 def draw() -> Any:
-                    return model.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads), None
+                    return sampler.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads), None
             synth, info = (generation0.sample_for(cell, (n_synth, cell.keep), draw) if t == 0 else draw())
             if hasattr(model, "end_sampling"):
                 model.end_sampling()
@@ -534,14 +658,14 @@ def _end_cell(cell: Cell, t: int, rows: List[Dict[str, Any]], state_path: str, e
 
 
 def _run_group_task(cfg_raw: Dict[str, Any], base_dir: str, cells: List[Cell], run_dir: str, resume: bool,
-                    owner: Optional[str] = None):
-    """Process-pool / Ray entry point: one generation-0 group (the config travels as its raw
-    mapping). owner: the driver this worker must not outlive (workers.owner_token; Ray
-    tasks: the pool's initializer does it for its workers)."""
+                    owner: Optional[str] = None, through: Optional[int] = None):
+    """Process-pool / Ray entry point: one Task (cells of a generation-0 group, through a
+    generation; the config travels as its raw mapping). owner: the driver this worker must
+    not outlive (workers.owner_token; local workers: the pool's initializer does it)."""
     if owner is not None:
         end_with_owner(owner)
     cfg = parse_config(cfg_raw, base_dir=base_dir)
-    return run_group(cfg, cells, run_dir, resume)
+    return run_group(cfg, cells, run_dir, resume, through=through)
 
 
 # --------------------------------------------------------------------------------------
@@ -664,7 +788,8 @@ def _check_run_dir(cfg: ExperimentConfig, run_dir: str, resume: bool, config_pat
         if conflict is not None:
             raise CollapseError(f"--resume: the config differs from {config_path} in what determines results "
                                 f"({conflict}); only experiment.{', '.join(RESUME_FREE)} may change, and "
-                                "generations may grow")
+                                f"generations, {', '.join(k.split('.')[1] for k in GROWABLE)}, models and "
+                                "orders may grow")
 
 
 def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool, data: RealData,
@@ -684,17 +809,18 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
     groups = cell_groups(cfg, cells)
     if torchrun() is None:
         groups = spread_groups(cfg, groups, min(ex.workers, len(cells)))
-    workers, slots = _local_workers(cfg, len(groups))
+    tasks = plan_tasks(cfg, groups)
+    workers, slots = _local_workers(cfg, task_width(tasks))
     watch = CommitWatch(run_dir, cells, lambda: _write_run(cfg, run_dir, cells, data, family_desc))
     try:
         if ex.executor == "ray" and torchrun() is None:
-            _run_ray(cfg, groups, run_dir, resume, watch)
+            _run_ray(cfg, tasks, run_dir, resume, watch)
         elif workers == 1:
             for group in groups:
                 run_group(cfg, group, run_dir, resume,
                           on_generation=lambda: _write_run(cfg, run_dir, cells, data, family_desc))
         else:
-            _run_pool(cfg, groups, run_dir, resume, workers, slots, watch)
+            _run_pool(cfg, tasks, run_dir, resume, workers, slots, watch)
     except BaseException:
         # interrupted (Ctrl-C, SIGTERM) or failed: the workers are gone, so the run files can
         # say exactly what the cells committed
@@ -747,9 +873,9 @@ class CommitWatch:
             self.rebuild()
 
 
-def _run_pool(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resume: bool, workers: int,
+def _run_pool(cfg: ExperimentConfig, tasks: List[Task], run_dir: str, resume: bool, workers: int,
               slots: List[Optional[str]], watch: CommitWatch) -> None:
-    """The groups on a local process pool; the run files follow every commit (watch). On an
+    """The tasks on a local process pool; the run files follow every commit (watch). On an
     interrupt or error the workers are ended at once (they ignore SIGINT: the driver decides),
     so nothing writes in the run directory after this returns."""
     import multiprocessing as mp
@@ -761,12 +887,19 @@ def _run_pool(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, res
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(os.getpid(), queue))
     try:
-        pending = {pool.submit(_run_group_task, cfg.raw, cfg.base_dir, group, run_dir, resume) for group in groups}
-        while pending:
-            done, pending = wait(pending, timeout=WATCH_SECONDS, return_when=FIRST_COMPLETED)
-            for fut in done:
-                fut.result()
-            watch.poll()
+        def wait_any(futs: List[Any]) -> Any:
+            while True:  # the run files follow every commit while the tasks run
+                done, _ = wait(futs, timeout=WATCH_SECONDS, return_when=FIRST_COMPLETED)
+                watch.poll()
+                if done:
+                    return next(iter(done))
+
+        # at most one task per worker: a follow-up then starts on the next free worker,
+        # ahead of tasks queued before it (and on CUDA each worker holds one GPU)
+        run_tasks(tasks, workers,
+                  lambda task: pool.submit(_run_group_task, cfg.raw, cfg.base_dir, task.cells, run_dir,
+                                           resume or task.resume, None, task.through),
+                  wait_any, lambda fut: fut.result())
     except BaseException:
         _stop_pool(pool)
         raise
@@ -802,7 +935,7 @@ def _transformer_table(cfg: ExperimentConfig) -> Optional[Dict[str, Any]]:
 
 
 def _local_workers(cfg: ExperimentConfig, n_tasks: int) -> "tuple[int, List[Optional[str]]]":
-    """Worker processes for the local executor (each runs generation-0 groups) and each
+    """Worker processes for the local executor (each runs Tasks, one at a time) and each
     one's CUDA_VISIBLE_DEVICES: under torchrun one (the ranks run the cells together); with
     transformer models on CUDA at most one per GPU unless [model] share_device = true
     (collapse.experiment.ranks)."""
@@ -838,8 +971,7 @@ def write_run_figure(run_dir: str) -> None:
     plot_runs([run_dir], os.path.join(run_dir, "metrics.png"))
 
 
-def _run_ray(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resume: bool,
-             watch: CommitWatch) -> None:
+def _run_ray(cfg: ExperimentConfig, tasks: List[Task], run_dir: str, resume: bool, watch: CommitWatch) -> None:
     try:
         import ray
     except ImportError:
@@ -862,16 +994,25 @@ def _run_ray(cfg: ExperimentConfig, groups: List[List[Cell]], run_dir: str, resu
         gpus = (0.5 if share else 1.0) if uses_cuda else 0.0
     task = ray.remote(num_cpus=1, num_gpus=gpus)(_run_group_task)
     owner = owner_token()
-    pending = [task.remote(cfg.raw, cfg.base_dir, group, os.path.abspath(run_dir), resume, owner)
-               for group in groups]
-    try:
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1, timeout=WATCH_SECONDS)
-            ray.get(done)
+    run_dir = os.path.abspath(run_dir)
+    submitted: List[Any] = []
+
+    def submit(t: Task) -> Any:
+        submitted.append(task.remote(cfg.raw, cfg.base_dir, t.cells, run_dir, resume or t.resume, owner, t.through))
+        return submitted[-1]
+
+    def wait_any(refs: List[Any]) -> Any:
+        while True:  # the run files follow every commit while the tasks run
+            done, _ = ray.wait(refs, num_returns=1, timeout=WATCH_SECONDS)
             watch.poll()
+            if done:
+                return done[0]
+
+    try:
+        run_tasks(tasks, None, submit, wait_any, ray.get)
     except BaseException:
-        for ref in pending:  # a cancelled task may still commit the generation it is writing
+        for ref in submitted:  # a cancelled task may still commit the generation it is writing
             ray.cancel(ref, force=True)
-        if pending:  # until its worker is gone: the final rebuild must see every commit
-            ray.wait(pending, num_returns=len(pending), timeout=30)
+        # until their workers are gone: the final rebuild must see every commit
+        ray.wait(submitted, num_returns=len(submitted), timeout=30)
         raise

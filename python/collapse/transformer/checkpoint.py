@@ -91,6 +91,8 @@ def save_shard(path: str, sequences: Sequence[np.ndarray]) -> None:
     offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     flat = np.concatenate(list(sequences)).astype(np.int32) if sequences else np.zeros(0, np.int32)
+    # the folder may be new: a shared generation-0 model samples into a cell that did not fit it
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: savez would add ".npz" to a name
         np.savez(f, tokens=flat, offsets=offsets)
 

@@ -22,7 +22,7 @@
     checkpoint_steps, checkpoint_minutes
                       training saves its state every checkpoint_steps optimizer steps, or
                       (0, the default) every checkpoint_minutes (10) of training, into the
-                      work directory the loop gives (use_work_dir)
+                      work directory the loop gives fit() (work_dir)
     sample_shard_size 16384: sequences per saved shard of samples
     share_device      false: a transformer cell never shares a GPU with another (the loop
                       runs at most one local worker per GPU); true allows it
@@ -114,6 +114,8 @@ class _FamilyOrInstanceMethod:
 
 class TransformerFamily:
     name = "transformer"
+    checkpoints = True  # fit() takes work_dir (collapse.experiment.family: the optional argument)
+    loads_exactly = True  # load(save(m)) scores and samples exactly as m (safetensors weights, bit for bit)
 
     def __init__(self, settings: Dict[str, Any], check_only: bool = False) -> None:
         self.settings = dict(settings)
@@ -147,7 +149,6 @@ class TransformerFamily:
         self.sample_shard_size = s.get("sample_shard_size", 16384)
         if not isinstance(self.sample_shard_size, int) or self.sample_shard_size < 1:
             raise CollapseError("transformer: sample_shard_size must be a positive integer")
-        self.work_dir: Optional[str] = None
         self._tokenizer: Optional[TextTokenizer] = None
         if s.get("tokenizer_format", "lines") not in FORMATS:  # checked now, read only when the run starts
             raise CollapseError(f"transformer: tokenizer_format must be one of {', '.join(FORMATS)}, "
@@ -181,16 +182,10 @@ class TransformerFamily:
                 raise
             raise CollapseError(f"transformer: bad model setting ({e})") from None
 
-    def use_work_dir(self, directory: Optional[str]) -> None:
-        """Where fit() keeps its training checkpoint and sample() its finished shards (the
-        loop gives each generation its own; None: no checkpoints). A fit or sample that
-        finds its files there continues from them."""
-        self.work_dir = None if directory is None else os.fspath(directory)
-
-    def checkpoint_policy(self, seed: int) -> Optional[CheckpointPolicy]:
-        if self.work_dir is None:
+    def checkpoint_policy(self, seed: int, work_dir: Optional[str]) -> Optional[CheckpointPolicy]:
+        if work_dir is None:
             return None
-        return CheckpointPolicy(os.path.join(self.work_dir, f"fit_{int(seed) & 0xFFFFFFFFFFFFFFFF:016x}"),
+        return CheckpointPolicy(os.path.join(work_dir, f"fit_{int(seed) & 0xFFFFFFFFFFFFFFFF:016x}"),
                                 self.checkpoint_steps, 60.0 * self.checkpoint_minutes)
 
     # -- pieces ----------------------------------------------------------------------------
@@ -232,7 +227,12 @@ class TransformerFamily:
                 ("bpe:%d" % self.bpe_vocab_size), "threads": self.threads}
 
     # -- protocol ------------------------------------------------------------------------
-    def fit(self, corpus: Corpus, *, seed: int) -> "TransformerModel":
+    def fit(self, corpus: Corpus, *, seed: int, work_dir: Optional[str] = None) -> "TransformerModel":
+        """A model trained on corpus. work_dir: where training keeps its checkpoint (a fit
+        that finds one there continues from it), and the returned model's sample() its
+        finished shards (TransformerModel.in_work_dir); None: no checkpoints. The loop gives
+        each (cell, generation) its own; it is an argument, not family state, because one
+        model (a shared generation 0) is sampled by several cells."""
         if corpus.num_documents == 0:
             raise CollapseError("transformer: cannot train on an empty corpus")
         tok = self.tokenizer_for(corpus)
@@ -245,8 +245,9 @@ class TransformerFamily:
             raise CollapseError(f"transformer: context_length {cfg.context_length} exceeds "
                                 f"max_position_embeddings {mc.max_position_embeddings}")
         with _threads(self.threads):
-            model, stats = train(mc, rows, tok.eot_id, cfg, seed=int(seed), checkpoint=self.checkpoint_policy(seed))
-        return TransformerModel(model, tok, self, stats)
+            model, stats = train(mc, rows, tok.eot_id, cfg, seed=int(seed),
+                                 checkpoint=self.checkpoint_policy(seed, work_dir))
+        return TransformerModel(model, tok, self, stats, work_dir=work_dir)
 
     @_FamilyOrInstanceMethod
     def load(self: Optional["TransformerFamily"], cls: type, directory: str) -> "TransformerModel":
@@ -273,11 +274,18 @@ class TransformerModel:
     """A trained GPT-Neo with its tokenizer: sample / perplexity / save."""
 
     def __init__(self, model: GPTNeo, tokenizer: TextTokenizer, family: TransformerFamily,
-                 stats: Optional[TrainStats] = None) -> None:
+                 stats: Optional[TrainStats] = None, work_dir: Optional[str] = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.family = family
         self.stats = stats or TrainStats()
+        self.work_dir = None if work_dir is None else os.fspath(work_dir)
+
+    def in_work_dir(self, directory: Optional[str]) -> "TransformerModel":
+        """The same model (weights shared, not copied) whose sample() keeps its finished
+        shards in directory: a generation-0 model shared by several cells samples for each
+        into that cell's own work folder."""
+        return TransformerModel(self.model, self.tokenizer, self.family, self.stats, work_dir=directory)
 
     @property
     def device(self) -> torch.device:
@@ -290,13 +298,13 @@ class TransformerModel:
 
     def sample_shards(self, num_sequences: int, *, seed: int, threads: int = 0) -> Iterator[List[np.ndarray]]:
         """The token ids of sequences 0 .. num_sequences - 1, a shard (sample_shard_size
-        sequences) at a time. With the family's work directory, each finished shard is
+        sequences) at a time. With a work directory (the model's own: in_work_dir), each finished shard is
         saved there (by rank 0) and a shard already saved is read back instead of sampled,
         so a killed sampling continues at its first unfinished shard. Every rank decides
         by the same files: a shard is written only after all ranks sampled it."""
         dist = dist_from_env()
         size = self.family.sample_shard_size
-        work = self.family.work_dir
+        work = self.work_dir
         for k, first in enumerate(range(0, num_sequences, size)):
             count = min(size, num_sequences - first)
             path = shard_path(work, int(seed), num_sequences, k) if work else None
