@@ -43,7 +43,7 @@ def summary_table(df) -> str:  # noqa: ANN001
     cols = [c for c in cols if c in df.columns and df[c].notna().any()]
     short = {"heldout_bits_per_word": "bits/word", "heldout_ppl": "ppl (own)"}
 
-    def fmt(x, width=7):  # noqa: ANN001
+    def fmt(x: float, width: int = 7) -> str:
         return f"{'-':>{width}}" if x != x else f"{x:>{width}g}"
 
     width = max([12] + [len(str(m)) + 2 for m in df["model"].unique()]) if "model" in df.columns else 12

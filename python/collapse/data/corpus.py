@@ -392,7 +392,7 @@ def iter_parquet(path: str, field: str = "text") -> Iterator[str]:
         raise CollapseError("reading parquet needs pyarrow (pip install pyarrow)") from None
     try:
         table = pq.read_table(path, columns=[field])
-    except Exception as e:  # pyarrow raises several types for bad files / missing columns
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for bad files / missing columns
         raise CollapseError(f"{path}: cannot read {field!r} from parquet ({e})") from None
     for value in table.column(field).to_pylist():
         if value is None:

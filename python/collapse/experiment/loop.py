@@ -35,7 +35,7 @@ import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -54,6 +54,9 @@ from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_on
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from .sources import RealData, load_real_data, summary_line
 from .workers import end_with, end_with_owner, owner_token, start_local_ray
+
+if TYPE_CHECKING:  # the metrics table's type only; pandas is imported where a table is built
+    import pandas as pd
 
 # Seed purposes (tags for derive_seed).
 PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
@@ -91,7 +94,7 @@ def model_of(cfg: ExperimentConfig, cell: Cell) -> ModelTable:
     return cfg.model_table(cell.model) if cell.model else cfg.model
 
 
-def make_family(cfg: ExperimentConfig, cell: Cell):  # noqa: ANN201
+def make_family(cfg: ExperimentConfig, cell: Cell) -> Any:
     m = model_of(cfg, cell)
     if m.family == "ngram":
         return NGramFamily(cell.order, m.smoothing, threads=cfg.experiment.threads,
@@ -492,8 +495,10 @@ def run_group(cfg: ExperimentConfig, cells: Sequence[Cell], run_dir: str, resume
     return {cell.id: run_cell(cfg, cell, run_dir, resume, on_generation, generation0, through) for cell in cells}
 
 
-def _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation,  # noqa: ANN001
-                 generation0, through=None):
+def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData, family: Any,
+                 rows: List[Dict[str, Any]], synthetic: List[Optional[Corpus]], writer: ThreadPoolExecutor,
+                 state_path: str, on_generation: Optional[Callable[[], None]], generation0: Generation0,
+                 through: Optional[int] = None) -> List[Dict[str, Any]]:
     G = cfg.experiment.generations
     real = data.real
     n_synth = synthetic_needed(cell.paradigm, cell.alpha, real.num_documents, cfg.experiment.synthetic_factor)
@@ -658,7 +663,7 @@ def _end_cell(cell: Cell, t: int, rows: List[Dict[str, Any]], state_path: str, e
 
 
 def _run_group_task(cfg_raw: Dict[str, Any], base_dir: str, cells: List[Cell], run_dir: str, resume: bool,
-                    owner: Optional[str] = None, through: Optional[int] = None):
+                    owner: Optional[str] = None, through: Optional[int] = None) -> Dict[str, List[Dict[str, Any]]]:
     """Process-pool / Ray entry point: one Task (cells of a generation-0 group, through a
     generation; the config travels as its raw mapping). owner: the driver this worker must
     not outlive (workers.owner_token; local workers: the pool's initializer does it)."""
@@ -670,7 +675,7 @@ def _run_group_task(cfg_raw: Dict[str, Any], base_dir: str, cells: List[Cell], r
 
 # --------------------------------------------------------------------------------------
 
-def metrics_frame(rows: Sequence[Dict[str, Any]]):  # noqa: ANN201
+def metrics_frame(rows: Sequence[Dict[str, Any]]) -> "pd.DataFrame":
     import pandas as pd
 
     df = pd.DataFrame(list(rows))
@@ -729,7 +734,7 @@ def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: Rea
 
 
 def run_experiment(config: Union[str, os.PathLike, Dict[str, Any], ExperimentConfig], out: Optional[str] = None,
-                   resume: bool = False):  # noqa: ANN201
+                   resume: bool = False) -> "pd.DataFrame":
     """Run the experiment a config describes; returns the metrics as a pandas DataFrame.
 
     config: a TOML path, a dict (as TOML would give) or an ExperimentConfig. out: the run
@@ -746,7 +751,7 @@ def run_experiment(config: Union[str, os.PathLike, Dict[str, Any], ExperimentCon
     return _run(cfg, os.fspath(run_dir), resume)
 
 
-def _run(cfg: ExperimentConfig, run_dir: str, resume: bool):  # noqa: ANN202
+def _run(cfg: ExperimentConfig, run_dir: str, resume: bool) -> "pd.DataFrame":
     cells = cfg.cells()
     ex = cfg.experiment
     families = {m.family for m in cfg.models}
@@ -793,7 +798,7 @@ def _check_run_dir(cfg: ExperimentConfig, run_dir: str, resume: bool, config_pat
 
 
 def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool, data: RealData,
-                config_path: str, config_text: str):  # noqa: ANN202
+                config_path: str, config_text: str) -> "pd.DataFrame":
     family_desc = model_descriptions(cfg)
 
     def open_run_dir() -> None:
