@@ -23,12 +23,14 @@ def _collapse(*args):
 
 
 def test_filter_sweep_goes_on_past_starving_cells(tmp_path):
-    # the shipped filter sweep at reduced size: Replace and Mix(0.9) with keep_fraction 0.25
-    # and dedup starve once collapsed (generations 3 and 4); before, the first failure ended
-    # the whole study with exit status 2
+    # the shipped filter sweep at reduced size, with keep_fraction 0.25 and 8 rounds as it
+    # was shipped before issue 26: Replace and Mix(0.9) with keep_fraction 0.25 and dedup
+    # starve once collapsed (generations 3 and 4); before, the first failure ended the whole
+    # study with exit status 2
     raw = tomllib.loads((CONFIGS / "filter-sweep.toml").read_text())
     raw["experiment"].update(generations=4, seeds=[0], progress=False)
     raw["data"].update(num_documents=200, heldout_documents=100)
+    raw["filter"].update(keep_fractions=[1.0, 0.5, 0.25], max_rounds=8)
     cfg = tmp_path / "filter-sweep.toml"
     cfg.write_text(tomli_w.dumps(raw))
     out = tmp_path / "run"

@@ -1,16 +1,19 @@
 """Every config shipped in configs/ runs to completion (issue 14), at reduced size: fewer
 generations, documents and seeds; the transformer at a tiny size on CPU; file sources on
-the shared TinyStories sample when present, else on a small file written here."""
+the shared TinyStories sample when present, else on a small file written here. The filter
+sweep also runs as shipped (~25 s), where every cell must finish: exit 0 (issue 26)."""
 
 import importlib.util
 import pathlib
 import tomllib
 
+import pandas as pd
 import pytest
 
 import collapse
 from collapse.data.storygrammar import get_grammar
 from collapse.experiment.config import parse_config
+from conftest import run_cli
 
 CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
 TINY_TRANSFORMER = dict(preset="custom", hidden_size=32, num_layers=2, num_heads=4, window_size=16,
@@ -60,3 +63,16 @@ def test_shipped_config_runs_to_completion(name, tmp_path):
     assert set(df.generation) == set(range(G + 1))
     assert len(df) == (G + 1) * len(cfg.cells())
     assert df["heldout_ppl"].notna().all()
+
+
+def test_filter_sweep_as_shipped_finishes_every_cell(tmp_path):
+    # before issue 26 its keep_fraction 0.25 cells starved (4 of 18 ended early, exit 3): a
+    # user's first run of the example looked like a failure
+    out = tmp_path / "run"
+    rc, stdout, stderr = run_cli("run", CONFIGS / "filter-sweep.toml", "--out", out)
+    assert rc == 0, stderr
+    assert "ended early" not in stdout + stderr
+    cfg = parse_config(tomllib.loads((CONFIGS / "filter-sweep.toml").read_text()), base_dir=str(CONFIGS))
+    m = pd.read_csv(out / "metrics.csv")
+    assert (m.status == "ok").all()
+    assert len(m) == (cfg.experiment.generations + 1) * len(cfg.cells())

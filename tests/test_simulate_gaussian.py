@@ -4,6 +4,7 @@ normal variates, invariants (hypothesis), bad input, and `collapse simulate --pr
 import json
 import math
 
+import mpmath
 import numpy as np
 import pandas as pd
 import pytest
@@ -136,6 +137,55 @@ def test_replace_with_one_sample_collapses_to_a_point():
     last = r.metrics[r.metrics["generation"] == 3]
     assert (last["variance_ratio"] == 0).all() and np.isneginf(last["log_det_ratio"]).all()
     assert np.allclose(r.final_cov, 0)
+
+
+GAUSSIAN_STREAM_TAG = 0x53494D47415553  # "SIMGAUS": trial i draws from Philox(derive_seed(seed, tag), i)
+
+
+def replace_path_in_high_precision(seed, dim, N, G, digits=60):
+    """Trial 0 of Replace from N(0, I) with draws="samples", redone naively in mpmath: its
+    standard normals are simulation_normal's stream 0 under the trial's key; each
+    generation is the ML fit to x = m + chol(C) z. Returns (log det C_g, ||m_g||^2) for g = 1..G."""
+    z = _core.simulation_normal(_core.derive_seed(seed, GAUSSIAN_STREAM_TAG), G * N * dim).reshape(G, N, dim)
+    out = []
+    with mpmath.workdps(digits):
+        m, C = mpmath.zeros(dim, 1), mpmath.eye(dim)
+        for g in range(G):
+            L = mpmath.cholesky(C)
+            xs = [m + L * mpmath.matrix(z[g, i].tolist()) for i in range(N)]
+            m = sum(xs[1:], xs[0]) / N
+            C = mpmath.zeros(dim, dim)
+            for x in xs:
+                C += (x - m) * (x - m).T
+            C /= N
+            out.append((float(mpmath.log(mpmath.det(C))), float(sum(v ** 2 for v in m))))
+    return np.array(out)
+
+
+# seeds whose trial 0 reached a condition number where the refactored C lost its smallest
+# eigenvalue: log det -inf from generations 56, 52, 58 (and off by ~1e-4 before that)
+@pytest.mark.parametrize("seed", [45, 86, 93])
+def test_replace_log_det_matches_a_high_precision_reference(seed):
+    dim, N, G = 3, 10, 60
+    ref = replace_path_in_high_precision(seed, dim, N, G)
+    r = collapse.simulate(process="gaussian", dim=dim, N=N, generations=G, trials=1, seed=seed, draws="samples")
+    m = r.metrics.iloc[1:]
+    assert np.allclose(m["mean_sq_error"], ref[:, 1], rtol=1e-10, atol=0)  # the same draws
+    assert np.allclose(m["log_det_ratio"], ref[:, 0], rtol=0, atol=1e-9)
+    assert ref[-1, 0] < -50  # C_60 holds eigenvalues ~1e-25 and ~1e-5: beyond double precision
+
+
+@pytest.mark.parametrize("paradigm,kw", [("replace", {}), ("fresh", {"alpha": 1.0}), ("accumulate-subsample", {}),
+                                         ("mix", {"alpha": 0.5})])
+@pytest.mark.parametrize("draws", ["statistics", "samples"])
+def test_fits_to_at_most_dim_items_are_singular(paradigm, kw, draws):
+    """N <= dim: every fit's covariance has rank <= N - 1, so log det is -inf in every trial
+    (rounding left a pivot of ~1e-16 in ~1 of 150 fits: log det ~ -40)."""
+    r = collapse.simulate(process="gaussian", dim=3, N=3, generations=5, trials=300, paradigm=paradigm, seed=7,
+                          draws=draws, **kw)
+    m = r.metrics[r.metrics["generation"] >= 1]
+    assert np.isneginf(m["log_det_ratio"]).all()
+    assert all(np.linalg.matrix_rank(c, tol=1e-10) <= 2 for c in r.final_cov)
 
 
 # --------------------------------------------------------------------- invariants

@@ -64,6 +64,21 @@ def test_gaussian_replace_laws_hold_for_traces_in_d_dimensions():
         within_3se(mse[g], theory.gaussian_replace_mean_sq_error(N, g, sigma2=np.trace(cov)))
 
 
+@pytest.mark.parametrize("draws", ["statistics", "samples"])
+def test_gaussian_replace_log_det_stays_finite_and_follows_its_law(draws):
+    """dim 3, N 10, 60 generations: C_g's condition number passes 1e16 in some trials, where
+    refactoring C made log det -inf (~0.4% of trial-generations, so the mean was -inf);
+    the factor carried in log space keeps the law's mean and variance at every g."""
+    N, dim, G = 10, 3, 60
+    r = gaussian(dim=dim, N=N, generations=G, trials=4000, paradigm="replace", seed=4, draws=draws)
+    ld = per_generation(r, "log_det_ratio")
+    assert np.isfinite(ld.to_numpy()).all()
+    for g in (1, 10, 30, 60):
+        mean, var = theory.gaussian_replace_log_det_moments(N, dim, g)
+        within_3se(ld[g], mean)
+        assert abs(ld[g].var() / var - 1) < 0.1, (g, ld[g].var(), var)
+
+
 # --------------------------------------------------------------------- Gaussian Accumulate
 
 def test_gaussian_accumulate_mean_error_and_variance():

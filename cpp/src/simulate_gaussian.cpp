@@ -1,6 +1,7 @@
 // The Gaussian collapse process (definitions in collapse/simulate_gaussian.hpp).
 //
-// Representation: a model is its mean m, ML covariance C and C's Cholesky factor L. A
+// Representation: a model is its mean m, ML covariance C, C's Cholesky factor L and
+// log det C (carried in log space through a chain of fits, see fit_to_own_draws). A
 // batch of n draws that is only ever fitted (replace, accumulate, fresh, weighted, the
 // synthetic part of mix) is never stored: its standard normals z are summed in z-space
 // (sum z, sum z z^T; z-space keeps the one-pass scatter well conditioned) and mapped to
@@ -40,6 +41,7 @@ struct Moments {
 
 struct Model {
   std::vector<double> mean, cov, chol;  // chol: lower triangular, row-major
+  double log_det = 0.0;                 // log det cov, from the factor (-inf: singular)
 };
 
 // Cholesky factor of a symmetric PSD matrix. A pivot that is not positive beyond rounding
@@ -75,8 +77,18 @@ int cholesky_psd(const std::vector<double>& c, int d, std::vector<double>& l, bo
 
 struct Truth {
   Model model;
-  double trace = 0.0, log_det = 0.0;
+  double trace = 0.0;
 };
+
+// log det (L L^T) from the diagonal of a Cholesky factor: -inf for a zero pivot.
+double log_det_of_factor(const std::vector<double>& chol, int d) {
+  double log_det = 0.0;
+  for (int i = 0; i < d; ++i) {
+    const double lii = chol[static_cast<std::size_t>(i) * d + i];
+    log_det += lii > 0.0 ? 2.0 * std::log(lii) : -std::numeric_limits<double>::infinity();
+  }
+  return log_det;
+}
 
 void validate(const GaussianSpec& spec) {
   const int d = spec.dim;
@@ -121,16 +133,14 @@ Truth make_truth(const GaussianSpec& spec) {
     for (int j = 0; j < i; ++j)  // exactly symmetric (validate allowed rounding differences)
       t.model.cov[static_cast<std::size_t>(j) * d + i] = t.model.cov[static_cast<std::size_t>(i) * d + j];
   if (cholesky_psd(t.model.cov, d, t.model.chol) != 0) throw std::invalid_argument("cov must be positive definite");
-  for (int i = 0; i < d; ++i) {
-    t.trace += t.model.cov[static_cast<std::size_t>(i) * d + i];
-    t.log_det += 2.0 * std::log(t.model.chol[static_cast<std::size_t>(i) * d + i]);
-  }
+  for (int i = 0; i < d; ++i) t.trace += t.model.cov[static_cast<std::size_t>(i) * d + i];
+  t.model.log_det = log_det_of_factor(t.model.chol, d);
   return t;
 }
 
 // Per-thread buffers.
 struct Scratch {
-  std::vector<double> z, tmp;
+  std::vector<double> z, tmp, u;
   Moments zm, a, b, c;
   std::vector<double> rows;  // stored items (accumulate-subsample's pool, mix's R), row-major
 };
@@ -298,14 +308,74 @@ void combine(Moments& a, const Moments& b) {
   a.n = n;
 }
 
-void refactor(Model& model, int d) { cholesky_psd(model.cov, d, model.chol, /*known_psd=*/true); }
+// An ML fit to n <= d items is singular: n points span an (n - 1)-flat, so its
+// covariance has rank n - 1 and, the points being in general position (almost surely),
+// exactly its first n - 1 Cholesky pivots are nonzero. The later columns are zeroed:
+// rounding could leave a tiny pivot there (log det ~ -40 instead of -inf, draws off the flat).
+void keep_rank(std::vector<double>& chol, int d, double n) {
+  if (n > d) return;
+  const std::size_t D = static_cast<std::size_t>(d);
+  for (std::size_t j = static_cast<std::size_t>(std::max(0.0, n - 1.0)); j < D; ++j)
+    for (std::size_t i = j; i < D; ++i) chol[i * D + j] = 0.0;
+}
+
+// The factor and log det of model.cov, a fit to n items (n: infinity where that count
+// does not bound the rank).
+void refactor(Model& model, int d, double n = std::numeric_limits<double>::infinity()) {
+  cholesky_psd(model.cov, d, model.chol, /*known_psd=*/true);
+  keep_rank(model.chol, d, n);
+  model.log_det = log_det_of_factor(model.chol, d);
+}
+
+// The ML fit to one batch of n draws x = m + L z from `model` itself, when they are all
+// of the fit's data (a "chain" step: Replace; Mix and Fresh with no real part; Weighted
+// with w = 0). Its covariance L (S_z / n) L^T has the Cholesky factor L U, U the factor
+// of S_z / n (a product of lower triangular factors with positive diagonals is the
+// unique one), so the factor is carried from generation to generation and never taken
+// again from C, and log det C gains log det (S_z / n) = sum log U_ii^2 in log space.
+// S_z / n is a Wishart's, well conditioned for n > d whatever the model, so log det stays
+// exact to rounding and finite although C's condition number grows without bound under
+// Replace: refactoring the stored C (whose small eigenvalues are lost to rounding once it
+// passes ~1e12) made log det -inf in ~0.4% of trial-generations by generation 60 at
+// dim 3, N 10, and froze the model in a subspace. n <= d: S_z is singular (rank n - 1),
+// U has a zero column, and so does every later factor (-inf, truly singular).
+void fit_to_own_draws(Model& model, const Moments& zm, int d, Scratch& sc) {
+  const std::size_t D = static_cast<std::size_t>(d);
+  const std::vector<double>& L = model.chol;
+  for (std::size_t i = 0; i < D; ++i) {  // m + L zbar, entry by entry (in place: row i reads m_i only)
+    double s = model.mean[i];
+    for (std::size_t k = 0; k <= i; ++k) s += L[i * D + k] * zm.mean[k];
+    model.mean[i] = s;
+  }
+  sc.tmp.resize(D * D);
+  for (std::size_t i = 0; i < D * D; ++i) sc.tmp[i] = zm.scatter[i] / zm.n;
+  cholesky_psd(sc.tmp, d, sc.u, /*known_psd=*/true);
+  keep_rank(sc.u, d, zm.n);
+  sc.tmp.assign(D * D, 0.0);  // L U (lower triangular)
+  for (std::size_t i = 0; i < D; ++i)
+    for (std::size_t j = 0; j <= i; ++j) {
+      double s = 0.0;
+      for (std::size_t k = j; k <= i; ++k) s += L[i * D + k] * sc.u[k * D + j];
+      sc.tmp[i * D + j] = s;
+    }
+  model.chol.swap(sc.tmp);
+  model.log_det += log_det_of_factor(sc.u, d);
+  model.cov.resize(D * D);
+  for (std::size_t i = 0; i < D; ++i)  // C = (L U)(L U)^T
+    for (std::size_t j = 0; j <= i; ++j) {
+      double s = 0.0;
+      for (std::size_t k = 0; k <= j; ++k) s += model.chol[i * D + k] * model.chol[j * D + k];
+      model.cov[i * D + j] = s;
+      model.cov[j * D + i] = s;
+    }
+}
 
 // The ML fit of pooled data: mean, scatter / n.
 void fit(Model& model, const Moments& m, int d) {
   model.mean = m.mean;
   model.cov.resize(m.scatter.size());
   for (std::size_t i = 0; i < m.scatter.size(); ++i) model.cov[i] = m.scatter[i] / m.n;
-  refactor(model, d);
+  refactor(model, d, m.n);
 }
 
 // Paradigm weighted: (1 - w) fit(a) + w fit(b), parameter by parameter.
@@ -328,18 +398,16 @@ struct Recorder {
     const int col = column[static_cast<std::size_t>(gen)];
     if (col < 0) return;
     const std::size_t D = static_cast<std::size_t>(d);
-    double se = 0.0, tr = 0.0, log_det = 0.0;
+    double se = 0.0, tr = 0.0;
     for (std::size_t i = 0; i < D; ++i) {
       const double e = model.mean[i] - truth.model.mean[i];
       se += e * e;
       tr += model.cov[i * D + i];
-      const double lii = model.chol[i * D + i];
-      log_det += lii > 0.0 ? 2.0 * std::log(lii) : -std::numeric_limits<double>::infinity();
     }
     const std::size_t r = row0 + static_cast<std::size_t>(col);
     run.mean_sq_error[r] = se;
     run.variance_ratio[r] = tr / truth.trace;
-    run.log_det_ratio[r] = log_det - truth.log_det;
+    run.log_det_ratio[r] = model.log_det - truth.model.log_det;
   }
 };
 
@@ -355,27 +423,41 @@ void run_trial(const GaussianSpec& spec, const Truth& truth, const std::vector<i
   rec.record(0, truth.model, d);
 
   // Generation 1: the ML fit to R. Stored as rows where later draws take subsets of it.
+  // A chain (every fit's data are the previous model's draws alone, fit_to_own_draws)
+  // carries the truth's factor instead of refactoring each fit.
   Model model;
   Moments pool;  // accumulate: everything so far
   const bool keeps_rows = spec.paradigm == Paradigm::AccumulateSubsample || spec.paradigm == Paradigm::Mix;
+  const bool chain = spec.paradigm == Paradigm::Replace ||
+                     ((spec.paradigm == Paradigm::Mix || spec.paradigm == Paradigm::Fresh) && n_syn == N) ||
+                     (spec.paradigm == Paradigm::Weighted && spec.weight == 0.0);
   sc.rows.clear();
   if (keeps_rows) {
     if (spec.paradigm == Paradigm::AccumulateSubsample) sc.rows.reserve(static_cast<std::size_t>(N) * (G + 1) * D);
     draw_rows(rng, truth.model, d, N, sc);
     row_moments(sc.rows.data(), N, d, pool);
+    fit(model, pool, d);
+  } else if (chain) {
+    draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
+    model = truth.model;
+    fit_to_own_draws(model, sc.zm, d, sc);
   } else {
     draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
     to_x_space(truth.model, d, sc.zm, pool, sc);
+    fit(model, pool, d);
   }
-  fit(model, pool, d);
   rec.record(1, model, d);
 
   for (int gen = 2; gen <= G; ++gen) {
+    if (chain) {  // Weighted with w = 0 still draws (and ignores) its real batch: the same stream
+      draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
+      fit_to_own_draws(model, sc.zm, d, sc);
+      if (spec.paradigm == Paradigm::Weighted) draw_z_moments(rng, N, d, spec.draws, sc.b, sc);
+      rec.record(gen, model, d);
+      continue;
+    }
     switch (spec.paradigm) {
-      case Paradigm::Replace:
-        draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
-        to_x_space(model, d, sc.zm, sc.a, sc);
-        fit(model, sc.a, d);
+      case Paradigm::Replace:  // a chain, above
         break;
       case Paradigm::Accumulate:
         draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);

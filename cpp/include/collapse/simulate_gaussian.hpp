@@ -65,7 +65,7 @@ struct GaussianRun {
   std::vector<int> recorded;
   std::vector<double> mean_sq_error;   // ||m_t - mu0||^2
   std::vector<double> variance_ratio;  // tr C_t / tr Sigma0
-  std::vector<double> log_det_ratio;   // log det C_t - log det Sigma0 (-inf once C_t is singular)
+  std::vector<double> log_det_ratio;   // log det C_t - log det Sigma0 (-inf iff C_t is singular)
   std::vector<double> final_mean;      // trials x dim, generation G
   std::vector<double> final_cov;       // trials x dim x dim, generation G
 };

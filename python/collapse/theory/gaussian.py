@@ -23,8 +23,10 @@ or item by item (``draws="samples"``); the pools that later draws take subsets o
 (accumulate-subsample, mix's R) are always drawn item by item.
 
 Metrics per trial and generation: mean_sq_error = ||m_t - mu0||^2, variance_ratio =
-tr C_t / tr Sigma0, log_det_ratio = log det C_t - log det Sigma0 (-inf once C_t is
-singular).
+tr C_t / tr Sigma0, log_det_ratio = log det C_t - log det Sigma0: finite whenever C_t is
+mathematically non-singular (a chain of fits to the previous model's draws alone carries
+the Cholesky factor and log det through generations instead of refactoring an
+ill-conditioned C_t), -inf where it is singular (every fit to N <= dim items).
 """
 
 from __future__ import annotations

@@ -96,6 +96,44 @@ def gaussian_replace_mean_sq_error_fixed_variance(N: int, generation: ArrayLike,
     return _scalar_or_array(sigma2 * g / N, generation)
 
 
+def _digamma_and_trigamma_of_half(k: int) -> Tuple[float, float]:
+    """(psi(k / 2), psi'(k / 2)) for an integer k >= 1, from psi(1/2) = -gamma - 2 log 2,
+    psi(1) = -gamma, psi'(1/2) = pi^2 / 2, psi'(1) = pi^2 / 6 and the recurrences
+    psi(x + 1) = psi(x) + 1/x, psi'(x + 1) = psi'(x) - 1/x^2 (no scipy at run time)."""
+    euler_gamma = 0.57721566490153286061
+    if k % 2:
+        x, psi, psi1 = 0.5, -euler_gamma - 2 * math.log(2), math.pi ** 2 / 2
+    else:
+        x, psi, psi1 = 1.0, -euler_gamma, math.pi ** 2 / 6
+    while x < k / 2:
+        psi, psi1, x = psi + 1 / x, psi1 - 1 / x ** 2, x + 1
+    return psi, psi1
+
+
+def gaussian_replace_log_det_moments(N: int, dim: int, generation: ArrayLike) -> Tuple[ArrayLike, ArrayLike]:
+    """(E, Var) of log det C_g - log det Sigma0 under Replace in d = dim dimensions, N > d.
+
+    Derivation (ours): a fit to N draws x = m + L z from model g - 1 has the covariance
+    C_g = L (S / N) L^T with S the scatter of N standard normals, S ~ Wishart_d(N - 1, I),
+    independent of the past. So log det C_g - log det Sigma0 is a sum of g independent
+    copies of log det (S / N), and det S is a product of independent chi-square(N - 1 - i),
+    i = 0..d-1 (Bartlett's decomposition; Muirhead, "Aspects of Multivariate Statistical
+    Theory", 1982, section 3.2). With E log chi-square(k) = psi(k/2) + log 2 and
+    Var log chi-square(k) = psi'(k/2): E = g sum_i [psi((N-1-i)/2) + log(2/N)],
+    Var = g sum_i psi'((N-1-i)/2). Finite for every g although C_g's condition number
+    grows without bound; for N <= d, C_g is singular (log det = -inf).
+    """
+    d = _check_N(dim)
+    N = _check_N(N, d + 1)
+    g = _generations(generation)
+    step_mean = step_var = 0.0
+    for i in range(d):
+        psi, psi1 = _digamma_and_trigamma_of_half(N - 1 - i)
+        step_mean += psi + math.log(2 / N)
+        step_var += psi1
+    return _scalar_or_array(g * step_mean, generation), _scalar_or_array(g * step_var, generation)
+
+
 # ------------------------------------------------------------------- Gaussian: Accumulate
 
 def gaussian_accumulate_variance_ratio(N: int, generation: ArrayLike) -> ArrayLike:
