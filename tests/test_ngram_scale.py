@@ -205,6 +205,7 @@ ACCUMULATE = {
                    "progress": False, "threads": 2},
     "data": {"source": "grammar", "num_documents": 1500, "heldout_documents": 100, "seed": 2},
     "model": {"family": "ngram", "order": 3},
+    "output": {"model_every": 1},  # every generation's model, to compare them all
 }
 
 

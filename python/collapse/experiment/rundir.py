@@ -17,12 +17,15 @@ half of one, and a commit point never names data that has not reached the disk.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import importlib.metadata
 import os
 import pathlib
+import signal
 import sys
-from typing import Any, Optional
+import threading
+from typing import Any, Iterator, List, Optional
 
 from ..errors import CollapseError
 from ..files import atomic_path, write_text
@@ -58,12 +61,39 @@ LOCK_FILE = "run.lock"
 TIMING_COLUMNS = ("seconds", "fit_seconds", "sample_seconds", "metrics_seconds", "write_seconds", "wall_time")
 
 
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held until the block ends, then delivered to the handlers they had.
+    A driver rebuilds its run files while it waits for workers, so that is where an interrupt
+    usually lands; inside pyarrow's parquet writer it left a writer whose finaliser later
+    printed a traceback under the run's one-line message. Main thread only (signals are
+    delivered there); elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: List[int] = []
+    before = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: installed outside Python, left alone
+            before[signum] = handler
+            signal.signal(signum, lambda n, _frame: held.append(n))
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+        if held:
+            signal.raise_signal(held[0])
+
+
 def write_metrics(run_dir: str, df: "Any") -> None:
-    """metrics.csv and metrics.parquet, both atomically."""
+    """metrics.csv and metrics.parquet, both atomically (an interrupt waits for them)."""
     os.makedirs(run_dir, exist_ok=True)
-    write_text(os.path.join(run_dir, "metrics.csv"), df.to_csv(index=False, float_format="%.10g"))
-    with atomic_path(os.path.join(run_dir, "metrics.parquet")) as tmp:
-        df.to_parquet(tmp, index=False)
+    with interrupts_held():
+        write_text(os.path.join(run_dir, "metrics.csv"), df.to_csv(index=False, float_format="%.10g"))
+        with atomic_path(os.path.join(run_dir, "metrics.parquet")) as tmp:
+            df.to_parquet(tmp, index=False)
 
 
 def read_metrics(run_dir: str) -> "Any":
