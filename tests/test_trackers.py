@@ -221,3 +221,31 @@ def test_resume_with_workers_logs_each_generation_once(offline_env):
         history = client.get_metric_history(state["mlflow"]["run_ids"][cell], "heldout_bits_per_word")
         assert sorted(m.step for m in history) == steps
         assert [row["_step"] for row in wandb_runs[state["wandb"]["run_ids"][cell]][0]] == steps
+
+
+def test_cells_that_end_early_are_marked(offline_env):
+    """The filter sweep's starving cells end early: their MLflow runs say where and why, as FAILED."""
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install collapse[mlflow])")
+    import tomllib
+
+    from mlflow.tracking import MlflowClient
+
+    raw = tomllib.loads((pathlib.Path(__file__).resolve().parent.parent / "configs" / "filter-sweep.toml").read_text())
+    raw["experiment"].update(generations=4, seeds=[0], progress=False, workers=1)
+    raw["data"].update(num_documents=200, heldout_documents=100)
+    raw["output"] = {"save_models": False, "trackers": ["mlflow"]}
+    run = offline_env / "run"
+    run_experiment(raw, out=str(run))
+    ids = json.loads((run / "trackers.json").read_text())["mlflow"]["run_ids"]
+    client = MlflowClient(tracking_uri=(run / "mlruns").as_uri())
+    states = {p.parent.name: json.loads(p.read_text()) for p in run.glob("*/state.json")}
+    ended = {cell for cell, st in states.items() if st["status"] == "ended"}
+    assert len(ended) == 2
+    for cell, st in states.items():
+        r = client.get_run(ids[cell])
+        if cell in ended:
+            assert r.info.status == "FAILED"
+            assert r.data.tags["collapse.reason"] == st["reason"]
+            assert r.data.tags["collapse.ended_at"] == str(st["ended_at"])
+        else:
+            assert r.info.status == "FINISHED" and "collapse.reason" not in r.data.tags

@@ -207,7 +207,6 @@ class MLflow:
         found = self.client.get_experiment_by_name(name)
         self.experiment = found.experiment_id if found is not None else self.client.create_experiment(name)
         self.config = {k: str(v) for k, v in _flat(tomllib.loads(to_toml(cfg))).items()}
-        self.ended_cells: Dict[str, str] = {}
         for run_id in self.ids.values():  # --resume: the runs go on
             self.client.update_run(run_id, status="RUNNING")
 
@@ -231,7 +230,6 @@ class MLflow:
     def ended(self, name: str, step: int, reason: str) -> None:
         self.client.set_tag(self.ids[name], "collapse.ended_at", str(step))
         self.client.set_tag(self.ids[name], "collapse.reason", reason[:5000])
-        self.ended_cells[name] = reason
 
     def flush(self) -> None:
         pass  # every call is written when it returns
@@ -240,7 +238,7 @@ class MLflow:
         if figure is not None:
             self.client.log_artifact(self.ids[STUDY], figure)
         for name, run_id in self.ids.items():
-            status = "KILLED" if interrupted else "FAILED" if name in self.ended_cells else "FINISHED"
+            status = "KILLED" if interrupted else "FAILED" if name in self.state.get("ended", ()) else "FINISHED"
             self.client.set_terminated(run_id, status=status)
 
 
