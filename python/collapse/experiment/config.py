@@ -32,6 +32,7 @@ FAMILIES = ("ngram", "transformer")
 SMOOTHINGS = ("mkn", "kn", "addk", "mle")
 EXECUTORS = ("local", "ray")
 FILTER_METHODS = ("none", "perplexity")
+TRACKERS = ("tensorboard", "wandb", "mlflow")  # [output] trackers (collapse.experiment.trackers)
 CORPUS_FORMATS = ("arrow", "text")  # how a run directory stores S_t (collapse.experiment.loop.save_corpus)
 
 
@@ -198,6 +199,7 @@ class OutputTable:
     model_every: int = 10       # with save_models: M_t for t = 0, every k-th, and the run's last
     corpus_format: str = "arrow"  # S_t as "arrow" (token ids, zstd) or "text" (gzip, one document a line)
     compression: int = 6        # gzip's level for the .gz files (models, text corpora, vocabularies), zstd's for Arrow
+    trackers: List[str] = field(default_factory=list)  # of experiment.trackers.TRACKERS: where each generation is logged too
 
     def keeps_model(self, t: int, generations: int) -> bool:
         """Whether generation t of a run of ``generations`` saves its model: the first, every
@@ -394,9 +396,24 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
     out.compression = t.int_("compression", 6, minimum=0)
     if out.compression > 9:
         raise _fail("output.compression", f"must be in [0, 9], got {out.compression}")
+    out.trackers = _trackers(t)
     t.finish()
 
     return ExperimentConfig(ex, d, models, flt, out, raw, os.path.abspath(base_dir), multi_model)
+
+
+def _trackers(t: _Table) -> List[str]:
+    """[output] trackers: a list of distinct names of TRACKERS (their packages are checked when a run starts)."""
+    names = t.get("trackers", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _fail(t.f("trackers"), f"must be a list of names ({', '.join(TRACKERS)}), got {names!r}")
+    for name in names:
+        if name not in TRACKERS:
+            raise _fail(t.f("trackers"), f"unknown tracker {name!r}{did_you_mean(name, TRACKERS)} "
+                                         f"(choose from {', '.join(TRACKERS)})")
+    if len(set(names)) != len(names):
+        raise _fail(t.f("trackers"), f"names a tracker twice: {names!r}")
+    return list(names)
 
 
 def _parse_models(raw_model: Any, base_dir: str) -> Tuple[List[ModelTable], bool]:
@@ -562,7 +579,8 @@ def to_toml(cfg: ExperimentConfig) -> str:
         "filter": {k: v for k, v in vars(cfg.filter).items()
                    if cfg.filter.method != "none" or k not in ("keep_fractions", "max_perplexity")},
         "output": {"save_models": cfg.output.save_models, "model_every": cfg.output.model_every,
-                   "corpus_format": cfg.output.corpus_format, "compression": cfg.output.compression},
+                   "corpus_format": cfg.output.corpus_format, "compression": cfg.output.compression,
+                   "trackers": cfg.output.trackers},
     }
     if cfg.data.source == "grammar":
         for k in ("path", "format", "field", "tokenizer", "lowercase", "heldout_path", "heldout_format",

@@ -53,6 +53,7 @@ from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_on
                     transformer_cuda)
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from .sources import RealData, load_real_data, summary_line
+from .trackers import Trackers, check_installed
 from .workers import end_with, end_with_owner, owner_token, start_local_ray
 
 if TYPE_CHECKING:  # the metrics table's type only; pandas is imported where a table is built
@@ -753,6 +754,7 @@ def run_experiment(config: Union[str, os.PathLike, Dict[str, Any], ExperimentCon
 
 def _run(cfg: ExperimentConfig, run_dir: str, resume: bool) -> "pd.DataFrame":
     cells = cfg.cells()
+    check_installed(cfg.output.trackers)  # before anything is written
     ex = cfg.experiment
     families = {m.family for m in cfg.models}
     note = check_torchrun("transformer" if families == {"transformer"} else "ngram", ex.executor,
@@ -816,14 +818,19 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
         groups = spread_groups(cfg, groups, min(ex.workers, len(cells)))
     tasks = plan_tasks(cfg, groups)
     workers, slots = _local_workers(cfg, task_width(tasks))
-    watch = CommitWatch(run_dir, cells, lambda: _write_run(cfg, run_dir, cells, data, family_desc))
+    trackers = Trackers(cfg, run_dir, cells, STATE_FILE, KEY_COLUMNS, enabled=is_main())
+
+    def rebuild() -> None:  # after every commit: the run files, then the trackers (the driver alone logs)
+        _write_run(cfg, run_dir, cells, data, family_desc)
+        trackers.log()
+
+    watch = CommitWatch(run_dir, cells, rebuild)
     try:
         if ex.executor == "ray" and torchrun() is None:
             _run_ray(cfg, tasks, run_dir, resume, watch)
         elif workers == 1:
             for group in groups:
-                run_group(cfg, group, run_dir, resume,
-                          on_generation=lambda: _write_run(cfg, run_dir, cells, data, family_desc))
+                run_group(cfg, group, run_dir, resume, on_generation=rebuild)
         else:
             _run_pool(cfg, tasks, run_dir, resume, workers, slots, watch)
     except BaseException:
@@ -834,6 +841,10 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
                 _write_run(cfg, run_dir, cells, data, family_desc)
             except Exception:  # noqa: BLE001 - the original error is the one to report
                 pass
+            try:
+                trackers.close(interrupted=True)
+            except Exception:  # noqa: BLE001 - as above
+                pass
         raise
 
     def finish() -> Any:
@@ -841,7 +852,9 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
         write_run_figure(run_dir)
         return df
 
-    return main_only(finish)
+    result = main_only(finish)
+    trackers.close(figure=os.path.join(run_dir, "metrics.png"))
+    return result
 
 
 WATCH_SECONDS = 0.5  # how often the driver looks for commits of its workers
