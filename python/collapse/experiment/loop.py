@@ -49,8 +49,10 @@ from .config import (GROWABLE, RESUME_FREE, Cell, ExperimentConfig, ModelTable, 
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
+from .provenance import Session
 from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_only, plan_workers, torchrun,
                     transformer_cuda)
+from .report import write_report
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from .sources import RealData, load_real_data, summary_line
 from .workers import end_with, end_with_owner, owner_token, start_local_ray
@@ -697,7 +699,7 @@ def ended_row(cell: Cell, model: ModelTable, t: int, reason: str) -> Dict[str, A
 
 
 def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: RealData,
-               family_desc: List[Dict[str, Any]]) -> Any:
+               family_desc: List[Dict[str, Any]], session: Optional[Session] = None) -> Any:
     rows: List[Dict[str, Any]] = []
     cell_info = []
     for cell in cells:
@@ -724,6 +726,8 @@ def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: Rea
         "cells": cell_info, "data": data.describe, "family": family_desc[0], "models": family_desc,
         "timing_columns": list(TIMING_COLUMNS), "columns": list(df.columns),
     }
+    if session is not None:
+        manifest["provenance"] = session.snapshot()
     write_json(os.path.join(run_dir, "manifest.json"), manifest)
     return df
 
@@ -795,6 +799,9 @@ def _check_run_dir(cfg: ExperimentConfig, run_dir: str, resume: bool, config_pat
 def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool, data: RealData,
                 config_path: str, config_text: str):  # noqa: ANN202
     family_desc = model_descriptions(cfg)
+    manifest_path = os.path.join(run_dir, "manifest.json")
+    # the versions, machine and times of this session; a resumed run keeps the earlier ones
+    session = Session.resuming(read_json(manifest_path) if resume and os.path.exists(manifest_path) else None)
 
     def open_run_dir() -> None:
         # a killed run can leave temporary files of its run-level writes (metrics, manifest)
@@ -802,7 +809,7 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
             if TEMP_MARK in name and os.path.isfile(os.path.join(run_dir, name)):
                 os.remove(os.path.join(run_dir, name))
         write_text(config_path, config_text)
-        _write_run(cfg, run_dir, cells, data, family_desc)
+        _write_run(cfg, run_dir, cells, data, family_desc, session)
 
     main_only(open_run_dir)
     ex = cfg.experiment
@@ -811,14 +818,14 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
         groups = spread_groups(cfg, groups, min(ex.workers, len(cells)))
     tasks = plan_tasks(cfg, groups)
     workers, slots = _local_workers(cfg, task_width(tasks))
-    watch = CommitWatch(run_dir, cells, lambda: _write_run(cfg, run_dir, cells, data, family_desc))
+    watch = CommitWatch(run_dir, cells, lambda: _write_run(cfg, run_dir, cells, data, family_desc, session))
     try:
         if ex.executor == "ray" and torchrun() is None:
             _run_ray(cfg, tasks, run_dir, resume, watch)
         elif workers == 1:
             for group in groups:
                 run_group(cfg, group, run_dir, resume,
-                          on_generation=lambda: _write_run(cfg, run_dir, cells, data, family_desc))
+                          on_generation=lambda: _write_run(cfg, run_dir, cells, data, family_desc, session))
         else:
             _run_pool(cfg, tasks, run_dir, resume, workers, slots, watch)
     except BaseException:
@@ -826,14 +833,16 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
         # say exactly what the cells committed
         if is_main():
             try:
-                _write_run(cfg, run_dir, cells, data, family_desc)
+                _write_run(cfg, run_dir, cells, data, family_desc, session)
             except Exception:  # noqa: BLE001 - the original error is the one to report
                 pass
         raise
 
     def finish() -> Any:
-        df = _write_run(cfg, run_dir, cells, data, family_desc)
+        session.finish()
+        df = _write_run(cfg, run_dir, cells, data, family_desc, session)
         write_run_figure(run_dir)
+        write_report(run_dir)
         return df
 
     return main_only(finish)
