@@ -40,7 +40,7 @@ EXTRA_FIGURES: List[ExtraFigure] = []
 CSS = """
 :root { color-scheme: light; --line: #d0d4d9; --muted: #5a6270; --warn: #8a3b00; }
 * { box-sizing: border-box; }
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1f24;
+body { overflow-wrap: anywhere; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1f24;
        margin: 0 auto; max-width: 72rem; padding: 1rem; }
 h1 { font-size: 1.5rem; margin: 0.2rem 0; } h2 { font-size: 1.2rem; margin-top: 2rem;
   border-bottom: 1px solid var(--line); } h3 { font-size: 1rem; margin-bottom: 0.3rem; }
@@ -50,7 +50,7 @@ figure { margin: 1rem 0; } figure svg { display: block; width: 100%; height: aut
 figcaption { font-size: 0.9rem; margin-top: 0.3rem; }
 .scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; font-size: 0.85rem; font-variant-numeric: tabular-nums; }
-th, td { border-bottom: 1px solid var(--line); padding: 0.2rem 0.6rem; text-align: right; white-space: nowrap; }
+th, td { overflow-wrap: normal; border-bottom: 1px solid var(--line); padding: 0.2rem 0.6rem; text-align: right; white-space: nowrap; }
 th { background: #f3f5f7; text-align: left; white-space: normal; min-width: 4rem; } td.text { text-align: left; }
 td.reason { white-space: normal; min-width: 16rem; text-align: left; }
 .ci { color: var(--muted); font-size: 0.8em; }
