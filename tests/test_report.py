@@ -4,14 +4,11 @@ summary with intervals over seeds, every metric, provenance), written by `collap
 
 import html
 import json
-import math
 import os
-import pathlib
 import re
 import subprocess
 import sys
 
-import numpy as np
 import pandas as pd
 import pytest
 import tomli_w

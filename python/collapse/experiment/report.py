@@ -1,4 +1,4 @@
-"""A run's report: one self-contained HTML page (config, cells, figures inline as SVG, summary and metric tables, provenance)."""
+"""A run's report: one self-contained HTML page (config, cells, figures as inline SVG, tables, provenance)."""
 
 from __future__ import annotations
 
