@@ -70,7 +70,7 @@ def assert_same_run(a: pathlib.Path, b: pathlib.Path, earlier_end=None):
     assert set(_files(a)) <= set(_files(b))
     assert all(rel.endswith(f"/gen_{earlier_end:04d}/model.arpa.gz") for rel in extra), extra
     for rel in _files(a):
-        if rel in ("metrics.csv", "metrics.parquet", "config.toml", "manifest.json"):
+        if rel in ("metrics.csv", "metrics.parquet", "config.toml", "manifest.json", "report.html"):
             continue
         fa, fb = (a / rel).read_bytes(), (b / rel).read_bytes()
         if rel.endswith("state.json"):

@@ -26,7 +26,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import experiment, ngram, sample, simulate
+    from . import experiment, ngram, report, sample, simulate
 
     from ..experiment.rundir import COLLAPSE_VERSION
 
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     ngram.register(ngram_sub)
     sample.register(ngram_sub)
     experiment.register(sub)
+    report.register(sub)
     simulate.register(sub)
     return parser
 

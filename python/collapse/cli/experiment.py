@@ -120,7 +120,7 @@ def cmd_run(args) -> int:  # noqa: ANN001
     print(summary_table(df))
     note = f"; {ended} cell(s) ended early (exit status {EXIT_CELLS_ENDED})" if ended else ""
     print(f"\n{len(df)} rows in {time.perf_counter() - t0:.1f}s; run directory: {out} "
-          f"(figure: {os.path.join(out, 'metrics.png')}){note}")
+          f"(figure: {os.path.join(out, 'metrics.png')}; report: {os.path.join(out, 'report.html')}){note}")
     return EXIT_CELLS_ENDED if ended else 0
 
 
@@ -149,7 +149,8 @@ def cmd_demo(args) -> int:  # noqa: ANN001
     print(summary_table(df))
     ended = cells_ended(df)
     note = f"; {ended} cell(s) ended early" if ended else ""
-    print(f"\n{len(df)} rows in {elapsed:.1f}s; metrics: {os.path.join(out, 'metrics.csv')}; plot: {png}{note}")
+    print(f"\n{len(df)} rows in {elapsed:.1f}s; metrics: {os.path.join(out, 'metrics.csv')}; plot: {png}; "
+          f"report: {os.path.join(out, 'report.html')}{note}")
     return EXIT_CELLS_ENDED if ended else 0
 
 

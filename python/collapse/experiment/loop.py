@@ -49,8 +49,10 @@ from .config import (GROWABLE, RESUME_FREE, Cell, ExperimentConfig, ModelTable, 
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
+from .provenance import Session
 from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_only, plan_workers, torchrun,
                     transformer_cuda)
+from .report import write_report
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from .sources import RealData, load_real_data, summary_line
 from .trackers import Trackers, check_installed
@@ -703,7 +705,7 @@ def ended_row(cell: Cell, model: ModelTable, t: int, reason: str) -> Dict[str, A
 
 
 def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: RealData,
-               family_desc: List[Dict[str, Any]]) -> Any:
+               family_desc: List[Dict[str, Any]], session: Optional[Session] = None) -> Any:
     rows: List[Dict[str, Any]] = []
     cell_info = []
     for cell in cells:
@@ -730,6 +732,8 @@ def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: Rea
         "cells": cell_info, "data": data.describe, "family": family_desc[0], "models": family_desc,
         "timing_columns": list(TIMING_COLUMNS), "columns": list(df.columns),
     }
+    if session is not None:
+        manifest["provenance"] = session.snapshot()
     write_json(os.path.join(run_dir, "manifest.json"), manifest)
     return df
 
@@ -802,6 +806,9 @@ def _check_run_dir(cfg: ExperimentConfig, run_dir: str, resume: bool, config_pat
 def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: bool, data: RealData,
                 config_path: str, config_text: str) -> "pd.DataFrame":
     family_desc = model_descriptions(cfg)
+    manifest_path = os.path.join(run_dir, "manifest.json")
+    # the versions, machine and times of this session; a resumed run keeps the earlier ones
+    session = Session.resuming(read_json(manifest_path) if resume and os.path.exists(manifest_path) else None)
 
     def open_run_dir() -> None:
         # a killed run can leave temporary files of its run-level writes (metrics, manifest)
@@ -809,7 +816,7 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
             if TEMP_MARK in name and os.path.isfile(os.path.join(run_dir, name)):
                 os.remove(os.path.join(run_dir, name))
         write_text(config_path, config_text)
-        _write_run(cfg, run_dir, cells, data, family_desc)
+        _write_run(cfg, run_dir, cells, data, family_desc, session)
 
     main_only(open_run_dir)
     ex = cfg.experiment
@@ -821,7 +828,7 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
     trackers = Trackers(cfg, run_dir, cells, STATE_FILE, KEY_COLUMNS, enabled=is_main())
 
     def rebuild() -> None:  # after every commit: the run files, then the trackers (the driver alone logs)
-        _write_run(cfg, run_dir, cells, data, family_desc)
+        _write_run(cfg, run_dir, cells, data, family_desc, session)
         trackers.log()
 
     watch = CommitWatch(run_dir, cells, rebuild)
@@ -838,7 +845,7 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
         # say exactly what the cells committed
         if is_main():
             try:
-                _write_run(cfg, run_dir, cells, data, family_desc)
+                _write_run(cfg, run_dir, cells, data, family_desc, session)
             except Exception:  # noqa: BLE001 - the original error is the one to report
                 pass
             try:
@@ -848,8 +855,10 @@ def _run_locked(cfg: ExperimentConfig, cells: List[Cell], run_dir: str, resume: 
         raise
 
     def finish() -> Any:
-        df = _write_run(cfg, run_dir, cells, data, family_desc)
+        session.finish()
+        df = _write_run(cfg, run_dir, cells, data, family_desc, session)
         write_run_figure(run_dir)
+        write_report(run_dir)
         return df
 
     result = main_only(finish)

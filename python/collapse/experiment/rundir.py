@@ -105,6 +105,42 @@ def read_metrics(run_dir: str) -> "Any":
     return pd.read_csv(os.path.join(run_dir, "metrics.csv"))
 
 
+def lock_owner(run_dir: str) -> Optional[int]:
+    """The pid of the live process that holds RUN_DIR/run.lock, or None (no lock file, or one
+    a killed run left). Looked up without taking the lock, which would refuse the owner for a
+    moment: in /proc/locks (Linux: the flock's holder by device and inode), elsewhere by
+    whether the pid the file names is alive."""
+    path = os.path.join(run_dir, LOCK_FILE)
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            text = f.read().strip()
+        st = os.stat(path)
+    except OSError:
+        return None
+    pid = int(text) if text.isdigit() else None
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            locks = f.read().splitlines()
+    except OSError:
+        return pid if pid is not None and _alive(pid) else None
+    me = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in locks:  # "1: FLOCK  ADVISORY  WRITE 1234 00:2f:5678 0 EOF"
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == me and parts[4].isdigit():
+            return int(parts[4])
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class RunLock:
     """Only one live process works in a run directory.
 
