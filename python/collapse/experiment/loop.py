@@ -34,6 +34,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -927,6 +928,13 @@ def _run_pool(cfg: ExperimentConfig, tasks: List[Task], run_dir: str, resume: bo
                   lambda task: pool.submit(_run_group_task, cfg.raw, cfg.base_dir, task.cells, run_dir,
                                            resume or task.resume, None, task.through),
                   wait_any, lambda fut: fut.result())
+    except BrokenProcessPool as e:
+        _stop_pool(pool)
+        raise CollapseError(
+            "a worker process died (killed, out of memory, or it could not start): a script that calls "
+            "run_experiment with experiment.workers > 1 must keep its top-level code under "
+            "`if __name__ == \"__main__\":` (each worker starts by importing it), or set experiment.workers = 1; "
+            "--resume continues from the last committed generation") from e
     except BaseException:
         _stop_pool(pool)
         raise
