@@ -55,8 +55,11 @@ def _start_and_interrupt(tmp_path, sig, whole_group, executor="local"):
     cfg = tmp_path / "live.toml"
     cfg.write_text(CONFIG.replace("workers = 2", f'workers = 2\nexecutor = "{executor}"'))
     out = tmp_path / "run"
+    # SIGINT as a terminal gives it: a runner started in the background (CI's, a shell's
+    # `&`) hands its children SIGINT ignored, and Python keeps it ignored
     child = subprocess.Popen(_collapse("run", cfg, "--out", out), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+                             stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 180
         while time.time() < deadline and child.poll() is None:
@@ -131,12 +134,16 @@ def test_an_interrupt_waits_until_the_run_files_are_written(tmp_path):
     from collapse.experiment.rundir import interrupts_held, write_metrics
 
     reached = []
-    with pytest.raises(KeyboardInterrupt):
-        with interrupts_held():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # the handler runs here, between bytecodes, and only holds it
-            write_metrics(str(tmp_path), pd.DataFrame({"generation": [0, 1], "x": [1.0, 2.0]}))
-            reached.append(True)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (see above)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the handler runs here, between bytecodes, and only holds it
+                write_metrics(str(tmp_path), pd.DataFrame({"generation": [0, 1], "x": [1.0, 2.0]}))
+                reached.append(True)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert reached == [True]
     assert len(pd.read_parquet(tmp_path / "metrics.parquet")) == 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back

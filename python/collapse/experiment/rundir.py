@@ -75,7 +75,7 @@ def interrupts_held() -> Iterator[None]:
     before = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         handler = signal.getsignal(signum)
-        if handler is not None:  # None: installed outside Python, left alone
+        if handler is not None and handler is not signal.SIG_IGN:  # None: installed outside Python
             before[signum] = handler
             signal.signal(signum, lambda n, _frame: held.append(n))
     try:
