@@ -88,10 +88,12 @@ def simulate_categorical(p0: npt.ArrayLike, N: int, generations: int, paradigm: 
     ...
 def simulate_gaussian(mean: npt.ArrayLike, cov: npt.ArrayLike, N: int, generations: int, paradigm: str,
                       alpha: float, weight: float, seed: int, first_trial: int, trials: int, threads: int = 0,
-                      record_every: int = 1, draws: str = "statistics") -> Dict[str, Any]:
+                      record_every: int = 1, draws: str = "statistics", ddof: int = 0,
+                      synthetic_per_generation: int = -1, record_fits: bool = False) -> Dict[str, Any]:
     """Trials [first_trial, first_trial + trials) of the Gaussian collapse process: dict with
     first_trial, generation, mean_sq_error/variance_ratio/log_det_ratio (trials x recorded),
-    final_mean (trials x dim), final_cov (trials x dim x dim)."""
+    final_mean (trials x dim), final_cov (trials x dim x dim); with record_fits, fit_mean
+    (trials x recorded x dim) and fit_cov (trials x recorded x dim x dim)."""
 def simulation_normal(seed: int, count: int) -> npt.NDArray[np.float64]: ...
 def simulation_gamma(seed: int, shape: float, count: int) -> npt.NDArray[np.float64]: ...
 def simulation_tail_set(p0: npt.ArrayLike, tail_fraction: float) -> npt.NDArray[np.uint32]: ...
