@@ -7,6 +7,7 @@ optimum hold exactly; with ddof=0 (ML, the default) they are rejected and our ex
 hold (tests/test_theory_laws.py); each test shows both sides at a size where they differ.
 """
 
+import json
 import math
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 import collapse
 from collapse import theory
 from collapse.errors import CollapseError
-
+from conftest import run_cli
 from test_theory_laws import per_generation, stationary_average, within_3se, z_score  # noqa: E402
 
 
@@ -159,3 +160,58 @@ def test_laws_reject_bad_ddof_and_m():
                  lambda: theory.gaussian_accumulate_moments(10, 3, m=0)):
         with pytest.raises(CollapseError):
             call()
+
+
+# ------------------------------------------------------------- Zipf-Mandelbrot p0 (categorical)
+
+def test_zipf_offset_is_zipf_mandelbrot():
+    K, s, q = 50, 1.2, 2.7
+    p = theory.make_p0("zipf", K, s, zipf_offset=q)
+    expected = (np.arange(1, K + 1) + q) ** -s
+    np.testing.assert_allclose(p, expected / expected.sum(), rtol=1e-14)
+    assert p[0] / p[1] == pytest.approx(((2 + q) / (1 + q)) ** s)
+    np.testing.assert_array_equal(theory.make_p0("zipf", K, s, zipf_offset=0), theory.make_p0("zipf", K, s))
+    a = collapse.simulate(p0="zipf", K=K, zipf_s=s, zipf_offset=q, N=40, generations=5, trials=30, seed=3)
+    b = collapse.simulate(p0=p, N=40, generations=5, trials=30, seed=3)
+    assert a.metrics.equals(b.metrics)
+
+
+@pytest.mark.parametrize("kw", [{"zipf_offset": -0.5}, {"zipf_offset": float("nan")}, {"zipf_offset": True},
+                                {"zipf_offset": 1.0, "p0": "uniform"}, {"zipf_offset": 1.0, "p0": [0.5, 0.5], "K": None}])
+def test_bad_zipf_offset_is_refused(kw):
+    args = dict(p0="zipf", K=10, N=10, generations=2, trials=2)
+    args.update(kw)
+    with pytest.raises(CollapseError, match="zipf_offset") as e:
+        collapse.simulate(**args)
+    assert "unexpected" not in str(e.value)
+
+
+# ------------------------------------------------------------------------------------ CLI
+
+def test_cli_ddof_record_and_contribution(tmp_path):
+    out = tmp_path / "g"
+    rc, _, stderr = run_cli("simulate", "--process", "gaussian", "--N", 10, "--generations", 4, "--trials", 6,
+                            "--paradigm", "weighted", "--weight", 0.5, "--contribution", 2, "--ddof", 1,
+                            "--record", "all", "--seed", 5, "--out", out)
+    assert rc == 0, stderr
+    again = gaussian(N=10, generations=4, trials=6, paradigm="weighted", weight=0.5, contribution=2, ddof=1,
+                     record="all", seed=5)
+    fits = np.load(out / "fits.npz")
+    np.testing.assert_array_equal(fits["generation"], np.arange(5))
+    np.testing.assert_array_equal(fits["fit_mean"], again.fit_mean)
+    np.testing.assert_array_equal(fits["fit_cov"], again.fit_cov)
+    assert json.loads((out / "manifest.json").read_text())["config"]["ddof"] == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--process", "gaussian", "--ddof", "2"), "ddof must be"),
+    (("--process", "gaussian", "--record", "every"), "unknown record"),
+    (("--process", "gaussian", "--paradigm", "accumulate", "--contribution", "0"), "contribution must be"),
+    (("--process", "gaussian", "--contribution", "0.5"), "contribution is only used"),
+    (("--K", "10", "--zipf-offset", "-1"), "zipf_offset must be"),
+    (("--K", "10", "--ddof", "1"), "--ddof and --record are for --process gaussian"),
+])
+def test_cli_bad_values_one_line_exit_2(tmp_path, args, message):
+    rc, _, stderr = run_cli("simulate", "--N", 5, "--generations", 2, *args, "--out", tmp_path / "r")
+    assert rc == 2
+    assert message in stderr and len(stderr.strip().splitlines()) == 1

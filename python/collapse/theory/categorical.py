@@ -47,15 +47,24 @@ MAX_FINAL_P_ENTRIES = 2.5e8  # 2 GB of float64
 
 # ---------------------------------------------------------------------------------- p0
 
-def make_p0(kind: str, K: int, zipf_s: float = 1.0) -> np.ndarray:
-    """A truth over K outcomes: "uniform", or "zipf" (p_i proportional to i^-s, i = 1..K)."""
+def make_p0(kind: str, K: int, zipf_s: float = 1.0, zipf_offset: float = 0.0) -> np.ndarray:
+    """A truth over K outcomes: "uniform", or "zipf": p_i proportional to (i + q)^-s, i = 1..K,
+    with q = zipf_offset >= 0 (Zipf-Mandelbrot; q = 0 is Zipf's law)."""
     K = integer("K", K, 2)
+    if isinstance(zipf_offset, bool) or not (isinstance(zipf_offset, (int, float)) and math.isfinite(zipf_offset)
+                                             and zipf_offset >= 0):
+        raise CollapseError(f"zipf_offset must be a finite number >= 0, got {zipf_offset!r}")
     if kind == "uniform":
+        if zipf_offset != 0:
+            raise CollapseError("zipf_offset is only used by p0='zipf'")
         return np.full(int(K), 1.0 / K)
     if kind == "zipf":
         if not (isinstance(zipf_s, (int, float)) and math.isfinite(zipf_s) and zipf_s >= 0):
             raise CollapseError(f"zipf exponent must be a finite number >= 0, got {zipf_s!r}")
-        w = np.arange(1, int(K) + 1, dtype=np.float64) ** (-float(zipf_s))
+        ranks = np.arange(1, int(K) + 1, dtype=np.float64)
+        if zipf_offset != 0:
+            ranks += float(zipf_offset)
+        w = ranks ** (-float(zipf_s))
         return w / w.sum()
     raise CollapseError(f"unknown p0 kind {kind!r} (expected 'uniform', 'zipf' or an array)")
 
@@ -85,12 +94,14 @@ def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = Non
                          generations: Optional[int] = None, trials: int = 1, paradigm: str = "replace",
                          alpha: Optional[float] = None, seed: int = 0, threads: int = 0, executor: str = "local",
                          address: Optional[str] = None, *, K: Optional[int] = None, zipf_s: float = 1.0,
+                         zipf_offset: float = 0.0,
                          tail_fraction: float = 0.1, keep_final_p: bool = True, chunks: Optional[int] = None,
                          record_every: int = 1, without_replacement: str = "auto", weight: Optional[float] = None,
                          contribution: Optional[float] = None) -> SimulationResult:
     """The categorical process; see the module docstring for the definitions.
 
-    p0: the truth (array of K probabilities), or "uniform" / "zipf" with K= (and zipf_s=).
+    p0: the truth (array of K probabilities), or "uniform" / "zipf" with K= (and zipf_s=,
+    zipf_offset= q: p_i proportional to (i + q)^-zipf_s, Zipf-Mandelbrot; default 0).
     N: sample size per generation. generations: refits G (generations 0..G are reported).
     alpha: synthetic fraction for "mix" and "fresh" (required there, ignored elsewhere;
     the metrics' alpha column is NaN for paradigms without one).
@@ -115,7 +126,9 @@ def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = Non
     if isinstance(p0, str):
         if K is None:
             raise CollapseError(f"p0={p0!r} needs K=")
-        p0 = make_p0(p0, K, zipf_s)
+        p0 = make_p0(p0, K, zipf_s, zipf_offset)
+    elif zipf_offset != 0:
+        raise CollapseError("zipf_offset is only used by p0='zipf'")
     p0_arr = check_p0(p0)
     if K is not None and int(K) != p0_arr.size:
         raise CollapseError(f"K={K} does not match p0's {p0_arr.size} outcomes")

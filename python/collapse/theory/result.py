@@ -78,7 +78,8 @@ class SimulationResult:
 
 def write_run(result: SimulationResult, out_dir: str, save_final_p: bool = False) -> None:
     """The run-directory format (collapse.experiment.rundir): config.toml, manifest.json,
-    metrics.csv + metrics.parquet, events.csv, and final_p.npy if asked; every file written
+    metrics.csv + metrics.parquet, events.csv, final_p.npy if asked, and fits.npz (generation,
+    fit_mean, fit_cov) for a Gaussian result with record="all"; every file written
     with collapse.files (atomic and durable)."""
     os.makedirs(out_dir, exist_ok=True)
     write_toml(os.path.join(out_dir, "config.toml"), {"simulate": result.config},
@@ -91,6 +92,12 @@ def write_run(result: SimulationResult, out_dir: str, save_final_p: bool = False
         np.save(buf, result.final_p)
         write_bytes(os.path.join(out_dir, "final_p.npy"), buf.getvalue())
         files.append("final_p.npy")
+    if getattr(result, "fit_mean", None) is not None:  # the Gaussian process's record="all"
+        buf = io.BytesIO()
+        np.savez(buf, generation=np.sort(result.metrics["generation"].unique()), fit_mean=result.fit_mean,
+                 fit_cov=result.fit_cov)
+        write_bytes(os.path.join(out_dir, "fits.npz"), buf.getvalue())
+        files.append("fits.npz")
     manifest = {
         "kind": "simulate", "process": result.config.get("process"), "collapse_version": COLLAPSE_VERSION,
         "generations": result.config.get("generations"), "generations_finished": result.config.get("generations"),
