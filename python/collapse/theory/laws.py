@@ -23,7 +23,7 @@ Xu & Cheng's golden-ratio optimum hold exactly at every N (tests/test_theory_ddo
 from __future__ import annotations
 
 import math
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -212,7 +212,7 @@ def gaussian_accumulate_mean_sq_error(N: int, generation: ArrayLike, sigma2: flo
 
 
 def gaussian_accumulate_moments(N: int, generation: ArrayLike, sigma2: float = 1.0, ddof: int = 0,
-                                m: "int | None" = None) -> Tuple[ArrayLike, ArrayLike]:
+                                m: Optional[int] = None) -> Tuple[ArrayLike, ArrayLike]:
     """(E||m_g - mu0||^2, E[tr C_g] / sigma^2) under Accumulate with m synthetic draws per
     generation (the simulator's ``contribution``; m = N unless given) and covariance divisor
     n - ddof, exactly.
@@ -311,7 +311,7 @@ def gaussian_fresh_stationary_fixed_variance(N: int, alpha: float, sigma2: float
     return sigma2 / N / (1 - a * a)
 
 
-def _check_m(N: int, m: "int | None", ddof: int) -> int:
+def _check_m(N: int, m: Optional[int], ddof: int) -> int:
     """m, the synthetic draws per generation (None: N), checked: an integer >= 1 + ddof."""
     if m is None:
         return N
@@ -321,7 +321,7 @@ def _check_m(N: int, m: "int | None", ddof: int) -> int:
 
 
 def gaussian_weighted_moments(N: int, w: float, generation: ArrayLike, sigma2: float = 1.0, ddof: int = 0,
-                              m: "int | None" = None) -> Tuple[ArrayLike, ArrayLike]:
+                              m: Optional[int] = None) -> Tuple[ArrayLike, ArrayLike]:
     """(E||m_g - mu0||^2, E[tr C_g] / sigma^2) under Weighted(w), exactly.
 
     Weighted(w) (He, Xu & Cheng, JRSS-B): m' = (1 - w) mean(S) + w mean(F), C' = (1 - w)
@@ -365,7 +365,7 @@ def he_xu_cheng_stationary_mean_sq_error(N: int, w: float, sigma2: float = 1.0) 
     return ((1 - w) ** 2 + w * w) / (w * (2 - w)) * sigma2 / N
 
 
-def gaussian_weighted_stationary_variance_ratio(N: int, w: float, ddof: int = 0, m: "int | None" = None) -> float:
+def gaussian_weighted_stationary_variance_ratio(N: int, w: float, ddof: int = 0, m: Optional[int] = None) -> float:
     """Stationary E[tr C] / sigma^2 under Weighted(w): rho = w r_N / (1 - (1 - w) r_m),
     r_n = (n - 1) / (n - ddof): rho = w (N - 1) / (1 + w (N - 1)) for ML fits with m = N,
     exactly 1 for unbiased ones (ddof = 1, any m)."""
@@ -381,7 +381,7 @@ def gaussian_weighted_stationary_variance_ratio(N: int, w: float, ddof: int = 0,
 
 
 def gaussian_weighted_stationary_mean_sq_error(N: int, w: float, sigma2: float = 1.0, ddof: int = 0,
-                                               m: "int | None" = None) -> float:
+                                               m: Optional[int] = None) -> float:
     """Stationary E||m - mu0||^2 under our Weighted(w):
     ((1 - w)^2 rho N / m + w^2) / (w (2 - w)) x sigma^2 / N, rho =
     ``gaussian_weighted_stationary_variance_ratio`` (the fixed point of
