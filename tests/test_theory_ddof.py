@@ -209,9 +209,42 @@ def test_cli_ddof_record_and_contribution(tmp_path):
     (("--process", "gaussian", "--paradigm", "accumulate", "--contribution", "0"), "contribution must be"),
     (("--process", "gaussian", "--contribution", "0.5"), "contribution is only used"),
     (("--K", "10", "--zipf-offset", "-1"), "zipf_offset must be"),
-    (("--K", "10", "--ddof", "1"), "--ddof and --record are for --process gaussian"),
+    (("--K", "10", "--ddof", "1"), "--ddof is for --process gaussian"),
+    (("--K", "10", "--record", "every"), "unknown record"),
 ])
 def test_cli_bad_values_one_line_exit_2(tmp_path, args, message):
     rc, _, stderr = run_cli("simulate", "--N", 5, "--generations", 2, *args, "--out", tmp_path / "r")
     assert rc == 2
     assert message in stderr and len(stderr.strip().splitlines()) == 1
+
+
+# -------------------------------------------------------- record="all" (categorical process)
+
+@pytest.mark.parametrize("paradigm,kw", [("replace", {}), ("weighted", {"weight": 0.3}),
+                                         ("mix", {"alpha": 0.5}), ("accumulate", {"contribution": 0.5})])
+def test_categorical_record_all_keeps_every_p(paradigm, kw):
+    p0 = np.array([0.4, 0.0, 0.3, 0.2, 0.1])  # a zero outcome: off every support
+    args = dict(p0=p0, N=8, generations=9, trials=40, paradigm=paradigm, seed=18, record_every=4, **kw)
+    last, every = collapse.simulate(**args), collapse.simulate(record="all", **args)
+    assert last.fit_p is None
+    assert every.metrics.equals(last.metrics) and every.events.equals(last.events)
+    assert every.fit_p.shape == (40, 4, 5)  # generations 0, 4, 8, 9
+    np.testing.assert_allclose(every.fit_p[:, 0], np.broadcast_to(p0, (40, 5)), rtol=1e-15)  # p0 renormalised
+    np.testing.assert_array_equal(every.fit_p[:, -1], last.final_p)
+    p = every.fit_p.reshape(-1, 5)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+    assert (p[:, 1] == 0).all()
+    np.testing.assert_array_equal(every.metrics["support"], (p > 0).sum(axis=1))
+    np.testing.assert_allclose(every.metrics["sum_p2"], (p ** 2).sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(every.metrics["tv_to_truth"], 0.5 * np.abs(p - p0).sum(axis=1), rtol=1e-12, atol=1e-15)
+
+
+def test_cli_categorical_record_all_and_zipf_offset(tmp_path):
+    out = tmp_path / "c"
+    rc, _, stderr = run_cli("simulate", "--K", 12, "--zipf-offset", 1.5, "--N", 30, "--generations", 3,
+                            "--trials", 4, "--record", "all", "--seed", 2, "--out", out)
+    assert rc == 0, stderr
+    again = collapse.simulate(p0="zipf", K=12, zipf_offset=1.5, N=30, generations=3, trials=4, seed=2, record="all")
+    fits = np.load(out / "fits.npz")
+    np.testing.assert_array_equal(fits["fit_p"], again.fit_p)
+    np.testing.assert_array_equal(fits["generation"], np.arange(4))

@@ -33,6 +33,9 @@ py::dict run_to_dict(CategoricalRun&& run) {
     out["final_p"] = to_numpy_2d(std::move(run.final_p), trials, static_cast<py::ssize_t>(run.K));
   else
     out["final_p"] = py::none();
+  if (!run.fit_p.empty())
+    out["fit_p"] = to_numpy_2d(std::move(run.fit_p), trials, cols * static_cast<py::ssize_t>(run.K))
+                       .reshape({trials, cols, static_cast<py::ssize_t>(run.K)});
   return out;
 }
 
@@ -63,7 +66,7 @@ void register_simulation(py::module_& m) {
       [](CArray<double> p0, std::int64_t sample_size, int generations, const std::string& paradigm, double alpha,
          std::uint64_t seed, std::int64_t first_trial, std::int64_t trials, int threads, double tail_fraction,
          bool keep_final_p, int record_every, const std::string& without_replacement, double weight,
-         std::int64_t synthetic_per_generation) {
+         std::int64_t synthetic_per_generation, bool record_fits) {
         if (p0.ndim() != 1) throw std::invalid_argument("p0 must be a 1-d array");
         CategoricalSpec spec;
         spec.p0.assign(p0.data(), p0.data() + p0.size());
@@ -73,6 +76,7 @@ void register_simulation(py::module_& m) {
         spec.alpha = alpha;
         spec.weight = weight;
         spec.synthetic_per_generation = synthetic_per_generation;
+        spec.record_fits = record_fits;
         spec.seed = seed;
         spec.tail_fraction = tail_fraction;
         spec.record_every = record_every;
@@ -95,8 +99,10 @@ void register_simulation(py::module_& m) {
       py::arg("first_trial"), py::arg("trials"), py::arg("threads") = 0, py::arg("tail_fraction") = 0.1,
       py::arg("keep_final_p") = true, py::arg("record_every") = 1,
       py::arg("without_replacement") = "auto", py::arg("weight") = 0.5, py::arg("synthetic_per_generation") = -1,
+      py::arg("record_fits") = false,
       "Run trials [first_trial, first_trial + trials) of the categorical collapse process. Returns a dict of\n"
-      "arrays: trials x (recorded generations) metrics, the recorded generations, per-trial events, and final_p (trials x K) or None.");
+      "arrays: trials x (recorded generations) metrics, the recorded generations, per-trial events, and final_p (trials x K) or None;\n"
+      "with record_fits, fit_p (trials x recorded x K): every recorded generation's p.");
   m.def(
       "simulate_gaussian",
       [](CArray<double> mean, CArray<double> cov, std::int64_t sample_size, int generations,

@@ -80,11 +80,11 @@ def simulate_categorical(p0: npt.ArrayLike, N: int, generations: int, paradigm: 
                          first_trial: int, trials: int, threads: int = 0, tail_fraction: float = 0.1,
                          keep_final_p: bool = True, record_every: int = 1,
                          without_replacement: str = "auto", weight: float = 0.5,
-                         synthetic_per_generation: int = -1) -> Dict[str, Any]:
+                         synthetic_per_generation: int = -1, record_fits: bool = False) -> Dict[str, Any]:
     """Trials [first_trial, first_trial + trials) of the categorical collapse process: dict with
     first_trial, generation (recorded generations), entropy/support/sum_p2/kl_to_truth/
     tv_to_truth/tail_mass (trials x recorded), first_extinction/collapse/collapsed_to (trials),
-    final_p (trials x K or None)."""
+    final_p (trials x K or None); with record_fits, fit_p (trials x recorded x K)."""
     ...
 def simulate_gaussian(mean: npt.ArrayLike, cov: npt.ArrayLike, N: int, generations: int, paradigm: str,
                       alpha: float, weight: float, seed: int, first_trial: int, trials: int, threads: int = 0,

@@ -45,6 +45,9 @@ def register(subparsers) -> None:  # noqa: ANN001
     p.add_argument("--save-final-p", action="store_true", help="also write final_p.npy (trials x K)")
     p.add_argument("--record-every", type=int, default=1,
                    help="keep metrics for generations 0, k, 2k, ..., G only (default 1: all)")
+    p.add_argument("--record", default="last",
+                   help="last | all: also write every recorded generation's fit to fits.npz (categorical: p; "
+                        "gaussian: mean and covariance)")
     p.add_argument("--out", required=True, help="run directory to write")
     ga = p.add_argument_group("Gaussian process (--process gaussian); the truth is N(0, I) unless given")
     ga.add_argument("--dim", type=int, default=None, help="dimension d (default 1, or that of --mean/--cov)")
@@ -52,8 +55,7 @@ def register(subparsers) -> None:  # noqa: ANN001
     ga.add_argument("--cov", default=None, help="the true covariance as a .npy file (d x d, positive definite)")
     ga.add_argument("--ddof", type=int, default=0,
                     help="covariance divisor n - ddof: 0 the ML fit (default), 1 the unbiased (np.cov's)")
-    ga.add_argument("--record", default="last",
-                    help="last | all: also write every recorded generation's fitted mean and covariance (fits.npz)")
+
     ng = p.add_argument_group("n-gram process (--process ngram); N counts sequences")
     ng.add_argument("--source-arpa", default=None, help="the source model as an ARPA file")
     ng.add_argument("--source-text", default=None, help="fit the source on this text (one document per line)")
@@ -95,8 +97,8 @@ def _run_ngram(args: argparse.Namespace):  # noqa: ANN202
     from ..ngram.model import NGramModel
     from ..theory import simulate
 
-    if args.contribution is not None or args.zipf_offset != 0:
-        raise CollapseError("--contribution and --zipf-offset are not used by --process ngram")
+    if args.contribution is not None or args.zipf_offset != 0 or args.record != "last":
+        raise CollapseError("--contribution, --zipf-offset and --record are not used by --process ngram")
     if (args.source_arpa is None) == (args.source_text is None):
         raise CollapseError("--process ngram needs exactly one of --source-arpa and --source-text")
     source = source_corpus = None
@@ -155,8 +157,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.dim is not None or args.mean is not None or args.cov is not None:
         raise CollapseError("--dim, --mean and --cov are for --process gaussian")
-    if args.ddof != 0 or args.record != "last":
-        raise CollapseError("--ddof and --record are for --process gaussian")
+    if args.ddof != 0:
+        raise CollapseError("--ddof is for --process gaussian")
     if args.process == "ngram":
         result = _run_ngram(args)
         write_run(result, args.out)
@@ -169,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
                       paradigm=args.paradigm, alpha=args.alpha, seed=args.seed, threads=args.threads,
                       executor=args.executor, address=args.address, tail_fraction=args.tail_fraction,
                       keep_final_p=args.save_final_p, record_every=args.record_every, weight=args.weight,
-                      contribution=args.contribution)
+                      contribution=args.contribution, record=args.record)
     result.config["p0"] = args.p0 if args.p0 in ("zipf", "uniform") else os.path.abspath(args.p0)
     if args.p0 == "zipf":
         result.config["zipf_s"] = args.zipf_s
