@@ -33,6 +33,9 @@ py::dict run_to_dict(CategoricalRun&& run) {
     out["final_p"] = to_numpy_2d(std::move(run.final_p), trials, static_cast<py::ssize_t>(run.K));
   else
     out["final_p"] = py::none();
+  if (!run.fit_p.empty())
+    out["fit_p"] = to_numpy_2d(std::move(run.fit_p), trials, cols * static_cast<py::ssize_t>(run.K))
+                       .reshape({trials, cols, static_cast<py::ssize_t>(run.K)});
   return out;
 }
 
@@ -48,6 +51,10 @@ py::dict gaussian_run_to_dict(GaussianRun&& run) {
   out["log_det_ratio"] = to_numpy_2d(std::move(run.log_det_ratio), trials, cols);
   out["final_mean"] = to_numpy_2d(std::move(run.final_mean), trials, d);
   out["final_cov"] = to_numpy_2d(std::move(run.final_cov), trials, d * d).reshape({trials, d, d});
+  if (!run.fit_mean.empty()) {
+    out["fit_mean"] = to_numpy_2d(std::move(run.fit_mean), trials, cols * d).reshape({trials, cols, d});
+    out["fit_cov"] = to_numpy_2d(std::move(run.fit_cov), trials, cols * d * d).reshape({trials, cols, d, d});
+  }
   return out;
 }
 
@@ -59,7 +66,7 @@ void register_simulation(py::module_& m) {
       [](CArray<double> p0, std::int64_t sample_size, int generations, const std::string& paradigm, double alpha,
          std::uint64_t seed, std::int64_t first_trial, std::int64_t trials, int threads, double tail_fraction,
          bool keep_final_p, int record_every, const std::string& without_replacement, double weight,
-         std::int64_t synthetic_per_generation) {
+         std::int64_t synthetic_per_generation, bool record_fits) {
         if (p0.ndim() != 1) throw std::invalid_argument("p0 must be a 1-d array");
         CategoricalSpec spec;
         spec.p0.assign(p0.data(), p0.data() + p0.size());
@@ -69,6 +76,7 @@ void register_simulation(py::module_& m) {
         spec.alpha = alpha;
         spec.weight = weight;
         spec.synthetic_per_generation = synthetic_per_generation;
+        spec.record_fits = record_fits;
         spec.seed = seed;
         spec.tail_fraction = tail_fraction;
         spec.record_every = record_every;
@@ -91,13 +99,16 @@ void register_simulation(py::module_& m) {
       py::arg("first_trial"), py::arg("trials"), py::arg("threads") = 0, py::arg("tail_fraction") = 0.1,
       py::arg("keep_final_p") = true, py::arg("record_every") = 1,
       py::arg("without_replacement") = "auto", py::arg("weight") = 0.5, py::arg("synthetic_per_generation") = -1,
+      py::arg("record_fits") = false,
       "Run trials [first_trial, first_trial + trials) of the categorical collapse process. Returns a dict of\n"
-      "arrays: trials x (recorded generations) metrics, the recorded generations, per-trial events, and final_p (trials x K) or None.");
+      "arrays: trials x (recorded generations) metrics, the recorded generations, per-trial events, and final_p (trials x K) or None;\n"
+      "with record_fits, fit_p (trials x recorded x K): every recorded generation's p.");
   m.def(
       "simulate_gaussian",
       [](CArray<double> mean, CArray<double> cov, std::int64_t sample_size, int generations,
          const std::string& paradigm, double alpha, double weight, std::uint64_t seed, std::int64_t first_trial,
-         std::int64_t trials, int threads, int record_every, const std::string& draws) {
+         std::int64_t trials, int threads, int record_every, const std::string& draws, int ddof,
+         std::int64_t synthetic_per_generation, bool record_fits) {
         if (mean.ndim() != 1) throw std::invalid_argument("mean must be a 1-d array");
         if (cov.ndim() != 2 || cov.shape(0) != mean.shape(0) || cov.shape(1) != mean.shape(0))
           throw std::invalid_argument("cov must be a dim x dim array (dim = len(mean))");
@@ -112,6 +123,9 @@ void register_simulation(py::module_& m) {
         spec.weight = weight;
         spec.seed = seed;
         spec.record_every = record_every;
+        spec.ddof = ddof;
+        spec.synthetic_per_generation = synthetic_per_generation;
+        spec.record_fits = record_fits;
         if (draws == "statistics")
           spec.draws = GaussianDraws::Statistics;
         else if (draws == "samples")
@@ -127,10 +141,13 @@ void register_simulation(py::module_& m) {
       },
       py::arg("mean"), py::arg("cov"), py::arg("N"), py::arg("generations"), py::arg("paradigm"), py::arg("alpha"),
       py::arg("weight"), py::arg("seed"), py::arg("first_trial"), py::arg("trials"), py::arg("threads") = 0,
-      py::arg("record_every") = 1, py::arg("draws") = "statistics",
-      "Run trials [first_trial, first_trial + trials) of the Gaussian collapse process (ML fits of N(mean, cov)).\n"
+      py::arg("record_every") = 1, py::arg("draws") = "statistics", py::arg("ddof") = 0,
+      py::arg("synthetic_per_generation") = -1, py::arg("record_fits") = false,
+      "Run trials [first_trial, first_trial + trials) of the Gaussian collapse process (fits of N(mean, cov):\n"
+      "covariance divisor n - ddof; synthetic_per_generation m draws from the model per generation, -1: N).\n"
       "Returns a dict: trials x (recorded generations) mean_sq_error, variance_ratio, log_det_ratio, the recorded\n"
-      "generations, and generation G's final_mean (trials x dim) and final_cov (trials x dim x dim).");
+      "generations, and generation G's final_mean (trials x dim) and final_cov (trials x dim x dim); with\n"
+      "record_fits, every recorded generation's fit_mean (trials x recorded x dim) and fit_cov (... x dim x dim).");
   m.def("simulation_tail_set",
         [](CArray<double> p0, double tail_fraction) {
           std::vector<double> p(p0.data(), p0.data() + p0.size());

@@ -426,6 +426,10 @@ struct Recorder {
     run.kl_to_truth[r] = std::max(0.0, kl);  // KL >= 0; only rounding makes it negative
     run.tv_to_truth[r] = 0.5 * (tv_on + std::max(0.0, 1.0 - p0_on));
     run.tail_mass[r] = tail;
+    if (!run.fit_p.empty()) {  // rows start zeroed: outcomes off the support keep 0
+      double* row = run.fit_p.data() + r * run.K;
+      for (std::size_t i = 0; i < size; ++i) row[truth.outcome[idx[i]]] = entry(i).first;
+    }
     note_events(gen, static_cast<std::int64_t>(size), size == 1 ? truth.outcome[idx[0]] : 0);
   }
 
@@ -437,6 +441,8 @@ struct Recorder {
     run.kl_to_truth[r] = 0.0;
     run.tv_to_truth[r] = 0.0;
     run.tail_mass[r] = truth.tail_mass;
+    if (!run.fit_p.empty())
+      for (std::size_t j = 0; j < truth.p.size(); ++j) run.fit_p[r * run.K + truth.outcome[j]] = truth.p[j];
     note_events(0, static_cast<std::int64_t>(truth.p.size()), truth.outcome[0]);
   }
 
@@ -580,6 +586,12 @@ CategoricalRun simulate_categorical(const CategoricalSpec& spec, std::int64_t fi
   run.collapse.assign(static_cast<std::size_t>(trials), -1);
   run.collapsed_to.assign(static_cast<std::size_t>(trials), -1);
   if (keep_final_p) run.final_p.assign(static_cast<std::size_t>(trials) * run.K, 0.0);
+  if (spec.record_fits) {
+    if (static_cast<double>(rows) * static_cast<double>(run.K) > 268435456.0)
+      throw std::invalid_argument("trials x recorded generations x K (every generation's p) is above 2^28: "
+                                  "use fewer trials or record_every");
+    run.fit_p.assign(rows * run.K, 0.0);
+  }
 
   const int n_threads = static_cast<int>(std::min<std::int64_t>(resolve_threads(threads), trials));
   std::atomic<std::int64_t> next{0};

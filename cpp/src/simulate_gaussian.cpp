@@ -114,9 +114,23 @@ void validate(const GaussianSpec& spec) {
   if (!(spec.alpha >= 0.0 && spec.alpha <= 1.0)) throw std::invalid_argument("alpha must lie in [0, 1]");
   if (!(spec.weight >= 0.0 && spec.weight <= 1.0)) throw std::invalid_argument("weight must lie in [0, 1]");
   if (spec.record_every < 1) throw std::invalid_argument("record_every must be >= 1");
+  if (spec.ddof != 0 && spec.ddof != 1) throw std::invalid_argument("ddof must be 0 or 1");
+  if (spec.ddof == 1 && spec.sample_size < 2) throw std::invalid_argument("ddof = 1 needs N >= 2");
+  const std::int64_t m = spec.synthetic_per_generation;
+  if (m != -1) {
+    if (m < 1) throw std::invalid_argument("synthetic_per_generation must be >= 1 (or -1: N)");
+    if (spec.paradigm != Paradigm::Accumulate && spec.paradigm != Paradigm::AccumulateSubsample &&
+        spec.paradigm != Paradigm::Weighted)
+      throw std::invalid_argument("synthetic_per_generation is used by accumulate, accumulate-subsample and weighted only");
+    if (spec.paradigm == Paradigm::Weighted && spec.ddof == 1 && m < 2)
+      throw std::invalid_argument("ddof = 1 needs synthetic_per_generation >= 2 under weighted");
+    if (static_cast<double>(m) * (spec.generations + 1.0) > 4.0e18)
+      throw std::invalid_argument("synthetic_per_generation * (generations + 1) is too large");
+  }
   const double N = static_cast<double>(spec.sample_size);
+  const double M = m == -1 ? N : static_cast<double>(m);
   if (spec.paradigm == Paradigm::AccumulateSubsample &&
-      N * (spec.generations + 1.0) * d > kMaxPooledGaussianValues)
+      (N + spec.generations * M) * d > kMaxPooledGaussianValues)
     throw std::invalid_argument("accumulate-subsample keeps (generations + 1) x N x dim values per thread; "
                                 "that is above 2^25 (256 MiB): use fewer generations or a smaller N");
   if (spec.paradigm == Paradigm::Mix && N * d > kMaxPooledGaussianValues)
@@ -339,7 +353,7 @@ void refactor(Model& model, int d, double n = std::numeric_limits<double>::infin
 // passes ~1e12) made log det -inf in ~0.4% of trial-generations by generation 60 at
 // dim 3, N 10, and froze the model in a subspace. n <= d: S_z is singular (rank n - 1),
 // U has a zero column, and so does every later factor (-inf, truly singular).
-void fit_to_own_draws(Model& model, const Moments& zm, int d, Scratch& sc) {
+void fit_to_own_draws(Model& model, const Moments& zm, int d, int ddof, Scratch& sc) {
   const std::size_t D = static_cast<std::size_t>(d);
   const std::vector<double>& L = model.chol;
   for (std::size_t i = 0; i < D; ++i) {  // m + L zbar, entry by entry (in place: row i reads m_i only)
@@ -348,7 +362,7 @@ void fit_to_own_draws(Model& model, const Moments& zm, int d, Scratch& sc) {
     model.mean[i] = s;
   }
   sc.tmp.resize(D * D);
-  for (std::size_t i = 0; i < D * D; ++i) sc.tmp[i] = zm.scatter[i] / zm.n;
+  for (std::size_t i = 0; i < D * D; ++i) sc.tmp[i] = zm.scatter[i] / (zm.n - ddof);
   cholesky_psd(sc.tmp, d, sc.u, /*known_psd=*/true);
   keep_rank(sc.u, d, zm.n);
   sc.tmp.assign(D * D, 0.0);  // L U (lower triangular)
@@ -370,21 +384,21 @@ void fit_to_own_draws(Model& model, const Moments& zm, int d, Scratch& sc) {
     }
 }
 
-// The ML fit of pooled data: mean, scatter / n.
-void fit(Model& model, const Moments& m, int d) {
+// The fit of pooled data: mean, scatter / (n - ddof) (ddof 0: ML; 1: unbiased).
+void fit(Model& model, const Moments& m, int d, int ddof) {
   model.mean = m.mean;
   model.cov.resize(m.scatter.size());
-  for (std::size_t i = 0; i < m.scatter.size(); ++i) model.cov[i] = m.scatter[i] / m.n;
+  for (std::size_t i = 0; i < m.scatter.size(); ++i) model.cov[i] = m.scatter[i] / (m.n - ddof);
   refactor(model, d, m.n);
 }
 
 // Paradigm weighted: (1 - w) fit(a) + w fit(b), parameter by parameter.
-void fit_weighted(Model& model, const Moments& a, const Moments& b, double w, int d) {
+void fit_weighted(Model& model, const Moments& a, const Moments& b, double w, int d, int ddof) {
   const std::size_t D = static_cast<std::size_t>(d);
   model.mean.resize(D);
   model.cov.resize(D * D);
   for (std::size_t i = 0; i < D; ++i) model.mean[i] = (1.0 - w) * a.mean[i] + w * b.mean[i];
-  for (std::size_t i = 0; i < D * D; ++i) model.cov[i] = (1.0 - w) * a.scatter[i] / a.n + w * b.scatter[i] / b.n;
+  for (std::size_t i = 0; i < D * D; ++i) model.cov[i] = (1.0 - w) * a.scatter[i] / (a.n - ddof) + w * b.scatter[i] / (b.n - ddof);
   refactor(model, d);
 }
 
@@ -408,6 +422,9 @@ struct Recorder {
     run.mean_sq_error[r] = se;
     run.variance_ratio[r] = tr / truth.trace;
     run.log_det_ratio[r] = model.log_det - truth.model.log_det;
+    if (run.fit_mean.empty()) return;
+    std::copy(model.mean.begin(), model.mean.end(), run.fit_mean.begin() + static_cast<std::ptrdiff_t>(r * D));
+    std::copy(model.cov.begin(), model.cov.end(), run.fit_cov.begin() + static_cast<std::ptrdiff_t>(r * D * D));
   }
 };
 
@@ -419,6 +436,8 @@ void run_trial(const GaussianSpec& spec, const Truth& truth, const std::vector<i
   const int G = spec.generations;
   const std::int64_t N = spec.sample_size;
   const std::int64_t n_syn = static_cast<std::int64_t>(std::floor(spec.alpha * static_cast<double>(N) + 0.5));
+  const std::int64_t m = spec.synthetic_per_generation == -1 ? N : spec.synthetic_per_generation;  // synthetic draws
+  const int ddof = spec.ddof;
   Recorder rec{run, truth, column, local * run.recorded.size()};
   rec.record(0, truth.model, d);
 
@@ -433,25 +452,25 @@ void run_trial(const GaussianSpec& spec, const Truth& truth, const std::vector<i
                      (spec.paradigm == Paradigm::Weighted && spec.weight == 0.0);
   sc.rows.clear();
   if (keeps_rows) {
-    if (spec.paradigm == Paradigm::AccumulateSubsample) sc.rows.reserve(static_cast<std::size_t>(N) * (G + 1) * D);
+    if (spec.paradigm == Paradigm::AccumulateSubsample) sc.rows.reserve(static_cast<std::size_t>(N + G * m) * D);
     draw_rows(rng, truth.model, d, N, sc);
     row_moments(sc.rows.data(), N, d, pool);
-    fit(model, pool, d);
+    fit(model, pool, d, ddof);
   } else if (chain) {
     draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
     model = truth.model;
-    fit_to_own_draws(model, sc.zm, d, sc);
+    fit_to_own_draws(model, sc.zm, d, ddof, sc);
   } else {
     draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
     to_x_space(truth.model, d, sc.zm, pool, sc);
-    fit(model, pool, d);
+    fit(model, pool, d, ddof);
   }
   rec.record(1, model, d);
 
   for (int gen = 2; gen <= G; ++gen) {
     if (chain) {  // Weighted with w = 0 still draws (and ignores) its real batch: the same stream
-      draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
-      fit_to_own_draws(model, sc.zm, d, sc);
+      draw_z_moments(rng, spec.paradigm == Paradigm::Weighted ? m : N, d, spec.draws, sc.zm, sc);
+      fit_to_own_draws(model, sc.zm, d, ddof, sc);
       if (spec.paradigm == Paradigm::Weighted) draw_z_moments(rng, N, d, spec.draws, sc.b, sc);
       rec.record(gen, model, d);
       continue;
@@ -460,17 +479,17 @@ void run_trial(const GaussianSpec& spec, const Truth& truth, const std::vector<i
       case Paradigm::Replace:  // a chain, above
         break;
       case Paradigm::Accumulate:
-        draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
+        draw_z_moments(rng, m, d, spec.draws, sc.zm, sc);
         to_x_space(model, d, sc.zm, sc.a, sc);
         combine(pool, sc.a);
-        fit(model, pool, d);
+        fit(model, pool, d, ddof);
         break;
       case Paradigm::AccumulateSubsample: {
-        draw_rows(rng, model, d, N, sc);
+        draw_rows(rng, model, d, m, sc);
         const std::int64_t count = static_cast<std::int64_t>(sc.rows.size() / D);
         shuffle_prefix(rng, sc.rows.data(), count, N, d);
         row_moments(sc.rows.data(), N, d, sc.a);
-        fit(model, sc.a, d);
+        fit(model, sc.a, d, ddof);
         break;
       }
       case Paradigm::Mix:
@@ -479,7 +498,7 @@ void run_trial(const GaussianSpec& spec, const Truth& truth, const std::vector<i
         shuffle_prefix(rng, sc.rows.data(), N, N - n_syn, d);
         row_moments(sc.rows.data(), N - n_syn, d, sc.b);
         combine(sc.a, sc.b);
-        fit(model, sc.a, d);
+        fit(model, sc.a, d, ddof);
         break;
       case Paradigm::Fresh:
         draw_z_moments(rng, n_syn, d, spec.draws, sc.zm, sc);
@@ -487,14 +506,14 @@ void run_trial(const GaussianSpec& spec, const Truth& truth, const std::vector<i
         draw_z_moments(rng, N - n_syn, d, spec.draws, sc.zm, sc);
         to_x_space(truth.model, d, sc.zm, sc.b, sc);
         combine(sc.a, sc.b);
-        fit(model, sc.a, d);
+        fit(model, sc.a, d, ddof);
         break;
       case Paradigm::Weighted:
-        draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
+        draw_z_moments(rng, m, d, spec.draws, sc.zm, sc);
         to_x_space(model, d, sc.zm, sc.a, sc);
         draw_z_moments(rng, N, d, spec.draws, sc.zm, sc);
         to_x_space(truth.model, d, sc.zm, sc.b, sc);
-        fit_weighted(model, sc.a, sc.b, spec.weight, d);
+        fit_weighted(model, sc.a, sc.b, spec.weight, d, ddof);
         break;
     }
     rec.record(gen, model, d);
@@ -531,6 +550,13 @@ GaussianRun simulate_gaussian(const GaussianSpec& spec, std::int64_t first_trial
   const std::size_t D = static_cast<std::size_t>(spec.dim);
   run.final_mean.resize(static_cast<std::size_t>(trials) * D);
   run.final_cov.resize(static_cast<std::size_t>(trials) * D * D);
+  if (spec.record_fits) {
+    if (static_cast<double>(rows) * spec.dim * spec.dim > kMaxGaussianFinalValues)
+      throw std::invalid_argument("trials x recorded generations x dim^2 (every fit's covariance) is above 2^28: "
+                                  "use fewer trials or record_every");
+    run.fit_mean.resize(rows * D);
+    run.fit_cov.resize(rows * D * D);
+  }
 
   const int n_threads = static_cast<int>(std::min<std::int64_t>(resolve_threads(threads), trials));
   std::atomic<std::int64_t> next{0};

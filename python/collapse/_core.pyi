@@ -80,18 +80,20 @@ def simulate_categorical(p0: npt.ArrayLike, N: int, generations: int, paradigm: 
                          first_trial: int, trials: int, threads: int = 0, tail_fraction: float = 0.1,
                          keep_final_p: bool = True, record_every: int = 1,
                          without_replacement: str = "auto", weight: float = 0.5,
-                         synthetic_per_generation: int = -1) -> Dict[str, Any]:
+                         synthetic_per_generation: int = -1, record_fits: bool = False) -> Dict[str, Any]:
     """Trials [first_trial, first_trial + trials) of the categorical collapse process: dict with
     first_trial, generation (recorded generations), entropy/support/sum_p2/kl_to_truth/
     tv_to_truth/tail_mass (trials x recorded), first_extinction/collapse/collapsed_to (trials),
-    final_p (trials x K or None)."""
+    final_p (trials x K or None); with record_fits, fit_p (trials x recorded x K)."""
     ...
 def simulate_gaussian(mean: npt.ArrayLike, cov: npt.ArrayLike, N: int, generations: int, paradigm: str,
                       alpha: float, weight: float, seed: int, first_trial: int, trials: int, threads: int = 0,
-                      record_every: int = 1, draws: str = "statistics") -> Dict[str, Any]:
+                      record_every: int = 1, draws: str = "statistics", ddof: int = 0,
+                      synthetic_per_generation: int = -1, record_fits: bool = False) -> Dict[str, Any]:
     """Trials [first_trial, first_trial + trials) of the Gaussian collapse process: dict with
     first_trial, generation, mean_sq_error/variance_ratio/log_det_ratio (trials x recorded),
-    final_mean (trials x dim), final_cov (trials x dim x dim)."""
+    final_mean (trials x dim), final_cov (trials x dim x dim); with record_fits, fit_mean
+    (trials x recorded x dim) and fit_cov (trials x recorded x dim x dim)."""
 def simulation_normal(seed: int, count: int) -> npt.NDArray[np.float64]: ...
 def simulation_gamma(seed: int, shape: float, count: int) -> npt.NDArray[np.float64]: ...
 def simulation_tail_set(p0: npt.ArrayLike, tail_fraction: float) -> npt.NDArray[np.uint32]: ...

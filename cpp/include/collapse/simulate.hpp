@@ -52,6 +52,7 @@ struct CategoricalSpec {
   double tail_fraction = 0.1;    // the tail set: the rarest ceil(q |supp p0|) outcomes
   int record_every = 1;          // metrics kept for generations 0, k, 2k, ... and G
   WithoutReplacement without_replacement = WithoutReplacement::Auto;
+  bool record_fits = false;      // keep every recorded generation's p (fit_p)
 };
 
 // The generations whose metrics are kept: 0, k, 2k, ..., and always G.
@@ -73,6 +74,7 @@ struct CategoricalRun {
   // first generation with support 1 (and its outcome); -1 if not within the run.
   std::vector<std::int64_t> first_extinction, collapse, collapsed_to;
   std::vector<double> final_p;      // trials x K, generation G; empty unless asked for
+  std::vector<double> fit_p;        // record_fits: trials x recorded x K, every recorded generation's p
 };
 
 // Validates spec (std::invalid_argument), then runs trials [first_trial, first_trial +

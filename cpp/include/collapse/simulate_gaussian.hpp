@@ -56,6 +56,9 @@ struct GaussianSpec {
   std::uint64_t seed = 0;
   int record_every = 1;          // metrics kept for generations 0, k, 2k, ... and G
   GaussianDraws draws = GaussianDraws::Statistics;
+  int ddof = 0;                  // covariance divisor n - ddof: 0 the ML fit, 1 the unbiased (np.cov's)
+  std::int64_t synthetic_per_generation = -1;  // m synthetic draws per generation (-1: N); accumulate(-subsample), weighted
+  bool record_fits = false;      // keep every recorded generation's fitted mean and covariance
 };
 
 // Per-trial, per-generation metrics, row-major (trial, recorded generation).
@@ -68,6 +71,8 @@ struct GaussianRun {
   std::vector<double> log_det_ratio;   // log det C_t - log det Sigma0 (-inf iff C_t is singular)
   std::vector<double> final_mean;      // trials x dim, generation G
   std::vector<double> final_cov;       // trials x dim x dim, generation G
+  std::vector<double> fit_mean;        // record_fits: trials x recorded x dim
+  std::vector<double> fit_cov;         // record_fits: trials x recorded x dim x dim
 };
 
 // Upper bounds that keep every allocation a validated size: items pooled by

@@ -31,6 +31,11 @@ def register(subparsers) -> None:  # noqa: ANN001
                    help="weighted: weight w of the estimate from fresh real data, in [0, 1]")
     p.add_argument("--p0", default="zipf", help="zipf | uniform | FILE.npy (default zipf)")
     p.add_argument("--zipf-s", type=float, default=1.0, help="Zipf exponent for --p0 zipf (default 1)")
+    p.add_argument("--zipf-offset", type=float, default=0.0,
+                   help="Zipf-Mandelbrot offset q for --p0 zipf: p_i ~ (i + q)^-s (default 0: Zipf)")
+    p.add_argument("--contribution", type=float, default=None,
+                   help="synthetic draws per generation as a fraction c of N: round(c N) (accumulate, "
+                        "accumulate-subsample: c in (0, 1]; weighted, gaussian only: c > 0, He-Xu-Cheng's m)")
     p.add_argument("--tail-fraction", type=float, default=0.1,
                    help="tail set: the rarest fraction of p0's outcomes (default 0.1)")
     p.add_argument("--seed", type=int, default=0)
@@ -40,11 +45,17 @@ def register(subparsers) -> None:  # noqa: ANN001
     p.add_argument("--save-final-p", action="store_true", help="also write final_p.npy (trials x K)")
     p.add_argument("--record-every", type=int, default=1,
                    help="keep metrics for generations 0, k, 2k, ..., G only (default 1: all)")
+    p.add_argument("--record", default="last",
+                   help="last | all: also write every recorded generation's fit to fits.npz (categorical: p; "
+                        "gaussian: mean and covariance)")
     p.add_argument("--out", required=True, help="run directory to write")
     ga = p.add_argument_group("Gaussian process (--process gaussian); the truth is N(0, I) unless given")
     ga.add_argument("--dim", type=int, default=None, help="dimension d (default 1, or that of --mean/--cov)")
     ga.add_argument("--mean", default=None, help="the true mean as a .npy file (d numbers)")
     ga.add_argument("--cov", default=None, help="the true covariance as a .npy file (d x d, positive definite)")
+    ga.add_argument("--ddof", type=int, default=0,
+                    help="covariance divisor n - ddof: 0 the ML fit (default), 1 the unbiased (np.cov's)")
+
     ng = p.add_argument_group("n-gram process (--process ngram); N counts sequences")
     ng.add_argument("--source-arpa", default=None, help="the source model as an ARPA file")
     ng.add_argument("--source-text", default=None, help="fit the source on this text (one document per line)")
@@ -65,9 +76,11 @@ def _load_p0(args: argparse.Namespace):  # noqa: ANN202
     if args.p0 in ("zipf", "uniform"):
         if args.K is None:
             raise CollapseError(f"--p0 {args.p0} needs --K")
-        return make_p0(args.p0, args.K, args.zipf_s)
+        return make_p0(args.p0, args.K, args.zipf_s, args.zipf_offset)
     if not args.p0.endswith(".npy"):
         raise CollapseError(f"--p0 must be zipf, uniform or a .npy file, got {args.p0!r}")
+    if args.zipf_offset != 0:
+        raise CollapseError("--zipf-offset is only used by --p0 zipf")
     if not os.path.exists(args.p0):
         raise CollapseError(f"no such file: {args.p0}")
     try:
@@ -84,6 +97,8 @@ def _run_ngram(args: argparse.Namespace):  # noqa: ANN202
     from ..ngram.model import NGramModel
     from ..theory import simulate
 
+    if args.contribution is not None or args.zipf_offset != 0 or args.record != "last":
+        raise CollapseError("--contribution, --zipf-offset and --record are not used by --process ngram")
     if (args.source_arpa is None) == (args.source_text is None):
         raise CollapseError("--process ngram needs exactly one of --source-arpa and --source-text")
     source = source_corpus = None
@@ -119,14 +134,16 @@ def _load_npy(path: str, what: str):  # noqa: ANN202
 def _run_gaussian(args: argparse.Namespace):  # noqa: ANN202
     from ..theory import simulate
 
-    if args.p0 != "zipf" or args.K is not None:
-        raise CollapseError("--p0 and --K are not used by --process gaussian (it takes --dim, --mean, --cov)")
+    if args.p0 != "zipf" or args.K is not None or args.zipf_offset != 0:
+        raise CollapseError("--p0, --K and --zipf-offset are not used by --process gaussian "
+                            "(it takes --dim, --mean, --cov)")
     mean = None if args.mean is None else _load_npy(args.mean, "mean")
     cov = None if args.cov is None else _load_npy(args.cov, "cov")
     return simulate(process="gaussian", dim=args.dim, mean=mean, cov=cov, N=args.N, generations=args.generations,
                     trials=args.trials, paradigm=args.paradigm, alpha=args.alpha, weight=args.weight,
                     seed=args.seed, threads=args.threads, executor=args.executor,
-                    record_every=args.record_every)
+                    record_every=args.record_every, ddof=args.ddof, contribution=args.contribution,
+                    record=args.record)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.dim is not None or args.mean is not None or args.cov is not None:
         raise CollapseError("--dim, --mean and --cov are for --process gaussian")
+    if args.ddof != 0:
+        raise CollapseError("--ddof is for --process gaussian")
     if args.process == "ngram":
         result = _run_ngram(args)
         write_run(result, args.out)
@@ -151,10 +170,12 @@ def run(args: argparse.Namespace) -> int:
     result = simulate(process="categorical", p0=p0, N=args.N, generations=args.generations, trials=args.trials,
                       paradigm=args.paradigm, alpha=args.alpha, seed=args.seed, threads=args.threads,
                       executor=args.executor, address=args.address, tail_fraction=args.tail_fraction,
-                      keep_final_p=args.save_final_p, record_every=args.record_every, weight=args.weight)
+                      keep_final_p=args.save_final_p, record_every=args.record_every, weight=args.weight,
+                      contribution=args.contribution, record=args.record)
     result.config["p0"] = args.p0 if args.p0 in ("zipf", "uniform") else os.path.abspath(args.p0)
     if args.p0 == "zipf":
         result.config["zipf_s"] = args.zipf_s
+        result.config["zipf_offset"] = args.zipf_offset
     write_run(result, args.out, save_final_p=args.save_final_p)
     _print_summary(f"{args.paradigm}: K={result.config['K']} N={args.N}", args, result)
     return 0

@@ -9,6 +9,7 @@ measures the paper's claim against the synthetic contribution per generation.
 from .categorical import make_p0
 from .gaussian import GaussianResult, simulate_gaussian
 from .laws import (GOLDEN_RATIO, categorical_weighted_sum_p2, gaussian_accumulate_mean_sq_error,
+                   gaussian_accumulate_moments,
                    gaussian_accumulate_mean_sq_error_fixed_variance, gaussian_accumulate_mean_sq_error_limit,
                    gaussian_accumulate_subsample_moments, gaussian_accumulate_variance_limit,
                    gaussian_accumulate_variance_ratio, gaussian_fresh_moments, gaussian_fresh_stationary_fixed_variance,
@@ -25,6 +26,7 @@ from .simulator import simulate
 __all__ = [
     "GOLDEN_RATIO", "GaussianResult", "SimulationResult", "categorical_weighted_sum_p2",
     "gaussian_accumulate_mean_sq_error", "gaussian_accumulate_mean_sq_error_fixed_variance",
+    "gaussian_accumulate_moments",
     "gaussian_accumulate_mean_sq_error_limit", "gaussian_accumulate_subsample_moments",
     "gaussian_accumulate_variance_limit", "gaussian_accumulate_variance_ratio", "gaussian_fresh_moments",
     "gaussian_fresh_stationary_fixed_variance", "gaussian_fresh_stationary_mean_sq_error", "gaussian_mix_moments",

@@ -37,7 +37,7 @@ from .. import _core
 from ..errors import CollapseError
 from ..experiment.paradigms import synthetic_part
 from ..experiment.workers import start_local_ray
-from ..validate import integer, real
+from ..validate import choice, integer, real
 from .result import EXECUTORS, SimulationResult, check_common, check_paradigm_and_weight
 
 METRIC_COLUMNS = ("entropy", "support", "sum_p2", "kl_to_truth", "tv_to_truth", "tail_mass")
@@ -47,15 +47,24 @@ MAX_FINAL_P_ENTRIES = 2.5e8  # 2 GB of float64
 
 # ---------------------------------------------------------------------------------- p0
 
-def make_p0(kind: str, K: int, zipf_s: float = 1.0) -> np.ndarray:
-    """A truth over K outcomes: "uniform", or "zipf" (p_i proportional to i^-s, i = 1..K)."""
+def make_p0(kind: str, K: int, zipf_s: float = 1.0, zipf_offset: float = 0.0) -> np.ndarray:
+    """A truth over K outcomes: "uniform", or "zipf": p_i proportional to (i + q)^-s, i = 1..K,
+    with q = zipf_offset >= 0 (Zipf-Mandelbrot; q = 0 is Zipf's law)."""
     K = integer("K", K, 2)
+    if isinstance(zipf_offset, bool) or not (isinstance(zipf_offset, (int, float)) and math.isfinite(zipf_offset)
+                                             and zipf_offset >= 0):
+        raise CollapseError(f"zipf_offset must be a finite number >= 0, got {zipf_offset!r}")
     if kind == "uniform":
+        if zipf_offset != 0:
+            raise CollapseError("zipf_offset is only used by p0='zipf'")
         return np.full(int(K), 1.0 / K)
     if kind == "zipf":
         if not (isinstance(zipf_s, (int, float)) and math.isfinite(zipf_s) and zipf_s >= 0):
             raise CollapseError(f"zipf exponent must be a finite number >= 0, got {zipf_s!r}")
-        w = np.arange(1, int(K) + 1, dtype=np.float64) ** (-float(zipf_s))
+        ranks = np.arange(1, int(K) + 1, dtype=np.float64)
+        if zipf_offset != 0:
+            ranks += float(zipf_offset)
+        w = ranks ** (-float(zipf_s))
         return w / w.sum()
     raise CollapseError(f"unknown p0 kind {kind!r} (expected 'uniform', 'zipf' or an array)")
 
@@ -85,12 +94,14 @@ def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = Non
                          generations: Optional[int] = None, trials: int = 1, paradigm: str = "replace",
                          alpha: Optional[float] = None, seed: int = 0, threads: int = 0, executor: str = "local",
                          address: Optional[str] = None, *, K: Optional[int] = None, zipf_s: float = 1.0,
+                         zipf_offset: float = 0.0,
                          tail_fraction: float = 0.1, keep_final_p: bool = True, chunks: Optional[int] = None,
                          record_every: int = 1, without_replacement: str = "auto", weight: Optional[float] = None,
-                         contribution: Optional[float] = None) -> SimulationResult:
+                         contribution: Optional[float] = None, record: str = "last") -> SimulationResult:
     """The categorical process; see the module docstring for the definitions.
 
-    p0: the truth (array of K probabilities), or "uniform" / "zipf" with K= (and zipf_s=).
+    p0: the truth (array of K probabilities), or "uniform" / "zipf" with K= (and zipf_s=,
+    zipf_offset= q: p_i proportional to (i + q)^-zipf_s, Zipf-Mandelbrot; default 0).
     N: sample size per generation. generations: refits G (generations 0..G are reported).
     alpha: synthetic fraction for "mix" and "fresh" (required there, ignored elsewhere;
     the metrics' alpha column is NaN for paradigms without one).
@@ -108,6 +119,8 @@ def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = Non
     contribution: accumulate and accumulate-subsample only: each generation adds
     round(contribution N) synthetic draws (at least 1) to the pool instead of N, for
     contribution in (0, 1] (the synthetic contribution per generation; default 1).
+    record: "last" (final_p only) or "all" (also fit_p: trials x recorded generations x K,
+    every recorded generation's distribution; at most 2^28 numbers).
     """
     a, w = check_paradigm_and_weight(paradigm, alpha, weight)
     if p0 is None:
@@ -115,7 +128,9 @@ def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = Non
     if isinstance(p0, str):
         if K is None:
             raise CollapseError(f"p0={p0!r} needs K=")
-        p0 = make_p0(p0, K, zipf_s)
+        p0 = make_p0(p0, K, zipf_s, zipf_offset)
+    elif zipf_offset != 0:
+        raise CollapseError("zipf_offset is only used by p0='zipf'")
     p0_arr = check_p0(p0)
     if K is not None and int(K) != p0_arr.size:
         raise CollapseError(f"K={K} does not match p0's {p0_arr.size} outcomes")
@@ -127,6 +142,11 @@ def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = Non
         contribution = real("contribution", contribution, 0.0, 1.0, lo_open=True)
         synthetic_per_generation = max(1, synthetic_part(contribution, N))
     record_every = integer("record_every", record_every, 1)
+    choice("record", record, ("last", "all"), what="record")
+    recorded = len(range(0, generations + 1, record_every)) + (generations % record_every != 0)
+    if record == "all" and trials * recorded * p0_arr.size > MAX_FINAL_P_ENTRIES:
+        raise CollapseError(f"record='all' would hold trials x recorded generations x K = "
+                            f"{trials * recorded * p0_arr.size:,} numbers; use fewer trials or record_every")
     if without_replacement not in ("auto", "hypergeometric", "items"):
         raise CollapseError(f"without_replacement must be 'auto', 'hypergeometric' or 'items', "
                             f"got {without_replacement!r}")
@@ -143,7 +163,8 @@ def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = Non
     kernel_args = dict(N=N, generations=generations, paradigm=paradigm, alpha=1.0 if a is None else a, seed=seed,
                        tail_fraction=float(tail_fraction), keep_final_p=bool(keep_final_p),
                        record_every=record_every, without_replacement=without_replacement,
-                       weight=0.5 if w is None else w, synthetic_per_generation=synthetic_per_generation)
+                       weight=0.5 if w is None else w, synthetic_per_generation=synthetic_per_generation,
+                       record_fits=record == "all")
     if executor == "local":
         raw = _run_chunk(p0_arr, 0, trials, threads, kernel_args)
     else:
@@ -152,7 +173,7 @@ def simulate_categorical(p0: Union[Sequence[float], np.ndarray, str, None] = Non
                   paradigm=paradigm, alpha=a, weight=w, contribution=contribution, seed=seed, threads=threads,
                   executor=executor, address=address,
                   tail_fraction=float(tail_fraction), record_every=record_every,
-                  without_replacement=without_replacement)
+                  without_replacement=without_replacement, record=record)
     return _to_result(raw, config)
 
 
@@ -162,7 +183,8 @@ def _run_chunk(p0: np.ndarray, first_trial: int, trials: int, threads: int, kern
                                       kernel_args["alpha"], kernel_args["seed"], first_trial, trials, threads,
                                       kernel_args["tail_fraction"], kernel_args["keep_final_p"],
                                       kernel_args["record_every"], kernel_args["without_replacement"],
-                                      kernel_args["weight"], kernel_args["synthetic_per_generation"])
+                                      kernel_args["weight"], kernel_args["synthetic_per_generation"],
+                                      kernel_args["record_fits"])
 
 
 def _chunk_bounds(trials: int, chunks: int) -> List[tuple]:
@@ -240,5 +262,6 @@ def _to_result(raw: dict, config: Dict[str, Any]) -> SimulationResult:
         "first_extinction": optional(raw["first_extinction"]), "collapse": optional(raw["collapse"]),
         "collapsed_to": optional(raw["collapsed_to"]),
     })
-    return SimulationResult(metrics=metrics, final_p=raw["final_p"], events=events, config=config)
+    return SimulationResult(metrics=metrics, final_p=raw["final_p"], events=events, config=config,
+                            fit_p=raw.get("fit_p"))
 

@@ -22,6 +22,14 @@ decomposition, exactly the law of n draws' mean and scatter, O(d^2) instead of O
 or item by item (``draws="samples"``); the pools that later draws take subsets of
 (accumulate-subsample, mix's R) are always drawn item by item.
 
+Options beyond the paper's process: ``ddof=1`` fits the covariance with divisor n - 1 (as
+``np.cov`` does, and He, Xu & Cheng's and Suresh et al.'s code), ``ddof=0`` (the default)
+the ML divisor n; ``contribution=c`` draws m = max(1, round(c N)) synthetic items per
+generation instead of N (accumulate, accumulate-subsample: added to the pool, c in (0, 1],
+as in the categorical process; weighted: S has m draws, He, Xu & Cheng's m != n, any c > 0);
+``record="all"`` keeps every recorded generation's fitted mean and covariance
+(``fit_mean``, ``fit_cov``), not only generation G's.
+
 Metrics per trial and generation: mean_sq_error = ||m_t - mu0||^2, variance_ratio =
 tr C_t / tr Sigma0, log_det_ratio = log det C_t - log det Sigma0: finite whenever C_t is
 mathematically non-singular (a chain of fits to the previous model's draws alone carries
@@ -38,7 +46,8 @@ import numpy as np
 
 from .. import _core
 from ..errors import CollapseError
-from ..validate import choice, integer
+from ..experiment.paradigms import synthetic_part
+from ..validate import choice, integer, real
 from .result import SimulationResult, check_common, check_paradigm_and_weight
 
 GAUSSIAN_METRICS = ("mean_sq_error", "variance_ratio", "log_det_ratio")
@@ -46,6 +55,8 @@ MAX_FINAL_COV_ENTRIES = 2**28  # the kernel's kMaxGaussianFinalValues (2 GiB of 
 MAX_METRIC_ROWS = 2**28  # the kernel's kMaxGaussianMetricRows: trials x recorded generations
 MAX_DIM = 1024  # the kernel's kMaxGaussianDim
 DRAWS = ("statistics", "samples")
+RECORD = ("last", "all")
+CONTRIBUTION_PARADIGMS = ("accumulate", "accumulate-subsample", "weighted")
 
 
 @dataclass
@@ -55,11 +66,15 @@ class GaussianResult(SimulationResult):
     metrics: one row per (trial, recorded generation): paradigm, alpha, weight, seed,
     trial, generation, mean_sq_error, variance_ratio, log_det_ratio.
     final_mean: trials x dim, final_cov: trials x dim x dim (generation G's fits).
+    fit_mean: trials x recorded generations x dim, fit_cov: ... x dim x dim (record="all"
+    only, else None; the recorded generations are metrics' generation column, in order).
     final_p is None and events empty (the categorical process's fields).
     """
 
     final_mean: Optional[np.ndarray] = None
     final_cov: Optional[np.ndarray] = None
+    fit_mean: Optional[np.ndarray] = None
+    fit_cov: Optional[np.ndarray] = None
 
     def summary(self, rows: int = 6) -> Any:
         """Mean of each metric over trials at a few generations (first, last, between)."""
@@ -120,7 +135,8 @@ def _truth(dim: Optional[int], mean: Any, cov: Any) -> tuple:
 def simulate_gaussian(*, dim: Optional[int] = None, N: Any = None, generations: Any = None, trials: int = 1,
                       paradigm: str = "replace", alpha: Optional[float] = None, weight: Optional[float] = None,
                       seed: int = 0, threads: int = 0, mean: Any = None, cov: Any = None, record_every: int = 1,
-                      executor: str = "local", draws: str = "statistics") -> GaussianResult:
+                      executor: str = "local", draws: str = "statistics", ddof: int = 0,
+                      contribution: Optional[float] = None, record: str = "last") -> GaussianResult:
     """Simulate the Gaussian process; see the module docstring for the definitions.
 
     dim: the dimension d (default: from mean/cov, else 1). mean, cov: the truth (default
@@ -129,6 +145,10 @@ def simulate_gaussian(*, dim: Optional[int] = None, N: Any = None, generations: 
     threads: 0 = all cores. record_every: keep generations 0, k, 2k, ... and G.
     draws: "statistics" (sufficient statistics drawn directly) or "samples" (every item);
     the same process, different uses of the random stream.
+    ddof: 0 (ML covariance, divisor n) or 1 (unbiased, divisor n - 1). contribution: m =
+    max(1, round(contribution N)) synthetic draws per generation (accumulate(-subsample):
+    in (0, 1]; weighted: > 0). record: "last" (final_mean/final_cov only) or "all" (also
+    fit_mean/fit_cov at every recorded generation).
     """
     if executor != "local":
         raise CollapseError("the Gaussian process runs on the local executor only (executor='local')")
@@ -138,24 +158,52 @@ def simulate_gaussian(*, dim: Optional[int] = None, N: Any = None, generations: 
     N, generations, trials, threads, seed = check_common(N, generations, trials, threads, seed)
     record_every = integer("record_every", record_every, 1)
     choice("draws", draws, DRAWS, what="draws")
+    choice("record", record, RECORD, what="record")
+    if isinstance(ddof, bool) or ddof not in (0, 1):
+        raise CollapseError(f"ddof must be 0 (ML covariance) or 1 (unbiased, np.cov's), got {ddof!r}")
+    if ddof == 1 and N < 2:
+        raise CollapseError(f"ddof=1 needs N >= 2 (the divisor N - 1), got N = {N}")
+    m = _synthetic_per_generation(contribution, paradigm, N, ddof)
     recorded = len(range(0, generations + 1, record_every)) + (generations % record_every != 0)
     if trials * recorded > MAX_METRIC_ROWS:
         raise CollapseError(f"the metrics would hold trials x recorded generations = {trials * recorded:,} rows "
                             f"(at most 2^28); use fewer trials or a larger record_every")
     if trials * d * d > MAX_FINAL_COV_ENTRIES:
         raise CollapseError(f"final_cov would hold trials x dim^2 = {trials * d * d:,} numbers; use fewer trials")
-    if paradigm == "accumulate-subsample" and N * (generations + 1) * d > 2**25:
+    if record == "all" and trials * recorded * d * d > MAX_FINAL_COV_ENTRIES:
+        raise CollapseError(f"record='all' would hold trials x recorded generations x dim^2 = "
+                            f"{trials * recorded * d * d:,} numbers (at most 2^28); use fewer trials or record_every")
+    if paradigm == "accumulate-subsample" and (N + generations * (N if m < 0 else m)) * d > 2**25:
         raise CollapseError("accumulate-subsample keeps (generations + 1) x N x dim values per thread; that is "
                             "above 2^25 (256 MiB): use fewer generations or a smaller N")
     if paradigm == "mix" and N * d > 2**25:
         raise CollapseError("mix keeps the real sample (N x dim values) per thread; N x dim is above 2^25")
 
     raw = _core.simulate_gaussian(mu, sigma, N, generations, paradigm, 1.0 if a is None else a,
-                                  0.5 if w is None else w, seed, 0, trials, threads, record_every, draws)
+                                  0.5 if w is None else w, seed, 0, trials, threads, record_every, draws, ddof, m,
+                                  record == "all")
     config = dict(process="gaussian", dim=int(d), N=N, generations=generations, trials=trials, paradigm=paradigm,
                   alpha=a, weight=w, seed=seed, threads=threads, executor=executor, record_every=record_every,
-                  draws=draws, mean=mu.tolist(), cov=sigma.tolist())
+                  draws=draws, mean=mu.tolist(), cov=sigma.tolist(), ddof=ddof, contribution=contribution,
+                  record=record)
     return _to_result(raw, config)
+
+
+def _synthetic_per_generation(contribution: Optional[float], paradigm: str, N: int, ddof: int) -> int:
+    """The kernel's synthetic_per_generation: max(1, round(contribution N)), or -1 (N) when not given."""
+    if contribution is None:
+        return -1
+    if paradigm not in CONTRIBUTION_PARADIGMS:
+        raise CollapseError(f"contribution is only used by accumulate, accumulate-subsample and weighted, "
+                            f"not {paradigm!r}")
+    if paradigm == "weighted":
+        contribution = real("contribution", contribution, 0.0, None, lo_open=True)
+    else:
+        contribution = real("contribution", contribution, 0.0, 1.0, lo_open=True)
+    m = max(1, synthetic_part(contribution, N))
+    if paradigm == "weighted" and ddof == 1 and m < 2:
+        raise CollapseError(f"contribution={contribution:g} gives m = {m} synthetic draws; ddof=1 needs m >= 2")
+    return m
 
 
 def _to_result(raw: dict, config: dict) -> GaussianResult:
@@ -176,4 +224,5 @@ def _to_result(raw: dict, config: dict) -> GaussianResult:
         data[name] = raw[name].reshape(-1)
     events = pd.DataFrame({"trial": trial_ids})
     return GaussianResult(metrics=pd.DataFrame(data), final_p=None, events=events, config=config,
-                          final_mean=raw["final_mean"], final_cov=raw["final_cov"])
+                          final_mean=raw["final_mean"], final_cov=raw["final_cov"],
+                          fit_mean=raw.get("fit_mean"), fit_cov=raw.get("fit_cov"))

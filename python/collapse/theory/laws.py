@@ -13,12 +13,17 @@ every generation samples with the truth's variance, while an ML fit's variance s
 both are here: the published form (``*_fixed_variance`` / ``he_xu_cheng_*``) and the
 exact law for our definitions, derived in the docstrings; tests/test_theory_laws.py
 checks the exact ones against the simulator.
+
+``ddof=1`` (the unbiased covariance, divisor n - 1, as ``np.cov`` computes it and as He,
+Xu & Cheng's and Suresh et al.'s simulation code fits): the Gaussian laws that take it
+follow the simulator's ``ddof=1``; there the published Replace law g sigma^2 / N and He,
+Xu & Cheng's golden-ratio optimum hold exactly at every N (tests/test_theory_ddof.py).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -46,6 +51,14 @@ def _check_N(N: int, minimum: int = 1) -> int:
     return int(N)
 
 
+def _check_ddof(ddof: int, N: int) -> int:
+    if isinstance(ddof, bool) or ddof not in (0, 1):
+        raise CollapseError(f"ddof must be 0 (ML covariance) or 1 (unbiased), got {ddof!r}")
+    if N - ddof < 1:
+        raise CollapseError(f"ddof = {ddof} needs N >= {ddof + 1}, got {N}")
+    return int(ddof)
+
+
 def synthetic_share(N: int, alpha: float) -> float:
     """The synthetic fraction a mix/fresh generation really has: round(alpha N) / N, with
     round(x) = floor(x + 1/2) as in the simulator."""
@@ -56,8 +69,10 @@ def synthetic_share(N: int, alpha: float) -> float:
 
 # ---------------------------------------------------------------------- Gaussian: Replace
 
-def gaussian_replace_variance_ratio(N: int, generation: ArrayLike) -> ArrayLike:
-    """E[C_g] / sigma^2 = ((N - 1) / N)^g under Replace.
+def gaussian_replace_variance_ratio(N: int, generation: ArrayLike, ddof: int = 0) -> ArrayLike:
+    """E[C_g] / sigma^2 = ((N - 1) / (N - ddof))^g under Replace: ((N - 1) / N)^g for ML
+    fits, 1 for unbiased ones (ddof = 1: the variance is a martingale, as Suresh et al. and
+    He, Xu & Cheng's code fit it).
 
     Source: Shumailov et al., "AI models collapse when trained on recursively generated
     data" (Nature 2024), Gaussian toy; Suresh et al., "Rate of model collapse in recursive
@@ -66,10 +81,11 @@ def gaussian_replace_variance_ratio(N: int, generation: ArrayLike) -> ArrayLike:
     """
     N = _check_N(N)
     g = _generations(generation)
-    return _scalar_or_array(((N - 1) / N) ** g, generation)
+    ddof = _check_ddof(ddof, N)
+    return _scalar_or_array(((N - 1) / (N - ddof)) ** g, generation)
 
 
-def gaussian_replace_mean_sq_error(N: int, generation: ArrayLike, sigma2: float = 1.0) -> ArrayLike:
+def gaussian_replace_mean_sq_error(N: int, generation: ArrayLike, sigma2: float = 1.0, ddof: int = 0) -> ArrayLike:
     """E||m_g - mu0||^2 = sigma^2 (1 - ((N - 1) / N)^g) under Replace, exactly.
 
     Derivation (ours): m_{g+1} = m_g + e with E[e e^T | past] = C_g / N, so the error grows
@@ -79,9 +95,14 @@ def gaussian_replace_mean_sq_error(N: int, generation: ArrayLike, sigma2: float 
     only to first order in g / N: that form assumes every generation samples with the
     truth's variance, while the ML variance shrinks. The error saturates at sigma^2 (the
     mean wanders a distance of the truth's own spread, then the variance is gone).
+
+    ddof = 1 (unbiased fits): E[tr C_g] = sigma^2 for every g, so each step adds sigma^2 / N
+    and the published g sigma^2 / N (Shumailov et al. 2024; Kazdan et al. 2024) holds exactly.
     """
     N = _check_N(N)
     g = _generations(generation)
+    if _check_ddof(ddof, N) == 1:
+        return _scalar_or_array(sigma2 * g / N, generation)
     return _scalar_or_array(sigma2 * (1.0 - ((N - 1) / N) ** g), generation)
 
 
@@ -110,7 +131,8 @@ def _digamma_and_trigamma_of_half(k: int) -> Tuple[float, float]:
     return psi, psi1
 
 
-def gaussian_replace_log_det_moments(N: int, dim: int, generation: ArrayLike) -> Tuple[ArrayLike, ArrayLike]:
+def gaussian_replace_log_det_moments(N: int, dim: int, generation: ArrayLike,
+                                     ddof: int = 0) -> Tuple[ArrayLike, ArrayLike]:
     """(E, Var) of log det C_g - log det Sigma0 under Replace in d = dim dimensions, N > d.
 
     Derivation (ours): a fit to N draws x = m + L z from model g - 1 has the covariance
@@ -121,31 +143,39 @@ def gaussian_replace_log_det_moments(N: int, dim: int, generation: ArrayLike) ->
     Theory", 1982, section 3.2). With E log chi-square(k) = psi(k/2) + log 2 and
     Var log chi-square(k) = psi'(k/2): E = g sum_i [psi((N-1-i)/2) + log(2/N)],
     Var = g sum_i psi'((N-1-i)/2). Finite for every g although C_g's condition number
-    grows without bound; for N <= d, C_g is singular (log det = -inf).
+    grows without bound; for N <= d, C_g is singular (log det = -inf). ddof = 1 divides S by
+    N - 1 instead: the mean gains g d log(N / (N - 1)), the variance is unchanged.
     """
     d = _check_N(dim)
     N = _check_N(N, d + 1)
     g = _generations(generation)
+    divisor = N - _check_ddof(ddof, N)
     step_mean = step_var = 0.0
     for i in range(d):
         psi, psi1 = _digamma_and_trigamma_of_half(N - 1 - i)
-        step_mean += psi + math.log(2 / N)
+        step_mean += psi + math.log(2 / divisor)
         step_var += psi1
     return _scalar_or_array(g * step_mean, generation), _scalar_or_array(g * step_var, generation)
 
 
 # ------------------------------------------------------------------- Gaussian: Accumulate
 
-def gaussian_accumulate_variance_ratio(N: int, generation: ArrayLike) -> ArrayLike:
+def gaussian_accumulate_variance_ratio(N: int, generation: ArrayLike, ddof: int = 0) -> ArrayLike:
     """E[C_g] / sigma^2 = prod_{j=1..g} (1 - 1 / (j^2 N)) under Accumulate (the fit to all
     g N samples so far), tending to sin(pi / sqrt N) / (pi / sqrt N) (Euler's product).
 
     Derivation (ours): with Q_g the pooled sum of squares about the pooled mean, adding N
     draws from N(m_g, C_g) gives E[Q_{g+1} | past] = Q_g + C_g (N - 1 + g / (g + 1)), i.e.
     E[C_{g+1}] = E[C_g] (1 - 1 / ((g + 1)^2 N)), with E[C_1] = sigma^2 (1 - 1/N).
+    ddof = 1 (C_g = Q_g / (g N - 1)): E[C_{g+1}] = E[C_g] (1 - 1 / ((g + 1) ((g + 1) N - 1))),
+    E[C_1] = sigma^2 (ours); still below 1, so the published fixed-variance form stays an
+    approximation (closer, by O(1/N^2) per generation).
     """
     N = _check_N(N)
     g = _generations(generation)
+    if _check_ddof(ddof, N) == 1:
+        j = np.arange(1, int(g.max()) + 1, dtype=np.float64)
+        return _scalar_or_array(np.cumprod(1.0 - (j > 1) / (j * (j * N - 1)))[g - 1], generation)
     j = np.arange(1, int(g.max()) + 1)
     prod = np.cumprod(1.0 - 1.0 / (j.astype(np.float64) ** 2 * N))
     return _scalar_or_array(prod[g - 1], generation)
@@ -157,7 +187,8 @@ def gaussian_accumulate_variance_limit(N: int) -> float:
     return math.sin(x) / x
 
 
-def gaussian_accumulate_mean_sq_error(N: int, generation: ArrayLike, sigma2: float = 1.0) -> ArrayLike:
+def gaussian_accumulate_mean_sq_error(N: int, generation: ArrayLike, sigma2: float = 1.0,
+                                      ddof: int = 0) -> ArrayLike:
     """E||m_g - mu0||^2 = (sigma^2 / N) sum_{j=1..g} c_{j-1} / j^2 under Accumulate, with
     c_j = E[C_j] / sigma^2 (``gaussian_accumulate_variance_ratio``, c_0 = 1).
 
@@ -172,9 +203,40 @@ def gaussian_accumulate_mean_sq_error(N: int, generation: ArrayLike, sigma2: flo
     g = _generations(generation)
     G = int(g.max())
     j = np.arange(1, G + 1, dtype=np.float64)
-    c_prev = np.concatenate([[1.0], np.cumprod(1.0 - 1.0 / (j[:-1] ** 2 * N))])  # c_0 .. c_{G-1}
+    if _check_ddof(ddof, N) == 1:  # c_0 .. c_{G-1}, c_j = prod_{i=2..j} (1 - 1 / (i (i N - 1)))
+        c_prev = np.concatenate([[1.0], np.cumprod(1.0 - (j[:-1] > 1) / (j[:-1] * (j[:-1] * N - 1)))])
+    else:
+        c_prev = np.concatenate([[1.0], np.cumprod(1.0 - 1.0 / (j[:-1] ** 2 * N))])  # c_0 .. c_{G-1}
     err = np.cumsum(c_prev / j ** 2) * sigma2 / N
     return _scalar_or_array(err[g - 1], generation)
+
+
+def gaussian_accumulate_moments(N: int, generation: ArrayLike, sigma2: float = 1.0, ddof: int = 0,
+                                m: Optional[int] = None) -> Tuple[ArrayLike, ArrayLike]:
+    """(E||m_g - mu0||^2, E[tr C_g] / sigma^2) under Accumulate with m synthetic draws per
+    generation (the simulator's ``contribution``; m = N unless given) and covariance divisor
+    n - ddof, exactly.
+
+    Derivation (ours), as for ``gaussian_accumulate_variance_ratio``: with n = N + (g - 1) m
+    items pooled at generation g and C_g = Q_g / (n - ddof), adding m draws from N(m_g, C_g)
+    gives E[Q_{g+1}] = E[Q_g] + E[C_g] (m - 1 + n / (n + m)), and the pooled mean moves by
+    m (mean of the new draws - m_g) / (n + m), of variance m C_g / (n + m)^2. From E_1 =
+    sigma^2 / N, E[C_1] = sigma^2 (N - 1) / (N - ddof). With m = N, ddof = 0 these are
+    ``gaussian_accumulate_mean_sq_error`` and ``gaussian_accumulate_variance_ratio``.
+    """
+    N = _check_N(N)
+    g = _generations(generation)
+    ddof = _check_ddof(ddof, N)
+    m = _check_m(N, m, 0)
+    G = int(g.max())
+    E = np.empty(G)
+    V = np.empty(G)
+    E[0], V[0] = sigma2 / N, sigma2 * (N - 1) / (N - ddof)
+    for i in range(1, G):
+        n = N + (i - 1) * m
+        E[i] = E[i - 1] + m * V[i - 1] / (n + m) ** 2
+        V[i] = V[i - 1] * ((n - ddof) + m - 1 + n / (n + m)) / (n + m - ddof)
+    return _scalar_or_array(E[g - 1], generation), _scalar_or_array(V[g - 1] / sigma2, generation)
 
 
 def gaussian_accumulate_mean_sq_error_fixed_variance(N: int, generation: ArrayLike, sigma2: float = 1.0) -> ArrayLike:
@@ -249,64 +311,100 @@ def gaussian_fresh_stationary_fixed_variance(N: int, alpha: float, sigma2: float
     return sigma2 / N / (1 - a * a)
 
 
-def gaussian_weighted_moments(N: int, w: float, generation: ArrayLike, sigma2: float = 1.0) -> Tuple[ArrayLike, ArrayLike]:
+def _check_m(N: int, m: Optional[int], ddof: int) -> int:
+    """m, the synthetic draws per generation (None: N), checked: an integer >= 1 + ddof."""
+    if m is None:
+        return N
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1 + ddof:
+        raise CollapseError(f"m (synthetic draws per generation) must be an integer >= {1 + ddof}, got {m!r}")
+    return int(m)
+
+
+def gaussian_weighted_moments(N: int, w: float, generation: ArrayLike, sigma2: float = 1.0, ddof: int = 0,
+                              m: Optional[int] = None) -> Tuple[ArrayLike, ArrayLike]:
     """(E||m_g - mu0||^2, E[tr C_g] / sigma^2) under Weighted(w), exactly.
 
     Weighted(w) (He, Xu & Cheng, JRSS-B): m' = (1 - w) mean(S) + w mean(F), C' = (1 - w)
-    cov(S) + w cov(F), S N draws from model g, F N new draws from the truth (ML covariances).
-    Derivation (ours): E' = (1 - w)^2 (E + V / N) + w^2 sigma^2 / N,
-    V' = (N - 1) / N ((1 - w) V + w sigma^2), from E_1 = sigma^2 / N, V_1 = sigma^2 (N-1)/N.
+    cov(S) + w cov(F), S m draws from model g (m = N unless given: the simulator's
+    ``contribution``), F N new draws from the truth; covariances with divisor n - ddof.
+    Derivation (ours), with r_n = (n - 1) / (n - ddof):
+    E' = (1 - w)^2 (E + V / m) + w^2 sigma^2 / N, V' = (1 - w) r_m V + w r_N sigma^2,
+    from E_1 = sigma^2 / N, V_1 = r_N sigma^2. (ML, m = N: V' = (N - 1) / N ((1 - w) V + w sigma^2).)
     """
     N = _check_N(N)
     g = _generations(generation)
     if not 0.0 <= w <= 1.0:
         raise CollapseError(f"w must lie in [0, 1], got {w!r}")
+    ddof = _check_ddof(ddof, N)
+    m = _check_m(N, m, ddof)
+    r_N, r_m = (N - 1) / (N - ddof), (m - 1) / (m - ddof)
     G = int(g.max())
     E = np.empty(G)
     V = np.empty(G)
-    E[0], V[0] = sigma2 / N, sigma2 * (N - 1) / N
-    for i in range(1, G):
-        E[i] = (1 - w) ** 2 * (E[i - 1] + V[i - 1] / N) + w * w * sigma2 / N
-        V[i] = (N - 1) / N * ((1 - w) * V[i - 1] + w * sigma2)
+    if ddof == 0 and m == N:  # the original arithmetic, kept bit for bit
+        E[0], V[0] = sigma2 / N, sigma2 * (N - 1) / N
+        for i in range(1, G):
+            E[i] = (1 - w) ** 2 * (E[i - 1] + V[i - 1] / N) + w * w * sigma2 / N
+            V[i] = (N - 1) / N * ((1 - w) * V[i - 1] + w * sigma2)
+    else:
+        E[0], V[0] = sigma2 / N, sigma2 * r_N
+        for i in range(1, G):
+            E[i] = (1 - w) ** 2 * (E[i - 1] + V[i - 1] / m) + w * w * sigma2 / N
+            V[i] = (1 - w) * r_m * V[i - 1] + w * r_N * sigma2
     return _scalar_or_array(E[g - 1], generation), _scalar_or_array(V[g - 1] / sigma2, generation)
 
 
 def he_xu_cheng_stationary_mean_sq_error(N: int, w: float, sigma2: float = 1.0) -> float:
     """((1 - w)^2 + w^2) / (w (2 - w)) x sigma^2 / N: He, Xu & Cheng's stationary error of
     the weighted estimator's mean, smallest at w = 1 / phi = 0.618 (the golden ratio), where
-    it equals sigma^2 / (phi N). Exact when the synthetic draws have the truth's variance."""
+    it equals sigma^2 / (phi N). Exact when the synthetic draws have the truth's variance:
+    for unbiased fits (``gaussian_weighted_stationary_mean_sq_error(..., ddof=1)``), not for ML ones."""
     N = _check_N(N)
     if not 0.0 < w <= 1.0:
         raise CollapseError(f"w must lie in (0, 1] for a stationary error, got {w!r}")
     return ((1 - w) ** 2 + w * w) / (w * (2 - w)) * sigma2 / N
 
 
-def gaussian_weighted_stationary_variance_ratio(N: int, w: float) -> float:
-    """Stationary E[tr C] / sigma^2 under Weighted(w): rho = w (N - 1) / (1 + w (N - 1))."""
+def gaussian_weighted_stationary_variance_ratio(N: int, w: float, ddof: int = 0, m: Optional[int] = None) -> float:
+    """Stationary E[tr C] / sigma^2 under Weighted(w): rho = w r_N / (1 - (1 - w) r_m),
+    r_n = (n - 1) / (n - ddof): rho = w (N - 1) / (1 + w (N - 1)) for ML fits with m = N,
+    exactly 1 for unbiased ones (ddof = 1, any m)."""
     N = _check_N(N)
     if not 0.0 < w <= 1.0:
         raise CollapseError(f"w must lie in (0, 1] for a stationary law, got {w!r}")
-    return w * (N - 1) / (1 + w * (N - 1))
+    ddof = _check_ddof(ddof, N)
+    m = _check_m(N, m, ddof)
+    if ddof == 0 and m == N:
+        return w * (N - 1) / (1 + w * (N - 1))
+    r_N, r_m = (N - 1) / (N - ddof), (m - 1) / (m - ddof)
+    return w * r_N / (1 - (1 - w) * r_m)
 
 
-def gaussian_weighted_stationary_mean_sq_error(N: int, w: float, sigma2: float = 1.0) -> float:
-    """Stationary E||m - mu0||^2 under our Weighted(w) with ML covariances:
-    ((1 - w)^2 rho + w^2) / (w (2 - w)) x sigma^2 / N, rho =
+def gaussian_weighted_stationary_mean_sq_error(N: int, w: float, sigma2: float = 1.0, ddof: int = 0,
+                                               m: Optional[int] = None) -> float:
+    """Stationary E||m - mu0||^2 under our Weighted(w):
+    ((1 - w)^2 rho N / m + w^2) / (w (2 - w)) x sigma^2 / N, rho =
     ``gaussian_weighted_stationary_variance_ratio`` (the fixed point of
-    ``gaussian_weighted_moments``). rho -> 1 as N grows: He, Xu & Cheng's law is its limit,
-    and the optimal weight tends to 1/phi."""
-    rho = gaussian_weighted_stationary_variance_ratio(N, w)
-    return ((1 - w) ** 2 * rho + w * w) / (w * (2 - w)) * sigma2 / N
+    ``gaussian_weighted_moments``). ML fits: rho -> 1 as N grows, so He, Xu & Cheng's law is
+    its limit and the optimal weight tends to 1/phi. Unbiased fits (ddof = 1, m = N): rho = 1
+    and this is He, Xu & Cheng's law exactly, at every N."""
+    rho = gaussian_weighted_stationary_variance_ratio(N, w, ddof, m)
+    ratio = N / _check_m(N, m, ddof)
+    if ratio == 1:
+        return ((1 - w) ** 2 * rho + w * w) / (w * (2 - w)) * sigma2 / N
+    return ((1 - w) ** 2 * rho * ratio + w * w) / (w * (2 - w)) * sigma2 / N
 
 
-def gaussian_weighted_optimal_weight(N: int, resolution: float = 1e-6) -> float:
+def gaussian_weighted_optimal_weight(N: int, resolution: float = 1e-6, ddof: int = 0) -> float:
     """The w in (0, 1] that minimises ``gaussian_weighted_stationary_mean_sq_error`` (grid
-    search refined around the best point; 1/phi in the limit N -> infinity)."""
+    search refined around the best point; 1/phi in the limit N -> infinity for ML fits, and
+    at every N for unbiased ones, ddof = 1, where it is He, Xu & Cheng's golden ratio)."""
     N = _check_N(N)
+    ddof = _check_ddof(ddof, N)
     lo, hi = 1e-4, 1.0
     while hi - lo > resolution:
         w = np.linspace(lo, hi, 201)
-        rho = w * (N - 1) / (1 + w * (N - 1))
+        rho = w * (N - 1) / (1 + w * (N - 1)) if ddof == 0 else np.ones_like(w)
         f = ((1 - w) ** 2 * rho + w * w) / (w * (2 - w))
         i = int(np.argmin(f))
         step = w[1] - w[0]

@@ -53,12 +53,15 @@ class SimulationResult:
     final_p: trials x K array of generation G's distributions (None if not kept).
     events: one row per trial: first_extinction, collapse, collapsed_to (<NA>: not in the run).
     config: the resolved arguments.
+    fit_p: trials x recorded generations x K, every recorded generation's distribution
+    (the categorical process with record="all"; else None).
     """
 
     metrics: Any
     final_p: Optional[np.ndarray]
     events: Any
     config: Dict[str, Any] = field(default_factory=dict)
+    fit_p: Optional[np.ndarray] = None
 
     def summary(self, rows: int = 6) -> Any:
         """Mean of each metric over trials at a few generations (first, last, between)."""
@@ -78,7 +81,8 @@ class SimulationResult:
 
 def write_run(result: SimulationResult, out_dir: str, save_final_p: bool = False) -> None:
     """The run-directory format (collapse.experiment.rundir): config.toml, manifest.json,
-    metrics.csv + metrics.parquet, events.csv, and final_p.npy if asked; every file written
+    metrics.csv + metrics.parquet, events.csv, final_p.npy if asked, and fits.npz (generation,
+    fit_p, or fit_mean and fit_cov) for a result with record="all"; every file written
     with collapse.files (atomic and durable)."""
     os.makedirs(out_dir, exist_ok=True)
     write_toml(os.path.join(out_dir, "config.toml"), {"simulate": result.config},
@@ -91,6 +95,14 @@ def write_run(result: SimulationResult, out_dir: str, save_final_p: bool = False
         np.save(buf, result.final_p)
         write_bytes(os.path.join(out_dir, "final_p.npy"), buf.getvalue())
         files.append("final_p.npy")
+    fits = {"fit_p": result.fit_p} if result.fit_p is not None else {}  # record="all"
+    if getattr(result, "fit_mean", None) is not None:
+        fits = {"fit_mean": getattr(result, "fit_mean"), "fit_cov": getattr(result, "fit_cov")}
+    if fits:
+        buf = io.BytesIO()
+        np.savez(buf, generation=np.sort(result.metrics["generation"].unique()), **fits)
+        write_bytes(os.path.join(out_dir, "fits.npz"), buf.getvalue())
+        files.append("fits.npz")
     manifest = {
         "kind": "simulate", "process": result.config.get("process"), "collapse_version": COLLAPSE_VERSION,
         "generations": result.config.get("generations"), "generations_finished": result.config.get("generations"),

@@ -18,11 +18,13 @@ def simulate(process: str = "categorical", *args: Any, **kwargs: Any) -> Simulat
     """Simulate a collapse process.
 
     process="categorical": collapse.theory.categorical.simulate_categorical (p0, N,
-    generations, trials, paradigm, alpha, seed, threads, executor, address, K=, zipf_s=, ...).
+    generations, trials, paradigm, alpha, seed, threads, executor, address, K=, zipf_s=,
+    zipf_offset=, contribution=, ...).
     process="ngram": collapse.theory.ngram.simulate_ngram (N, generations, trials, paradigm,
     alpha, seed, threads, source= or source_corpus=, order=, ...). docs/simulate.md defines both.
     process="gaussian": collapse.theory.gaussian.simulate_gaussian (dim=, N, generations,
-    trials, paradigm, alpha, weight, seed, threads, mean=, cov=, draws=, ...; docs/theory.md).
+    trials, paradigm, alpha, weight, seed, threads, mean=, cov=, draws=, ddof=, contribution=,
+    record=, ...; docs/theory.md).
     """
     if process == "categorical":
         unexpected = sorted(set(kwargs) - set(inspect.signature(simulate_categorical).parameters))
