@@ -168,6 +168,16 @@ def write_run_tails(run_dir: str, df: Any) -> None:
 
 # -------------------------------------------------------------------------------------- figure
 
+def replace_extinction_law(N: int, k: np.ndarray) -> np.ndarray:
+    """Replace's expected generations until an outcome seen k times among N is lost (given
+    that it is): Kimura & Ohta's -2 N p ln p / (1 - p), p = k / N, about 2 k ln(N / k)
+    (docs/theory.md). The same formula as collapse.theory.time_to_forget_diffusion, written
+    here because collapse.theory imports collapse.experiment (tests/test_tails.py checks
+    that they agree)."""
+    p = np.asarray(k, dtype=np.float64) / N
+    return -2.0 * N * p * np.log(p) / (1.0 - p)
+
+
 def _cell_extinctions(run_dir: str) -> List["tuple[str, Any]"]:
     """(paradigm, extinction table) of every cell that has one (manifest order)."""
     import pandas as pd
@@ -187,13 +197,12 @@ def _cell_extinctions(run_dir: str) -> List["tuple[str, Any]"]:
 def draw_tails(run_dir: str) -> Any:
     """The tail figure: per paradigm, survival of each count bucket against generation (mean
     over the paradigm's cells); last panel, extinction generation against count in R (mean
-    over the types that died, per count) with Replace's law (collapse.theory.time_to_forget,
-    ~ 2k ln(N/k); N: R's tokens)."""
+    over the types that died, per count) with Replace's law (replace_extinction_law; N: R's
+    tokens)."""
     import pandas as pd
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    from ..theory import time_to_forget_diffusion
     from .plot import PANEL_INCHES, PARADIGM_NAMES, PARADIGM_ORDER, _grid, _palette
 
     df = pd.read_parquet(os.path.join(run_dir, TAILS_FILE))
@@ -218,8 +227,10 @@ def draw_tails(run_dir: str) -> Any:
     axes[0].legend(title="count in R", fontsize=6, title_fontsize=7, ncol=2, loc="lower left")
     ax = axes[len(paradigms)]
     colours = dict(zip(paradigms, _palette(len(paradigms))))
+    k_max = 16.0  # the x range: the counts of the types that died, and a little beyond
     for paradigm, table in _cell_extinctions(run_dir):
         died = table.dropna(subset=["extinct_at"])
+        k_max = max(k_max, 4.0 * float(died["real_count"].max()) if len(died) else 0.0)
         if died.empty:
             continue
         mean = died.groupby("real_count")["extinct_at"].mean()
@@ -232,13 +243,18 @@ def draw_tails(run_dir: str) -> Any:
     ax.set_ylabel("extinction generation")
     ax.set_title("extinction generation (mean over the types that died)", fontsize=9)
     if n_real:
-        k = np.unique(np.geomspace(1, max(2.0, float(df["bucket_high"].max())), 50).astype(int))
+        k = np.unique(np.geomspace(1, min(k_max, float(df["bucket_high"].max())), 50).astype(int))
         k = k[k < n_real]
-        ax.plot(k, time_to_forget_diffusion(int(n_real), k), "k--", lw=1, label=r"Replace: $2k\ln(N/k)$")
-        top = float(df["generation"].max())
-        ax.set_ylim(-0.5, max(top, 1.0) + 0.5)
+        law = replace_extinction_law(int(n_real), k)
+        ax.plot(k, law, "k--", lw=1, label=rf"Replace's law: $2k\ln(N/k)$, N = {int(n_real)}")
+        last = float(df["generation"].max())
+        # the run ends at its last generation: a type alive then has no extinction generation
+        ax.axhline(last, color="0.6", lw=0.8, ls=":", label="last generation (types alive then: not shown)")
+        # symlog: the law runs to hundreds of generations where a run has tens (and 0 is a value)
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_ylim(0, 1.5 * max(last, float(law.max()), 1.0))
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, loc="upper left")
     for extra in axes[len(paradigms) + 1:]:
         extra.set_visible(False)
     fig.tight_layout()
