@@ -189,7 +189,7 @@ def test_the_page_in_a_real_browser(run_dir):
         assert b.requests() == [url]  # nothing but the file itself
         page = json.loads(b.evaluate(TABLES_JS))
 
-        assert len(page["figures"]) == 1
+        assert len(page["figures"]) == 2  # the per-generation figure and the tail figure
         for fig in page["figures"]:
             assert fig["width"] > 300 and fig["height"] > 200 and fig["label"] == fig["title"]
             png = b.screenshot({k: fig[k] for k in ("x", "y", "width", "height")})
