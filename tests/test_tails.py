@@ -93,6 +93,8 @@ def test_buckets_and_extinction_match_a_direct_count(run, cell):
         assert (count, None if at is pd.NA else int(at), bool(returned)) == ext[word], word
     # the small run has words that die (else the test would check little)
     assert table["extinct_at"].notna().any()
+    if paradigm != "replace":  # and words that come back (their S_t is drawn from R as well)
+        assert table["returned"].any()
 
 
 def test_the_run_table_has_one_row_per_cell_generation_and_bucket(run):
