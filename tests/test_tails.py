@@ -90,7 +90,7 @@ def test_buckets_and_extinction_match_a_direct_count(run, cell):
     table = pd.read_parquet(run / cell / "extinction.parquet")
     assert len(table) == len(ext)
     for word, count, at, returned in table[["word", "real_count", "extinct_at", "returned"]].itertuples(index=False):
-        assert (count, None if at is pd.NA else int(at), bool(returned)) == ext[word], word
+        assert (count, None if pd.isna(at) else int(at), bool(returned)) == ext[word], word
     # the small run has words that die (else the test would check little)
     assert table["extinct_at"].notna().any()
     if paradigm != "replace":  # and words that come back (their S_t is drawn from R as well)

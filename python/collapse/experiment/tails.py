@@ -82,10 +82,11 @@ def generation_tails(synthetic: Corpus, real_vocab: Any, ref: TailReference) -> 
 
 def write_generation(gdir: str, columns: Dict[str, np.ndarray], present: np.ndarray) -> None:
     """Generation t's tail files, in its gen_<t> folder (committed with it)."""
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     with atomic_path(os.path.join(gdir, TAILS_FILE)) as tmp:
-        pd.DataFrame(columns).to_parquet(tmp, index=False)
+        pq.write_table(pa.table({c: np.asarray(v) for c, v in columns.items()}), tmp)
     with atomic_path(os.path.join(gdir, PRESENT_FILE), suffix=".npy") as tmp:
         np.save(tmp, np.packbits(present))
 
@@ -112,58 +113,68 @@ def extinction(presence: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
 def write_extinction(cell_dir: str, gdirs: Sequence[str], ref: TailReference, words: Sequence[str]) -> None:
     """<cell>/extinction.parquet from the committed generations' presence files: one row per
     real type (word, count in R, extinct_at or null, returned)."""
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     extinct_at, returned = extinction(read_presence(gdirs, ref.types.size))
-    df = pd.DataFrame({
-        "word_id": ref.types, "word": [words[i] for i in ref.types],
+    table = pa.table({
+        "word_id": ref.types, "word": pa.array([words[i] for i in ref.types], type="string"),
         "real_count": ref.counts[ref.types].astype(np.int64),
-        "extinct_at": pd.array(np.where(extinct_at >= 0, extinct_at, 0), dtype="Int64"),
+        "extinct_at": pa.array(extinct_at, type="int64", mask=extinct_at < 0),  # null: alive in every S_t
         "returned": returned,
     })
-    df.loc[extinct_at < 0, "extinct_at"] = pd.NA
     with atomic_path(os.path.join(cell_dir, EXTINCTION_FILE)) as tmp:
-        df.to_parquet(tmp, index=False)
+        pq.write_table(table, tmp)
 
 
-_CACHE: Dict[str, "tuple[tuple, Any]"] = {}  # path: ((inode, mtime), bucket rows): the driver rebuilds after every commit
+_CACHE: Dict[str, "tuple[tuple, Any]"] = {}  # path: ((inode, mtime, size), bucket rows): the driver rebuilds after every commit
 
 
 def _read_cached(path: str) -> Any:
-    """A committed generation's bucket rows; read once per file version (a redone generation
-    is a new file: a new inode)."""
-    import pandas as pd
+    """A committed generation's bucket rows (a pyarrow Table); read once per file version
+    (a redone generation is a new file: a new inode)."""
+    import pyarrow.parquet as pq
 
     st = os.stat(path)
     stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
     hit = _CACHE.get(path)
     if hit is None or hit[0] != stamp:
-        _CACHE[path] = hit = (stamp, pd.read_parquet(path))
+        _CACHE[path] = hit = (stamp, pq.read_table(path))
     return hit[1]
 
 
-def run_tails(cell_rows: Sequence["tuple[Dict[str, Any], List[str]]"]) -> "Any":
-    """The run's tail table: for each cell (its key row, its committed gen_<t> folders) the
-    bucket rows of every generation, with the cell's keys and generation in front."""
-    import pandas as pd
+KEY_TYPES = {"model": "string", "paradigm": "string", "alpha": "float64", "seed": "int64", "order": "float64",
+             "filter_keep": "float64", "generation": "int64"}
+
+
+def run_tails(cell_rows: Sequence["tuple[Dict[str, Any], List[str]]"]) -> Any:
+    """The run's tail table (a pyarrow Table): for each cell (its key row, its committed
+    gen_<t> folders) the bucket rows of every generation, with the cell's keys and the
+    generation in front. pyarrow, not pandas: the driver rebuilds it after every commit."""
+    import pyarrow as pa
 
     parts = []
     for keys, gdirs in cell_rows:
-        for t, gdir in enumerate(gdirs):
-            path = os.path.join(gdir, TAILS_FILE)
-            if not os.path.exists(path):  # a run from before the tail files
-                continue
-            part = _read_cached(path).copy()
-            for i, c in enumerate(KEY_COLUMNS + ("generation",)):
-                part.insert(i, c, t if c == "generation" else keys[c])
-            parts.append(part)
-    columns = list(KEY_COLUMNS) + ["generation"] + list(BUCKET_COLUMNS)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        paths = [os.path.join(g, TAILS_FILE) for g in gdirs]
+        # a run from before the tail files has none
+        done = [(t, _read_cached(p)) for t, p in enumerate(paths) if os.path.exists(p)]
+        if not done:
+            continue
+        rows = pa.concat_tables([part for _, part in done])
+        n = rows.num_rows
+        front = [pa.array([keys.get(c)] * n, type=KEY_TYPES[c]) for c in KEY_COLUMNS]
+        front.append(pa.array(np.repeat([t for t, _ in done], [part.num_rows for _, part in done]), type="int64"))
+        parts.append(pa.table(front + rows.columns, names=list(KEY_TYPES) + rows.column_names))
+    if not parts:
+        return pa.table({c: pa.array([], type=KEY_TYPES[c]) for c in KEY_TYPES})
+    return pa.concat_tables(parts)
 
 
-def write_run_tails(run_dir: str, df: Any) -> None:
+def write_run_tails(run_dir: str, table: Any) -> None:
+    import pyarrow.parquet as pq
+
     with atomic_path(os.path.join(run_dir, TAILS_FILE)) as tmp:
-        df.to_parquet(tmp, index=False)
+        pq.write_table(table, tmp)
 
 
 # -------------------------------------------------------------------------------------- figure
