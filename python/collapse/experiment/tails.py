@@ -106,7 +106,7 @@ def extinction(presence: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
     ever = absent.any(axis=0)
     extinct_at = np.where(ever, absent.argmax(axis=0), -1)
     later = np.arange(presence.shape[0])[:, None] > extinct_at[None, :]
-    returned = ever & (presence & later).any(axis=0)
+    returned = np.asarray(ever & (presence & later).any(axis=0))
     return extinct_at, returned
 
 
