@@ -144,8 +144,15 @@ def test_resume_gives_the_tables_of_an_unbroken_run(run, tmp_path):
         state_path.write_text(json.dumps(state))
     (killed / "tails.parquet").unlink()
     run_experiment(_config(), out=str(killed), resume=True)
+    # a run from before the tail files, resumed: the committed generations' tail files are
+    # written from their samples
+    old = tmp_path / "old"
+    run_experiment(_config(2), out=str(old))
+    for path in list(old.rglob("tails.parquet")) + list(old.rglob("present.npy")) + list(old.rglob("extinction.parquet")):
+        path.unlink()
+    run_experiment(_config(), out=str(old), resume=True)
     want_tails, want_ext = _tables(run)
-    for other in (grown, killed):
+    for other in (grown, killed, old):
         got_tails, got_ext = _tables(other)
         pd.testing.assert_frame_equal(got_tails, want_tails, check_exact=True)
         for c in CELLS:

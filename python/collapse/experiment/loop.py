@@ -463,16 +463,17 @@ def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, 
                        rows: List[Dict[str, Any]], state_path: str, on_generation: Optional[Callable[[], None]],
                        progress: bool, tail: Any = None) -> None:
     """Write generation t's artifacts, then commit it (state.json), then the run files.
-    tail: (TailReference, R's words, S_t's bucket columns, S_t's presence): collapse.experiment.tails."""
+    tail: (TailReference, R's vocabulary, S_t's bucket columns, S_t's presence): collapse.experiment.tails."""
     w0 = time.perf_counter()
     gdir = gen_dir(run_dir, cell, t)
     os.makedirs(gdir, exist_ok=True)
     save_corpus(gdir, synth, cfg.output.compression, cfg.output.corpus_format)
     if tail is not None:  # the bucket rows and presence go with the generation; the cell's table follows them
-        tail_ref, words, columns, present = tail
+        tail_ref, real_vocab, columns, present = tail
         tail_stats.write_generation(gdir, columns, present)
-        tail_stats.write_extinction(os.path.join(run_dir, cell.id), [gen_dir(run_dir, cell, k) for k in range(t + 1)],
-                                    tail_ref, words)
+        gdirs = [gen_dir(run_dir, cell, k) for k in range(t + 1)]
+        tail_stats.backfill(gdirs[:-1], tail_ref, real_vocab, load_corpus_files)  # a run from before the tail, resumed
+        tail_stats.write_extinction(os.path.join(run_dir, cell.id), gdirs, tail_ref, real_vocab.words)
     if cfg.output.keeps_model(t, cfg.experiment.generations):  # the first, every k-th, the last
         model.save(gdir)
     row = rows[-1]
@@ -600,7 +601,7 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
                 extra["filter_pass_rate"] = info["filter_pass_rate"]
             t2 = time.perf_counter()
             metrics = generation_metrics(model, train, synth, data.reference, cfg.experiment.threads)
-            tail = (tail_ref, real.vocab.words, *tail_stats.generation_tails(synth, real.vocab, tail_ref))
+            tail = (tail_ref, real.vocab, *tail_stats.generation_tails(synth, real.vocab, tail_ref))
             t3 = time.perf_counter()
             if is_main():
                 _warn_truncated(cell, t, model, metrics.get("truncated_fraction", math.nan))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -89,6 +89,14 @@ def write_generation(gdir: str, columns: Dict[str, np.ndarray], present: np.ndar
         pq.write_table(pa.table({c: np.asarray(v) for c, v in columns.items()}), tmp)
     with atomic_path(os.path.join(gdir, PRESENT_FILE), suffix=".npy") as tmp:
         np.save(tmp, np.packbits(present))
+
+
+def backfill(gdirs: Sequence[str], ref: TailReference, real_vocab: Any, load: Callable[[str], Corpus]) -> None:
+    """Write the tail files of committed generations that lack them (a run from before the
+    tail, resumed), from their samples (``load``: a gen_<t> folder's S_t)."""
+    for gdir in gdirs:
+        if not os.path.exists(os.path.join(gdir, PRESENT_FILE)):
+            write_generation(gdir, *generation_tails(load(gdir), real_vocab, ref))
 
 
 def read_presence(gdirs: Sequence[str], n_types: int) -> np.ndarray:
