@@ -111,6 +111,9 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path):
     assert [rel for rel in _files(full) if rel.endswith("model.arpa.gz")] == [
         f"{CELL}/gen_0000/model.arpa.gz", f"{CELL}/gen_0006/model.arpa.gz"]
     assert sum(rel.endswith("synthetic.arrow") for rel in _files(full)) == 7
+    # the tail tables (collapse.experiment.tails) are among the files compared byte for byte
+    assert {"tails.parquet", "tails.png", f"{CELL}/extinction.parquet", f"{CELL}/gen_0006/tails.parquet",
+            f"{CELL}/gen_0006/present.npy"} <= set(_files(full))
     manifest = json.loads((broken / "manifest.json").read_text())
     assert manifest["complete"] and manifest["cells"][0]["generations_done"] == 7
 

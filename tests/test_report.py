@@ -72,10 +72,11 @@ def test_the_page_is_self_contained_accessible_and_escaped(run_dir):
     assert hrefs and all(h.startswith("#") or h.startswith("data:") for h in hrefs), set(hrefs)
     assert "Content-Security-Policy" in text and 'name="viewport"' in text and "@media print" in text
     svgs = re.findall(r"<figure[^>]*><svg[^>]*>", text)
-    assert len(svgs) == 1
+    assert len(svgs) == 2  # the per-generation figure and the tail figure (the run wrote tails.parquet)
+    assert 'aria-label="Run report-test' in svgs[0] and 'aria-label="The tail' in svgs[1]
     for opening in svgs:
-        assert 'role="img"' in opening and 'aria-label="Run report-test' in opening
-    assert text.count("<figcaption>") == 1 and "<title id=\"metrics-title\">" in text
+        assert 'role="img"' in opening
+    assert text.count("<figcaption>") == 2 and "<title id=\"metrics-title\">" in text
     assert ODD not in text and html.escape(ODD) in text  # the directory's name, escaped
     config = (run_dir / "config.toml").read_text()
     assert html.escape(config) in text
@@ -188,7 +189,7 @@ def test_the_page_in_a_real_browser(run_dir):
         assert b.requests() == [url]  # nothing but the file itself
         page = json.loads(b.evaluate(TABLES_JS))
 
-        assert len(page["figures"]) == 1
+        assert len(page["figures"]) == 2  # the per-generation figure and the tail figure
         for fig in page["figures"]:
             assert fig["width"] > 300 and fig["height"] > 200 and fig["label"] == fig["title"]
             png = b.screenshot({k: fig[k] for k in ("x", "y", "width", "height")})

@@ -55,6 +55,7 @@ from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_on
                     transformer_cuda)
 from .report import write_report
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
+from . import tails as tail_stats
 from .sources import RealData, load_real_data, summary_line
 from .trackers import Trackers, check_installed
 from .workers import end_with, end_with_owner, owner_token, start_local_ray
@@ -441,6 +442,9 @@ def _adopt_generation0(cfg: ExperimentConfig, run_dir: str, cell: Cell, data: Re
             for name in sorted(n for n in names if TEMP_MARK not in n):
                 with atomic_path(os.path.join(into, name)) as tmp:
                     shutil.copyfile(os.path.join(folder, name), tmp)
+        if os.path.exists(os.path.join(target, tail_stats.PRESENT_FILE)):
+            tail_stats.write_extinction(os.path.join(run_dir, cell.id), [target],
+                                        tail_stats.TailReference.build(data.real), data.real.vocab.words)
         row = dict(row0)
         row.update({"model": model_of(cfg, cell).name, "paradigm": cell.paradigm, "alpha": _nan(cell.alpha),
                     "seed": cell.seed, "generation": 0, "order": _nan(cell.order), "filter_keep": _nan(cell.keep)})
@@ -457,12 +461,19 @@ def _adopt_generation0(cfg: ExperimentConfig, run_dir: str, cell: Cell, data: Re
 
 def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, synth: Corpus, model: Any,
                        rows: List[Dict[str, Any]], state_path: str, on_generation: Optional[Callable[[], None]],
-                       progress: bool) -> None:
-    """Write generation t's artifacts, then commit it (state.json), then the run files."""
+                       progress: bool, tail: Any = None) -> None:
+    """Write generation t's artifacts, then commit it (state.json), then the run files.
+    tail: (TailReference, R's vocabulary, S_t's bucket columns, S_t's presence): collapse.experiment.tails."""
     w0 = time.perf_counter()
     gdir = gen_dir(run_dir, cell, t)
     os.makedirs(gdir, exist_ok=True)
     save_corpus(gdir, synth, cfg.output.compression, cfg.output.corpus_format)
+    if tail is not None:  # the bucket rows and presence go with the generation; the cell's table follows them
+        tail_ref, real_vocab, columns, present = tail
+        tail_stats.write_generation(gdir, columns, present)
+        gdirs = [gen_dir(run_dir, cell, k) for k in range(t + 1)]
+        tail_stats.backfill(gdirs[:-1], tail_ref, real_vocab, load_corpus_files)  # a run from before the tail, resumed
+        tail_stats.write_extinction(os.path.join(run_dir, cell.id), gdirs, tail_ref, real_vocab.words)
     if cfg.output.keeps_model(t, cfg.experiment.generations):  # the first, every k-th, the last
         model.save(gdir)
     row = rows[-1]
@@ -510,6 +521,7 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
     cell_key = _core.derive_seed(_core.derive_seed(cell.seed, PURPOSE_CELL), cell.tag)
     filtering = cfg.filter.method != "none" or cfg.filter.dedup
     reference_model = None
+    tail_ref = tail_stats.TailReference.build(real)
     progress = cfg.experiment.progress
     pending = None
     # Accumulate with a family that keeps the pool (experiment.family.AccumulatingFamily: the
@@ -589,6 +601,7 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
                 extra["filter_pass_rate"] = info["filter_pass_rate"]
             t2 = time.perf_counter()
             metrics = generation_metrics(model, train, synth, data.reference, cfg.experiment.threads)
+            tail = (tail_ref, real.vocab, *tail_stats.generation_tails(synth, real.vocab, tail_ref))
             t3 = time.perf_counter()
             if is_main():
                 _warn_truncated(cell, t, model, metrics.get("truncated_fraction", math.nan))
@@ -628,7 +641,7 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
             pending.result()
         if is_main():  # under torchrun rank 0 alone writes the run directory
             pending = writer.submit(_commit_generation, cfg, run_dir, cell, t, synth, model, list(rows), state_path,
-                                    on_generation, progress)
+                                    on_generation, progress, tail)
     if pending is not None:
         pending.result()
     return rows
@@ -709,6 +722,7 @@ def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: Rea
                family_desc: List[Dict[str, Any]], session: Optional[Session] = None) -> Any:
     rows: List[Dict[str, Any]] = []
     cell_info = []
+    tail_cells = []  # (the cell's keys, its committed generation folders): tails.parquet
     for cell in cells:
         path = os.path.join(run_dir, cell.id, STATE_FILE)
         done, st = 0, {}
@@ -716,6 +730,8 @@ def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: Rea
             st = read_json(path)
             rows.extend(st["rows"])
             done = st["generations_done"]
+            if st["rows"]:
+                tail_cells.append((st["rows"][0], [gen_dir(run_dir, cell, t) for t in range(done)]))
         info = {"id": cell.id, "model": model_of(cfg, cell).name, "paradigm": cell.paradigm, "alpha": cell.alpha, "order": cell.order,
                 "filter_keep": cell.keep, "seed": cell.seed, "generations_done": done,
                 "status": st.get("status", STATUS_OK)}
@@ -725,6 +741,7 @@ def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: Rea
         cell_info.append(info)
     df = metrics_frame(rows)
     write_metrics(run_dir, df)
+    tail_stats.write_run_tails(run_dir, tail_stats.run_tails(tail_cells))
     manifest = {
         "kind": "experiment", "name": cfg.experiment.name, "generations": cfg.experiment.generations,
         "complete": all(c["generations_done"] == cfg.experiment.generations + 1 or c["status"] == STATUS_ENDED
@@ -1000,10 +1017,12 @@ def model_descriptions(cfg: ExperimentConfig) -> List[Dict[str, Any]]:
 
 
 def write_run_figure(run_dir: str) -> None:
-    """The run's figure (collapse.plot: one panel per headline metric), PNG and SVG."""
+    """The run's figures, PNG and SVG: metrics.png (collapse.plot: one panel per headline metric) and
+    tails.png (collapse.experiment.tails)."""
     from .plot import plot_runs
 
     plot_runs([run_dir], os.path.join(run_dir, "metrics.png"))
+    tail_stats.write_tail_figure(run_dir)  # tails.png / .svg beside it
 
 
 def _run_ray(cfg: ExperimentConfig, tasks: List[Task], run_dir: str, resume: bool, watch: CommitWatch) -> None:

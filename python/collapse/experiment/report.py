@@ -35,7 +35,20 @@ class ExtraFigure:
 
 # Figures beyond the per-generation one, in the order shown; an analysis that writes a file
 # into the run directory (tails.parquet, downstream.parquet) adds its figure here.
-EXTRA_FIGURES: List[ExtraFigure] = []
+def _draw_tails(run_dir: str) -> Any:
+    from .tails import draw_tails
+
+    return draw_tails(run_dir)
+
+
+EXTRA_FIGURES: List[ExtraFigure] = [
+    ExtraFigure("tails.parquet", "The tail: which real words die, and when",
+                "Left panels: per paradigm, the fraction of the real set's word types of each count bucket "
+                "(count in R: 1, 2–3, 4–7, ...) that S_t still holds. Last panel: the mean extinction "
+                "generation (first generation whose sample lacks the type) against the type's count in R, "
+                "with Replace's law 2k ln(N/k) (docs/theory.md; N: R's tokens). tails.parquet, "
+                "<cell>/extinction.parquet.", _draw_tails),
+]
 
 CSS = """
 :root { color-scheme: light; --line: #d0d4d9; --muted: #5a6270; --warn: #8a3b00; }
