@@ -122,7 +122,7 @@ class Reference:
 
 
 def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa: ANN001
-                       threads: int = 1, reference_model=None, seed: int = 0) -> Dict[str, float]:
+                       threads: int = 1, reference_model=None, seed: int = 0) -> Dict[str, float]:  # noqa: ANN001
     """Every metric of one generation: model M_t (trained on ``train``, a Corpus or the
     CorpusSummary of one a family holds as counts) and its sample S_t.
 
