@@ -13,6 +13,7 @@ from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
 
 import collapse
 from collapse.data.corpus import Corpus, Vocab
+from collapse.experiment import fieldstats
 from collapse.experiment.fieldstats import (SELF_BLEU_DOCUMENTS, self_bleu4, self_bleu_subset,
                                             sentence_bleus_against_rest, zipf_exponent)
 from collapse.experiment.loop import load_corpus_files
@@ -36,6 +37,16 @@ def test_sentence_bleus_match_nltk_on_small_documents(docs):
     # tiny alphabets and lengths: ties of clipped counts and of reference lengths, empty
     # documents, documents shorter than 4 tokens
     ours = sentence_bleus_against_rest([np.array(d, dtype=np.uint32) for d in docs])
+    np.testing.assert_allclose(ours, nltk_self_bleu(docs), rtol=1e-12, atol=1e-15)
+
+
+@settings(max_examples=40, deadline=None)
+@given(docs=st.lists(st.lists(st.integers(0, 5), max_size=10), min_size=2, max_size=9))
+def test_wide_ngram_path_matches_nltk(docs):
+    # vocabularies whose 4-gram keys do not fit 62 bits take numpy's row-wise unique
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fieldstats, "KEY_BITS", 0)
+        ours = sentence_bleus_against_rest([np.array(d, dtype=np.uint32) for d in docs])
     np.testing.assert_allclose(ours, nltk_self_bleu(docs), rtol=1e-12, atol=1e-15)
 
 

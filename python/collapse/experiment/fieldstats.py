@@ -18,6 +18,7 @@ import numpy as np
 SELF_BLEU_DOCUMENTS = 100   # the subset's size (every document when the sample has fewer)
 BLEU_ORDER = 4
 BLEU_EPSILON = 0.1          # NLTK SmoothingFunction().method1: epsilon added to zero matches
+KEY_BITS = 62               # n-grams whose packed ids need more bits take numpy's row-wise unique
 ZIPF_MIN_COUNT = 2          # types seen once form the flat tail of a rank-frequency plot
 
 
@@ -29,19 +30,31 @@ def self_bleu_subset(num_documents: int, seed: int, size: int = SELF_BLEU_DOCUME
     return np.sort(np.random.default_rng(seed).choice(num_documents, size, replace=False))
 
 
-def _clipped_matches(docs: Sequence[np.ndarray], n: int) -> np.ndarray:
-    """For every document, its n-gram matches clipped by the most any *other* document holds
-    (BLEU's modified precision numerator with the rest as references)."""
-    d = len(docs)
-    grams, owner = [], []
-    for i, doc in enumerate(docs):
-        if len(doc) >= n:
-            grams.append(np.lib.stride_tricks.sliding_window_view(doc.astype(np.int64), n))
-            owner.append(np.full(len(doc) - n + 1, i, dtype=np.int64))
-    if not grams:
+def _ngram_ids(ids: np.ndarray, owner: np.ndarray, n: int) -> tuple:
+    """(an id per distinct n-gram, its document) for every n-gram inside a document of the
+    concatenated ``ids`` (renumbered 0..V-1) whose documents are ``owner``: the n ids
+    packed into one int64 key, or numpy's row-wise unique when V**n would not fit."""
+    size = ids.size - n + 1
+    if size <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    inside = owner[:size] == owner[n - 1:n - 1 + size]
+    bits = max(1, int(ids.max()).bit_length())
+    if bits * n > KEY_BITS:
+        rows = np.lib.stride_tricks.sliding_window_view(ids, n)[inside]
+        return np.unique(rows, axis=0, return_inverse=True)[1].reshape(-1), owner[:size][inside]
+    key = np.zeros(size, dtype=np.int64)
+    for j in range(n):
+        key = (key << bits) | ids[j:j + size]
+    return np.unique(key[inside], return_inverse=True)[1], owner[:size][inside]
+
+
+def _clipped_matches(ids: np.ndarray, owner: np.ndarray, d: int, n: int) -> np.ndarray:
+    """For each of the ``d`` documents, its n-gram matches clipped by the most any *other*
+    document holds (BLEU's modified precision numerator with the rest as references)."""
+    gid, doc_of = _ngram_ids(ids, owner, n)
+    if gid.size == 0:
         return np.zeros(d)
-    _, gid = np.unique(np.concatenate(grams), axis=0, return_inverse=True)
-    pair, count = np.unique(gid.reshape(-1) * d + np.concatenate(owner), return_counts=True)
+    pair, count = np.unique(gid * d + doc_of, return_counts=True)
     g, doc = pair // d, pair % d
     # per n-gram: the largest count (and its document) and the second largest, so that the
     # most any other document holds is the second where this document holds the first
@@ -72,10 +85,13 @@ def _closest_other_length(lengths: np.ndarray) -> np.ndarray:
 def sentence_bleus_against_rest(docs: Sequence[np.ndarray]) -> np.ndarray:
     """BLEU-4 of every document against all the others (NLTK's definition, method1)."""
     lengths = np.array([len(x) for x in docs], dtype=np.int64)
+    flat = np.concatenate([np.asarray(x).reshape(-1) for x in docs]) if docs else np.zeros(0)
+    ids = np.unique(flat, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    owner = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
     log_p = np.zeros(len(docs))
     matches_1 = None
     for n in range(1, BLEU_ORDER + 1):
-        num = _clipped_matches(docs, n)
+        num = _clipped_matches(ids, owner, len(docs), n)
         den = np.maximum(1, lengths - n + 1).astype(np.float64)
         if n == 1:
             matches_1 = num
