@@ -19,6 +19,10 @@ from ..data.corpus import Corpus, CorpusSummary
 from .fieldstats import self_bleu4, self_bleu_subset, zipf_exponent
 from .scale import heldout_scale
 
+# ref_ppl scores at most this many documents of S_t (its first ones: S_t's documents are
+# independent draws, so they are a uniform sample); at 1M stories scoring all of S_t with a
+# second model would cost a third of a generation (docs/experiment.md, "Metrics")
+REF_PPL_DOCUMENTS = 100_000
 RARE_MAX_COUNT = 2          # a real-corpus type is "rare" when it occurs at most this often
 UNIGRAM_SMOOTHING = 0.5     # add-0.5 on both sides for kl_unigram (over the union of types)
 METRIC_COLUMNS = (
@@ -149,7 +153,9 @@ def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa:
     if reference_model is model:
         m["ref_ppl"] = m["self_ppl"]
     elif reference_model is not None and synthetic.num_documents:
-        m["ref_ppl"] = float(reference_model.perplexity(synthetic))
+        head = (synthetic if synthetic.num_documents <= REF_PPL_DOCUMENTS
+                else synthetic.select(np.arange(REF_PPL_DOCUMENTS)))
+        m["ref_ppl"] = float(reference_model.perplexity(head))
     else:
         m["ref_ppl"] = math.nan
     m["self_bleu4"] = self_bleu4(documents(synthetic, self_bleu_subset(synthetic.num_documents, seed)))
