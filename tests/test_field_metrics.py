@@ -17,7 +17,8 @@ from collapse.experiment import fieldstats
 from collapse.experiment.fieldstats import (SELF_BLEU_DOCUMENTS, self_bleu4, self_bleu_subset,
                                             sentence_bleus_against_rest, zipf_exponent)
 from collapse.experiment.loop import load_corpus_files
-from collapse.experiment.metrics import METRIC_COLUMNS, diversity, documents
+from collapse.experiment import metrics as metrics_module
+from collapse.experiment.metrics import METRIC_COLUMNS, Reference, diversity, documents
 from collapse.ngram.family import NGramFamily
 
 FIELD_COLUMNS = ("self_bleu4", "rep_2", "rep_3", "rep_4", "diversity", "zipf_exponent", "ref_ppl", "self_ppl")
@@ -139,6 +140,20 @@ def test_ref_ppl_is_s_t_scored_by_the_saved_generation_0_model(ngram_run):
     # generation 0 scores its own sample: the two columns agree; later ones differ
     assert df.loc[0, "ref_ppl"] == df.loc[0, "self_ppl"]
     assert df.loc[2, "ref_ppl"] != pytest.approx(df.loc[2, "self_ppl"], rel=1e-3)
+
+
+def test_ref_ppl_scores_the_first_documents_of_a_large_sample(ngram_run, monkeypatch):
+    # at 1M stories a full second scoring pass would cost a third of a generation
+    out, _ = ngram_run
+    (cell,) = [p for p in pathlib.Path(out).iterdir() if p.is_dir() and (p / "gen_0000").is_dir()]
+    family = NGramFamily(order=3)
+    m0, m2 = family.load(str(cell / "gen_0000")), family.load(str(cell / "gen_0002"))
+    s2, real = load_corpus_files(str(cell / "gen_0002")), load_corpus_files(str(cell / "gen_0001"))
+    ref = Reference.build(real, real)
+    monkeypatch.setattr(metrics_module, "REF_PPL_DOCUMENTS", 50)
+    got = metrics_module.generation_metrics(m2, s2, s2, ref, reference_model=m0)["ref_ppl"]
+    assert s2.num_documents > 50
+    assert got == m0.perplexity(s2.select(np.arange(50))) and got != m0.perplexity(s2)
 
 
 def test_field_columns_in_every_ngram_row(ngram_run):
