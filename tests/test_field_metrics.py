@@ -154,6 +154,9 @@ def test_ref_ppl_scores_the_first_documents_of_a_large_sample(ngram_run, monkeyp
     got = metrics_module.generation_metrics(m2, s2, s2, ref, reference_model=m0)["ref_ppl"]
     assert s2.num_documents > 50
     assert got == m0.perplexity(s2.select(np.arange(50))) and got != m0.perplexity(s2)
+    # generation 0 (M_t is M_0) reads the same documents, not self_ppl's whole sample
+    gen0 = metrics_module.generation_metrics(m0, s2, s2, ref, reference_model=m0)
+    assert gen0["ref_ppl"] == got != gen0["self_ppl"]
 
 
 def test_field_columns_in_every_ngram_row(ngram_run):

@@ -150,11 +150,11 @@ def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa:
     # S_t under its own model M_t and under the fixed M_0, side by side (their ratio alone
     # mixes the sample's drift with the model's)
     m["self_ppl"] = float(model.perplexity(synthetic)) if synthetic.num_documents else math.nan
-    if reference_model is model:
+    whole = synthetic.num_documents <= REF_PPL_DOCUMENTS
+    if reference_model is model and whole:  # generation 0: the same number
         m["ref_ppl"] = m["self_ppl"]
     elif reference_model is not None and synthetic.num_documents:
-        head = (synthetic if synthetic.num_documents <= REF_PPL_DOCUMENTS
-                else synthetic.select(np.arange(REF_PPL_DOCUMENTS)))
+        head = synthetic if whole else synthetic.select(np.arange(REF_PPL_DOCUMENTS))
         m["ref_ppl"] = float(reference_model.perplexity(head))
     else:
         m["ref_ppl"] = math.nan
