@@ -10,7 +10,7 @@ and drives the experiment loop's own stages, timed one by one:
   fit       NGramFamily.fit(D_t), the loop's n-gram family (Accumulate: fit_accumulated, the pool)
   sample    S_t = --stories stories from M_t (temperature 1)
   metrics   collapse.experiment.metrics.generation_metrics (held-out perplexity, self
-            perplexity, entropy, diversity, KL to the grammar, ...)
+            perplexity, S_t under M_0, self-BLEU, entropy, diversity, KL to the grammar, ...)
 
 and the peak RSS (VmHWM) of each stage (reset between stages) and of the process so far. Anchor: at the generations of
 --lmplz-at, the same D_t is written as text and estimated by lmplz (-S --lmplz-memory);
@@ -150,6 +150,7 @@ def child(args) -> None:  # noqa: ANN001
             for k in needed_synthetic(paradigm, first):
                 synthetic[k] = load_sample(os.path.join(ckpt, f"S_{k}.npz"))
     t_start = time.perf_counter()
+    m0 = None
     process_peak = max(peak_before, stage_peak_mb())  # the setup's (and resumed S_k's); over every session
     for g in range(first, args.generations + 1):
         stage_peak_mb()
@@ -189,7 +190,12 @@ def child(args) -> None:  # noqa: ANN001
         sample_peak = stage_peak_mb()
         model.end_sampling()  # the sampler goes before scoring builds its index
         t3 = time.perf_counter()
-        metrics = generation_metrics(model, train, synth, ref, args.threads)
+        if g == 0:
+            m0 = model  # generation 0's model scores every S_t (ref_ppl), as in the loop
+        elif m0 is None:  # resumed from a checkpoint: refit M_0 (deterministic)
+            m0 = family.fit(real, seed=0)
+        metrics = generation_metrics(model, train, synth, ref, args.threads, reference_model=m0,
+                                     seed=_core.derive_seed(13, g))
         t4 = time.perf_counter()
         metrics_peak = stage_peak_mb()
         process_peak = max(process_peak, fit_peak, sample_peak, metrics_peak)
@@ -198,6 +204,7 @@ def child(args) -> None:  # noqa: ANN001
                "fit_peak_mb": fit_peak, "sample_peak_mb": sample_peak, "metrics_peak_mb": metrics_peak,
                "rss_mb": vm_kb("VmRSS") / 1024, "heldout_ppl": metrics["heldout_ppl"],
                "kl_truth": metrics["kl_truth"], "distinct_4": metrics["distinct_4"],
+               "ref_ppl": metrics["ref_ppl"], "self_bleu4": metrics["self_bleu4"],
                "loadavg_1min": os.getloadavg()[0], "elapsed_s": elapsed_before + time.perf_counter() - t_start}
         if lmplz_s is not None:
             row["lmplz_s"] = lmplz_s

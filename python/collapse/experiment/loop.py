@@ -65,6 +65,7 @@ if TYPE_CHECKING:  # the metrics table's type only; pandas is imported where a t
 
 # Seed purposes (tags for derive_seed).
 PURPOSE_SAMPLE, PURPOSE_FIT, PURPOSE_PARADIGM, PURPOSE_CELL = 101, 102, 103, 104
+PURPOSE_METRICS = 105  # the self-BLEU subset of S_t
 
 KEY_COLUMNS = ("model", "paradigm", "alpha", "seed", "generation", "family", "order", "filter_keep")
 SIZE_COLUMNS = ("train_documents", "train_tokens", "synthetic_documents", "synthetic_tokens")
@@ -489,7 +490,8 @@ def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, 
 
 # (label, column, format) of the progress line; a NaN value (kl_truth for file data) is left out
 PROGRESS_FIELDS = (("bits/word", "heldout_bits_per_word", ".4f"), ("kl_truth", "kl_truth", ".3f"),
-                   ("heldout_ppl", "heldout_ppl", ".3f"), ("vocab", "vocab_size", "d"),
+                   ("heldout_ppl", "heldout_ppl", ".3f"), ("ref_ppl", "ref_ppl", ".3f"),
+                   ("self_bleu4", "self_bleu4", ".3f"), ("vocab", "vocab_size", "d"),
                    ("mean_length", "mean_length", ".1f"), ("truncated", "truncated_fraction", ".1%"))
 
 
@@ -583,11 +585,11 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
             sampler = model.in_work_dir(work) if hasattr(model, "in_work_dir") else model
             sample_seed = _core.derive_seed(key_t, PURPOSE_SAMPLE)
             extra: Dict[str, float] = {"filter_pass_rate": math.nan}
+            if reference_model is None:
+                # M_0 (the filter's reference and ref_ppl's scorer): deterministic, so the
+                # same on resume (loaded or refitted) as in an unbroken run
+                reference_model = generation0.model_for(cell, fit_generation0)
             if filtering:
-                if reference_model is None:
-                    # M_0: deterministic, so the same on resume as in an unbroken run
-                    reference_model = generation0.model_for(cell, fit_generation0)
-
                 def draw() -> Any:
                     return filtered_sample(sampler, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
                                            threads=cfg.experiment.threads)
@@ -600,7 +602,9 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
             if info is not None:
                 extra["filter_pass_rate"] = info["filter_pass_rate"]
             t2 = time.perf_counter()
-            metrics = generation_metrics(model, train, synth, data.reference, cfg.experiment.threads)
+            metrics = generation_metrics(model, train, synth, data.reference, cfg.experiment.threads,
+                                         reference_model=reference_model,
+                                         seed=_core.derive_seed(key_t, PURPOSE_METRICS))
             tail = (tail_ref, real.vocab, *tail_stats.generation_tails(synth, real.vocab, tail_ref))
             t3 = time.perf_counter()
             if is_main():

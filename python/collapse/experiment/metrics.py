@@ -1,7 +1,8 @@
 """Per-generation collapse metrics (definitions in docs/experiment.md, "Metrics").
 
-Counting-heavy parts (distinct n-grams, within-document repetition) run in C++
-(``_core.ngram_diversity``); unigram counts are ``numpy.bincount``. Corpora with different
+Counting-heavy parts (distinct n-grams, and from them rep-n and diversity; within-document
+repetition) run in C++ (``_core.ngram_diversity``); unigram counts are ``numpy.bincount``;
+self-BLEU over a 100-document subset and the Zipf fit are numpy (``fieldstats``). Corpora with different
 vocabularies are compared by word, through the real corpus's vocabulary.
 """
 
@@ -15,14 +16,20 @@ import numpy as np
 
 from .. import _core
 from ..data.corpus import Corpus, CorpusSummary
+from .fieldstats import self_bleu4, self_bleu_subset, zipf_exponent
 from .scale import heldout_scale
 
+# ref_ppl scores at most this many documents of S_t (its first ones: S_t's documents are
+# independent draws, so they are a uniform sample); at 1M stories scoring all of S_t with a
+# second model would cost a third of a generation (docs/experiment.md, "Metrics")
+REF_PPL_DOCUMENTS = 100_000
 RARE_MAX_COUNT = 2          # a real-corpus type is "rare" when it occurs at most this often
 UNIGRAM_SMOOTHING = 0.5     # add-0.5 on both sides for kl_unigram (over the union of types)
 METRIC_COLUMNS = (
     "heldout_bits_per_word", "heldout_ppl", "self_ppl", "entropy", "distinct_1", "distinct_2", "distinct_3", "distinct_4",
     "vocab_size", "types_lost", "train_vocab_size", "rare_mass", "kl_unigram", "tv_unigram", "repetition",
     "mean_length", "truncated_fraction", "kl_truth", "kl_truth_se", "kl_unigram_truth",
+    "ref_ppl", "self_bleu4", "rep_2", "rep_3", "rep_4", "diversity", "zipf_exponent",
 )
 
 
@@ -73,7 +80,17 @@ def diversity(corpus: Corpus, threads: int = 1) -> Dict[str, float]:
         total = int(d["total"][n - 1])
         out[f"distinct_{n}"] = float(d["distinct"][n - 1]) / total if total else math.nan
     out["repetition"] = float(d["repeated"]) / d["repeat_total"] if d["repeat_total"] else 0.0
+    # rep-n and diversity as in SimCTG / contrastive decoding (Su et al. 2022), over the whole
+    # sample (n-grams within documents), as fractions rather than percentages
+    for n in range(2, 5):
+        out[f"rep_{n}"] = 1.0 - out[f"distinct_{n}"]
+    out["diversity"] = out["distinct_2"] * out["distinct_3"] * out["distinct_4"]
     return out
+
+
+def documents(corpus: Corpus, indices: np.ndarray) -> list:
+    """The token ids of the chosen documents."""
+    return [corpus.tokens[corpus.offsets[i]:corpus.offsets[i + 1]] for i in indices]
 
 
 @dataclass
@@ -109,9 +126,12 @@ class Reference:
 
 
 def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa: ANN001
-                       threads: int = 1) -> Dict[str, float]:
+                       threads: int = 1, reference_model=None, seed: int = 0) -> Dict[str, float]:  # noqa: ANN001
     """Every metric of one generation: model M_t (trained on ``train``, a Corpus or the
     CorpusSummary of one a family holds as counts) and its sample S_t.
+
+    ``reference_model``: generation 0's model M_0, which scores S_t for ref_ppl (NaN
+    without one); ``seed`` draws the self-BLEU subset of S_t.
 
     heldout_bits_per_word and kl_truth come from the model's document_log_probs (one scale
     for every family: collapse.experiment.scale); heldout_ppl and self_ppl are in the family's
@@ -127,13 +147,25 @@ def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa:
     scale = heldout_scale(model, ref.heldout, ref.heldout_true_logprobs, doc_log_probs=lp) if lp is not None else {
         "heldout_bits_per_word": math.nan, "kl_truth": math.nan, "kl_truth_se": math.nan}
     m.update(scale)
+    # S_t under its own model M_t and under the fixed M_0, side by side (their ratio alone
+    # mixes the sample's drift with the model's)
     m["self_ppl"] = float(model.perplexity(synthetic)) if synthetic.num_documents else math.nan
+    whole = synthetic.num_documents <= REF_PPL_DOCUMENTS
+    if reference_model is model and whole:  # generation 0: the same number
+        m["ref_ppl"] = m["self_ppl"]
+    elif reference_model is not None and synthetic.num_documents:
+        head = synthetic if whole else synthetic.select(np.arange(REF_PPL_DOCUMENTS))
+        m["ref_ppl"] = float(reference_model.perplexity(head))
+    else:
+        m["ref_ppl"] = math.nan
+    m["self_bleu4"] = self_bleu4(documents(synthetic, self_bleu_subset(synthetic.num_documents, seed)))
     own = np.bincount(synthetic.tokens, minlength=len(synthetic.vocab))
     counts, novel = counts_by_reference(synthetic, ref.real.vocab, own)
     all_counts = np.append(counts[3:], novel)
     m["entropy"] = entropy_bits(all_counts)
     m.update(diversity(synthetic, threads))
     m["vocab_size"] = int(np.count_nonzero(own[3:]))
+    m["zipf_exponent"] = zipf_exponent(own[3:])
     real_types = ref.real_counts[3:] > 0
     m["types_lost"] = int(np.count_nonzero(real_types & (counts[3:] == 0)))
     # D_t as a Corpus, or as the CorpusSummary of one a family holds as merged counts
