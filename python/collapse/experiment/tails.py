@@ -273,7 +273,7 @@ def draw_tails(run_dir: str) -> Any:
         ax.set_yscale("symlog", linthresh=1.0)
         ax.set_ylim(0, 1.5 * max(last, float(law.max()), 1.0))
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=6, loc="upper left")
+        ax.legend(fontsize=6, loc="lower right")
     for extra in axes[len(paradigms) + 1:]:
         extra.set_visible(False)
     fig.tight_layout()
