@@ -473,7 +473,6 @@ def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, 
         tail_ref, real_vocab, columns, present = tail
         tail_stats.write_generation(gdir, columns, present)
         gdirs = [gen_dir(run_dir, cell, k) for k in range(t + 1)]
-        tail_stats.backfill(gdirs[:-1], tail_ref, real_vocab, load_corpus_files)  # a run from before the tail, resumed
         tail_stats.write_extinction(os.path.join(run_dir, cell.id), gdirs, tail_ref, real_vocab.words)
     if cfg.output.keeps_model(t, cfg.experiment.generations):  # the first, every k-th, the last
         model.save(gdir)
@@ -524,6 +523,9 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
     filtering = cfg.filter.method != "none" or cfg.filter.dedup
     reference_model = None
     tail_ref = tail_stats.TailReference.build(real)
+    if rows and is_main():  # a run from before the tail files, resumed: its committed generations get them once
+        tail_stats.backfill([gen_dir(run_dir, cell, k) for k in range(len(rows))], tail_ref, real.vocab,
+                            load_corpus_files)
     progress = cfg.experiment.progress
     pending = None
     # Accumulate with a family that keeps the pool (experiment.family.AccumulatingFamily: the
