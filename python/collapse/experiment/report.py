@@ -94,22 +94,20 @@ def _missing(x: Any) -> bool:
         return True
 
 
+def _formatted(x: Any, digits: str, missing: str) -> str:
+    if _missing(x):
+        return missing
+    return format(x, digits) if isinstance(x, float) else str(x)
+
+
 def csv_text(x: Any) -> str:
     """A value as metrics.csv writes it ("" when missing)."""
-    if _missing(x):
-        return ""
-    if isinstance(x, float):
-        return format(x, CSV_DIGITS)
-    return str(x)
+    return _formatted(x, CSV_DIGITS, "")
 
 
 def shown(x: Any) -> str:
     """A value as a table shows it: 6 significant digits, "–" when missing."""
-    if _missing(x):
-        return "–"
-    if isinstance(x, float):
-        return format(x, SHOWN_DIGITS)
-    return str(x)
+    return _formatted(x, SHOWN_DIGITS, "–")
 
 
 def _number(x: Any) -> Any:
