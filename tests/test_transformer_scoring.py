@@ -11,7 +11,9 @@ transformers = pytest.importorskip("transformers", reason="parity tests need tra
 
 from collapse.transformer import GPTNeo, GPTNeoConfig  # noqa: E402
 from collapse.transformer.generate import SamplingConfig  # noqa: E402
-from collapse.transformer.score import document_log_probs, paper_perplexity, sliding_window_nll  # noqa: E402
+from collapse.errors import CollapseError  # noqa: E402
+from collapse.transformer.score import (  # noqa: E402
+    document_log_probs, paper_perplexity, paper_perplexity_per_story, sliding_window_nll)
 
 V, EOT, POSITIONS = 50, 0, 32
 
@@ -109,6 +111,54 @@ def test_paper_perplexity_differs_from_the_token_weighted_mean(models):
     assert got.perplexity != pytest.approx(weighted, rel=1e-9)
 
 
+def _per_story_ppl_with_transformers(hf, stories, stride):
+    """The current evaluate_ppl.py with transformers' model: each story on its own, its
+    windows' losses weighted by the tokens they score, exp(summed NLL / scored tokens)."""
+    max_length, total, count = hf.config.max_position_embeddings, 0.0, 0
+    for story in stories:
+        ids = torch.tensor(story)[None, :]
+        prev_end, seq_len = 0, ids.size(1)
+        for begin in range(0, seq_len, stride):
+            end = min(begin + max_length, seq_len)
+            targets = ids[:, begin:end].clone()
+            targets[:, :-(end - prev_end)] = -100
+            scored = int((targets[:, 1:] != -100).sum())  # labels are shifted inside the model
+            if scored:  # (a one-token story: the script's loss is nan and weighs nothing)
+                with torch.no_grad():
+                    total += float(hf(ids[:, begin:end], labels=targets).loss) * scored
+            count += scored
+            prev_end = end
+            if end == seq_len:
+                break
+    return math.exp(total / count)
+
+
+@pytest.mark.parametrize("stride", [12, 31, 512])
+def test_paper_perplexity_per_story_is_current_evaluate_ppl_on_transformers(models, stride):
+    """Short stories batched together (right-padded), long ones by evaluate_ppl's windows
+    inside the story; a one-token story scores nothing and changes nothing."""
+    ours, hf = models
+    stories = _docs([5, 31, 32, 1, 90, 17, 150, 2], seed=11)
+    got = paper_perplexity_per_story(ours, stories, stride=stride, batch_size=3)
+    assert got.perplexity == pytest.approx(_per_story_ppl_with_transformers(hf, stories, stride), rel=1e-5)
+    if stride < POSITIONS:  # every token but each story's first is scored exactly once
+        assert got.num_tokens == sum(len(q) - 1 for q in stories)
+    assert got.perplexity == pytest.approx(paper_perplexity_per_story(ours, [q for q in stories if len(q) > 1],
+                                                                      stride=stride).perplexity, rel=1e-12)
+
+
+def test_paper_perplexity_per_story_differs_from_joined(models):
+    """Joining stories lets a story see the previous ones as context and weighs windows,
+    not tokens: the two versions of the script give different numbers on the same text."""
+    ours, _ = models
+    stories = _docs([20, 25, 9, 30], seed=5)
+    per_story = paper_perplexity_per_story(ours, stories, stride=16).perplexity
+    joined = paper_perplexity(ours, np.concatenate(stories), stride=16).perplexity
+    assert per_story != pytest.approx(joined, rel=1e-6)
+    with pytest.raises(CollapseError, match="no token to score"):
+        paper_perplexity_per_story(ours, [np.array([3]), np.array([], dtype=np.int64)])
+
+
 def test_sampling_defaults_are_the_papers():
     """train_33m.py: generate(do_sample=True, top_k=0, max_new_tokens=600) at temperature 1,
     no nucleus; our prompt is the end-of-text token alone (generate.generate_batch)."""
@@ -122,8 +172,9 @@ def test_sampling_defaults_are_the_papers():
 
 
 def test_paper_perplexity_option_reports_paper_ppl():
-    """paper_perplexity = true: the family's extra metric is evaluate_ppl's number on the
-    held-out stories joined by blank lines (the model's positions as the window)."""
+    """paper_perplexity = true or "per-story": the family's extra metric is the current
+    evaluate_ppl's number (each held-out story on its own); "joined": the older one (the
+    stories joined by blank lines); the model's positions are the window either way."""
     from collapse.data.corpus import Corpus
     from collapse.transformer.family import TransformerFamily
 
@@ -134,8 +185,15 @@ def test_paper_perplexity_option_reports_paper_ppl():
     rng = np.random.default_rng(0)
     corpus = Corpus.from_texts([" ".join(rng.choice(["Tom", "saw", "a", "dog", "."], size=8)) for _ in range(30)])
     held = Corpus.from_texts([" ".join(rng.choice(["Tom", "saw", "a", "dog", "."], size=8)) for _ in range(6)])
-    model = TransformerFamily.from_config({**table, "paper_perplexity": True}).fit(corpus, seed=0)
-    got = model.extra_metrics(held)["paper_ppl"]
+    model = TransformerFamily.from_config({**table, "paper_perplexity": "joined"}).fit(corpus, seed=0)
     stream = model.tokenizer.encode_batch(["\n\n".join(held.texts())])[0]
-    assert got == pytest.approx(paper_perplexity(model.model, stream, max_length=POSITIONS, stride=8).perplexity)
+    assert model.extra_metrics(held)["paper_ppl"] == pytest.approx(
+        paper_perplexity(model.model, stream, max_length=POSITIONS, stride=8).perplexity)
+    per_story = paper_perplexity_per_story(model.model, model.tokenizer.encode_batch(held.texts()),
+                                           max_length=POSITIONS, stride=8).perplexity
+    for setting in (True, "per-story"):
+        model.family = TransformerFamily.from_config({**table, "paper_perplexity": setting})
+        assert model.extra_metrics(held)["paper_ppl"] == pytest.approx(per_story)
     assert TransformerFamily.from_config(table).fit(corpus, seed=0).extra_metrics(held) == {}
+    with pytest.raises(CollapseError, match="paper_perplexity must be"):
+        TransformerFamily.from_config({**table, "paper_perplexity": "stories"})

@@ -32,8 +32,11 @@
                       paper_perplexity, whose window is the model's positions)
     progress          true (default): progress of BPE training, training and sampling
                       (collapse.transformer.progress); false: silent
-    paper_perplexity  false (default); true: the loop also reports ``paper_ppl``, the
-                      paper's evaluate_ppl.py number on the held-out stories
+    paper_perplexity  false (default); "per-story" (or true) | "joined": the loop also
+                      reports ``paper_ppl``, the paper's evaluate_ppl.py number on the
+                      held-out stories: its current version scores each story on its
+                      own, token-weighted; its older one joined the stories by blank lines
+                      and averaged the windows' means
     device            "auto" (CUDA if available) | "cpu" | "cuda" | "cuda:N"
     threads           torch CPU threads for fit (0: torch's default)
 
@@ -64,7 +67,7 @@ from .checkpoint import CheckpointPolicy, load_shard, save_shard, shard_path
 from .distributed import launched, on_main
 from .generate import SamplingConfig, generate_distributed
 from .model import GPTNeo, GPTNeoConfig
-from .score import document_log_probs, paper_perplexity
+from .score import PAPER_PERPLEXITY_MODES, document_log_probs, paper_perplexity, paper_perplexity_per_story
 from .tokenizer import END_OF_TEXT, TextTokenizer
 from .train import TrainConfig, TrainStats, dist_from_env, make_rows, resolve_device, train
 
@@ -98,6 +101,19 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+def paper_perplexity_mode(value: Any) -> str:
+    """The paper_perplexity setting as "" (off), "per-story" or "joined"; true means the
+    paper's current version, "per-story"."""
+    if value is False:
+        return ""
+    if value is True:
+        return "per-story"
+    if value not in PAPER_PERPLEXITY_MODES:
+        raise CollapseError(f"transformer: paper_perplexity must be false, true, "
+                            f"{' or '.join(repr(m) for m in PAPER_PERPLEXITY_MODES)}, not {value!r}")
+    return str(value)
+
+
 class _FamilyOrInstanceMethod:
     """``load`` works on the class (TransformerFamily.load(dir): settings read from the
     folder) and on an instance (family.load(dir), as the loop's protocol calls it)."""
@@ -128,10 +144,9 @@ class TransformerFamily:
         if "attention_layers" in self.model_overrides:
             self.model_overrides["attention_layers"] = tuple(self.model_overrides["attention_layers"])
         self.progress = s.get("progress", True)
-        self.paper_perplexity = s.get("paper_perplexity", False)
-        for key in ("progress", "paper_perplexity"):
-            if not isinstance(s.get(key, False), bool):
-                raise CollapseError(f"transformer: {key} must be true or false")
+        if not isinstance(self.progress, bool):
+            raise CollapseError("transformer: progress must be true or false")
+        self.paper_perplexity = paper_perplexity_mode(s.get("paper_perplexity", False))
         self.train_config = TrainConfig(**{k: s[k] for k in TRAIN_KEYS if k in s},
                                         device=str(s.get("device", "auto")), log_every=int(s.get("log_every", 0)),
                                         progress=self.progress)
@@ -372,19 +387,25 @@ class TransformerModel:
         return float(np.exp(-lp.sum() / n.sum()))
 
     def extra_metrics(self, heldout: Corpus) -> Dict[str, float]:
-        """Columns only this family reports: ``paper_ppl`` when paper_perplexity = true."""
-        return {"paper_ppl": self.paper_perplexity(heldout)} if self.family.paper_perplexity else {}
+        """Columns only this family reports: ``paper_ppl`` when paper_perplexity is set."""
+        mode = self.family.paper_perplexity
+        return {"paper_ppl": self.paper_perplexity(heldout, mode)} if mode else {}
 
-    def paper_perplexity(self, corpus: Corpus) -> float:
-        """The paper's evaluate_ppl.py number (score.paper_perplexity): the stories' texts
-        joined by blank lines into one text, no end-of-text, a window of the model's
-        positions every perplexity_stride (512) tokens, exp(mean of the windows' mean NLL)."""
+    def paper_perplexity(self, corpus: Corpus, mode: str = "per-story") -> float:
+        """The paper's evaluate_ppl.py number, a window of the model's positions every
+        perplexity_stride (512) tokens, no end-of-text: "per-story" (its current version,
+        score.paper_perplexity_per_story) scores each story's text on its own and takes
+        exp(token-weighted mean NLL); "joined" (its older one, score.paper_perplexity) joins
+        the texts by blank lines into one text and takes exp(mean of the windows' mean NLL)."""
         if corpus.num_documents == 0:
             raise CollapseError("perplexity of an empty corpus")
-        stream = self.tokenizer.encode_batch(["\n\n".join(corpus.texts())])[0]
+        mode = paper_perplexity_mode(mode)
+        kw = {"stride": self.family.perplexity_stride, "precision": self.family.train_config.precision}
         with _threads(self.family.threads):
-            return paper_perplexity(self.model, stream, stride=self.family.perplexity_stride,
-                                    precision=self.family.train_config.precision).perplexity
+            if mode == "joined":
+                stream = self.tokenizer.encode_batch(["\n\n".join(corpus.texts())])[0]
+                return paper_perplexity(self.model, stream, **kw).perplexity
+            return paper_perplexity_per_story(self.model, self.tokenizer.encode_batch(corpus.texts()), **kw).perplexity
 
     def save(self, directory: str) -> None:
         """config.json + model.safetensors (Hugging Face layout), tokenizer.json and

@@ -4,7 +4,9 @@
   tokens and the end-of-text after it, given the end-of-text before it), which is what
   puts the transformer on the same per-word scale as the n-gram family.
 - ``sliding_window_nll`` (ours, below): the text as one stream scored token by token.
-- ``paper_perplexity``: the number the paper's evaluate_ppl.py reports (see there).
+- ``paper_perplexity_per_story`` and ``paper_perplexity``: the numbers the paper's
+  evaluate_ppl.py reports, in its current version (each story on its own) and its older
+  one (the stories joined by blank lines); see there.
 
 ``sliding_window_nll``: the text is one token stream: end-of-text, document, end-of-text, document, ... (as in
 training). Every token after the first is scored exactly once: the tokens are taken
@@ -117,44 +119,95 @@ class PaperPerplexity:
     window_tokens: List[int]       # tokens each window scored
 
 
-@torch.no_grad()
-def paper_perplexity(model: GPTNeo, stream: np.ndarray, max_length: Optional[int] = None,
-                     stride: int = 512, precision: str = "auto") -> PaperPerplexity:
-    """The paper's evaluate_ppl.py on a token stream (the validation stories joined by
-    blank lines, no end-of-text): windows start every ``stride`` tokens and span
-    ``max_length`` (default: the model's positions); each window scores the tokens after
-    the previous window's end (the first window all but its first token); perplexity =
-    exp(the unweighted MEAN over windows of each window's mean NLL), as that script does,
-    not exp(total NLL / tokens): a short last window weighs as much as a full one."""
+PAPER_PERPLEXITY_MODES = ("per-story", "joined")
+
+
+def _check_paper_window(model: GPTNeo, max_length: Optional[int], stride: int) -> int:
     max_length = max_length or model.config.max_position_embeddings
     if max_length > model.config.max_position_embeddings:
         raise CollapseError(f"perplexity: max_length {max_length} exceeds the model's "
                             f"{model.config.max_position_embeddings} positions")
     if stride < 1:
         raise CollapseError(f"perplexity: stride must be positive, got {stride}")
+    return max_length
+
+
+def _paper_windows(model: GPTNeo, ids: torch.Tensor, max_length: int, stride: int,
+                   precision: str) -> Tuple[List[float], List[int]]:
+    """evaluate_ppl.py's windows over one token sequence: a window of ``max_length`` starts
+    every ``stride`` tokens and scores the tokens after the previous window's end (the
+    first window all but its first token). Each window's summed NLL and scored tokens."""
+    device = model.wte.weight.device
+    sums, counts = [], []
+    prev_end, n = 0, ids.numel()
+    for begin in range(0, n, stride):
+        end = min(begin + max_length, n)
+        first = max(prev_end, begin + 1) - begin  # scored positions inside the window
+        nll, k = _scored_nll(model, ids[None, begin:end].to(device), torch.tensor([first], device=device), precision)
+        sums.append(float(nll[0]))
+        counts.append(int(k[0]))
+        prev_end = end
+        if end == n:
+            break
+    return sums, counts
+
+
+@torch.no_grad()
+def paper_perplexity(model: GPTNeo, stream: np.ndarray, max_length: Optional[int] = None,
+                     stride: int = 512, precision: str = "auto") -> PaperPerplexity:
+    """The paper's older evaluate_ppl.py ("joined") on a token stream (the validation
+    stories joined by blank lines, no end-of-text): windows as in _paper_windows;
+    perplexity = exp(the unweighted MEAN over windows of each window's mean NLL), as that
+    script does, not exp(total NLL / tokens): a short last window weighs as much as a full
+    one."""
+    max_length = _check_paper_window(model, max_length, stride)
     ids = torch.as_tensor(np.asarray(stream, dtype=np.int64))
     if ids.numel() < 2:
         raise CollapseError("perplexity: the text has fewer than two tokens")
-    device = model.wte.weight.device
-    resolved = resolve_precision(precision, device)
     was_training = model.training
     model.eval()
-    means, counts = [], []
     try:
-        prev_end, n = 0, ids.numel()
-        for begin in range(0, n, stride):
-            end = min(begin + max_length, n)
-            first = max(prev_end, begin + 1) - begin  # scored positions inside the window
-            nll, k = _scored_nll(model, ids[None, begin:end].to(device), torch.tensor([first], device=device),
-                                 resolved)
-            means.append(float(nll[0]) / int(k[0]))
-            counts.append(int(k[0]))
-            prev_end = end
-            if end == n:
-                break
+        sums, counts = _paper_windows(model, ids, max_length, stride, resolve_precision(precision, model.wte.weight.device))
     finally:
         model.train(was_training)
+    means = [s / k for s, k in zip(sums, counts)]
     return PaperPerplexity(math.exp(sum(means) / len(means)), means, counts)
+
+
+@torch.no_grad()
+def paper_perplexity_per_story(model: GPTNeo, stories: Sequence[np.ndarray], max_length: Optional[int] = None,
+                               stride: int = 512, batch_size: int = 32, precision: str = "auto") -> PerplexityResult:
+    """The paper's current evaluate_ppl.py ("per-story"): each story's tokens on their own
+    (no end-of-text before or after: its first token is not scored), evaluate_ppl's
+    windows inside a story longer than ``max_length``, and exp(token-weighted mean NLL)
+    over all stories: the returned PerplexityResult's ``perplexity``. Stories that fit one
+    window go through the model together (right-padded, as document_log_probs does)."""
+    max_length = _check_paper_window(model, max_length, stride)
+    seqs = [np.asarray(q, dtype=np.int64) for q in stories]
+    if sum(max(q.size - 1, 0) for q in seqs) == 0:
+        raise CollapseError("perplexity: the stories have no token to score (each needs two or more)")
+    device = model.wte.weight.device
+    resolved = resolve_precision(precision, device)
+    short = sorted((i for i, q in enumerate(seqs) if 2 <= q.size <= max_length), key=lambda i: seqs[i].size)
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    try:
+        for s in range(0, len(short), batch_size):
+            idx = short[s:s + batch_size]
+            batch = torch.full((len(idx), seqs[idx[-1]].size), -1, dtype=torch.long)
+            for r, i in enumerate(idx):
+                batch[r, :seqs[i].size] = torch.from_numpy(seqs[i])
+            nll, k = _scored_nll(model, batch.to(device), torch.ones(len(idx), dtype=torch.long, device=device),
+                                 resolved)
+            total, count = total + float(nll.sum()), count + int(k.sum())
+        for q in seqs:
+            if q.size > max_length:
+                sums, counts = _paper_windows(model, torch.from_numpy(q), max_length, stride, resolved)
+                total, count = total + sum(sums), count + sum(counts)
+    finally:
+        model.train(was_training)
+    return PerplexityResult(total, count)
 
 
 @torch.no_grad()
