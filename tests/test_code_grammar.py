@@ -265,3 +265,20 @@ def test_demo_source_code_runs(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "collapse", "demo", "--source", "python"], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "--source" in bad.stderr
+
+
+def test_the_transformer_family_takes_programs_unchanged(tmp_path):
+    pytest.importorskip("torch", reason="the transformer family needs torch (collapse[torch])")
+    from collapse.experiment.loop import run_experiment
+
+    df = run_experiment({
+        "experiment": {"name": "code-tf", "generations": 1, "paradigms": ["replace"], "workers": 1,
+                       "progress": False},
+        "data": {"source": "code", "num_documents": 120, "heldout_documents": 30, "max_depth": 2},
+        "model": {"family": "transformer", "preset": "custom", "hidden_size": 32, "num_layers": 1, "num_heads": 4,
+                  "window_size": 16, "max_position_embeddings": 128, "context_length": 96, "epochs": 1,
+                  "batch_size": 16, "micro_batch_size": 8, "lr": 3e-3, "bpe_vocab_size": 300, "max_new_tokens": 60,
+                  "sample_batch_size": 32, "device": "cpu", "threads": 1},
+    }, out=str(tmp_path / "run"))
+    assert len(df) == 2 and (df.family == "transformer").all()
+    assert df.kl_truth.notna().all() and (df.kl_truth > 0).all() and df.heldout_bits_per_word.notna().all()
