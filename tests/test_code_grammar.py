@@ -8,6 +8,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from scipy import stats
 
 from collapse.data.codegrammar import CodeGrammar, get_code_grammar
@@ -282,3 +283,19 @@ def test_the_transformer_family_takes_programs_unchanged(tmp_path):
     }, out=str(tmp_path / "run"))
     assert len(df) == 2 and (df.family == "transformer").all()
     assert df.kl_truth.notna().all() and (df.kl_truth > 0).all() and df.heldout_bits_per_word.notna().all()
+
+
+@settings(max_examples=10, deadline=None)
+@given(num_identifiers=st.integers(1, 200), zipf=st.floats(0.5, 2.0), cont=st.floats(0.05, 0.95),
+       depth=st.integers(0, 5), statements=st.integers(1, 30))
+def test_any_code_grammar_is_a_proper_distribution(num_identifiers, zipf, cont, depth, statements):
+    g = CodeGrammar(num_identifiers=num_identifiers, zipf=zipf, continue_prob=cont, max_depth=depth,
+                    max_statements=statements)
+    ex = g.exact()
+    assert sum(ex.unigram().values()) == pytest.approx(1.0, abs=1e-9)
+    # one ";" per statement: 1 + the truncated geometric number of further statements
+    expected_statements = sum(cont ** k for k in range(statements))
+    assert dict(zip(ex.words, ex.expected_counts))[";"] == pytest.approx(expected_statements, rel=1e-9)
+    corpus, logp = g.sample(40, seed=num_identifiers)
+    np.testing.assert_allclose(g.corpus_log_probs(corpus), logp, atol=1e-9)
+    assert max(text.split().count(";") for text in corpus.texts()) <= statements
