@@ -12,15 +12,24 @@ DEMO_PARADIGMS = ["replace", "accumulate", "accumulate-subsample", "fresh"]
 EXIT_CELLS_ENDED = 3  # the run finished, but some cells ended early (their status and reason say why)
 
 
-def demo_config(generations: int = 20) -> dict:
-    """The demo: the embedded story grammar, trigram MKN, four paradigms, one seed."""
+DEMO_SOURCES = ("grammar", "code")  # the embedded sources: stories, programs
+
+
+def demo_config(generations: int = 20, source: str = "grammar") -> dict:
+    """The demo: an embedded source (the story grammar, or the code grammar), trigram MKN,
+    four paradigms, one seed."""
     return {
-        "experiment": {"name": "demo", "generations": generations, "seeds": [0], "paradigms": DEMO_PARADIGMS,
-                       "alphas": [0.5], "workers": 2, "threads": 1},
-        "data": {"source": "grammar", "num_documents": 2000, "heldout_documents": 500, "seed": 0},
+        "experiment": {"name": demo_name(source), "generations": generations, "seeds": [0],
+                       "paradigms": DEMO_PARADIGMS, "alphas": [0.5], "workers": 2, "threads": 1},
+        "data": {"source": source, "num_documents": 2000, "heldout_documents": 500, "seed": 0},
         "model": {"family": "ngram", "order": 3, "smoothing": "mkn"},
         "output": {"save_models": True},
     }
+
+
+def demo_name(source: str) -> str:
+    """The demo's name and default run directory under runs/: demo, demo-code."""
+    return "demo" if source == "grammar" else f"demo-{source}"
 
 
 def _positive_int(text: str) -> int:
@@ -130,13 +139,15 @@ def cmd_demo(args) -> int:  # noqa: ANN001
 
     from .interrupt import interrupt_status
 
-    out = args.out or os.path.join("runs", "demo")
+    out = args.out or os.path.join("runs", demo_name(args.source))
     t0 = time.perf_counter()
     try:
-        df = run_experiment(demo_config(args.generations), out=out, resume=args.resume)
+        df = run_experiment(demo_config(args.generations, args.source), out=out, resume=args.resume)
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM
         word, status = interrupt_status(e)
-        command = shlex.join(["collapse", "demo", "--out", out, "--generations", str(args.generations), "--resume"])
+        source = [] if args.source == "grammar" else ["--source", args.source]
+        command = shlex.join(["collapse", "demo", *source, "--out", out, "--generations", str(args.generations),
+                              "--resume"])
         sys.stderr.write(kept_line(word, out, command))
         return status
     elapsed = time.perf_counter() - t0
@@ -217,8 +228,10 @@ def register(subparsers) -> None:  # noqa: ANN001
                    help="override experiment.generations (with --resume: extend the run to G)")
     p.set_defaults(func=cmd_run)
 
-    p = subparsers.add_parser("demo", help="the experiment on the embedded story grammar (no download)")
-    p.add_argument("--out", metavar="DIR", help="run directory (default runs/demo)")
+    p = subparsers.add_parser("demo", help="the experiment on an embedded source: stories or programs (no download)")
+    p.add_argument("--source", choices=DEMO_SOURCES, default="grammar",
+                   help="grammar: the story grammar (default); code: the code grammar's small programs")
+    p.add_argument("--out", metavar="DIR", help="run directory (default runs/demo, runs/demo-code for --source code)")
     p.add_argument("--generations", type=_positive_int, default=20, metavar="G",
                    help="recursive generations after generation 0 (default 20)")
     p.add_argument("--resume", action="store_true", help="continue a killed demo run (or extend it: --generations)")

@@ -1,4 +1,4 @@
-"""Data: Corpus and Vocab, tokenizers and loaders, the embedded story grammar, finite-corpus resampling."""
+"""Data: Corpus and Vocab, tokenizers and loaders, the embedded story and code grammars, finite-corpus resampling."""
 
 from .corpus import Corpus, Vocab, concatenate, load_corpus
 

@@ -20,7 +20,9 @@ Design (see docs/experiment.md, "The embedded corpus"):
   number of visits of every state follows from one linear solve, which gives the exact
   expected unigram counts (hence the exact unigram marginal of the source), the exact
   expected story length, and the exact entropy of the story distribution
-  (sum over states of visits x entropy of the state's next-token distribution).
+  (sum over states of visits x entropy of the state's next-token distribution). That
+  computation, the draws and the Corpus a sample becomes are shared with the code grammar
+  (collapse.data.exactsource); this module builds the automaton and parses a story on it.
 
 Sampling is vectorised over stories (numpy), with a ``numpy.random.Generator(Philox)``
 keyed by the seed: the same seed and size give the same stories on every machine.
@@ -35,18 +37,14 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from ..errors import CollapseError
-from .corpus import EOS, Corpus, Vocab
+from .corpus import EOS, Corpus
+from .exactsource import EdgeTable, ExactSource, cached, gather_documents, made_up_words, seeded_generator, zipf_weights
 
 # ---------------------------------------------------------------------------------------
 # Word classes. Order matters: earlier words get larger Zipf weights.
 
 _COMMON_NAMES = ["Lily", "Tom", "Ben", "Mia", "Sue", "Max", "Anna", "Sam", "Lucy", "Jack", "Tim", "Emma",
                  "Zoe", "Leo", "Ella", "Jake", "Kate", "Mike", "Amy", "Bob"]
-_SYLLABLES = ["ba", "be", "bo", "da", "di", "do", "fe", "fi", "ga", "go", "ja", "jo", "ka", "ki", "ko", "la",
-              "le", "li", "lo", "lu", "ma", "me", "mi", "mo", "na", "ne", "ni", "no", "pa", "pe", "pi", "po",
-              "ra", "re", "ri", "ro", "ru", "sa", "se", "si", "so", "ta", "te", "ti", "to", "va", "vi", "wa",
-              "ya", "yo", "za", "zi"]
-
 ANIMALS = ["dog", "cat", "bird", "bunny", "frog", "duck", "bear", "fox", "mouse", "fish", "owl", "puppy",
            "kitten", "lion", "pig", "cow", "horse", "sheep", "turtle", "squirrel", "deer", "goat", "snail",
            "bee", "butterfly", "monkey", "elephant", "tiger", "giraffe", "penguin"]
@@ -118,21 +116,7 @@ CLOSING = [
 
 def generated_names(count: int) -> List[str]:
     """``count`` made-up names from two or three syllables, in a fixed order (no seed)."""
-    rng = np.random.Generator(np.random.Philox(20240601))
-    seen = set(_COMMON_NAMES)
-    out: List[str] = []
-    while len(out) < count:
-        k = 2 if rng.random() < 0.7 else 3
-        name = "".join(_SYLLABLES[i] for i in rng.integers(0, len(_SYLLABLES), size=k)).capitalize()
-        if name not in seen:
-            seen.add(name)
-            out.append(name)
-    return out
-
-
-def zipf_weights(n: int, exponent: float) -> np.ndarray:
-    w = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** exponent
-    return w / w.sum()
+    return made_up_words(count, _COMMON_NAMES, key=20240601, capitalize=True)
 
 
 @dataclass
@@ -142,8 +126,8 @@ class _Edge:
     target: int
 
 
-class StoryGrammar:
-    """The story source: a PDFA over tokens with exact probabilities.
+class StoryGrammar(ExactSource):
+    """The story source: a PDFA over tokens with exact probabilities (states: the PDFA's).
 
     num_names: size of the NAME class (20 common names, then generated ones): the Zipf tail.
     zipf: the Zipf exponent of every class's word weights.
@@ -287,123 +271,48 @@ class StoryGrammar:
         self.num_states = len(edges)
         ptr = np.zeros(self.num_states + 1, dtype=np.int64)
         ptr[1:] = np.cumsum([len(e) for e in edges])
-        self.edge_ptr = ptr
         self.edge_word = np.array([e.word for es in edges for e in es], dtype=np.int64)
-        self.edge_prob = np.array([e.prob for es in edges for e in es], dtype=np.float64)
         self.edge_target = np.array([e.target for es in edges for e in es], dtype=np.int64)
-        self.edge_state = np.repeat(np.arange(self.num_states), np.diff(ptr))
-        sums = np.add.reduceat(self.edge_prob, ptr[:-1])
-        if not np.allclose(sums, 1.0, atol=1e-12):
-            raise CollapseError("grammar: a state's next-token probabilities do not sum to 1")
-        # Search keys: state index + cumulative probability within the state (last = s + 1).
-        cum = np.cumsum(self.edge_prob)
-        base = np.concatenate([[0.0], cum])[ptr[:-1]]
-        within = cum - np.repeat(base, np.diff(ptr))
-        within[ptr[1:] - 1] = 1.0
-        self._search_key = self.edge_state + within
-        self._edge_logp = np.log(self.edge_prob)
-        self._transition = {(int(s), int(w)): i for i, (s, w) in enumerate(zip(self.edge_state, self.edge_word))}
-        self._exact = None
+        live = np.flatnonzero(self.edge_target >= 0)
+        self.edges = EdgeTable(ptr=ptr, prob=np.array([e.prob for es in edges for e in es], dtype=np.float64),
+                               child_edge=live, child_state=self.edge_target[live],
+                               emit_edge=np.arange(self.edge_word.size), emit_word=self.edge_word)
+        self._transition = {(int(s), int(w)): i for i, (s, w) in enumerate(zip(self.edges.state, self.edge_word))}
+        self._index = {w: i for i, w in enumerate(self.words)}
 
     # -- sampling -------------------------------------------------------------------------
     def sample_ids(self, num_documents: int, seed: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(grammar word ids without </s>, offsets, exact natural-log probability per story)."""
-        if num_documents < 0:
-            raise CollapseError(f"num_documents must be >= 0, got {num_documents}")
-        rng = np.random.Generator(np.random.Philox(int(seed) & 0xFFFFFFFFFFFFFFFF))
+        rng = seeded_generator(seed)
         n = int(num_documents)
         state = np.full(n, self.start_state, dtype=np.int64)
         active = np.arange(n, dtype=np.int64)
         logp = np.zeros(n, dtype=np.float64)
         story_parts, word_parts = [], []
         while active.size:
-            u = rng.random(active.size)
-            e = np.searchsorted(self._search_key, state + u, side="right")
-            e = np.minimum(e, self.edge_ptr[state + 1] - 1)  # guards the u -> 1 edge case
-            np.add.at(logp, active, self._edge_logp[e])
+            e = self.edges.draw(state, rng.random(active.size))
+            np.add.at(logp, active, self.edges.logp[e])
             w = self.edge_word[e]
             keep = w != 0  # 0 = </s>: the story ends
             story_parts.append(active[keep])
             word_parts.append(w[keep])
             state = self.edge_target[e][keep]
             active = active[keep]
-        stories = np.concatenate(story_parts) if story_parts else np.zeros(0, np.int64)
-        ws = np.concatenate(word_parts) if word_parts else np.zeros(0, np.int64)
-        order = np.argsort(stories, kind="stable")
-        lens = np.bincount(stories, minlength=n)
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lens, out=offsets[1:])
-        return ws[order], offsets, logp
-
-    def sample(self, num_documents: int, seed: int) -> Tuple[Corpus, np.ndarray]:
-        """(Corpus of num_documents stories, exact natural-log probability of each story).
-
-        The Corpus vocabulary is the words that occur, in grammar order (deterministic)."""
-        ids, offsets, logp = self.sample_ids(num_documents, seed)
-        present = np.zeros(len(self.words), dtype=bool)
-        present[ids] = True
-        present[0] = False
-        used = np.flatnonzero(present)
-        vocab = Vocab(self.words[i] for i in used)
-        table = np.zeros(len(self.words), dtype=np.uint32)
-        table[used] = np.arange(3, 3 + used.size, dtype=np.uint32)
-        return Corpus(table[ids], offsets, vocab), logp
-
-    def texts(self, num_documents: int, seed: int) -> List[str]:
-        corpus, _ = self.sample(num_documents, seed)
-        return list(corpus.texts())
+        ids, offsets = gather_documents(n, story_parts, word_parts)
+        return ids, offsets, logp
 
     # -- exact probabilities ----------------------------------------------------------------
     def log_prob(self, tokens: Sequence[str]) -> float:
         """Exact natural-log probability of one story (tokens without </s>); -inf if impossible."""
         s, total = self.start_state, 0.0
-        index = {w: i for i, w in enumerate(self.words)} if not hasattr(self, "_index") else self._index
-        self._index = index
         for tok in list(tokens) + [EOS]:
-            w = index.get(tok)
+            w = self._index.get(tok)
             e = self._transition.get((s, w)) if w is not None else None
             if e is None:
                 return -math.inf
-            total += self._edge_logp[e]
+            total += self.edges.logp[e]
             s = int(self.edge_target[e])
         return total
-
-    def corpus_log_probs(self, corpus: Corpus) -> np.ndarray:
-        """Exact natural-log probability of every document of a Corpus (-inf where impossible)."""
-        words = corpus.vocab.words
-        return np.array([self.log_prob([words[i] for i in doc]) for doc in corpus.documents()])
-
-    def exact(self) -> "ExactStats":
-        """Exact expected visits, unigram marginal, length and entropy of the source."""
-        if self._exact is None:
-            # Expected visits v solve v (I - Q) = start (Q: transitions between live states).
-            # Solved by Gaussian elimination written with elementwise numpy operations and
-            # pairwise sums, not LAPACK: the result is then bit-identical whatever BLAS
-            # threading a process has (Ray workers run single-threaded), which the sweep's
-            # equality test relies on. I - Q is an M-matrix, so no pivoting is needed.
-            S = self.num_states
-            live = self.edge_target >= 0
-            Q = np.zeros((S, S))
-            np.add.at(Q, (self.edge_state[live], self.edge_target[live]), self.edge_prob[live])
-            A = (np.eye(S) - Q).T.copy()
-            b = np.zeros(S)
-            b[self.start_state] = 1.0
-            for k in range(S - 1):
-                factors = A[k + 1:, k] / A[k, k]
-                A[k + 1:, k:] -= np.multiply.outer(factors, A[k, k:])
-                b[k + 1:] -= factors * b[k]
-            visits = np.zeros(S)
-            for k in range(S - 1, -1, -1):
-                visits[k] = (b[k] - np.sum(A[k, k + 1:] * visits[k + 1:])) / A[k, k]
-            edge_visits = visits[self.edge_state] * self.edge_prob
-            counts = np.bincount(self.edge_word, weights=edge_visits, minlength=len(self.words))
-            expected_len = float(counts[1:].sum())
-            state_entropy = -np.add.reduceat(self.edge_prob * self._edge_logp, self.edge_ptr[:-1])
-            story_entropy = float(np.sum(visits * state_entropy))
-            self._exact = ExactStats(visits=visits, expected_counts=counts[1:], words=self.words[1:],
-                                     expected_length=expected_len, story_entropy=story_entropy,
-                                     entropy_per_token=story_entropy / (expected_len + 1.0))
-        return self._exact
 
     def describe(self) -> Dict[str, object]:
         ex = self.exact()
@@ -412,30 +321,13 @@ class StoryGrammar:
                 "expected_length": ex.expected_length, "entropy_nats_per_token": ex.entropy_per_token}
 
 
-@dataclass
-class ExactStats:
-    visits: np.ndarray            # expected visits of every PDFA state per story
-    expected_counts: np.ndarray   # expected count of every word (grammar order, </s> excluded) per story
-    words: List[str]
-    expected_length: float        # expected tokens per story (without </s>)
-    story_entropy: float          # H(story) in nats
-    entropy_per_token: float      # H(story) / (E[length] + 1): nats per token counting </s>
-
-    def unigram(self) -> Dict[str, float]:
-        """Exact unigram marginal: expected count of w / expected length (</s> excluded)."""
-        p = self.expected_counts / self.expected_length
-        return dict(zip(self.words, p.tolist()))
-
-
-_CACHE: Dict[Tuple[int, float, float], StoryGrammar] = {}
+_CACHE: Dict[tuple, ExactSource] = {}
 
 
 def get_grammar(num_names: int = 1000, zipf: float = 1.1, continue_prob: float = 0.8) -> StoryGrammar:
     """A cached grammar (building one takes a fraction of a second)."""
-    key = (int(num_names), float(zipf), float(continue_prob))
-    g = _CACHE.get(key)
-    if g is None:
-        g = _CACHE[key] = StoryGrammar(*key)
+    g = cached(_CACHE, (int(num_names), float(zipf), float(continue_prob)), StoryGrammar)
+    assert isinstance(g, StoryGrammar)
     return g
 
 

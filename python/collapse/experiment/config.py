@@ -26,7 +26,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DATA_SOURCES = ("grammar", "file")
+DATA_SOURCES = ("grammar", "code", "file")
+EMBEDDED_SOURCES = ("grammar", "code")  # sources with exact document probabilities (collapse.data.exactsource)
+# [data] keys that belong to one kind of source only (config.toml keeps those of its own)
+FILE_KEYS = ("path", "format", "field", "tokenizer", "lowercase", "heldout_path", "heldout_format",
+             "heldout_fraction", "accept_split")
+SOURCE_KEYS = {"grammar": ("num_names", "zipf", "continue_prob"),
+               "code": ("num_identifiers", "num_numbers", "zipf", "continue_prob", "max_depth", "max_statements")}
 DATA_FORMATS = FORMATS
 FAMILIES = ("ngram", "transformer")
 SMOOTHINGS = ("mkn", "kn", "addk", "mle")
@@ -161,6 +167,10 @@ class DataTable:
     num_names: int = 1000
     zipf: float = 1.1
     continue_prob: float = 0.8
+    num_identifiers: int = 1000  # code: identifier class size (the Zipf tail)
+    num_numbers: int = 32        # code: number literals 0 .. num_numbers - 1
+    max_depth: int = 4           # code: how deep expressions and conditions nest
+    max_statements: int = 20     # code: most statements in a program
 
     @property
     def heldout_text_format(self) -> str:
@@ -343,12 +353,18 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
     d = DataTable()
     d.source = t.str_("source", "grammar", DATA_SOURCES)
     d.seed = t.int_("seed", 0, minimum=0)
-    d.heldout_documents = t.int_("heldout_documents", 500 if d.source == "grammar" else None, minimum=1)
-    if d.source == "grammar":
+    d.heldout_documents = t.int_("heldout_documents", 500 if d.source in EMBEDDED_SOURCES else None, minimum=1)
+    if d.source in EMBEDDED_SOURCES:
         d.num_documents = t.int_("num_documents", 2000, minimum=1)
-        d.num_names = t.int_("num_names", 1000, minimum=20)
         d.zipf = t.float_("zipf", 1.1, 0.0, None, lo_open=True)
         d.continue_prob = t.float_("continue_prob", 0.8, 0.0, 1.0, lo_open=True, hi_open=True)
+    if d.source == "grammar":
+        d.num_names = t.int_("num_names", 1000, minimum=20)
+    elif d.source == "code":
+        d.num_identifiers = t.int_("num_identifiers", 1000, minimum=1)
+        d.num_numbers = t.int_("num_numbers", 32, minimum=1)
+        d.max_depth = t.int_("max_depth", 4, minimum=0)
+        d.max_statements = t.int_("max_statements", 20, minimum=1)
     else:
         d.path = _resolve(base_dir, t.str_("path"))
         d.format = t.str_("format", "lines", DATA_FORMATS)
@@ -582,13 +598,13 @@ def to_toml(cfg: ExperimentConfig) -> str:
                    "corpus_format": cfg.output.corpus_format, "compression": cfg.output.compression,
                    "trackers": cfg.output.trackers},
     }
-    if cfg.data.source == "grammar":
-        for k in ("path", "format", "field", "tokenizer", "lowercase", "heldout_path", "heldout_format",
-                  "heldout_fraction", "accept_split"):
+    own = SOURCE_KEYS.get(cfg.data.source, ())
+    for k in {k for keys in SOURCE_KEYS.values() for k in keys} - set(own):
+        tables["data"].pop(k, None)
+    if cfg.data.source in EMBEDDED_SOURCES:
+        for k in FILE_KEYS:
             tables["data"].pop(k, None)
     else:
-        for k in ("num_names", "zipf", "continue_prob"):
-            tables["data"].pop(k, None)
         if cfg.data.heldout_path is not None or cfg.data.heldout_documents is not None:
             tables["data"].pop("heldout_fraction", None)
         if not cfg.data.accept_split:  # written only when set (a run directory from before it resumes)

@@ -96,15 +96,15 @@ def documents(corpus: Corpus, indices: np.ndarray) -> list:
 @dataclass
 class Reference:
     """What every generation is compared with: the real training corpus, its held-out
-    text and (for the grammar) the exact source."""
+    text and (for an embedded source) the exact source."""
 
     real: Corpus
     heldout: Corpus
     real_counts: np.ndarray
     rare: np.ndarray                         # bool over real vocab ids: count in [1, RARE_MAX_COUNT]
-    heldout_true_logprobs: Optional[np.ndarray] = None  # exact ln p(doc) of every held-out doc (grammar)
-    truth_unigram: Optional[np.ndarray] = None     # exact unigram marginal over real vocab ids (grammar)
-    truth_missing: Optional[np.ndarray] = None     # exact marginal of grammar words absent from the real corpus
+    heldout_true_logprobs: Optional[np.ndarray] = None  # exact ln p(doc) of every held-out doc (embedded source)
+    truth_unigram: Optional[np.ndarray] = None     # exact unigram marginal over real vocab ids (embedded source)
+    truth_missing: Optional[np.ndarray] = None     # exact marginal of source words absent from the real corpus
 
     @classmethod
     def build(cls, real: Corpus, heldout: Corpus, grammar=None, heldout_logprobs=None) -> "Reference":  # noqa: ANN001
@@ -178,7 +178,7 @@ def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa:
     # max_new_tokens BPE tokens); NaN for a sample that does not say
     cut = synthetic.truncated
     m["truncated_fraction"] = float(cut.mean()) if cut is not None and cut.size else math.nan
-    # Exact-source columns (grammar only): see docs/experiment.md.
+    # Exact-source columns (embedded sources only: grammar, code): see docs/experiment.md.
     m["kl_unigram_truth"] = math.nan
     if ref.truth_unigram is not None:
         # over every grammar word (those missing from the real corpus have synthetic count 0)

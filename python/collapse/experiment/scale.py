@@ -8,10 +8,10 @@ Corpus *as text* (``TrainedModel.document_log_probs``: the n-gram over its words
   real documents: the n-gram's log2 perplexity, and for the transformer the same
   quantity per word instead of per BPE token, so the two families are compared on one
   scale. (Units: bits per word, the end of a story counted as one word.)
-- ``kl_truth`` (story grammar only, whose exact story probabilities are known): the mean
-  over held-out stories d ~ P of ln P(d) - ln Q(d), an unbiased estimate of
-  KL(P || Q) in nats per story, with ``kl_truth_se`` its standard error (sample standard
-  deviation / sqrt(stories)).
+- ``kl_truth`` (embedded sources only, the story and the code grammar, whose exact
+  document probabilities are known): the mean over held-out documents d ~ P of
+  ln P(d) - ln Q(d), an unbiased estimate of KL(P || Q) in nats per document, with
+  ``kl_truth_se`` its standard error (sample standard deviation / sqrt(documents)).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The real data of an experiment: training corpus R, held-out text, fresh real documents (grammar or files).
+"""The real data of an experiment: training corpus R, held-out text, fresh real documents (embedded source or files).
 
-grammar: R, the held-out set and each generation's fresh documents are independent
-samples of the story grammar (seeds derived from data.seed); the exact probability of
-every held-out story is known.
+grammar, code: R, the held-out set and each generation's fresh documents are independent
+samples of the embedded source, the story grammar or the code grammar (seeds derived
+from data.seed); the exact probability of every held-out document is known.
 
 file: the documents of data.path are shuffled once (data.seed); held-out text is
 data.heldout_path read in data.heldout_format (with data.heldout_documents = N, a seeded
@@ -24,9 +24,11 @@ import numpy as np
 
 from .. import _core
 from ..data.corpus import Corpus, guess_text_format, iter_documents, split_problem
+from ..data.codegrammar import get_code_grammar
+from ..data.exactsource import ExactSource
 from ..data.storygrammar import get_grammar
 from ..errors import CollapseError
-from .config import DataTable, ExperimentConfig
+from .config import EMBEDDED_SOURCES, DataTable, ExperimentConfig
 from .metrics import Reference
 from .paradigms import synthetic_part
 
@@ -45,13 +47,21 @@ class RealData:
     reference: Reference
     fresh: Callable[[int, int], Corpus]
     describe: Dict[str, object] = field(default_factory=dict)
-    grammar: Optional[object] = None
+    grammar: Optional[ExactSource] = None
+
+
+def embedded_source(d: DataTable) -> ExactSource:
+    """The story grammar or the code grammar that [data] names, with its parameters."""
+    if d.source == "code":
+        return get_code_grammar(d.num_identifiers, d.zipf, d.continue_prob, d.max_depth, d.max_statements,
+                                d.num_numbers)
+    return get_grammar(d.num_names, d.zipf, d.continue_prob)
 
 
 def load_real_data(cfg: ExperimentConfig) -> RealData:
     d = cfg.data
-    if d.source == "grammar":
-        g = get_grammar(d.num_names, d.zipf, d.continue_prob)
+    if d.source in EMBEDDED_SOURCES:
+        g = embedded_source(d)
         real, _ = g.sample(d.num_documents, _core.derive_seed(d.seed, TAG_REAL))
         heldout, heldout_lp = g.sample(d.heldout_documents, _core.derive_seed(d.seed, TAG_HELDOUT))
         fresh_seed = _core.derive_seed(d.seed, TAG_FRESH)
@@ -60,7 +70,7 @@ def load_real_data(cfg: ExperimentConfig) -> RealData:
             return g.sample(k, _core.derive_seed(fresh_seed, t))[0]
 
         ref = Reference.build(real, heldout, grammar=g, heldout_logprobs=heldout_lp)
-        desc = {"source": "grammar", "grammar": g.describe()}
+        desc = {"source": d.source, d.source: g.describe()}
         data = RealData(real, heldout, ref, fresh, desc, g)
     else:
         data = _file_data(cfg)
@@ -166,7 +176,8 @@ def summary_line(data: RealData) -> str:
     def size(documents: Any, tokens: Any) -> str:
         return f"{documents:,} document{'' if documents == 1 else 's'} / {tokens:,} tokens"
 
-    fresh = ("fresh real: drawn from the grammar each generation" if desc.get("source") == "grammar" else
+    fresh = (f"fresh real: drawn from the {'code ' if desc['source'] == 'code' else ''}grammar each generation"
+             if desc.get("source") in EMBEDDED_SOURCES else
              f"fresh pool {size(desc['pool_documents'], desc['pool_tokens'])}")
     return (f"data: train R {size(desc['train_documents'], desc['train_tokens'])}; "
             f"held-out {size(desc['heldout_documents'], desc['heldout_tokens'])}; {fresh}")
