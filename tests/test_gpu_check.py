@@ -39,9 +39,33 @@ def test_dry_run_on_cpu_exercises_every_step(tmp_path):
     r = json.loads(out.read_text())
     assert [x["precision"] for x in r["logits"]] == ["bf16", "fp16"]
     assert all(x["pass"] and x["err_hf"] > 0 for x in r["logits"])
-    assert [(x["precision"], x["deterministic"]) for x in r["training"]] == [("bf16", False), ("fp16", False),
-                                                                             ("bf16", True)]
+    assert [(x["precision"], x["compile"], x["micro_batch"]) for x in r["training"]] == [
+        ("bf16", False, 4), ("bf16", False, 8), ("bf16", True, 8)]
     assert all(x["tokens_per_second"] > 0 and x["steps"] == 3 for x in r["training"])
+    # eager and compiled training of the same rows agree (bf16 autocast: loose)
+    eager, compiled = r["training"][1], r["training"][2]
+    assert abs(eager["final_loss"] - compiled["final_loss"]) <= 1e-2 * eager["final_loss"]
+    assert compiled["compile_seconds"] > 0 and eager["compile_seconds"] == 0
+    g = r["training_generation"]
+    assert g["kind"].startswith("MEASURED") and g["minutes"] > 0 and "optimizer steps" in g["slice"]
     assert r["sampling"]["tokens_per_second_ours"] > 0 and r["sampling"]["tokens_per_second_hf"] > 0
     assert r["projection"]["kind"].startswith("PROJECTION")
     assert "PROJECTION" in proc.stdout and "logit agreement" in proc.stdout
+    assert "training of one paper generation" in proc.stdout
+
+
+def test_training_rows_are_chosen_on_the_command_line(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    assert mod.parse_training("bf16-det:eager:64, fp16:compile:320") == [("fp16", False, True, 320),
+                                                                         ("bf16", True, False, 64)]
+    for bad in ("bf16:jit:64", "bf16:eager", "bf8:eager:64", "bf16:eager:0"):
+        with pytest.raises(SystemExit):
+            mod.parse_training(bad)

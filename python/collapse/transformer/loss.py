@@ -33,10 +33,15 @@ import torch
 
 IGNORE = -100
 CHUNK_ELEMENTS = 1 << 25  # logits per chunk
+# the fused way keeps no float32 copy of a chunk (its logits and gradient in the matrix
+# products' dtype: 1 GB for 2^28 bf16 logits), so its chunks are larger: fewer passes
+# adding a chunk's embedding gradient into the float32 total (each reads and writes it)
+FUSED_CHUNK_ELEMENTS = 1 << 28
 
 
-def _chunk_rows(vocab: int, chunk: Optional[int]) -> int:
-    return max(1, int(chunk) if chunk else CHUNK_ELEMENTS // max(1, vocab))
+def _chunk_rows(vocab: int, chunk: Optional[int], fused: bool = False) -> int:
+    per_chunk = FUSED_CHUNK_ELEMENTS if fused else CHUNK_ELEMENTS
+    return max(1, int(chunk) if chunk else per_chunk // max(1, vocab))
 
 
 def _chunk_logits(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -69,9 +74,9 @@ def _fused_chunk_step(logits: torch.Tensor, targets: torch.Tensor,
 
 @functools.lru_cache(maxsize=None)
 def compiled_chunk_step() -> Callable[..., Tuple[torch.Tensor, torch.Tensor]]:
-    """_fused_chunk_step through torch.compile, built once per process (a chunk has at most
-    two shapes per micro-batch shape: full and last, each compiled once)."""
-    return torch.compile(_fused_chunk_step, dynamic=False)
+    """_fused_chunk_step through torch.compile, built once per process (the first chunk
+    shape compiles a static kernel, a second one a kernel for any number of rows)."""
+    return torch.compile(_fused_chunk_step)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -134,15 +139,8 @@ def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.T
     ``fused``: the chunk's elementwise work through torch.compile (module docstring)."""
     h2 = h.reshape(-1, h.size(-1))
     t2 = targets.reshape(-1).to(h.device)
-    return _LinearCrossEntropy.apply(h2, weight, t2, compute_dtype, _chunk_rows(weight.size(0), chunk), fused)
+    return _LinearCrossEntropy.apply(h2, weight, t2, compute_dtype, _chunk_rows(weight.size(0), chunk, fused), fused)
 
-
-@functools.lru_cache(maxsize=None)
-def outside_compile() -> Callable[..., torch.Tensor]:
-    """linear_cross_entropy as torch.compile leaves it: a compiled model calls it eagerly
-    (its chunk loop is not unrolled into the graph), and its own fused kernel is compiled
-    apart (compiled_chunk_step)."""
-    return torch.compiler.disable(linear_cross_entropy)
 
 
 @torch.no_grad()

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from ..errors import CollapseError
 from ..files import atomic_path, write_text
-from .loss import linear_cross_entropy, outside_compile
+from .loss import linear_cross_entropy
 
 ATTENTION_KINDS = ("global", "local")
 ACTIVATIONS = {
@@ -327,13 +327,12 @@ class GPTNeo(nn.Module):
         With ``targets`` (batch, seq; -100 = not scored): the summed cross-entropy instead,
         computed a chunk of tokens at a time without materialising the logits
         (loss.linear_cross_entropy; ``loss_dtype`` = the autocast dtype its matrix products
-        use). Through forward, so DistributedDataParallel sees the call. ``compiled``: this
-        forward runs under torch.compile (training with compile = true): the loss stays
-        out of the graph and fuses its chunks' elementwise work (loss.outside_compile)."""
+        use). Through forward, so DistributedDataParallel sees the call. ``compiled``
+        (training with compile = true): the loss fuses its chunks' elementwise work through
+        torch.compile (loss.linear_cross_entropy's ``fused``)."""
         h = self.hidden_states(input_ids, past_key_values)
         if targets is not None:
-            loss = outside_compile() if compiled else linear_cross_entropy
-            return loss(h, self.wte.weight, targets, compute_dtype=loss_dtype, fused=compiled)
+            return linear_cross_entropy(h, self.wte.weight, targets, compute_dtype=loss_dtype, fused=compiled)
         return F.linear(h, self.wte.weight)
 
     def new_cache(self, batch_size: int, capacity: Optional[int] = None,

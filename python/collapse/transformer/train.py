@@ -252,6 +252,20 @@ def set_deterministic(on: bool) -> None:
     torch.backends.cudnn.benchmark = False
 
 
+def compile_body(model: GPTNeo) -> None:
+    """Training with compile = true: the model's body (embeddings, blocks, final LayerNorm)
+    through torch.compile, the loss left out of the graph (its chunk loop would be unrolled
+    into it) with its own fused kernel (``compiled=True`` in forward). The usual
+    micro-batch shape compiles a static graph, a second shape (a short last micro-batch)
+    one for any batch: a run compiles at most twice."""
+    model.hidden_states = torch.compile(model.hidden_states)  # type: ignore[method-assign]
+
+
+def uncompile_body(model: GPTNeo) -> None:
+    """The plain model again (sampling and scoring after training run eagerly)."""
+    model.__dict__.pop("hidden_states", None)
+
+
 def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainConfig, seed: int,
           dist: Optional[Dist] = None, checkpoint: Optional[CheckpointPolicy] = None) -> Tuple[GPTNeo, TrainStats]:
     """Train a freshly initialised GPT-Neo on ``rows`` (make_rows). Returns it (on the
@@ -299,8 +313,7 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
 
         step_model = DDP(model, device_ids=[dist.local_rank] if device.type == "cuda" else None)
     if cfg.compile:
-        # one shape per micro-batch shape, compiled once each (a run has two or three)
-        step_model = torch.compile(step_model, dynamic=False)
+        compile_body(model)
     dropout = any(float(getattr(model_config, k)) > 0 for k in ("embed_dropout", "attention_dropout", "resid_dropout"))
 
     def position(epoch: int, step_in_epoch: int, elapsed: float) -> Dict[str, Any]:
@@ -391,6 +404,7 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
     if device.type == "cuda":
         torch.cuda.synchronize()
     stats.seconds = time.perf_counter() - t0
+    uncompile_body(model)
     finished_before = saved is not None and "optimizer" not in saved
     if checkpoint and dist.is_main and not finished_before:
         # finished: the final weights, so a run killed later (while sampling) does not train again
