@@ -155,7 +155,11 @@ def check_training(device, tiny, peak, rows_spec):
         tc = TrainConfig(batch_size=batch, micro_batch_size=micro, epochs=1, context_length=context,
                          device=str(device), precision=precision, deterministic=deterministic, compile=compiled)
         # warm-up (allocator, kernels; torch.compile's compilation, timed apart): a later
-        # train() of the same shapes reuses the compiled code
+        # train() of the same shapes reuses the compiled code. Each compiled row starts
+        # afresh, so that it compiles for its own shapes (a second shape would otherwise
+        # get torch.compile's graph for any batch size)
+        if compiled:
+            torch._dynamo.reset()
         t = time.perf_counter()
         train(cfg, rows_data[:batch * warm_steps], 0, tc, seed=0)
         _sync(device)
