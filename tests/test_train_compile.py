@@ -107,3 +107,17 @@ def test_training_from_resident_rows_is_bit_identical(monkeypatch):
     resident, s_resident = train(TINY, rows, 0, tc, seed=2)
     assert s_resident.losses == s_host.losses and s_resident.tokens == s_host.tokens
     assert _weights_hash(resident) == _weights_hash(host)
+
+
+@pytest.mark.parametrize("key", ["compile", "deterministic"])
+def test_compile_and_deterministic_must_be_booleans(key):
+    from collapse.errors import CollapseError
+    from collapse.transformer.family import TransformerFamily
+
+    for bad in ("yes", 1, "false"):
+        with pytest.raises(CollapseError, match=f"{key} must be true or false"):
+            TrainConfig(**{key: bad})
+    with pytest.raises(CollapseError, match=key):
+        TransformerFamily.from_config({"family": "transformer", "preset": "custom", "hidden_size": 16,
+                                       "num_layers": 1, "num_heads": 2, key: "true"}, check_only=True)
+    assert getattr(TrainConfig(**{key: True}), key) is True

@@ -82,6 +82,9 @@ class TrainConfig:
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise CollapseError("training: betas must be two numbers in [0, 1)")
         check_precision(self.precision)
+        for name in ("compile", "deterministic"):
+            if not isinstance(getattr(self, name), bool):
+                raise CollapseError(f"training: {name} must be true or false, got {getattr(self, name)!r}")
 
 
 def resolve_device(device: str) -> torch.device:
