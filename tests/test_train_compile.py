@@ -4,6 +4,7 @@ the tolerance docs/transformer.md states, and the GPU-resident micro-batches aga
 host ones (bit-identical)."""
 
 import hashlib
+import sys
 
 import numpy as np
 import pytest
@@ -121,3 +122,30 @@ def test_compile_and_deterministic_must_be_booleans(key):
         TransformerFamily.from_config({"family": "transformer", "preset": "custom", "hidden_size": 16,
                                        "num_layers": 1, "num_heads": 2, key: "true"}, check_only=True)
     assert getattr(TrainConfig(**{key: True}), key) is True
+
+
+def test_step_losses_are_read_back_once_not_at_every_step(monkeypatch):
+    """Reading a loss back (float, item, tolist) makes the host wait for the GPU; train()
+    reads them all at once at the end (no log line, checkpoint or progress display asked)."""
+    rows = _rows("pack")
+    tc = TrainConfig(batch_size=8, micro_batch_size=4, epochs=2, context_length=16, device="cpu", precision="fp32")
+    _, reference = train(TINY, rows, 0, tc, seed=4)
+    reads = []
+    for name in ("__float__", "item", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _original=original, _name=name, **k):
+            # train()'s own reads (CPU AdamW, not fused, reads its step count: not train()'s)
+            if sys._getframe(1).f_code.co_filename == train_module.__file__:
+                reads.append(_name)
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    _, stats = train(TINY, rows, 0, tc, seed=4)
+    assert stats.steps >= 10
+    assert reads == ["tolist"]
+    assert stats.losses == reference.losses and len(stats.losses) == stats.steps
+    # a log line every 3 steps reads back at those steps only: the same losses
+    monkeypatch.undo()
+    _, logged = train(TINY, rows, 0, TrainConfig(**{**vars(tc), "log_every": 3}), seed=4)
+    assert logged.losses == reference.losses
