@@ -139,7 +139,6 @@ def check_training(device, tiny, peak, rows_spec):
     import torch
 
     from collapse.transformer import GPTNeo
-    from collapse.transformer.train import TrainConfig, train
 
     cfg = model_config(tiny)
     context, batch, steps, warm_steps = (512, 320, 12, 2) if not tiny else (32, 8, 3, 2)
@@ -152,40 +151,61 @@ def check_training(device, tiny, peak, rows_spec):
     flops_per_token = 6 * weights + 12 * cfg.num_layers * context * cfg.hidden_size
     out = []
     for precision, deterministic, compiled, micro in parse_training(rows_spec):
-        tc = TrainConfig(batch_size=batch, micro_batch_size=micro, epochs=1, context_length=context,
-                         device=str(device), precision=precision, deterministic=deterministic, compile=compiled)
-        # warm-up (allocator, kernels; torch.compile's compilation, timed apart): a later
-        # train() of the same shapes reuses the compiled code. Each compiled row starts
-        # afresh, so that it compiles for its own shapes (a second shape would otherwise
-        # get torch.compile's graph for any batch size)
-        if compiled:
-            torch._dynamo.reset()
-        t = time.perf_counter()
-        train(cfg, rows_data[:batch * warm_steps], 0, tc, seed=0)
-        _sync(device)
-        warm_seconds = time.perf_counter() - t
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        model, stats = train(cfg, rows_data, 0, tc, seed=0)
-        rate = stats.tokens / stats.seconds
-        row = {"precision": precision, "deterministic": deterministic, "compile": compiled, "steps": stats.steps,
-               "batch": batch, "micro_batch": micro, "context": context, "tokens_per_second": rate,
-               "final_loss": stats.losses[-1], "flops_per_token": flops_per_token,
-               # the warm-up's time beyond what its steps take at the measured rate: compilation
-               "first_call_seconds": warm_seconds,
-               "compile_seconds": max(0.0, warm_seconds - batch * warm_steps * context / rate) if compiled else 0.0}
-        row["mfu"] = rate * flops_per_token / (peak * 1e12) if peak else None
-        if device.type == "cuda":
-            row["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+        row = {"precision": precision, "deterministic": deterministic, "compile": compiled, "batch": batch,
+               "micro_batch": micro, "context": context, "flops_per_token": flops_per_token}
+        try:
+            row.update(_time_training(cfg, rows_data, device, precision, deterministic, compiled, micro,
+                                      batch, context, warm_steps))
+        except RuntimeError as e:  # a row that fails (out of memory, compilation) is reported; the others run
+            row.update({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}",
+                        "tokens_per_second": None, "steps": 0, "final_loss": None, "compile_seconds": 0.0})
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        row["mfu"] = row["tokens_per_second"] * flops_per_token / (peak * 1e12) \
+            if peak and row["tokens_per_second"] else None
         out.append(row)
-        del model
     return out
+
+
+def _time_training(cfg, rows_data, device, precision, deterministic, compiled, micro, batch, context, warm_steps):
+    import torch
+
+    from collapse.transformer.train import TrainConfig, train
+
+    tc = TrainConfig(batch_size=batch, micro_batch_size=micro, epochs=1, context_length=context,
+                     device=str(device), precision=precision, deterministic=deterministic, compile=compiled)
+    # warm-up (allocator, kernels; torch.compile's compilation, timed apart): a later
+    # train() of the same shapes reuses the compiled code. Each compiled row starts
+    # afresh, so that it compiles for its own shapes (a second shape would otherwise
+    # get torch.compile's graph for any batch size)
+    if compiled:
+        torch._dynamo.reset()
+    t = time.perf_counter()
+    train(cfg, rows_data[:batch * warm_steps], 0, tc, seed=0)
+    _sync(device)
+    warm_seconds = time.perf_counter() - t
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model, stats = train(cfg, rows_data, 0, tc, seed=0)
+    rate = stats.tokens / stats.seconds
+    row = {"steps": stats.steps, "tokens_per_second": rate, "final_loss": stats.losses[-1],
+           # the warm-up's time beyond what its steps take at the measured rate: compilation
+           "first_call_seconds": warm_seconds,
+           "compile_seconds": max(0.0, warm_seconds - batch * warm_steps * context / rate) if compiled else 0.0}
+    if device.type == "cuda":
+        row["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+    del model
+    return row
 
 
 def training_generation(training):
     """One paper generation's training (3 epochs) at the best measured rate: a measured rate
     extrapolated, not a timed generation."""
-    best = max([r for r in training if not r["deterministic"]] or training, key=lambda r: r["tokens_per_second"])
+    ran = [r for r in training if r["tokens_per_second"]]
+    if not ran:
+        return {"kind": "NOT MEASURED (every training row failed)", "row": None, "slice": "", "minutes": float("nan"),
+                "tokens_per_second": None, "compile_minutes": float("nan")}
+    best = max([r for r in ran if not r["deterministic"]] or ran, key=lambda r: r["tokens_per_second"])
     tokens = PAPER_EPOCHS * PAPER_STORIES * TOKENS_PER_STORY
     return {"kind": "MEASURED rate, extrapolated", "row": _training_label(best),
             "slice": f"{best['steps']} optimizer steps of {best['batch']} x {best['context']} tokens "
@@ -286,13 +306,20 @@ def main(argv=None) -> int:
     print("\ntraining, collapse.transformer.train (33M preset unless tiny)")
     print(f"{'row':30} {'steps':>5} {'batch x ctx':>12} {'tokens/s':>12} {'MFU':>7} {'loss':>7} {'compile s':>9}")
     for r in result["training"]:
+        if r.get("error"):
+            print(f"{_training_label(r):30} FAILED: {r['error']}")
+            continue
         mfu = f"{100 * r['mfu']:6.1f}%" if r["mfu"] is not None else "    n/a"
         comp = f"{r['compile_seconds']:9.1f}" if r["compile"] else f"{'-':>9}"
         print(f"{_training_label(r):30} {r['steps']:5d} {str(r['batch']) + ' x ' + str(r['context']):>12} "
               f"{r['tokens_per_second']:12,.0f} {mfu:>7} {r['final_loss']:7.3f} {comp}")
     result["training_generation"] = g = training_generation(result["training"])
-    print(f"\ntraining of one paper generation ({g['kind']}): {g['minutes']:.1f} min at {g['tokens_per_second']:,.0f} "
-          f"tok/s ({g['row']}; + {g['compile_minutes']:.1f} min compiling); slice: {g['slice']}")
+    if g["row"] is None:
+        print(f"\ntraining of one paper generation: {g['kind']}")
+    else:
+        print(f"\ntraining of one paper generation ({g['kind']}): {g['minutes']:.1f} min at "
+              f"{g['tokens_per_second']:,.0f} tok/s ({g['row']}; + {g['compile_minutes']:.1f} min compiling); "
+              f"slice: {g['slice']}")
 
     result["projection"] = p = projection(result["training"], s)
     print(f"\n{p['kind']}: one paper generation = {p['training_minutes']:.1f} min training + "
