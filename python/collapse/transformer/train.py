@@ -4,8 +4,11 @@ AdamW (lr 5e-4 constant, weight decay 0.1 on matrices and embeddings, betas 0.9/
 an effective batch of 320 sequences reached by gradient accumulation over micro-batches,
 3 epochs. ``precision``: fp32, bf16 autocast or fp16 autocast with loss scaling (the
 paper's), on CUDA or CPU (collapse.transformer.precision); the fused AdamW kernel on CUDA;
-torch.compile on request. The loss is computed a chunk of tokens at a time
-(collapse.transformer.loss), never holding the whole micro-batch's logits. Under torchrun
+``compile``: torch.compile of the model's body and the loss's fused chunk kernel (equal
+to eager within float32 rounding, docs/transformer.md). The loss is computed a chunk of
+tokens at a time (collapse.transformer.loss), never holding the whole micro-batch's
+logits. On a GPU the rows live on it (Batches) and the step losses are read back about
+once a second, so the host never waits for the GPU between steps. Under torchrun
 (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel and each optimizer
 step's sequences are split over the ranks.
 
