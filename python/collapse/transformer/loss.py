@@ -142,7 +142,6 @@ def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.T
     return _LinearCrossEntropy.apply(h2, weight, t2, compute_dtype, _chunk_rows(weight.size(0), chunk, fused), fused)
 
 
-
 @torch.no_grad()
 def token_nll(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
               compute_dtype: Optional[torch.dtype] = None, chunk: Optional[int] = None) -> torch.Tensor:
