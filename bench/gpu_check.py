@@ -9,11 +9,15 @@ On a CUDA machine, in at most about 8 minutes, it measures and prints (table + J
 2. sampling tokens/s of ours (generate_batch, KV cache) and of transformers ``generate``
    (pure sampling) at the same batch (>= 256) and the same number of new tokens, bf16;
 3. training tokens/s of the 33M preset through collapse's own train() (the paper's
-   recipe: batch 320 of 512 tokens, micro-batches of 64, AdamW) in bf16, in fp16 (loss
-   scaling) and in bf16 with ``deterministic = true`` (its cost), and the MFU against
-   --peak-tflops (default from the GPU's name: H100/H200 989, A100 312 dense bf16 TFLOP/s);
-4. the PROJECTED time of one paper generation (3 epochs over 1M stories + sampling 1M
-   stories), from those rates and the stated assumptions (marked as a projection).
+   recipe: batch 320 of 512 tokens, AdamW), one row per ``--training`` entry: eager or
+   ``compile = true``, micro-batches of 64 or 320, bf16 by default (fp16 with loss scaling
+   and ``deterministic = true`` on request), each timed over 12 steps after a warm-up
+   train() of 2 steps whose extra time is reported as the compilation's, and the MFU
+   against --peak-tflops (default from the GPU's name: H100/H200 989, A100 312 dense bf16
+   TFLOP/s); the minutes of one paper generation's training (3 epochs over 1M stories)
+   at the best measured rate;
+4. the PROJECTED time of one paper generation (that training + sampling 1M stories),
+   from those rates and the stated assumptions (marked as a projection).
 
 Without CUDA it says so and exits 0. ``--device cpu --tiny`` runs every step of the CUDA
 path on CPU with tiny sizes (CPU autocast for bf16/fp16), so the script is exercised
@@ -107,15 +111,37 @@ def check_logits(device, tiny):
     return rows
 
 
-def check_training(device, tiny, peak):
+# training rows: PRECISION[-det]:MODE:MICRO (MODE eager | compile; -det: deterministic = true)
+DEFAULT_TRAINING = "bf16:eager:64,bf16:eager:320,bf16:compile:320"
+TINY_TRAINING = "bf16:eager:4,bf16:eager:8,bf16:compile:8"
+
+
+def parse_training(spec):
+    """The training rows asked for: a list of (precision, deterministic, compile, micro)."""
+    out = []
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        try:
+            precision, mode, micro = item.split(":")
+            micro = int(micro)
+        except ValueError:
+            raise SystemExit(f"gpu_check: training row {item!r} is not PRECISION[-det]:eager|compile:MICRO")
+        deterministic = precision.endswith("-det")
+        precision = precision[:-4] if deterministic else precision
+        if precision not in ("bf16", "fp16", "fp32") or mode not in ("eager", "compile") or micro < 1:
+            raise SystemExit(f"gpu_check: training row {item!r} is not PRECISION[-det]:eager|compile:MICRO")
+        out.append((precision, deterministic, mode == "compile", micro))
+    # deterministic last: torch.use_deterministic_algorithms is process-wide
+    return sorted(out, key=lambda r: r[1])
+
+
+def check_training(device, tiny, peak, rows_spec):
     import numpy as np
     import torch
 
     from collapse.transformer import GPTNeo
-    from collapse.transformer.train import TrainConfig, train
 
     cfg = model_config(tiny)
-    context, batch, micro, steps = (512, 320, 64, 12) if not tiny else (32, 8, 4, 3)
+    context, batch, steps, warm_steps = (512, 320, 12, 2) if not tiny else (32, 8, 3, 2)
     rng = np.random.default_rng(0)
     rows_data = rng.integers(1, cfg.vocab_size, size=(batch * steps, context + 1)).astype(np.int32)
     # flops per trained token: 6 per weight in the matrix products (the tied head included,
@@ -124,24 +150,75 @@ def check_training(device, tiny, peak):
     weights = GPTNeo(cfg).num_parameters() - cfg.max_position_embeddings * cfg.hidden_size
     flops_per_token = 6 * weights + 12 * cfg.num_layers * context * cfg.hidden_size
     out = []
-    # deterministic last: torch.use_deterministic_algorithms is process-wide
-    for precision, deterministic in (("bf16", False), ("fp16", False), ("bf16", True)):
-        tc = TrainConfig(batch_size=batch, micro_batch_size=micro, epochs=1, context_length=context,
-                         device=str(device), precision=precision, deterministic=deterministic)
-        train(cfg, rows_data[:batch * 2], 0, tc, seed=0)  # warm-up (allocator, kernels)
-        _sync(device)
-        model, stats = train(cfg, rows_data, 0, tc, seed=0)
-        rate = stats.tokens / stats.seconds
-        row = {"precision": precision, "deterministic": deterministic, "steps": stats.steps, "batch": batch, "micro_batch": micro,
-               "context": context, "tokens_per_second": rate, "final_loss": stats.losses[-1],
-               "flops_per_token": flops_per_token}
-        row["mfu"] = rate * flops_per_token / (peak * 1e12) if peak else None
-        if device.type == "cuda":
-            row["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
-            torch.cuda.reset_peak_memory_stats(device)
+    for precision, deterministic, compiled, micro in parse_training(rows_spec):
+        row = {"precision": precision, "deterministic": deterministic, "compile": compiled, "batch": batch,
+               "micro_batch": micro, "context": context, "flops_per_token": flops_per_token}
+        try:
+            row.update(_time_training(cfg, rows_data, device, precision, deterministic, compiled, micro,
+                                      batch, context, warm_steps))
+        except RuntimeError as e:  # a row that fails (out of memory, compilation) is reported; the others run
+            row.update({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}",
+                        "tokens_per_second": None, "steps": 0, "final_loss": None, "compile_seconds": 0.0})
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        row["mfu"] = row["tokens_per_second"] * flops_per_token / (peak * 1e12) \
+            if peak and row["tokens_per_second"] else None
         out.append(row)
-        del model
     return out
+
+
+def _time_training(cfg, rows_data, device, precision, deterministic, compiled, micro, batch, context, warm_steps):
+    import torch
+
+    from collapse.transformer.train import TrainConfig, train
+
+    tc = TrainConfig(batch_size=batch, micro_batch_size=micro, epochs=1, context_length=context,
+                     device=str(device), precision=precision, deterministic=deterministic, compile=compiled)
+    # warm-up (allocator, kernels; torch.compile's compilation, timed apart): a later
+    # train() of the same shapes reuses the compiled code. Each compiled row starts
+    # afresh, so that it compiles for its own shapes (a second shape would otherwise
+    # get torch.compile's graph for any batch size)
+    if compiled:
+        torch._dynamo.reset()
+    t = time.perf_counter()
+    train(cfg, rows_data[:batch * warm_steps], 0, tc, seed=0)
+    _sync(device)
+    warm_seconds = time.perf_counter() - t
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model, stats = train(cfg, rows_data, 0, tc, seed=0)
+    rate = stats.tokens / stats.seconds
+    row = {"steps": stats.steps, "tokens_per_second": rate, "final_loss": stats.losses[-1],
+           # the warm-up's time beyond what its steps take at the measured rate: compilation
+           "first_call_seconds": warm_seconds,
+           "compile_seconds": max(0.0, warm_seconds - batch * warm_steps * context / rate) if compiled else 0.0}
+    if device.type == "cuda":
+        row["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+    del model
+    return row
+
+
+def training_generation(training):
+    """One paper generation's training (3 epochs) at the best measured rate: a measured rate
+    extrapolated, not a timed generation."""
+    ran = [r for r in training if r["tokens_per_second"]]
+    if not ran:
+        return {"kind": "NOT MEASURED (every training row failed)", "row": None, "slice": "", "minutes": float("nan"),
+                "tokens_per_second": None, "compile_minutes": float("nan")}
+    best = max([r for r in ran if not r["deterministic"]] or ran, key=lambda r: r["tokens_per_second"])
+    tokens = PAPER_EPOCHS * PAPER_STORIES * TOKENS_PER_STORY
+    return {"kind": "MEASURED rate, extrapolated", "row": _training_label(best),
+            "slice": f"{best['steps']} optimizer steps of {best['batch']} x {best['context']} tokens "
+                     f"({best['steps'] * best['batch'] * best['context']:,} tokens) after a warm-up train() "
+                     f"of the same shapes",
+            "tokens": tokens, "tokens_per_second": best["tokens_per_second"],
+            "minutes": tokens / best["tokens_per_second"] / 60,
+            "compile_minutes": best["compile_seconds"] / 60}
+
+
+def _training_label(r):
+    return (f"{r['precision']}{' det' if r['deterministic'] else ''} "
+            f"{'compiled' if r['compile'] else 'eager'} micro {r['micro_batch']}")
 
 
 def check_sampling(device, tiny):
@@ -166,9 +243,8 @@ def check_sampling(device, tiny):
 
 
 def projection(training, sampling):
-    best_train = max(r["tokens_per_second"] for r in training if not r["deterministic"])
+    train_s = 60 * training_generation(training)["minutes"]
     tokens = PAPER_STORIES * TOKENS_PER_STORY
-    train_s = PAPER_EPOCHS * tokens / best_train
     # sampled stories end at their own end-of-text (rows are dropped from the batch as they
     # finish) but the cache grows to the longest story's length: the fixed-length rate is
     # taken as the rate of the real sampling
@@ -186,6 +262,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--tiny", action="store_true", help="tiny sizes (a dry run of every step, e.g. on CPU)")
     ap.add_argument("--peak-tflops", type=float, default=0.0, help="dense bf16 peak for MFU (default: by GPU name)")
+    ap.add_argument("--training", default="", help="training rows, PRECISION[-det]:eager|compile:MICRO,... "
+                    f"(default {DEFAULT_TRAINING}; tiny: {TINY_TRAINING}; e.g. add bf16:compile:64, "
+                    "fp16:compile:320, bf16-det:eager:64)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                   "gpu_check.json"))
@@ -222,15 +301,25 @@ def main(argv=None) -> int:
     print(f"\nsampling, bf16, batch {s['batch']} x {s['new_tokens']} new tokens: ours {s['tokens_per_second_ours']:,.0f} "
           f"tok/s, transformers generate {s['tokens_per_second_hf']:,.0f} tok/s, ratio {s['ratio']:.2f} (goal >= 5)")
 
-    result["training"] = check_training(device, args.tiny, peak)
+    result["training"] = check_training(device, args.tiny, peak, args.training or
+                                        (TINY_TRAINING if args.tiny else DEFAULT_TRAINING))
     print("\ntraining, collapse.transformer.train (33M preset unless tiny)")
-    print(f"{'precision':18} {'steps':>5} {'batch x ctx':>12} {'tokens/s':>12} {'MFU':>7} {'loss':>7}")
+    print(f"{'row':30} {'steps':>5} {'batch x ctx':>12} {'tokens/s':>12} {'MFU':>7} {'loss':>7} {'compile s':>9}")
     for r in result["training"]:
+        if r.get("error"):
+            print(f"{_training_label(r):30} FAILED: {r['error']}")
+            continue
         mfu = f"{100 * r['mfu']:6.1f}%" if r["mfu"] is not None else "    n/a"
-        label = r["precision"] + (" deterministic" if r["deterministic"] else "")
-        print(f"{label:18} {r['steps']:5d} {str(r['batch']) + ' x ' + str(r['context']):>12} "
-              f"{r['tokens_per_second']:12,.0f} {mfu:>7} {r['final_loss']:7.3f}")
-
+        comp = f"{r['compile_seconds']:9.1f}" if r["compile"] else f"{'-':>9}"
+        print(f"{_training_label(r):30} {r['steps']:5d} {str(r['batch']) + ' x ' + str(r['context']):>12} "
+              f"{r['tokens_per_second']:12,.0f} {mfu:>7} {r['final_loss']:7.3f} {comp}")
+    result["training_generation"] = g = training_generation(result["training"])
+    if g["row"] is None:
+        print(f"\ntraining of one paper generation: {g['kind']}")
+    else:
+        print(f"\ntraining of one paper generation ({g['kind']}): {g['minutes']:.1f} min at "
+              f"{g['tokens_per_second']:,.0f} tok/s ({g['row']}; + {g['compile_minutes']:.1f} min compiling); "
+              f"slice: {g['slice']}")
 
     result["projection"] = p = projection(result["training"], s)
     print(f"\n{p['kind']}: one paper generation = {p['training_minutes']:.1f} min training + "

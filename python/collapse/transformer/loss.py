@@ -15,20 +15,33 @@ the weight's float32), the log-softmax in float32, as autocast does for the plai
 Gradients are those of the summed loss (entries of softmax - one-hot are in [-1, 1], so
 they are safe in fp16); the caller's scale (1 / tokens, the GradScaler's factor) is applied
 in backward.
+
+``fused=True`` (training with ``compile = true``) does a chunk's elementwise work (float32
+log-sum-exp, the picked logit, softmax minus one-hot, the cast back) in one kernel that
+torch.compile generates: the eager way makes about ten passes over the chunk's float32
+logits, the fused one reads the matrix product's output twice and writes the gradient
+once. The matrix products stay cuBLAS's (or the CPU's). The two ways agree within
+float32 rounding (tests/test_train_compile.py).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+import functools
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 
 IGNORE = -100
 CHUNK_ELEMENTS = 1 << 25  # logits per chunk
+# the fused way keeps no float32 copy of a chunk (its logits and gradient in the matrix
+# products' dtype: 1 GB for 2^28 bf16 logits), so its chunks are larger: fewer passes
+# adding a chunk's embedding gradient into the float32 total (each reads and writes it)
+FUSED_CHUNK_ELEMENTS = 1 << 28
 
 
-def _chunk_rows(vocab: int, chunk: Optional[int]) -> int:
-    return max(1, int(chunk) if chunk else CHUNK_ELEMENTS // max(1, vocab))
+def _chunk_rows(vocab: int, chunk: Optional[int], fused: bool = False) -> int:
+    per_chunk = FUSED_CHUNK_ELEMENTS if fused else CHUNK_ELEMENTS
+    return max(1, int(chunk) if chunk else per_chunk // max(1, vocab))
 
 
 def _chunk_logits(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -44,18 +57,46 @@ def _chunk_nll(logits: torch.Tensor, targets: torch.Tensor) -> Tuple[torch.Tenso
     return torch.where(valid, lse - picked, torch.zeros_like(lse)), lse, tgt
 
 
+def _fused_chunk_step(logits: torch.Tensor, targets: torch.Tensor,
+                      grad_dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The chunk's summed NLL and d(sum NLL)/d logits in ``grad_dtype``, written for
+    torch.compile to fuse (no in-place steps, the one-hot as a comparison)."""
+    x = logits.float()
+    lse = torch.logsumexp(x, dim=-1, keepdim=True)
+    valid = (targets != IGNORE)[:, None]
+    tgt = targets.clamp(min=0)[:, None]
+    picked = x.gather(1, tgt)
+    nll = torch.where(valid, lse - picked, torch.zeros_like(lse)).sum()
+    one_hot = torch.arange(x.size(1), device=x.device)[None, :] == tgt
+    g = torch.where(valid, torch.exp(x - lse) - one_hot.to(x.dtype), torch.zeros_like(x))
+    return nll, g.to(grad_dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_chunk_step() -> Callable[..., Tuple[torch.Tensor, torch.Tensor]]:
+    """_fused_chunk_step through torch.compile, built once per process (the first chunk
+    shape compiles a static kernel, a second one a kernel for any number of rows)."""
+    return torch.compile(_fused_chunk_step)
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
-                compute_dtype: Optional[torch.dtype], chunk: int) -> torch.Tensor:
+                compute_dtype: Optional[torch.dtype], chunk: int, fused: bool) -> torch.Tensor:
         with torch.autocast(h.device.type, enabled=False):
             w = weight.to(compute_dtype) if compute_dtype is not None else weight
             total = torch.zeros((), dtype=torch.float32, device=h.device)
             grad_h = torch.empty(h.shape, dtype=torch.float32, device=h.device) if ctx.needs_input_grad[0] else None
             grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=h.device) if ctx.needs_input_grad[1] else None
             rows = torch.arange(min(chunk, h.size(0)), device=h.device)
+            fused_step = compiled_chunk_step() if fused and (grad_h is not None or grad_w is not None) else None
             for s in range(0, h.size(0), chunk):
                 hc, tc = h[s:s + chunk], targets[s:s + chunk]
+                if fused_step is not None:
+                    nll_sum, g = fused_step(hc.to(w.dtype) @ w.t(), tc, w.dtype)
+                    total += nll_sum
+                    _add_chunk_grads(grad_h, grad_w, g, hc, w, s, chunk)
+                    continue
                 logits = _chunk_logits(hc, w)
                 nll, lse, tgt = _chunk_nll(logits, tc)
                 total += nll.sum()
@@ -65,11 +106,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 g = torch.exp_(logits.sub_(lse[:, None]))
                 g[rows[:hc.size(0)], tgt] -= 1.0
                 g.mul_((tc != IGNORE).to(g.dtype)[:, None])
-                g = g.to(w.dtype)
-                if grad_h is not None:
-                    grad_h[s:s + chunk] = (g @ w).float()
-                if grad_w is not None:
-                    grad_w += (g.t() @ hc.to(w.dtype)).float()
+                _add_chunk_grads(grad_h, grad_w, g.to(w.dtype), hc, w, s, chunk)
         ctx.save_for_backward(grad_h if grad_h is not None else torch.empty(0),
                               grad_w if grad_w is not None else torch.empty(0))
         ctx.has = (grad_h is not None, grad_w is not None)
@@ -81,17 +118,28 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_h, grad_w = ctx.saved_tensors
         gh = (grad_h * grad_out).to(ctx.dtypes[0]) if ctx.has[0] else None
         gw = (grad_w * grad_out).to(ctx.dtypes[1]) if ctx.has[1] else None
-        return gh, gw, None, None, None
+        return gh, gw, None, None, None, None
+
+
+def _add_chunk_grads(grad_h: Optional[torch.Tensor], grad_w: Optional[torch.Tensor], g: torch.Tensor,
+                     hc: torch.Tensor, w: torch.Tensor, s: int, chunk: int) -> None:
+    """The chunk's share of the gradients: g @ W into grad_h's rows, g^T @ h into grad_w."""
+    if grad_h is not None:
+        grad_h[s:s + chunk] = (g @ w).float()
+    if grad_w is not None:
+        grad_w += (g.t() @ hc.to(w.dtype)).float()
 
 
 def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                         compute_dtype: Optional[torch.dtype] = None, chunk: Optional[int] = None) -> torch.Tensor:
+                         compute_dtype: Optional[torch.dtype] = None, chunk: Optional[int] = None,
+                         fused: bool = False) -> torch.Tensor:
     """Summed NLL (nats, float32 scalar) of ``targets`` under logits h @ weight^T.
 
-    h: (..., hidden); targets: (...) ids, IGNORE (-100) for positions not scored."""
+    h: (..., hidden); targets: (...) ids, IGNORE (-100) for positions not scored.
+    ``fused``: the chunk's elementwise work through torch.compile (module docstring)."""
     h2 = h.reshape(-1, h.size(-1))
     t2 = targets.reshape(-1).to(h.device)
-    return _LinearCrossEntropy.apply(h2, weight, t2, compute_dtype, _chunk_rows(weight.size(0), chunk))
+    return _LinearCrossEntropy.apply(h2, weight, t2, compute_dtype, _chunk_rows(weight.size(0), chunk, fused), fused)
 
 
 @torch.no_grad()

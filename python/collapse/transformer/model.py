@@ -319,17 +319,20 @@ class GPTNeo(nn.Module):
         return self.ln_f(x)
 
     def forward(self, input_ids: torch.Tensor, past_key_values: Optional[KVCache] = None,
-                targets: Optional[torch.Tensor] = None, loss_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+                targets: Optional[torch.Tensor] = None, loss_dtype: Optional[torch.dtype] = None,
+                compiled: bool = False) -> torch.Tensor:
         """Logits (batch, seq, vocab). With a KVCache, input_ids continue the cached
         positions and the cache is extended in place.
 
         With ``targets`` (batch, seq; -100 = not scored): the summed cross-entropy instead,
         computed a chunk of tokens at a time without materialising the logits
         (loss.linear_cross_entropy; ``loss_dtype`` = the autocast dtype its matrix products
-        use). Through forward, so DistributedDataParallel sees the call."""
+        use). Through forward, so DistributedDataParallel sees the call. ``compiled``
+        (training with compile = true): the loss fuses its chunks' elementwise work through
+        torch.compile (loss.linear_cross_entropy's ``fused``)."""
         h = self.hidden_states(input_ids, past_key_values)
         if targets is not None:
-            return linear_cross_entropy(h, self.wte.weight, targets, compute_dtype=loss_dtype)
+            return linear_cross_entropy(h, self.wte.weight, targets, compute_dtype=loss_dtype, fused=compiled)
         return F.linear(h, self.wte.weight)
 
     def new_cache(self, batch_size: int, capacity: Optional[int] = None,

@@ -4,8 +4,11 @@ AdamW (lr 5e-4 constant, weight decay 0.1 on matrices and embeddings, betas 0.9/
 an effective batch of 320 sequences reached by gradient accumulation over micro-batches,
 3 epochs. ``precision``: fp32, bf16 autocast or fp16 autocast with loss scaling (the
 paper's), on CUDA or CPU (collapse.transformer.precision); the fused AdamW kernel on CUDA;
-torch.compile on request. The loss is computed a chunk of tokens at a time
-(collapse.transformer.loss), never holding the whole micro-batch's logits. Under torchrun
+``compile``: torch.compile of the model's body and the loss's fused chunk kernel (equal
+to eager within float32 rounding, docs/transformer.md). The loss is computed a chunk of
+tokens at a time (collapse.transformer.loss), never holding the whole micro-batch's
+logits. On a GPU the rows live on it (Batches) and the step losses are read back about
+once a second, so the host never waits for the GPU between steps. Under torchrun
 (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel and each optimizer
 step's sequences are split over the ranks.
 
@@ -82,6 +85,9 @@ class TrainConfig:
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise CollapseError("training: betas must be two numbers in [0, 1)")
         check_precision(self.precision)
+        for name in ("compile", "deterministic"):
+            if not isinstance(getattr(self, name), bool):
+                raise CollapseError(f"training: {name} must be true or false, got {getattr(self, name)!r}")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -125,18 +131,71 @@ def make_rows(flat: np.ndarray, offsets: np.ndarray, eot_id: int, context_length
     raise CollapseError(f"training: packing {packing!r} (choose pack or truncate)")
 
 
-def _micro_batch(rows: np.ndarray, index: np.ndarray, eot_id: int,
-                 device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-    batch = rows[index]
-    # trim columns that are padding in every row (truncate mode: short documents)
-    filled = np.nonzero((batch != PAD).any(axis=0))[0]
-    batch = batch[:, :max(2, int(filled[-1]) + 1)] if filled.size else batch[:, :2]
-    t = torch.from_numpy(batch.astype(np.int64))
-    inputs = t[:, :-1].clone()
-    inputs[inputs == PAD] = eot_id
-    targets = t[:, 1:].clone()
-    targets[targets == PAD] = -100
-    return inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+class Batches:
+    """Micro-batches (inputs, targets) of ``rows`` on the training device.
+
+    On the host (the CPU, or rows too large for the GPU) a micro-batch is gathered with
+    numpy and copied over; on a GPU the rows are put on it once (1M stories: about 0.9 GB
+    of int32) and a micro-batch is gathered there from the epoch's order, also on the
+    GPU: no copy, no host work and no wait for the GPU between micro-batches. Both give
+    the same tensors (tests/test_train_compile.py). What the step needs on the host (its
+    target count, the columns a micro-batch keeps) comes from per-row figures computed
+    once."""
+
+    def __init__(self, rows: np.ndarray, eot_id: int, device: torch.device, resident: bool) -> None:
+        self.rows, self.eot_id, self.device = rows, eot_id, device
+        # each row's last non-padding column (-1: none) and its number of targets, a slab
+        # of rows at a time (no mask of the whole array in memory)
+        self.last_column = np.empty(rows.shape[0], dtype=np.int64)
+        self.row_targets = np.empty(rows.shape[0], dtype=np.int64)
+        slab = max(1, (1 << 24) // max(1, rows.shape[1]))
+        for a in range(0, rows.shape[0], slab):
+            filled = rows[a:a + slab] != PAD
+            self.last_column[a:a + slab] = np.where(filled.any(axis=1),
+                                                    rows.shape[1] - 1 - np.argmax(filled[:, ::-1], axis=1), -1)
+            self.row_targets[a:a + slab] = filled[:, 1:].sum(axis=1)
+        self.table: Optional[torch.Tensor] = None
+        self.order: Optional[torch.Tensor] = None
+        if resident:
+            self.table = torch.empty(rows.shape, dtype=torch.int32, device=device)
+            for a in range(0, rows.shape[0], slab):
+                self.table[a:a + slab].copy_(torch.from_numpy(np.ascontiguousarray(rows[a:a + slab])))
+
+    def new_epoch(self, order: np.ndarray) -> None:
+        self.host_order = order
+        if self.table is not None:
+            self.order = torch.from_numpy(order).to(self.device)
+
+    def targets(self, positions: range) -> int:
+        """Targets in the rows at ``positions`` of the epoch's order."""
+        return int(self.row_targets[self.host_order[positions.start:positions.stop:positions.step]].sum())
+
+    def micro(self, positions: range) -> Tuple[torch.Tensor, torch.Tensor]:
+        index = self.host_order[positions.start:positions.stop:positions.step]
+        # trim columns that are padding in every row (truncate mode: short documents)
+        width = max(2, int(self.last_column[index].max()) + 1)
+        if self.table is not None:
+            batch = self.table[self.order[positions.start:positions.stop:positions.step], :width].long()  # type: ignore[index]
+            inputs = torch.where(batch[:, :-1] == PAD, self.eot_id, batch[:, :-1])
+            targets = torch.where(batch[:, 1:] == PAD, -100, batch[:, 1:])
+            return inputs, targets
+        t = torch.from_numpy(self.rows[index][:, :width].astype(np.int64))
+        inputs = t[:, :-1].clone()
+        inputs[inputs == PAD] = self.eot_id
+        targets = t[:, 1:].clone()
+        targets[targets == PAD] = -100
+        return inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+
+
+RESIDENT_SHARE = 0.125  # rows are put on a GPU when they take at most this share of its memory
+
+
+def rows_on_device(rows: np.ndarray, device: torch.device) -> bool:
+    """Whether train() keeps ``rows`` on ``device`` (a GPU with room for them)."""
+    if device.type != "cuda":
+        return False
+    total = torch.cuda.get_device_properties(device).total_memory
+    return rows.shape[0] * rows.shape[1] * 4 <= RESIDENT_SHARE * total
 
 
 # Ranks under torchrun: collapse.distributed (one definition for the loop and the family)
@@ -199,6 +258,20 @@ def set_deterministic(on: bool) -> None:
     torch.backends.cudnn.benchmark = False
 
 
+def compile_body(model: GPTNeo) -> None:
+    """Training with compile = true: the model's body (embeddings, blocks, final LayerNorm)
+    through torch.compile, the loss left out of the graph (its chunk loop would be unrolled
+    into it) with its own fused kernel (``compiled=True`` in forward). The usual
+    micro-batch shape compiles a static graph, a second shape (a short last micro-batch)
+    one for any batch: a run compiles at most twice."""
+    model.hidden_states = torch.compile(model.hidden_states)  # type: ignore[method-assign]
+
+
+def uncompile_body(model: GPTNeo) -> None:
+    """The plain model again (sampling and scoring after training run eagerly)."""
+    model.__dict__.pop("hidden_states", None)
+
+
 def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainConfig, seed: int,
           dist: Optional[Dist] = None, checkpoint: Optional[CheckpointPolicy] = None) -> Tuple[GPTNeo, TrainStats]:
     """Train a freshly initialised GPT-Neo on ``rows`` (make_rows). Returns it (on the
@@ -246,7 +319,7 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
 
         step_model = DDP(model, device_ids=[dist.local_rank] if device.type == "cuda" else None)
     if cfg.compile:
-        step_model = torch.compile(step_model)
+        compile_body(model)
     dropout = any(float(getattr(model_config, k)) > 0 for k in ("embed_dropout", "attention_dropout", "resid_dropout"))
 
     def position(epoch: int, step_in_epoch: int, elapsed: float) -> Dict[str, Any]:
@@ -255,37 +328,52 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
 
     n_rows = rows.shape[0]
     per_step = min(cfg.batch_size, n_rows)
+    batches = Batches(rows, eot_id, device, resident=rows_on_device(rows, device))
     t0 = time.perf_counter() - stats.seconds
     last_save = time.perf_counter()
+    # each step's loss stays on the device until it is wanted (a log line, a checkpoint, the
+    # progress bar about once a second, the end): no wait for the GPU at every step
+    pending: List[Tuple[torch.Tensor, int]] = []
+    last_flush = time.perf_counter()
+
+    def flush() -> None:
+        nonlocal last_flush
+        if pending:
+            values = torch.stack([loss for loss, _ in pending]).tolist()
+            stats.losses.extend(v / n for v, (_, n) in zip(values, pending))
+            pending.clear()
+        last_flush = time.perf_counter()
+
     # what is left to train (a resumed run starts its bar at the checkpoint)
     bar = Progress("training", total=max(cfg.epochs * math.ceil(n_rows / per_step) - stats.steps, 0), unit="step",
                    enabled=cfg.progress and dist.is_main)
     for epoch in range(start_epoch, cfg.epochs):
-        order = epoch_order(n_rows, seed, epoch)
+        batches.new_epoch(epoch_order(n_rows, seed, epoch))
         starts = range(0, n_rows, per_step)
         for step_in_epoch in range(start_step if epoch == start_epoch else 0, len(starts)):
-            step_rows = order[starts[step_in_epoch]:starts[step_in_epoch] + per_step]
+            # positions in the epoch's order: this step's rows, then this rank's share
+            step_rows = range(starts[step_in_epoch], min(starts[step_in_epoch] + per_step, n_rows))
             # targets in this step over all ranks: the loss is their mean
-            step_targets = int(((rows[step_rows, 1:] != PAD)).sum())
+            step_targets = batches.targets(step_rows)
             if step_targets == 0:
                 continue
             if dropout:
                 torch.manual_seed(_step_seed(seed, dist.rank, stats.steps))
             mine, weight = step_rows[dist.rank::dist.world_size], 1.0
-            if mine.size == 0:
+            if len(mine) == 0:
                 # a last step with fewer rows than ranks: this rank joins DDP's all-reduce with
                 # zero gradients (a forward on one row, weighted 0), so N ranks make exactly the
                 # update one process makes
                 mine, weight = step_rows[:1], 0.0
-            micro = [mine[i:i + cfg.micro_batch_size] for i in range(0, mine.size, cfg.micro_batch_size)]
+            micro = [mine[i:i + cfg.micro_batch_size] for i in range(0, len(mine), cfg.micro_batch_size)]
             step_loss = torch.zeros((), device=device)
             for j, idx in enumerate(micro):
-                inputs, targets = _micro_batch(rows, idx, eot_id, device)
+                inputs, targets = batches.micro(idx)
                 sync = (j == len(micro) - 1) or not dist.enabled
                 ctx = nullcontext() if sync else step_model.no_sync()  # type: ignore[operator]
                 with ctx:
                     with autocast(device, precision):
-                        nll = step_model(inputs, targets=targets, loss_dtype=loss_dtype)
+                        nll = step_model(inputs, targets=targets, loss_dtype=loss_dtype, compiled=cfg.compile)
                     # DDP averages gradients over ranks, hence the world_size factor
                     scaler.scale(nll * (weight * dist.world_size / step_targets)).backward()
                 step_loss += nll.detach() * weight
@@ -301,20 +389,28 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
                 td.all_reduce(step_loss)
             stats.steps += 1
             stats.tokens += step_targets
-            stats.losses.append(float(step_loss) / step_targets)
-            bar.update(1, loss=stats.losses[-1], tok_per_s=stats.tokens / (time.perf_counter() - t0))
-            if cfg.log_every and dist.is_main and stats.steps % cfg.log_every == 0:
+            pending.append((step_loss, step_targets))
+            log = cfg.log_every and dist.is_main and stats.steps % cfg.log_every == 0
+            save = checkpoint and dist.is_main and checkpoint.due(stats.steps, time.perf_counter() - last_save)
+            if log or save or (bar.enabled and time.perf_counter() - last_flush >= 1.0):
+                flush()
+                bar.update(1, loss=stats.losses[-1], tok_per_s=stats.tokens / (time.perf_counter() - t0))
+            else:
+                bar.update(1)
+            if log:
                 rate = stats.tokens / (time.perf_counter() - t0)
                 print(f"epoch {epoch + 1} step {stats.steps}: loss {stats.losses[-1]:.4f}, {rate:,.0f} tok/s",
                       flush=True)
-            if checkpoint and dist.is_main and checkpoint.due(stats.steps, time.perf_counter() - last_save):
-                save_training_state(checkpoint.train_path, model, opt, scaler,
+            if save:
+                save_training_state(checkpoint.train_path, model, opt, scaler,  # type: ignore[union-attr]
                                     position(epoch, step_in_epoch + 1, time.perf_counter() - t0))
                 last_save = time.perf_counter()
+    flush()
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize()
     stats.seconds = time.perf_counter() - t0
+    uncompile_body(model)
     finished_before = saved is not None and "optimizer" not in saved
     if checkpoint and dist.is_main and not finished_before:
         # finished: the final weights, so a run killed later (while sampling) does not train again
