@@ -800,7 +800,7 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool) -> "pd.DataFrame":
     # before anything is written: a data error leaves no run directory. Under torchrun rank 0
     # loads first (an error stops every rank), then the others load the same files (the
     # RealData holds functions and cannot travel; every rank needs the corpora anyway)
-    main_only(lambda: real_data(cfg) is None)
+    main_only(lambda: real_data(cfg) is None or downstream.check_tasks(cfg))
     data = real_data(cfg)
     if ex.progress and is_main():  # the sizes of train R, held-out and fresh sets, before generation 0
         sys.stderr.write(summary_line(data) + "\n")

@@ -28,6 +28,9 @@ def ngram_predict(task: TaskData, background: Optional[Corpus], order: int, smoo
     scores = np.empty((len(task.test_texts), task.num_classes))
     for c in range(task.num_classes):
         texts = [x for x, y in zip(task.train_texts, task.train_labels) if y == c]
+        if not texts:  # a class no training text has (a built-in task's rare class): never predicted
+            scores[:, c] = -np.inf
+            continue
         part = Corpus.from_texts(texts)
         corpus = part if background is None else concatenate([background, part])
         model = NGramModel.fit(corpus, order=order, smoothing=smoothing, threads=threads)

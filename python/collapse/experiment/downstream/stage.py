@@ -40,6 +40,14 @@ def task_data(cfg: Any, task: Any) -> TaskData:
     return _TASKS[key]
 
 
+def check_tasks(cfg: Any) -> None:
+    """Read (or draw) every task before a run writes anything: a dataset without its label
+    field, or with one class, is then the run's one-line error, not a cell ended early."""
+    ds = getattr(cfg, "downstream", None)
+    for task in ds.tasks if ds is not None else []:
+        task_data(cfg, task)
+
+
 def _seed(cell_seed: int, task: str, seed: int) -> int:
     """The fine-tuning seed: the same for every generation of a cell (and for its baseline)."""
     return _core.derive_seed(_core.derive_seed(cell_seed, zlib.crc32(task.encode("utf-8"))), seed) & (2**63 - 1)
