@@ -436,6 +436,7 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
     return ExperimentConfig(ex, d, models, flt, out, raw, os.path.abspath(base_dir), multi_model, downstream)
 
 
+DOWNSTREAM_KEYS = ("tasks", "every", "max_length", "batch_size", "lr", "epochs", "seed", "seeds")
 TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a task's name is part of file names
 
 
@@ -444,6 +445,9 @@ def _parse_downstream(raw: Any, base_dir: str) -> DownstreamTable:
 
     t = _Table(raw, "downstream")
     ds = DownstreamTable()
+    for key in sorted(t.raw):  # a misspelt key is named before a missing one
+        if key not in DOWNSTREAM_KEYS:
+            raise _fail(t.f(key), "unknown key" + did_you_mean(key, DOWNSTREAM_KEYS))
     tasks = t.get("tasks")
     if not isinstance(tasks, list) or not tasks:
         raise _fail("downstream.tasks", f"must be a non-empty list of task names or tables, got {tasks!r}")
