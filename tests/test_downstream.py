@@ -82,14 +82,15 @@ def test_oracle_recovers_the_bayes_rate():
 def test_ngram_generation0_beats_the_uniform_baseline(tmp_path):
     """Generative classification with the generation's counts beats class models adapted
     from the uniform model alone (fixed seeds); every row is in downstream.csv and .parquet."""
-    df = collapse.run_experiment(str(_config(tmp_path)), out=str(tmp_path / "run"))
+    cfg = _config(tmp_path, tasks='{name = "next_class", max_train = 200, max_test = 500}', documents=1000)
+    df = collapse.run_experiment(str(cfg), out=str(tmp_path / "run"))
     assert "downstream_seconds" in df.columns and (df["downstream_seconds"] > 0).all()
     ds = pd.read_csv(tmp_path / "run" / "downstream.csv")
     assert list(ds.columns[:8]) == ["model", "family", "paradigm", "alpha", "seed", "generation", "task",
                                     "finetune_seed"]
     assert sorted(ds["generation"]) == [-1, 0, 1]
     acc = ds.set_index("generation")["accuracy"]
-    assert acc[0] > acc[-1] + 0.05, acc
+    assert acc[0] > acc[-1] + 0.1, acc
     assert (ds["accuracy"] <= ds["bayes_accuracy"] + 0.02).all()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "run" / "downstream.parquet"), ds, check_dtype=False)
     assert (tmp_path / "run" / "downstream.png").exists()
