@@ -1,5 +1,7 @@
-"""The run's downstream table (downstream.csv + .parquet, rebuilt from the committed
-generations like metrics.*) and its figure: accuracy against generation, the baseline dashed."""
+"""The run's downstream table (downstream.csv + .parquet) and its figure (downstream.png).
+
+The table is rebuilt from the committed generations like metrics.*; the figure draws
+accuracy against generation, the untrained baseline dashed."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""One generation's downstream stage: every task x fine-tuning seed, cached task by task so
-that a killed generation resumes where it stopped (docs/downstream.md)."""
+"""One generation's downstream stage: every task x fine-tuning seed, cached task by task.
+
+A killed generation resumes where it stopped (docs/downstream.md)."""
 
 from __future__ import annotations
 

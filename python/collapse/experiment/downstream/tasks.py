@@ -1,5 +1,7 @@
-"""A downstream task's examples: read from a local labelled dataset (JSONL, CSV, parquet,
-Arrow or a Hugging Face ``save_to_disk`` folder) and split, or drawn by a built-in task."""
+"""A downstream task's examples: read from a local labelled dataset and split.
+
+Formats: JSONL, CSV, parquet, Arrow or a Hugging Face ``save_to_disk`` folder (built-in
+tasks draw theirs: builtin.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Fine-tuning a generation's GPT-Neo with a sequence-classification head (transformers'
-GPTNeoForSequenceClassification on the Hugging Face folder our model saves), and the
-baseline: the same architecture randomly initialised, fine-tuned the same way.
+"""Fine-tuning a generation's GPT-Neo with a sequence-classification head, and its baseline.
+
+transformers' GPTNeoForSequenceClassification on the Hugging Face folder our model saves;
+the baseline: the same architecture randomly initialised, fine-tuned the same way.
 
 The head reads the last non-padding token (padding: the end-of-text token, which no task
 text contains); AdamW at a constant learning rate, batches of a seeded permutation, the
@@ -48,12 +49,24 @@ def finetune_predict(folder: str, tokenizer: Any, task: TaskData, *, pretrained:
                      max_length: int, batch_size: int, lr: float, epochs: float, threads: int = 1) -> np.ndarray:
     """Fine-tune the model in ``folder`` (pretrained) or its architecture from a random
     initialisation (not pretrained) on the task's training texts; the test texts' predicted classes."""
-    import torch
-    from transformers import GPTNeoConfig, GPTNeoForSequenceClassification
+    from transformers.utils import logging as hf_logging
 
     eot = int(tokenizer.eot_id)
     encode = lambda texts: [np.asarray(x[:max_length]) for x in tokenizer.encode_batch(texts)]  # noqa: E731
     train_ids, test_ids = encode(task.train_texts), encode(task.test_texts)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report (the new head is "missing") would print at every generation
+    try:
+        return _finetune(folder, task, train_ids, test_ids, eot, pretrained, seed, batch_size, lr, epochs, threads)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def _finetune(folder: str, task: TaskData, train_ids: List[np.ndarray], test_ids: List[np.ndarray], eot: int,
+              pretrained: bool, seed: int, batch_size: int, lr: float, epochs: float, threads: int) -> np.ndarray:
+    import torch
+    from transformers import GPTNeoConfig, GPTNeoForSequenceClassification
+
     with _torch_threads(threads):
         torch.manual_seed(seed)
         if pretrained:
