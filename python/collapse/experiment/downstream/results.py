@@ -73,7 +73,7 @@ def draw_downstream(run_dir: str) -> Any:
         ax.set_title(task)
         ax.set_xlabel("generation")
         ax.set_ylabel("test accuracy")
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 
