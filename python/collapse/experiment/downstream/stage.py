@@ -31,7 +31,7 @@ def task_data(cfg: Any, task: Any) -> TaskData:
     """The examples of one [downstream] task (built-in: drawn from the grammar of [data],
     or the default grammar when the run reads files)."""
     d = cfg.data
-    key = (task.name, d.source, d.seed, d.num_names, d.zipf, d.continue_prob, task.path, task.max_train, task.max_test)
+    key = (repr(sorted(vars(task).items())), d.source, d.seed, d.num_names, d.zipf, d.continue_prob)
     if key not in _TASKS:
         if task.builtin:
             grammar = get_grammar(d.num_names, d.zipf, d.continue_prob) if d.source == "grammar" else get_grammar()
@@ -65,7 +65,7 @@ def _evaluate(cfg: Any, model_table: Any, cell: Any, model: Any, train: Any, dat
     return finetune_predict(folder, model.tokenizer, data, pretrained=pretrained, seed=seed,
                             max_length=ds.max_length, batch_size=ds.batch_size, lr=ds.lr,
                             epochs=task.epochs if task.epochs is not None else ds.epochs,
-                            threads=cfg.experiment.threads)
+                            threads=cfg.experiment.threads, device=str(model.device))
 
 
 def run_stage(cfg: Any, model_table: Any, cell: Any, t: int, model: Any, train: Any, work: str, gdir: str) -> float:

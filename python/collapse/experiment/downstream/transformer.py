@@ -46,9 +46,11 @@ def _batch(ids: List[np.ndarray], pad: int) -> "tuple[Any, Any]":
 
 
 def finetune_predict(folder: str, tokenizer: Any, task: TaskData, *, pretrained: bool, seed: int,
-                     max_length: int, batch_size: int, lr: float, epochs: float, threads: int = 1) -> np.ndarray:
+                     max_length: int, batch_size: int, lr: float, epochs: float, threads: int = 1,
+                     device: str = "cpu") -> np.ndarray:
     """Fine-tune the model in ``folder`` (pretrained) or its architecture from a random
-    initialisation (not pretrained) on the task's training texts; the test texts' predicted classes."""
+    initialisation (not pretrained) on the task's training texts, on ``device`` (the
+    generation's model's); the test texts' predicted classes."""
     from transformers.utils import logging as hf_logging
 
     eot = int(tokenizer.eot_id)
@@ -57,13 +59,15 @@ def finetune_predict(folder: str, tokenizer: Any, task: TaskData, *, pretrained:
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # its load report (the new head is "missing") would print at every generation
     try:
-        return _finetune(folder, task, train_ids, test_ids, eot, pretrained, seed, batch_size, lr, epochs, threads)
+        return _finetune(folder, task, train_ids, test_ids, eot, pretrained, seed, batch_size, lr, epochs, threads,
+                         device)
     finally:
         hf_logging.set_verbosity(verbosity)
 
 
 def _finetune(folder: str, task: TaskData, train_ids: List[np.ndarray], test_ids: List[np.ndarray], eot: int,
-              pretrained: bool, seed: int, batch_size: int, lr: float, epochs: float, threads: int) -> np.ndarray:
+              pretrained: bool, seed: int, batch_size: int, lr: float, epochs: float, threads: int,
+              device: str) -> np.ndarray:
     import torch
     from transformers import GPTNeoConfig, GPTNeoForSequenceClassification
 
@@ -75,8 +79,9 @@ def _finetune(folder: str, task: TaskData, train_ids: List[np.ndarray], test_ids
         else:
             config = GPTNeoConfig.from_pretrained(folder, num_labels=task.num_classes, pad_token_id=eot)
             model = GPTNeoForSequenceClassification(config)
+        model.to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-        labels = torch.as_tensor(task.train_labels, dtype=torch.long)
+        labels = torch.as_tensor(task.train_labels, dtype=torch.long, device=device)
         rng = np.random.Generator(np.random.Philox(seed))
         n = len(train_ids)
         steps = max(1, math.ceil(epochs * n / batch_size))
@@ -87,7 +92,7 @@ def _finetune(folder: str, task: TaskData, train_ids: List[np.ndarray], test_ids
                 order.extend(rng.permutation(n).tolist())
             rows, order = order[:batch_size], order[batch_size:]
             tokens, mask = _batch([train_ids[i] for i in rows], eot)
-            loss = model(input_ids=tokens, attention_mask=mask, labels=labels[rows]).loss
+            loss = model(input_ids=tokens.to(device), attention_mask=mask.to(device), labels=labels[rows]).loss
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -96,5 +101,6 @@ def _finetune(folder: str, task: TaskData, train_ids: List[np.ndarray], test_ids
         with torch.no_grad():
             for first in range(0, len(test_ids), 64):
                 tokens, mask = _batch(test_ids[first:first + 64], eot)
-                out.append(model(input_ids=tokens, attention_mask=mask).logits.argmax(-1).numpy())
+                logits = model(input_ids=tokens.to(device), attention_mask=mask.to(device)).logits
+                out.append(logits.argmax(-1).cpu().numpy())
     return np.concatenate(out).astype(np.int64)
