@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -219,6 +220,37 @@ class OutputTable:
 
 
 @dataclass
+class DownstreamTask:
+    """One task of [downstream] tasks: a built-in task's name, or a local labelled dataset."""
+    name: str
+    builtin: bool = False
+    path: Optional[str] = None       # a file (jsonl, json, csv, tsv, parquet, arrow) or a save_to_disk folder
+    test_path: Optional[str] = None  # the test split as its own file; else a DatasetDict's test_split, else test_fraction
+    text_field: str = "text"
+    label_field: str = "label"
+    text_pair_field: Optional[str] = None
+    train_split: str = "train"       # splits of a DatasetDict folder (GLUE's test labels are hidden: "validation")
+    test_split: str = "test"
+    test_fraction: float = 0.2
+    max_train: Optional[int] = None  # a seeded shuffle cut to this many (built-in: how many are drawn)
+    max_test: Optional[int] = None
+    epochs: Optional[float] = None   # this task's epochs (the paper: 0.1 for Yelp and QQP); None: [downstream] epochs
+
+
+@dataclass
+class DownstreamTable:
+    """[downstream]: which tasks every ``every``-th generation is fine-tuned on, and how
+    (collapse.experiment.downstream; the paper's settings by default)."""
+    tasks: List[DownstreamTask] = field(default_factory=list)
+    every: int = 1
+    max_length: int = 128
+    batch_size: int = 8
+    lr: float = 2e-5
+    epochs: float = 1.0
+    seeds: List[int] = field(default_factory=lambda: [0])
+
+
+@dataclass
 class ExperimentConfig:
     experiment: ExperimentTable
     data: DataTable
@@ -228,6 +260,7 @@ class ExperimentConfig:
     raw: Dict[str, Any]
     base_dir: str = "."
     multi_model: bool = False   # written as a [[model]] array (cells and their ids then name the model)
+    downstream: Optional["DownstreamTable"] = None  # [downstream]: fine-tuned task accuracy per generation
 
     @property
     def model(self) -> ModelTable:
@@ -328,7 +361,7 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config: must be a table, got {type(raw).__name__}")
     raw = copy.deepcopy(dict(raw))
-    known = ("experiment", "data", "model", "filter", "output")
+    known = ("experiment", "data", "model", "filter", "output", "downstream")
     for key in raw:
         if key not in known:
             raise _fail(key, f"unknown table{did_you_mean(key, known)} (choose from {', '.join(known)})")
@@ -415,7 +448,74 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
     out.trackers = _trackers(t)
     t.finish()
 
-    return ExperimentConfig(ex, d, models, flt, out, raw, os.path.abspath(base_dir), multi_model)
+    downstream = _parse_downstream(raw["downstream"], base_dir) if "downstream" in raw else None
+    return ExperimentConfig(ex, d, models, flt, out, raw, os.path.abspath(base_dir), multi_model, downstream)
+
+
+DOWNSTREAM_KEYS = ("tasks", "every", "max_length", "batch_size", "lr", "epochs", "seed", "seeds")
+TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a task's name is part of file names
+
+
+def _parse_downstream(raw: Any, base_dir: str) -> DownstreamTable:
+    from .downstream.builtin import BUILTIN_TASKS
+
+    t = _Table(raw, "downstream")
+    ds = DownstreamTable()
+    for key in sorted(t.raw):  # a misspelt key is named before a missing one
+        if key not in DOWNSTREAM_KEYS:
+            raise _fail(t.f(key), "unknown key" + did_you_mean(key, DOWNSTREAM_KEYS))
+    tasks = t.get("tasks")
+    if not isinstance(tasks, list) or not tasks:
+        raise _fail("downstream.tasks", f"must be a non-empty list of task names or tables, got {tasks!r}")
+    ds.tasks = [_parse_task(v, f"downstream.tasks[{i}]", base_dir, BUILTIN_TASKS) for i, v in enumerate(tasks)]
+    names = [task.name for task in ds.tasks]
+    if len(set(names)) != len(names):
+        raise _fail("downstream.tasks", f"two tasks are named {next(n for n in names if names.count(n) > 1)!r}")
+    ds.every = t.int_("every", 1, minimum=1)
+    ds.max_length = t.int_("max_length", 128, minimum=1)
+    ds.batch_size = t.int_("batch_size", 8, minimum=1)
+    ds.lr = t.float_("lr", 2e-5, 0.0, None, lo_open=True)
+    ds.epochs = t.float_("epochs", 1.0, 0.0, None, lo_open=True)
+    ds.seeds = _scalar_or_list(t, "seed", "seeds", [0], _seed)
+    t.finish()
+    return ds
+
+
+def _parse_task(raw: Any, where: str, base_dir: str, builtin: Mapping[str, Any]) -> DownstreamTask:
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    t = _Table(raw, where)
+    name = t.str_("name")
+    if not TASK_NAME.match(name):
+        raise _fail(t.f("name"), f"{name!r}: use letters, digits, '_', '.', '-' (it names files)")
+    if not t.has("path"):
+        if name not in builtin:
+            raise _fail(t.f("name"), f"{name!r} is no built-in task{did_you_mean(name, sorted(builtin))} "
+                        f"(built-in: {', '.join(sorted(builtin))}); a task of your own needs a path")
+        task = DownstreamTask(name, builtin=True, max_train=t.int_("max_train", 1000, minimum=2),
+                              max_test=t.int_("max_test", 500, minimum=1))
+        task.epochs = t.float_("epochs", None, 0.0, None, lo_open=True)
+        t.finish()
+        return task
+    task = DownstreamTask(name)
+    task.path = _resolve(base_dir, t.str_("path"))
+    task.test_path = _resolve(base_dir, t.str_("test_path", None))
+    for path in (task.path, task.test_path):
+        if path is not None and not os.path.exists(path):
+            raise _fail(t.f("path" if path == task.path else "test_path"), f"no such file or directory: {path}")
+    task.text_field = t.str_("text_field", "text")
+    task.label_field = t.str_("label_field", "label")
+    task.text_pair_field = t.str_("text_pair_field", None)
+    task.train_split = t.str_("train_split", "train")
+    task.test_split = t.str_("test_split", "test")
+    if t.has("test_path") and t.has("test_fraction"):
+        raise _fail(t.f("test_fraction"), "give either test_path or test_fraction, not both")
+    task.test_fraction = t.float_("test_fraction", 0.2, 0.0, 1.0, lo_open=True, hi_open=True)
+    task.max_train = t.int_("max_train", None, minimum=2)
+    task.max_test = t.int_("max_test", None, minimum=1)
+    task.epochs = t.float_("epochs", None, 0.0, None, lo_open=True)
+    t.finish()
+    return task
 
 
 def _trackers(t: _Table) -> List[str]:
@@ -609,6 +709,12 @@ def to_toml(cfg: ExperimentConfig) -> str:
             tables["data"].pop("heldout_fraction", None)
         if not cfg.data.accept_split:  # written only when set (a run directory from before it resumes)
             tables["data"].pop("accept_split")
+    if cfg.downstream is not None:  # written only when given (a run directory from before it resumes)
+        ds = vars(cfg.downstream).copy()
+        ds["tasks"] = [{k: v for k, v in vars(task).items() if v is not None and k != "builtin"
+                        and (not task.builtin or k in ("name", "max_train", "max_test", "epochs"))}
+                       for task in cfg.downstream.tasks]
+        tables["downstream"] = ds
     if cfg.multi_model:  # an array of tables: tomli-w writes it as [[model]] tables
         tables["model"] = [_model_toml(m, named=True) for m in cfg.models]
     return toml_text(tables)

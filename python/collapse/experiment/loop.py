@@ -55,7 +55,7 @@ from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_on
                     transformer_cuda)
 from .report import write_report
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
-from . import tails as tail_stats
+from . import downstream, tails as tail_stats
 from .sources import RealData, load_real_data, summary_line
 from .trackers import Trackers, check_installed
 from .workers import end_with, end_with_owner, owner_token, start_local_ray
@@ -609,6 +609,8 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
                                          seed=_core.derive_seed(key_t, PURPOSE_METRICS))
             tail = (tail_ref, real.vocab, *tail_stats.generation_tails(synth, real.vocab, tail_ref))
             t3 = time.perf_counter()
+            ds_seconds = downstream.run_stage(cfg, model_of(cfg, cell), cell, t, model, train, work,
+                                              gen_dir(run_dir, cell, t)) if is_main() else math.nan
             if is_main():
                 _warn_truncated(cell, t, model, metrics.get("truncated_fraction", math.nan))
             synthetic[t] = synth
@@ -627,6 +629,8 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
             row.update(extra)
             row.update({"seconds": time.perf_counter() - start, "fit_seconds": t1 - t0, "sample_seconds": t2 - t1,
                         "metrics_seconds": t3 - t2})
+            if not math.isnan(ds_seconds):
+                row["downstream_seconds"] = ds_seconds
         except Exception as e:
             # A ValueError (CollapseError or the core's): the data cannot go on (filter starved,
             # ...), a function of the seeds. Anything else (OSError, RuntimeError, MemoryError,
@@ -748,6 +752,7 @@ def _write_run(cfg: ExperimentConfig, run_dir: str, cells: List[Cell], data: Rea
     df = metrics_frame(rows)
     write_metrics(run_dir, df)
     tail_stats.write_run_tails(run_dir, tail_stats.run_tails(tail_cells))
+    downstream.write_run_table(run_dir, tail_cells)
     manifest = {
         "kind": "experiment", "name": cfg.experiment.name, "generations": cfg.experiment.generations,
         "complete": all(c["generations_done"] == cfg.experiment.generations + 1 or c["status"] == STATUS_ENDED
@@ -795,7 +800,7 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool) -> "pd.DataFrame":
     # before anything is written: a data error leaves no run directory. Under torchrun rank 0
     # loads first (an error stops every rank), then the others load the same files (the
     # RealData holds functions and cannot travel; every rank needs the corpora anyway)
-    main_only(lambda: real_data(cfg) is None)
+    main_only(lambda: real_data(cfg) is None or downstream.check_tasks(cfg))
     data = real_data(cfg)
     if ex.progress and is_main():  # the sizes of train R, held-out and fresh sets, before generation 0
         sys.stderr.write(summary_line(data) + "\n")
@@ -1029,6 +1034,7 @@ def write_run_figure(run_dir: str) -> None:
 
     plot_runs([run_dir], os.path.join(run_dir, "metrics.png"))
     tail_stats.write_tail_figure(run_dir)  # tails.png / .svg beside it
+    downstream.write_figure(run_dir)  # downstream.png / .svg when [downstream] is set
 
 
 def _run_ray(cfg: ExperimentConfig, tasks: List[Task], run_dir: str, resume: bool, watch: CommitWatch) -> None:

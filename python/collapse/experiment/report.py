@@ -41,6 +41,12 @@ def _draw_tails(run_dir: str) -> Any:
     return draw_tails(run_dir)
 
 
+def _draw_downstream(run_dir: str) -> Any:
+    from .downstream.results import draw_downstream
+
+    return draw_downstream(run_dir)
+
+
 EXTRA_FIGURES: List[ExtraFigure] = [
     ExtraFigure("tails.parquet", "The tail: which real words die, and when",
                 "Left panels: per paradigm, the fraction of the real set's word types of each count bucket "
@@ -48,6 +54,11 @@ EXTRA_FIGURES: List[ExtraFigure] = [
                 "generation (first generation whose sample lacks the type) against the type's count in R, "
                 "with Replace's law 2k ln(N/k) (docs/theory.md; N: R's tokens). tails.parquet, "
                 "<cell>/extinction.parquet.", _draw_tails),
+    ExtraFigure("downstream.parquet", "Downstream: fine-tuned task accuracy against generation",
+                "Per [downstream] task: test accuracy of each generation's model fine-tuned with a classification "
+                "head (n-gram models: generative classification), mean over seeds (bars: their spread); dashed: "
+                "the untrained baseline fine-tuned the same way; dotted: the Bayes-optimal accuracy of a built-in "
+                "task. downstream.csv / .parquet; docs/downstream.md.", _draw_downstream),
 ]
 
 CSS = """

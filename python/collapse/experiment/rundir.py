@@ -58,7 +58,7 @@ def package_version(checkout: Optional[pathlib.Path] = None) -> str:
 
 COLLAPSE_VERSION = package_version()  # collapse.__version__, stamped into manifests
 LOCK_FILE = "run.lock"
-TIMING_COLUMNS = ("seconds", "fit_seconds", "sample_seconds", "metrics_seconds", "write_seconds", "wall_time")
+TIMING_COLUMNS = ("seconds", "fit_seconds", "sample_seconds", "metrics_seconds", "write_seconds", "wall_time", "downstream_seconds")
 
 
 @contextlib.contextmanager
