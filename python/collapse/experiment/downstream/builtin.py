@@ -96,9 +96,9 @@ def _next_class_probs(grammar: StoryGrammar, index: Dict[str, int], owner: Dict[
     s = grammar.start_state
     for tok in prefix:
         s = int(grammar.edge_target[grammar._transition[(s, index[tok])]])
-    lo, hi = int(grammar.edge_ptr[s]), int(grammar.edge_ptr[s + 1])
+    lo, hi = int(grammar.edges.ptr[s]), int(grammar.edges.ptr[s + 1])
     mass: Dict[str, float] = {}
-    for w, p in zip(grammar.edge_word[lo:hi].tolist(), grammar.edge_prob[lo:hi].tolist()):
+    for w, p in zip(grammar.edge_word[lo:hi].tolist(), grammar.edges.prob[lo:hi].tolist()):
         if w in owner:
             mass[owner[w]] = mass.get(owner[w], 0.0) + p
     total = sum(mass.values())
