@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,8 @@ import pytest
 import collapse
 from collapse.data.storygrammar import get_grammar
 from collapse.experiment.config import parse_config
-from collapse.experiment.downstream.builtin import acceptability, acceptability_posterior, next_class
+from collapse.data.codegrammar import get_code_grammar
+from collapse.experiment.downstream.builtin import acceptability, acceptability_posterior, code_parity, next_class
 from collapse.experiment.downstream.scores import classification_scores
 from conftest import run_cli
 
@@ -77,6 +79,39 @@ def test_oracle_recovers_the_bayes_rate():
     assert acceptability_posterior(get_grammar(), story) > 0.9
     broken = tokens[:-3] + [tokens[-2], tokens[-3], tokens[-1]]
     assert acceptability_posterior(get_grammar(), " ".join(broken)) < 0.5
+
+
+def test_code_parity_oracle_runs_the_program():
+    """code_parity: the label is the parity of the last assignment's value, a function of
+    the text, so the oracle (running the program) is always right: the Bayes rate is 1,
+    above a majority class that is neither all nor none."""
+    task = code_parity(get_code_grammar(), 50, 2000, seed=5)
+    assert task.bayes_accuracy == 1.0 and task.classes == ["odd", "even"]
+    assert (task.oracle == task.test_labels).all()
+    majority = np.bincount(task.test_labels).max() / task.test_labels.size
+    assert 0.5 < majority < 0.95
+    assert len(task.test_texts) == 2000 and all(" = " in x or "print" in x for x in task.test_texts)
+    # hand-checked programs (an identifier never assigned reads 0)
+    g = get_code_grammar()
+    assert g.run("b = 3 ; a = ( b * 2 ) ;".split()) == 6
+    assert not g.last_value_is_even("x = 3 ;".split())
+    assert g.last_value_is_even("y = ( k + sum ) ;".split())
+
+
+def test_code_parity_in_a_code_run_uses_the_runs_grammar(tmp_path):
+    """In a run on `source = "code"` the task draws from [data]'s code grammar; in a story
+    run from the default code grammar (the task needs programs either way)."""
+    from collapse.experiment.downstream.stage import task_data
+
+    cfg = parse_config(tomllib.loads(NGRAM_RUN.format(tasks='{name = "code_parity", max_train = 20, max_test = 30}',
+                                        generations=1, documents=100).replace('source = "grammar"',
+                                        'source = "code"\nnum_identifiers = 50')))
+    words = {w for x in task_data(cfg, cfg.downstream.tasks[0]).test_texts for w in x.split()}
+    small = set(get_code_grammar(num_identifiers=50).words)
+    assert words <= small
+    story_cfg = parse_config(tomllib.loads(NGRAM_RUN.format(tasks='"code_parity"', generations=1, documents=100)))
+    default = task_data(story_cfg, story_cfg.downstream.tasks[0])
+    assert {w for x in default.test_texts for w in x.split()} <= set(get_code_grammar().words)
 
 
 def test_ngram_generation0_beats_the_uniform_baseline(tmp_path):

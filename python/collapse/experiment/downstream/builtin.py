@@ -16,9 +16,14 @@ Why not "which feeling a story is about, with the feeling words masked": the gra
 every class word independently of the rest of the story, so the masked text says nothing
 about it, and the Bayes rate of such a task is the prior's largest class: every model ties.
 
-Adding a task: a function (grammar, train_size, test_size, seed) -> TaskData in
-BUILTIN_TASKS. A ``code`` task (whether a code document's expression evaluates to an even
-number) registers here once the code data source exists, with its builder drawing from it.
+``code_parity`` (from the code grammar, data.codegrammar): a program, labelled by whether
+the value of its last assignment executed is even (CodeGrammar.last_value_is_even). The
+label is a function of the text, so the Bayes rate is 1 (the oracle runs the program); the
+majority class ("even", about 0.8 at the default grammar) is what a model that cannot
+evaluate arithmetic scores.
+
+Adding a task: a function (source, train_size, test_size, seed) -> TaskData in
+BUILTIN_TASKS, and the embedded source it draws from ("grammar" or "code") in TASK_SOURCES.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
+from ...data.codegrammar import CodeGrammar
 from ...data.storygrammar import StoryGrammar
 from .tasks import TaskData
 
@@ -136,6 +142,19 @@ def next_class(grammar: StoryGrammar, train_size: int, test_size: int, seed: int
                     bayes_accuracy=float(np.mean([max(p.values()) for p in posts])), oracle=oracle)
 
 
-# name -> builder(grammar, train_size, test_size, seed); the `code` task goes here (docstring)
-BUILTIN_TASKS: Dict[str, Callable[[StoryGrammar, int, int, int], TaskData]] = {
-    "acceptability": acceptability, "next_class": next_class}
+def code_parity(grammar: CodeGrammar, train_size: int, test_size: int, seed: int) -> TaskData:
+    """``code_parity`` (module docstring): is the last assignment's value even?"""
+    def examples(size: int, part: str) -> "tuple[List[str], np.ndarray]":
+        corpus, _ = grammar.sample(size, task_seed("code_parity/" + part, seed))
+        return list(corpus.texts()), grammar.corpus_labels(corpus).astype(np.int64)
+
+    train_x, train_y = examples(train_size, "train")
+    test_x, test_y = examples(test_size, "test")
+    return TaskData("code_parity", train_x, train_y, test_x, test_y, ["odd", "even"], bayes_accuracy=1.0,
+                    oracle=np.array([grammar.last_value_is_even(x.split()) for x in test_x], dtype=np.int64))
+
+
+# name -> builder(source, train_size, test_size, seed), and the embedded source it draws from
+BUILTIN_TASKS: Dict[str, Callable[..., TaskData]] = {
+    "acceptability": acceptability, "next_class": next_class, "code_parity": code_parity}
+TASK_SOURCES: Dict[str, str] = {"acceptability": "grammar", "next_class": "grammar", "code_parity": "code"}

@@ -13,9 +13,11 @@ from typing import Any, Dict, List
 import numpy as np
 
 from ... import _core
+from ...data.codegrammar import get_code_grammar
 from ...data.storygrammar import get_grammar
 from ...files import read_json, write_json
-from .builtin import BUILTIN_TASKS
+from ..sources import embedded_source
+from .builtin import BUILTIN_TASKS, TASK_SOURCES
 from .ngram import ngram_predict
 from .scores import classification_scores
 from .tasks import TaskData, load_task
@@ -28,13 +30,15 @@ _TASKS: Dict[tuple, TaskData] = {}  # a process's tasks, read or drawn once
 
 
 def task_data(cfg: Any, task: Any) -> TaskData:
-    """The examples of one [downstream] task (built-in: drawn from the grammar of [data],
-    or the default grammar when the run reads files)."""
+    """The examples of one [downstream] task (built-in: drawn from the embedded source it
+    needs, with [data]'s parameters when [data] is that source, else its defaults)."""
     d = cfg.data
-    key = (repr(sorted(vars(task).items())), d.source, d.seed, d.num_names, d.zipf, d.continue_prob)
+    key = (repr(sorted(vars(task).items())), repr(sorted(vars(d).items())))
     if key not in _TASKS:
         if task.builtin:
-            grammar = get_grammar(d.num_names, d.zipf, d.continue_prob) if d.source == "grammar" else get_grammar()
+            source = TASK_SOURCES[task.name]
+            grammar = embedded_source(d) if d.source == source else (get_code_grammar() if source == "code"
+                                                                        else get_grammar())
             _TASKS[key] = BUILTIN_TASKS[task.name](grammar, task.max_train, task.max_test, d.seed)
         else:
             _TASKS[key] = load_task(task, seed=zlib.crc32(task.name.encode("utf-8")) ^ d.seed)
