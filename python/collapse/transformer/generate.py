@@ -1,5 +1,7 @@
-"""Batched ancestral sampling with a preallocated KV cache: continuous refill (refill.py,
-the default) or batch after batch (generate_batch, ``SamplingConfig(refill=False)``).
+"""Batched ancestral sampling with a preallocated KV cache, continuous refill by default.
+
+Two samplers: continuous refill (refill.py, the default) and batch after batch
+(generate_batch, ``SamplingConfig(refill=False)``).
 
 Every sequence starts from the end-of-text token and draws one token per step from
 softmax(logits / temperature), optionally restricted to the top-k tokens and/or the
