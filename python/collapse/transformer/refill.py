@@ -3,10 +3,11 @@
 The batch keeps ``rows`` live documents until the shard is drained: when a document ends
 (end-of-text drawn, or max_new_tokens reached) the next document of the shard takes its
 row, starting at its own position 0 with its own Philox stream. Every row carries its own
-position; the KV cache has one static shape, (layers, rows, heads, max_new_tokens,
-head_dim), and each row attends to its own slots 0..pos (GPT-Neo's local layers: the
-last ``window`` of them) through a per-row mask, so a slot left by the previous
-document is never seen and is overwritten as the new one goes on.
+position; the KV cache has one static shape per layer, (rows, heads, slots, head_dim):
+max_new_tokens slots for a global layer, a ring of ``window`` slots for a local one (it
+sees only the last ``window`` positions). Each row attends to its own slots holding
+positions 0..pos through a per-row mask, so a slot left by the previous document is
+never seen and is overwritten as the new one goes on.
 
 The decode step (``decode_step``) therefore has one shape for the whole shard: it reads
 the tokens, positions and uniforms of the rows, writes the cache, computes the logits,
@@ -37,19 +38,23 @@ from .model import GPTNeo
 Tensors = Dict[str, torch.Tensor]
 
 
+def local_slots(model: GPTNeo, steps: int) -> int:
+    """Slots of a local layer's cache: a ring of ``window`` slots (position p in slot
+    p mod window) when the window is shorter than the documents, else one slot a position."""
+    return min(model.config.window_size, steps)
+
+
 def new_state(model: GPTNeo, rows: int, steps: int, cache_dtype: Optional[torch.dtype] = None) -> Tensors:
     """The static buffers of a refill sampler: every tensor the decode step reads or
-    writes, allocated once. The cache is zeroed: a masked slot must hold a finite value
-    (0 x -inf would be NaN in the attention's sum)."""
+    writes, allocated once. Global layers keep every position (``steps`` slots), local
+    layers a ring of ``window`` slots (all they can see). The cache is zeroed: a masked
+    slot must hold a finite value (0 x -inf would be NaN in the attention's sum)."""
     cfg, p = model.config, model.wte.weight
     if steps > cfg.max_position_embeddings:
         raise CollapseError(f"sampling: {steps} new tokens do not fit the model's "
                             f"{cfg.max_position_embeddings} positions")
-    dev = p.device
-    shape = (cfg.num_layers, rows, cfg.num_heads, steps, cfg.head_dim)
-    return {
-        "k": torch.zeros(shape, device=dev, dtype=cache_dtype or p.dtype),
-        "v": torch.zeros(shape, device=dev, dtype=cache_dtype or p.dtype),
+    dev, dtype = p.device, cache_dtype or p.dtype
+    state = {
         "tokens": torch.zeros(rows, dtype=torch.long, device=dev),      # the token fed at `pos`
         "pos": torch.zeros(rows, dtype=torch.long, device=dev),         # its position in its document
         "live": torch.zeros(rows, dtype=torch.bool, device=dev),        # the row's document is still drawing
@@ -57,16 +62,31 @@ def new_state(model: GPTNeo, rows: int, steps: int, cache_dtype: Optional[torch.
         "uniforms": torch.zeros(rows, steps, dtype=torch.float64, device=dev),
         "out": torch.zeros(rows, steps, dtype=torch.long, device=dev),  # the drawn tokens
     }
+    for layer, kind in enumerate(cfg.attention_layers):
+        slots = local_slots(model, steps) if kind == "local" else steps
+        for name in ("k", "v"):
+            state[f"{name}{layer}"] = torch.zeros(rows, cfg.num_heads, slots, cfg.head_dim, device=dev, dtype=dtype)
+    return state
+
+
+def cache_bytes(model: GPTNeo, rows: int, steps: int, bytes_per_value: int = 2) -> int:
+    """Bytes of new_state's KV cache (2: bf16 / fp16, 4: float32)."""
+    cfg = model.config
+    slots = sum(local_slots(model, steps) if k == "local" else steps for k in cfg.attention_layers)
+    return 2 * rows * slots * cfg.hidden_size * bytes_per_value
 
 
 def _attention(attn: torch.nn.Module, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
-               rows: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+               slot: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """One query per row at its own position: write its key and value into the row's slot
-    ``pos``, attend over the row's slots allowed by ``mask`` (rows, 1, 1, slots)."""
+    ``slot``, attend over the row's slots allowed by ``mask`` (rows, 1, 1, slots)."""
     B, C = x.shape
-    q, k, v = attn.qkv(x).view(B, 3, attn.num_heads, attn.head_dim).unbind(1)   # (B, H, D) each
-    k_cache[rows, :, pos] = k.to(k_cache.dtype)
-    v_cache[rows, :, pos] = v.to(v_cache.dtype)
+    H, S, D = k_cache.shape[1:]
+    q, k, v = attn.qkv(x).view(B, 3, H, D).unbind(1)                    # (B, H, D) each
+    # flat row (b, h, slot_b) of the (B * H * S, D) view: one index_copy_, no scatter of views
+    at = ((torch.arange(B, device=x.device) * H)[:, None] + torch.arange(H, device=x.device)) * S + slot[:, None]
+    k_cache.view(B * H * S, D).index_copy_(0, at.reshape(-1), k.reshape(B * H, D).to(k_cache.dtype))
+    v_cache.view(B * H * S, D).index_copy_(0, at.reshape(-1), v.reshape(B * H, D).to(v_cache.dtype))
     y = F.scaled_dot_product_attention(q[:, :, None], k_cache, v_cache, attn_mask=mask, scale=1.0)
     return attn.out_proj(y.reshape(B, C))
 
@@ -81,13 +101,16 @@ def decode_step(model: GPTNeo, state: Tensors, *, temperature: float, top_k: int
     pos, live, steps = state["pos"], state["live"], state["out"].size(1)
     rows = torch.arange(pos.size(0), device=pos.device)
     x = model.wte(state["tokens"]) + model.wpe(pos)
-    slot = torch.arange(steps, device=pos.device)
-    back = pos[:, None] - slot[None, :]                                  # (rows, slots): distance to the query
-    seen = back >= 0
-    masks = {"global": seen[:, None, None], "local": (seen & (back < model.config.window_size))[:, None, None]}
+    ring = local_slots(model, steps)
+    # a global layer's slot j holds position j; a local layer's ring slot j holds the
+    # latest position p <= pos with p mod ring = j, which is in the window once written
+    masks = {"global": (torch.arange(steps, device=pos.device)[None, :] <= pos[:, None])[:, None, None],
+             "local": (torch.arange(ring, device=pos.device)[None, :] <= pos[:, None])[:, None, None]}
+    slots = {"global": pos, "local": pos % ring}
     for layer, block in enumerate(model.h):
-        x = x + _attention(block.attn, block.ln_1(x), state["k"][layer], state["v"][layer], rows, pos,
-                           masks[block.attn.kind])
+        kind = block.attn.kind
+        x = x + _attention(block.attn, block.ln_1(x), state[f"k{layer}"], state[f"v{layer}"], slots[kind],
+                           masks[kind])
         x = x + block.mlp(block.ln_2(x))
     logits = F.linear(model.ln_f(x), model.wte.weight)
     u = state["uniforms"].gather(1, pos[:, None]).squeeze(1)
@@ -142,7 +165,7 @@ class RefillSampler:
     def _capture(self) -> None:
         """Warm up on a side stream (compilation, allocator), then record one step. The
         warm-up steps change the state; it is saved and put back, so they draw nothing."""
-        saved = {k: v.clone() for k, v in self.state.items() if k not in ("k", "v")}
+        saved = {k: v.clone() for k, v in self.state.items() if k[0] not in "kv"}
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
