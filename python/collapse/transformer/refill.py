@@ -193,7 +193,7 @@ class RefillSampler:
         """(ordinal in ``indices``, new tokens) for each document, as documents end (not
         in order). The stopping end-of-text is not among the tokens."""
         pending = iter(enumerate(indices))
-        owner: List[int] = [-1] * self.rows          # ordinal of each row's document, -1: none
+        owner = np.full(self.rows, -1, dtype=np.int64)   # ordinal of each row's document, -1: none
         s = self.state
         free = list(range(self.rows))
         while True:
@@ -205,18 +205,16 @@ class RefillSampler:
                 docs.append((nxt[0], document_uniforms(seed, nxt[1], self.steps)))
             if docs:
                 self._start(free, docs)
-                for r, (k, _) in zip(free, docs):
-                    owner[r] = k
-            if all(o < 0 for o in owner):
+                owner[free[:len(docs)]] = [k for k, _ in docs]
+            if (owner < 0).all():
                 return
             for _ in range(self.check_every):
                 self.step()
-            live = s["live"].cpu().numpy()
-            free = [r for r in range(self.rows) if owner[r] >= 0 and not live[r]]
-            if free:
-                at = torch.tensor(free, dtype=torch.long, device=s["pos"].device)
-                out, length = s["out"].index_select(0, at).cpu().numpy(), s["length"].index_select(0, at).cpu()
-                for i, r in enumerate(free):
-                    yield owner[r], out[i, :int(length[i])].copy()
-                    owner[r] = -1
-            free = [r for r in range(self.rows) if owner[r] < 0]
+            ended = np.flatnonzero((owner >= 0) & ~s["live"].cpu().numpy())
+            if ended.size:
+                at = torch.from_numpy(ended).to(s["pos"].device)
+                out, length = s["out"].index_select(0, at).cpu().numpy(), s["length"].index_select(0, at).cpu().numpy()
+                for i, r in enumerate(ended):
+                    yield int(owner[r]), out[i, :length[i]].copy()
+                owner[ended] = -1
+            free = np.flatnonzero(owner < 0).tolist()
