@@ -137,8 +137,10 @@ def test_uniforms_are_fetched_when_a_document_enters_a_row(tiny, monkeypatch):
 def test_compiled_step_equals_eager(tiny):
     cfg = SamplingConfig(max_new_tokens=12, batch_size=4, top_k=6, compile=True)
     eager = generate(tiny, 10, 4, EOT, SamplingConfig(max_new_tokens=12, batch_size=4, top_k=6))
-    compiled = generate(tiny, 10, 4, EOT, cfg)
+    stats = {}
+    compiled = generate(tiny, 10, 4, EOT, cfg, stats=stats)
     assert _ids(compiled) == _ids(eager)
+    assert stats["rows"] == 4 and sum(min(len(s) + 1, 12) for s in eager) <= 4 * stats["decode_steps"]
 
 
 def test_bad_combinations():

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -125,9 +125,11 @@ def shard(num_sequences: int, rank: int, world_size: int) -> range:
 
 @torch.no_grad()
 def generate(model: GPTNeo, num_sequences: int, seed: int, start_id: int, cfg: SamplingConfig,
-             indices: Optional[Sequence[int]] = None, precision: str = "auto") -> List[np.ndarray]:
+             indices: Optional[Sequence[int]] = None, precision: str = "auto",
+             stats: Optional[Dict[str, int]] = None) -> List[np.ndarray]:
     """Sequences ``indices`` (default 0..num_sequences-1), in that order; ``precision``
-    as in training (collapse.transformer.precision)."""
+    as in training (collapse.transformer.precision). ``stats`` (refill only), a dict that
+    receives ``decode_steps`` and ``rows``: what a benchmark divides its time by."""
     if num_sequences < 0:
         raise CollapseError("sampling: the number of sequences must be >= 0")
     indices = list(range(num_sequences)) if indices is None else list(indices)
@@ -140,7 +142,8 @@ def generate(model: GPTNeo, num_sequences: int, seed: int, start_id: int, cfg: S
     try:
         with ctx:
             if cfg.refill:
-                result = _generate_refill(model, indices, seed, start_id, cfg, autocast_dtype(precision), bar)
+                result = _generate_refill(model, indices, seed, start_id, cfg, autocast_dtype(precision), bar,
+                                          {} if stats is None else stats)
             else:
                 result = []
                 for s in range(0, len(indices), cfg.batch_size):
@@ -166,7 +169,7 @@ def refill_sampler(model: GPTNeo, cfg: SamplingConfig, rows: int, start_id: int,
 
 
 def _generate_refill(model: GPTNeo, indices: List[int], seed: int, start_id: int, cfg: SamplingConfig,
-                     cache_dtype: Optional[torch.dtype], bar: Progress) -> List[np.ndarray]:
+                     cache_dtype: Optional[torch.dtype], bar: Progress, stats: Dict[str, int]) -> List[np.ndarray]:
     result: List[Optional[np.ndarray]] = [None] * len(indices)
     if not indices:
         return []
@@ -174,6 +177,7 @@ def _generate_refill(model: GPTNeo, indices: List[int], seed: int, start_id: int
     for k, tokens in sampler.run(indices, seed):
         result[k] = tokens
         bar.update(1)
+    stats.update(decode_steps=sampler.decode_steps, rows=sampler.rows)
     return [r for r in result if r is not None]
 
 
