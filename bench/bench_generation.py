@@ -161,6 +161,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     q = args.quick
     tiny = GPTNeoConfig(vocab_size=512, max_position_embeddings=PAPER_NEW_TOKENS + 1, hidden_size=64, num_layers=2,
+                        bos_token_id=EOT, eos_token_id=EOT,
                         num_heads=4, window_size=256)
     results = [bench_config("tiny (custom)", tiny, 64 if q else 512, 32 if q else 64, PAPER_NEW_TOKENS,
                             hf_batch=16 if q else 32)]
