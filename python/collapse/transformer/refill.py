@@ -163,8 +163,11 @@ class RefillSampler:
         self.decode_steps += 1
 
     def _capture(self) -> None:
-        """Warm up on a side stream (compilation, allocator), then record one step. The
-        warm-up steps change the state; it is saved and put back, so they draw nothing."""
+        """Warm up on a side stream (compilation, allocator, autocast's cast weights), then
+        record one step. The warm-up steps change the state; it is saved and put back, so
+        they draw nothing. The cache is not saved (it is the big tensor): this runs at the
+        first step, every row at position 0, so the slots the warm-up wrote (positions
+        1..3, ring slots included) are written again before any step reads them."""
         saved = {k: v.clone() for k, v in self.state.items() if k[0] not in "kv"}
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
