@@ -168,6 +168,8 @@ class RefillSampler:
         they draw nothing. The cache is not saved (it is the big tensor): this runs at the
         first step, every row at position 0, so the slots the warm-up wrote (positions
         1..3, ring slots included) are written again before any step reads them."""
+        if bool((self.state["pos"] != 0).any()):
+            raise CollapseError("sampling: the CUDA graph must be captured at the first step (every row at 0)")
         saved = {k: v.clone() for k, v in self.state.items() if k[0] not in "kv"}
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
