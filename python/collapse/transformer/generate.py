@@ -1,4 +1,7 @@
-"""Batched ancestral sampling with a preallocated KV cache.
+"""Batched ancestral sampling with a preallocated KV cache, continuous refill by default.
+
+Two samplers: continuous refill (refill.py, the default) and batch after batch
+(generate_batch, ``SamplingConfig(refill=False)``).
 
 Every sequence starts from the end-of-text token and draws one token per step from
 softmax(logits / temperature), optionally restricted to the top-k tokens and/or the
@@ -12,27 +15,29 @@ in, on the number of ranks, or on when finished sequences are dropped from the b
 only floating-point differences between batch shapes could change a draw that falls
 within rounding error of a boundary between two tokens.
 
-Finished sequences (end-of-text drawn) stop; once a quarter of a batch has finished, the
-finished rows are removed from the batch and from the KV cache, so long stories do not
-keep short ones' compute alive.
+With refill (refill.RefillSampler) the batch stays full: a finished document's row is
+taken by the next document of the shard, and the decode step has one static shape (it
+can be torch.compile'd and captured as a CUDA graph). Batch after batch (generate_batch):
+finished sequences (end-of-text drawn) stop; once a quarter of a batch has finished, the
+finished rows are removed from the batch and from the KV cache, and the next batch starts
+when the longest story of this one ends. Both give each document the same tokens.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
-from .. import _core
 from ..errors import CollapseError
+from .distribution import SAMPLING_TAG, BLOCK, draw, sampling_probs, sequence_uniforms  # noqa: F401 (re-exported)
 from .progress import Progress
 from .model import GPTNeo
 from .precision import autocast, autocast_dtype, resolve_precision
-
-SAMPLING_TAG = 0x5452414E53464D52  # "TRANSFMR": the purpose tag for derive_seed
+from .refill import RefillSampler
 
 
 @dataclass
@@ -46,6 +51,9 @@ class SamplingConfig:
     compact_fraction: float = 0.25  # drop finished rows once this fraction of the batch is finished
     check_every: int = 0    # look at finished rows every n steps (0: every step on CPU, 8 on CUDA)
     progress: bool = False  # progress bar / periodic lines over documents (collapse.transformer.progress)
+    refill: bool = True     # continuous refill (refill.py); False: batch after batch (generate_batch)
+    compile: bool = False   # refill only: torch.compile the decode step
+    cuda_graph: bool = False  # refill only, CUDA only: replay the decode step from one captured CUDA graph
 
     def __post_init__(self) -> None:
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
@@ -58,68 +66,8 @@ class SamplingConfig:
             raise CollapseError("sampling: max_new_tokens must be a positive integer")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise CollapseError("sampling: batch_size must be a positive integer")
-
-
-def sampling_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0,
-                   top_p: float = 1.0) -> torch.Tensor:
-    """The distribution sampled from, (batch, vocab) float32, rows summing to 1."""
-    logits = logits.float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    if top_k and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        p = torch.softmax(sorted_logits, dim=-1)
-        before = torch.cumsum(p, dim=-1) - p  # mass of the more likely tokens
-        drop_sorted = before >= top_p          # the most likely token always stays
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    return torch.softmax(logits, dim=-1)
-
-
-BLOCK = 256  # inverse-CDF search: first over block sums, then inside one block
-
-
-def draw(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
-    """Token per row by inverse CDF: the first index whose cumulative mass exceeds
-    u * total, in float64. A token of probability 0 can never be drawn.
-
-    Two levels, so the full (batch, vocab) cumulative sum is never formed: cumulative
-    block sums locate the block holding u * total, then a cumulative sum over that one
-    block locates the token."""
-    B, V = probs.shape
-    full = V // BLOCK
-    sums = probs[:, :full * BLOCK].view(B, full, BLOCK).sum(-1)
-    if full * BLOCK < V:
-        sums = torch.cat([sums, probs[:, full * BLOCK:].sum(-1, keepdim=True)], dim=1)
-    nb = sums.size(1)
-    block_cdf = torch.cumsum(sums.double(), dim=-1)                                 # (B, nb)
-    total = block_cdf[:, -1:]
-    x = torch.minimum(uniforms.to(probs.device, torch.float64)[:, None] * total,
-                      torch.nextafter(total, torch.zeros_like(total)))              # in [0, total)
-    b = torch.searchsorted(block_cdf, x, right=True).clamp_(max=nb - 1)           # (B, 1)
-    before = torch.where(b > 0, block_cdf.gather(1, (b - 1).clamp(min=0)), torch.zeros_like(x))
-    offs = torch.arange(BLOCK, device=probs.device)
-    cols = b * BLOCK + offs                                                         # (B, BLOCK)
-    inner = probs.gather(1, cols.clamp(max=V - 1)).masked_fill(cols >= V, 0.0)
-    inner_cdf = torch.cumsum(inner.double(), dim=-1)
-    j = torch.searchsorted(inner_cdf, x - before, right=True)
-    # float32 block sums and the float64 sum inside the block can differ by rounding, which
-    # could push j past the block's last non-zero token: step back to it (never onto a
-    # zero-probability token)
-    last_nonzero = torch.where(inner > 0, offs, -1).amax(-1, keepdim=True)
-    j = torch.minimum(j, last_nonzero)
-    return (b * BLOCK + j).squeeze(-1)
-
-
-def sequence_uniforms(seed: int, indices: Sequence[int], steps: int) -> torch.Tensor:
-    key = _core.derive_seed(int(seed) & 0xFFFFFFFFFFFFFFFF, SAMPLING_TAG)
-    out = np.empty((len(indices), steps), dtype=np.float64)
-    for row, i in enumerate(indices):
-        out[row] = _core.philox_uniform(key, int(i), steps)
-    return torch.from_numpy(out)
+        if (self.compile or self.cuda_graph) and not self.refill:
+            raise CollapseError("sampling: compile and cuda_graph need refill = true (a static-shape step)")
 
 
 @torch.no_grad()
@@ -177,9 +125,11 @@ def shard(num_sequences: int, rank: int, world_size: int) -> range:
 
 @torch.no_grad()
 def generate(model: GPTNeo, num_sequences: int, seed: int, start_id: int, cfg: SamplingConfig,
-             indices: Optional[Sequence[int]] = None, precision: str = "auto") -> List[np.ndarray]:
+             indices: Optional[Sequence[int]] = None, precision: str = "auto",
+             stats: Optional[Dict[str, int]] = None) -> List[np.ndarray]:
     """Sequences ``indices`` (default 0..num_sequences-1), in that order; ``precision``
-    as in training (collapse.transformer.precision)."""
+    as in training (collapse.transformer.precision). ``stats`` (refill only), a dict that
+    receives ``decode_steps`` and ``rows``: what a benchmark divides its time by."""
     if num_sequences < 0:
         raise CollapseError("sampling: the number of sequences must be >= 0")
     indices = list(range(num_sequences)) if indices is None else list(indices)
@@ -188,19 +138,47 @@ def generate(model: GPTNeo, num_sequences: int, seed: int, start_id: int, cfg: S
     device = model.wte.weight.device
     precision = resolve_precision(precision, device)
     ctx = autocast(device, precision)
-    result: List[np.ndarray] = []
     bar = Progress("sampling", total=len(indices), unit="doc", enabled=cfg.progress)
     try:
         with ctx:
-            for s in range(0, len(indices), cfg.batch_size):
-                chunk = indices[s:s + cfg.batch_size]
-                u = sequence_uniforms(seed, chunk, cfg.max_new_tokens)
-                result.extend(generate_batch(model, start_id, u, cfg, cache_dtype=autocast_dtype(precision)))
-                bar.update(len(chunk))
+            if cfg.refill:
+                result = _generate_refill(model, indices, seed, start_id, cfg, autocast_dtype(precision), bar,
+                                          {} if stats is None else stats)
+            else:
+                result = []
+                for s in range(0, len(indices), cfg.batch_size):
+                    chunk = indices[s:s + cfg.batch_size]
+                    u = sequence_uniforms(seed, chunk, cfg.max_new_tokens)
+                    result.extend(generate_batch(model, start_id, u, cfg, cache_dtype=autocast_dtype(precision)))
+                    bar.update(len(chunk))
     finally:
         bar.close()
         model.train(was_training)
     return result
+
+
+def refill_sampler(model: GPTNeo, cfg: SamplingConfig, rows: int, start_id: int,
+                   cache_dtype: Optional[torch.dtype] = None) -> RefillSampler:
+    """The continuous-refill sampler for ``cfg`` with ``rows`` rows (check_every 0: 1 on
+    CPU, 8 on CUDA)."""
+    device = model.wte.weight.device
+    return RefillSampler(model, rows, cfg.max_new_tokens, start_id=start_id, eot_id=start_id,
+                         temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+                         stop_at_eot=cfg.stop_at_eot, check_every=cfg.check_every or (1 if device.type == "cpu" else 8),
+                         cache_dtype=cache_dtype, compile=cfg.compile, cuda_graph=cfg.cuda_graph)
+
+
+def _generate_refill(model: GPTNeo, indices: List[int], seed: int, start_id: int, cfg: SamplingConfig,
+                     cache_dtype: Optional[torch.dtype], bar: Progress, stats: Dict[str, int]) -> List[np.ndarray]:
+    result: List[Optional[np.ndarray]] = [None] * len(indices)
+    if not indices:
+        return []
+    sampler = refill_sampler(model, cfg, min(cfg.batch_size, len(indices)), start_id, cache_dtype)
+    for k, tokens in sampler.run(indices, seed):
+        result[k] = tokens
+        bar.update(1)
+    stats.update(decode_steps=sampler.decode_steps, rows=sampler.rows)
+    return [r for r in result if r is not None]
 
 
 def generate_distributed(model: GPTNeo, num_sequences: int, seed: int, start_id: int,
