@@ -134,17 +134,18 @@ def bench_config(name, config, n, batch, cap, hf_batch, compile_step=True):
 
 
 def time_refill(model, rows, documents, *, compile=True, cuda_graph=True, precision="bf16", seed=1,
-                max_new_tokens=PAPER_NEW_TOKENS):
+                max_new_tokens=PAPER_NEW_TOKENS, refill=True):
     """For bench/gpu_check.py: time ``generate`` (continuous refill) on ``model``'s device,
     ``documents`` documents (take 16 x rows: one family shard, its drain included) through
     ``rows`` rows. A first call of ``rows`` documents compiles the step and captures the
     graph at this shape and is not timed. With biased_model's weights the lengths are
     TinyStories-like. Returns documents/s, decode steps, ms per step, the minutes 1M
-    stories would take at this rate, and the peak GPU memory."""
+    stories would take at this rate, and the peak GPU memory. ``refill=False``: today's
+    batch-after-batch sampler at the same rows (no compile, no graph)."""
     device = model.wte.weight.device
     cuda = device.type == "cuda"
-    cfg = SamplingConfig(max_new_tokens=max_new_tokens, batch_size=rows, compile=compile,
-                         cuda_graph=cuda_graph and cuda)
+    cfg = SamplingConfig(max_new_tokens=max_new_tokens, batch_size=rows, refill=refill, compile=compile and refill,
+                         cuda_graph=cuda_graph and cuda and refill)
     generate(model, rows, 0, EOT, cfg, precision=precision)
     if cuda:
         torch.cuda.synchronize()
@@ -156,12 +157,13 @@ def time_refill(model, rows, documents, *, compile=True, cuda_graph=True, precis
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t
     return {"rows": rows, "documents": documents, "seconds": seconds, "documents_per_second": documents / seconds,
-            "decode_steps": stats["decode_steps"], "ms_per_step": 1e3 * seconds / stats["decode_steps"],
-            "steps_per_1000_documents": 1e3 * stats["decode_steps"] / documents,
+            "decode_steps": stats.get("decode_steps"),
+            "ms_per_step": 1e3 * seconds / stats["decode_steps"] if stats.get("decode_steps") else None,
+            "steps_per_1000_documents": 1e3 * stats["decode_steps"] / documents if stats.get("decode_steps") else None,
             "mean_length": sum(len(q) for q in seqs) / documents,
             "projected_minutes_1M": 1e6 / (documents / seconds) / 60,
             "peak_memory_gb": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None,
-            "compile": compile, "cuda_graph": cfg.cuda_graph, "precision": precision}
+            "refill": refill, "compile": cfg.compile, "cuda_graph": cfg.cuda_graph, "precision": precision}
 
 
 def gpu_projection(gpu_batch, step_ms, n_docs, seed=0):

@@ -6,8 +6,13 @@ On a CUDA machine, in at most about 8 minutes, it measures and prints (table + J
    configuration, the largest logit error of ours and of transformers' GPTNeoForCausalLM
    (eager attention), each against its own float32 logits, on 4 x 512 tokens (past the
    local window); pass = ours <= 2 x theirs + 1e-3 (the CPU test's criterion);
-2. sampling tokens/s of ours (generate_batch, KV cache) and of transformers ``generate``
-   (pure sampling) at the same batch (>= 256) and the same number of new tokens, bf16;
+2. sampling, one row per ``--sampling`` entry (bench_generation.time_refill on the 33M
+   configuration with an end-of-text bias that gives TinyStories-like lengths, mean 224
+   tokens, at most 600): today's batch-after-batch sampler (``old``) and continuous refill
+   eager, compiled, and compiled + captured as a CUDA graph (``graph``), documents/s, ms
+   per decode step, peak memory, and the minutes 1M stories take at that rate; then
+   (unless --no-hf) tokens/s of today's sampler (generate_batch) and of transformers
+   ``generate`` at batch 256 x 256 new tokens;
 3. training tokens/s of the 33M preset through collapse's own train() (the paper's
    recipe: batch 320 of 512 tokens, AdamW), one row per ``--training`` entry: eager or
    ``compile = true``, micro-batches of 64 or 320, bf16 by default (fp16 with loss scaling
@@ -16,8 +21,11 @@ On a CUDA machine, in at most about 8 minutes, it measures and prints (table + J
    against --peak-tflops (default from the GPU's name: H100/H200 989, A100 312 dense bf16
    TFLOP/s); the minutes of one paper generation's training (3 epochs over 1M stories)
    at the best measured rate;
-4. the PROJECTED time of one paper generation (that training + sampling 1M stories),
-   from those rates and the stated assumptions (marked as a projection).
+4. minutes per paper generation: that training + sampling 1M stories at the best
+   measured sampling rate (measured rates extrapolated from timed slices), beside the
+   older PROJECTION from the fixed-length rate.
+
+The JSON is rewritten after each section, so a run cut short keeps what it measured.
 
 Without CUDA it says so and exits 0. ``--device cpu --tiny`` runs every step of the CUDA
 path on CPU with tiny sizes (CPU autocast for bf16/fp16), so the script is exercised
@@ -112,6 +120,8 @@ def check_logits(device, tiny):
 
 
 # training rows: PRECISION[-det]:MODE:MICRO (MODE eager | compile; -det: deterministic = true)
+DEFAULT_SAMPLING = "old:512,eager:1024,graph:1024,graph:4096"
+TINY_SAMPLING = "old:4,eager:4,compile:4"
 DEFAULT_TRAINING = "bf16:eager:64,bf16:eager:320,bf16:compile:320"
 TINY_TRAINING = "bf16:eager:4,bf16:eager:8,bf16:compile:8"
 
@@ -242,6 +252,77 @@ def check_sampling(device, tiny):
             "tokens_per_second_hf": tok_hf, "ratio": tok_ours / tok_hf}
 
 
+def parse_sampling(spec):
+    """The sampling rows asked for: a list of (mode, rows), mode old | eager | compile | graph."""
+    out = []
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        mode, _, rows = item.partition(":")
+        if mode not in ("old", "eager", "compile", "graph") or not rows.isdigit() or int(rows) < 1:
+            raise SystemExit(f"gpu_check: sampling row {item!r} is not old|eager|compile|graph:ROWS")
+        out.append((mode, int(rows)))
+    return out
+
+
+def check_sampling_rows(device, tiny, spec):
+    """Each row: bench_generation.time_refill (a warm-up call of ``rows`` documents, which
+    compiles and captures, then 16 x rows documents timed; 8 x rows for ``old``)."""
+    import torch
+
+    from bench_generation import biased_model, time_refill
+
+    model = biased_model(model_config(tiny), seed=0).to(device)
+    new_tokens = 40 if tiny else 600
+    out = []
+    for mode, rows in parse_sampling(spec):
+        row = {"mode": mode, "rows": rows}
+        try:
+            row.update(time_refill(model, rows, (8 if mode == "old" else 16) * rows, refill=mode != "old",
+                                   compile=mode in ("compile", "graph"), cuda_graph=mode == "graph",
+                                   precision="bf16", max_new_tokens=new_tokens))
+        except RuntimeError as e:  # out of memory, a failed compile or capture: reported, the others run
+            row.update({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}",
+                        "documents_per_second": None})
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        out.append(row)
+        print(_sampling_line(row), flush=True)
+    return out
+
+
+def _sampling_line(r):
+    label = f"{r['mode']} x {r['rows']}"
+    if r.get("error"):
+        return f"{label:16} FAILED: {r['error']}"
+    mem = f"{r['peak_memory_gb']:7.1f}" if r.get("peak_memory_gb") is not None else f"{'-':>7}"
+    ms = f"{r['ms_per_step']:8.2f}" if r.get("ms_per_step") else f"{'-':>8}"
+    return (f"{label:16} {r['documents']:8,d} {r['documents_per_second']:10,.0f} {r['mean_length']:7.0f} {ms} "
+            f"{mem} {r['projected_minutes_1M']:9.1f}")
+
+
+def measured_generation(training, sampling_rows):
+    """Minutes of one paper generation from measured rates: training (training_generation)
+    + 1M stories at the fastest sampling row, each extrapolated from its timed slice."""
+    g = training_generation(training)
+    ran = [r for r in sampling_rows if r.get("documents_per_second")]
+    if g["row"] is None or not ran:
+        return {"kind": "NOT MEASURED (no training or no sampling row ran)"}
+    best = max(ran, key=lambda r: r["documents_per_second"])
+    sample_min = PAPER_STORIES / best["documents_per_second"] / 60
+    return {"kind": "MEASURED rates, extrapolated", "training_minutes": g["minutes"], "training_row": g["row"],
+            "sampling_minutes": sample_min, "sampling_row": f"{best['mode']} x {best['rows']}",
+            "sampling_slice": f"{best['documents']:,} documents (mean {best['mean_length']:.0f} tokens) after a "
+                              f"warm-up of {best['rows']:,}",
+            "generation_minutes": g["minutes"] + sample_min,
+            "compile_minutes": g["compile_minutes"], "goal_minutes": 20.0}
+
+
+def _save(result, path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+
+
 def projection(training, sampling):
     train_s = 60 * training_generation(training)["minutes"]
     tokens = PAPER_STORIES * TOKENS_PER_STORY
@@ -265,6 +346,9 @@ def main(argv=None) -> int:
     ap.add_argument("--training", default="", help="training rows, PRECISION[-det]:eager|compile:MICRO,... "
                     f"(default {DEFAULT_TRAINING}; tiny: {TINY_TRAINING}; e.g. add bf16:compile:64, "
                     "fp16:compile:320, bf16-det:eager:64)")
+    ap.add_argument("--sampling", default="", help=f"sampling rows, old|eager|compile|graph:ROWS,... "
+                    f"(default {DEFAULT_SAMPLING}; tiny: {TINY_SAMPLING})")
+    ap.add_argument("--no-hf", action="store_true", help="skip the fixed-length comparison with transformers' generate")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                   "gpu_check.json"))
@@ -297,9 +381,20 @@ def main(argv=None) -> int:
         print(f"{r['precision']:9} {r['err_ours']:10.4g} {r['err_hf']:13.4g} {r['fp32_ours_vs_hf']:13.3g} "
               f"{'yes' if r['pass'] else 'NO':>5}")
 
-    result["sampling"] = s = check_sampling(device, args.tiny)
-    print(f"\nsampling, bf16, batch {s['batch']} x {s['new_tokens']} new tokens: ours {s['tokens_per_second_ours']:,.0f} "
-          f"tok/s, transformers generate {s['tokens_per_second_hf']:,.0f} tok/s, ratio {s['ratio']:.2f} (goal >= 5)")
+    _save(result, args.out)
+
+    print("\nsampling, bf16, 33M preset unless tiny, TinyStories-like lengths (bench_generation.biased_model)")
+    print(f"{'row':16} {'docs':>8} {'docs/s':>10} {'mean len':>7} {'ms/step':>8} {'mem GB':>7} {'min / 1M':>9}")
+    result["sampling_rows"] = check_sampling_rows(device, args.tiny, args.sampling or
+                                                  (TINY_SAMPLING if args.tiny else DEFAULT_SAMPLING))
+    _save(result, args.out)
+    s = None
+    if not args.no_hf:
+        result["sampling"] = s = check_sampling(device, args.tiny)
+        print(f"\nsampling, bf16, batch {s['batch']} x {s['new_tokens']} new tokens: ours (today's sampler) "
+              f"{s['tokens_per_second_ours']:,.0f} tok/s, transformers generate {s['tokens_per_second_hf']:,.0f} "
+              f"tok/s, ratio {s['ratio']:.2f}")
+        _save(result, args.out)
 
     result["training"] = check_training(device, args.tiny, peak, args.training or
                                         (TINY_TRAINING if args.tiny else DEFAULT_TRAINING))
@@ -321,15 +416,21 @@ def main(argv=None) -> int:
               f"{g['tokens_per_second']:,.0f} tok/s ({g['row']}; + {g['compile_minutes']:.1f} min compiling); "
               f"slice: {g['slice']}")
 
-    result["projection"] = p = projection(result["training"], s)
-    print(f"\n{p['kind']}: one paper generation = {p['training_minutes']:.1f} min training + "
-          f"{p['sampling_minutes']:.1f} min sampling = {p['generation_minutes']:.1f} min (goal <= 20)")
-    print(f"  basis: {p['basis']}")
+    _save(result, args.out)
+    result["generation"] = m = measured_generation(result["training"], result["sampling_rows"])
+    if "generation_minutes" in m:
+        print(f"\none paper generation ({m['kind']}): {m['training_minutes']:.1f} min training ({m['training_row']}) "
+              f"+ {m['sampling_minutes']:.1f} min sampling ({m['sampling_row']}; slice: {m['sampling_slice']}) = "
+              f"{m['generation_minutes']:.1f} min (goal <= 20; + {m['compile_minutes']:.1f} min compiling once)")
+    else:
+        print(f"\none paper generation: {m['kind']}")
+    if s is not None:
+        result["projection"] = p = projection(result["training"], s)
+        print(f"{p['kind']}, today's sampler at fixed length: {p['training_minutes']:.1f} min training + "
+              f"{p['sampling_minutes']:.1f} min sampling = {p['generation_minutes']:.1f} min")
+        print(f"  basis: {p['basis']}")
     result["seconds"] = time.perf_counter() - t_start
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+    _save(result, args.out)
     print(f"\n{result['seconds']:.0f} s; wrote {args.out}")
     return 0
 

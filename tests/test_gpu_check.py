@@ -49,6 +49,15 @@ def test_dry_run_on_cpu_exercises_every_step(tmp_path):
     g = r["training_generation"]
     assert g["kind"].startswith("MEASURED") and g["minutes"] > 0 and "optimizer steps" in g["slice"]
     assert r["sampling"]["tokens_per_second_ours"] > 0 and r["sampling"]["tokens_per_second_hf"] > 0
+    assert [(x["mode"], x["rows"], x["refill"], x["compile"]) for x in r["sampling_rows"]] == [
+        ("old", 4, False, False), ("eager", 4, True, False), ("compile", 4, True, True)]
+    assert all(x["documents_per_second"] > 0 and 0 < x["mean_length"] <= 40 for x in r["sampling_rows"])
+    # refill takes fewer decode steps than rows x the longest document of each batch would
+    assert all(x["decode_steps"] < x["documents"] * 40 / x["rows"] + 40 for x in r["sampling_rows"][1:])
+    m = r["generation"]
+    assert m["kind"].startswith("MEASURED") and m["generation_minutes"] == pytest.approx(
+        m["training_minutes"] + m["sampling_minutes"])
+    assert "one paper generation (MEASURED rates" in proc.stdout
     assert r["projection"]["kind"].startswith("PROJECTION")
     assert "PROJECTION" in proc.stdout and "logit agreement" in proc.stdout
     assert "training of one paper generation" in proc.stdout
