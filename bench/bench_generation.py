@@ -108,7 +108,7 @@ def bench_config(name, config, n, batch, cap, hf_batch, compile_step=True):
     draws = sum(min(cap, k + 1) for k in lengths)                # what the documents need
     steps_old = old_steps(lengths, batch, cap)
     rows["batch after batch"] = dict(seconds=t_old, steps=steps_old)
-    cfg = SamplingConfig(max_new_tokens=cap, batch_size=batch)
+    cfg = SamplingConfig(max_new_tokens=cap, batch_size=batch, refill=True)
     new, t_new, steps_new = run_refill(model, n, cfg, batch)
     # equal up to a draw within float rounding of a token boundary (docs/transformer.md)
     rows["refill"] = dict(seconds=t_new, steps=steps_new, identical_documents=_same(new, old))
@@ -171,7 +171,7 @@ def gpu_projection(gpu_batch, step_ms, n_docs, seed=0):
     depend only on the lengths), and minutes for 1M stories at ``step_ms`` per step."""
     model = biased_model(GPTNeoConfig(vocab_size=512, max_position_embeddings=PAPER_NEW_TOKENS + 1, hidden_size=16,
                                       num_layers=2, num_heads=2, window_size=256), seed)
-    cfg = SamplingConfig(max_new_tokens=PAPER_NEW_TOKENS, batch_size=gpu_batch, check_every=8)
+    cfg = SamplingConfig(max_new_tokens=PAPER_NEW_TOKENS, batch_size=gpu_batch, check_every=8, refill=True)
     docs, _, steps_new = run_refill(model, n_docs, cfg, gpu_batch)
     lengths = [len(s) for s in docs]
     steps_old = old_steps(lengths, gpu_batch, PAPER_NEW_TOKENS)

@@ -48,7 +48,7 @@ def _both(model, n, cfg, indices=None, precision="fp32", seed=3):
 @pytest.mark.parametrize("rows", [1, 3, 8, 64])
 @pytest.mark.parametrize("shard", [None, range(0, 20), range(37, 61)])
 def test_refill_gives_the_tokens_of_batch_after_batch(tiny, rows, shard):
-    cfg = SamplingConfig(max_new_tokens=24, batch_size=rows)
+    cfg = SamplingConfig(refill=True, max_new_tokens=24, batch_size=rows)
     old, new = _both(tiny, 30, cfg, indices=shard)
     assert old == new
     lengths = [len(s) for s in old]
@@ -58,18 +58,18 @@ def test_refill_gives_the_tokens_of_batch_after_batch(tiny, rows, shard):
 
 @pytest.mark.parametrize("temperature,top_k,top_p", [(0.7, 0, 1.0), (1.0, 4, 1.0), (1.3, 0, 0.8), (0.9, 5, 0.9)])
 def test_refill_truncated_distributions(tiny, temperature, top_k, top_p):
-    cfg = SamplingConfig(max_new_tokens=16, batch_size=5, temperature=temperature, top_k=top_k, top_p=top_p)
+    cfg = SamplingConfig(refill=True, max_new_tokens=16, batch_size=5, temperature=temperature, top_k=top_k, top_p=top_p)
     old, new = _both(tiny, 25, cfg, seed=int(10 * temperature) + top_k)
     assert old == new
 
 
 def test_refill_without_stop_and_with_a_cap_of_one(tiny):
-    for cfg in (SamplingConfig(max_new_tokens=9, batch_size=4, stop_at_eot=False),
-                SamplingConfig(max_new_tokens=1, batch_size=4)):
+    for cfg in (SamplingConfig(refill=True, max_new_tokens=9, batch_size=4, stop_at_eot=False),
+                SamplingConfig(refill=True, max_new_tokens=1, batch_size=4)):
         old, new = _both(tiny, 11, cfg)
         assert old == new
     # without the stop, every document has exactly max_new_tokens tokens, end-of-text among them
-    _, free = _both(tiny, 11, SamplingConfig(max_new_tokens=9, batch_size=4, stop_at_eot=False))
+    _, free = _both(tiny, 11, SamplingConfig(refill=True, max_new_tokens=9, batch_size=4, stop_at_eot=False))
     assert all(len(s) == 9 for s in free) and any(EOT in s for s in free)
 
 
@@ -87,7 +87,7 @@ def test_refill_under_bf16_autocast(tiny):
     the docs promise, checked: every document that differs first differs at a draw whose
     uniform lies within 0.05 of CDF mass of both tokens' intervals under the float32
     distribution, and most documents are identical."""
-    cfg = SamplingConfig(max_new_tokens=24, batch_size=6)
+    cfg = SamplingConfig(refill=True, max_new_tokens=24, batch_size=6)
     old, new = _both(tiny, 40, cfg, precision="bf16")
     u = sequence_uniforms(3, range(40), 24).numpy()
     differ = [i for i in range(40) if old[i] != new[i]]
@@ -108,7 +108,7 @@ def test_refill_under_bf16_autocast(tiny):
 def test_refill_takes_fewer_decode_steps(tiny):
     """The point of refill: a short document's row goes on with the next document instead
     of waiting for the longest of its batch."""
-    cfg = SamplingConfig(max_new_tokens=24, batch_size=8)
+    cfg = SamplingConfig(refill=True, max_new_tokens=24, batch_size=8)
     sampler = refill_sampler(tiny, cfg, 8, EOT)
     with torch.no_grad():
         docs = dict(sampler.run(range(64), seed=3))
@@ -128,15 +128,15 @@ def test_uniforms_are_fetched_when_a_document_enters_a_row(tiny, monkeypatch):
     calls = []
     real = refill.document_uniforms
     monkeypatch.setattr(refill, "document_uniforms", lambda *a: (calls.append(a[1]), real(*a))[1])
-    sampler = refill_sampler(tiny, SamplingConfig(max_new_tokens=24, batch_size=4), 4, EOT)
+    sampler = refill_sampler(tiny, SamplingConfig(refill=True, max_new_tokens=24, batch_size=4), 4, EOT)
     with torch.no_grad():
         first = next(iter(sampler.run(range(100), seed=3)))
     assert first[0] in range(4) and sorted(calls) == [0, 1, 2, 3]
 
 
 def test_compiled_step_equals_eager(tiny):
-    cfg = SamplingConfig(max_new_tokens=12, batch_size=4, top_k=6, compile=True)
-    eager = generate(tiny, 10, 4, EOT, SamplingConfig(max_new_tokens=12, batch_size=4, top_k=6))
+    cfg = SamplingConfig(refill=True, max_new_tokens=12, batch_size=4, top_k=6, compile=True)
+    eager = generate(tiny, 10, 4, EOT, SamplingConfig(refill=True, max_new_tokens=12, batch_size=4, top_k=6))
     stats = {}
     compiled = generate(tiny, 10, 4, EOT, cfg, stats=stats)
     assert _ids(compiled) == _ids(eager)
@@ -148,13 +148,32 @@ def test_bad_combinations():
         SamplingConfig(refill=False, compile=True)
     with pytest.raises(CollapseError, match="refill"):
         SamplingConfig(refill=False, cuda_graph=True)
+    with pytest.raises(CollapseError, match="refill must be"):
+        SamplingConfig(refill="yes")
+
+
+def test_auto_refills_on_cuda_or_when_compiled_and_not_on_cpu(tiny):
+    """refill = "auto" (the default): on CPU today's sampler (a step costs in proportion to
+    the live rows there, so refill gains nothing), on CUDA continuous refill; asking for
+    compile or cuda_graph means refill anywhere. The documents are the same either way."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert SamplingConfig().refill == "auto"
+    assert not SamplingConfig().uses_refill(cpu) and SamplingConfig().uses_refill(cuda)
+    assert SamplingConfig(compile=True).uses_refill(cpu) and SamplingConfig(refill=True).uses_refill(cpu)
+    assert not SamplingConfig(refill=False).uses_refill(cuda)
+    if tiny.wte.weight.device.type == "cpu":
+        stats = {}
+        auto = generate(tiny, 9, 2, EOT, SamplingConfig(max_new_tokens=12, batch_size=4), stats=stats)
+        assert stats == {}  # batch after batch: no refill statistics
+        assert _ids(auto) == _ids(generate(tiny, 9, 2, EOT, SamplingConfig(max_new_tokens=12, batch_size=4,
+                                                                           refill=True)))
 
 
 def test_cuda_graph_needs_cuda(tiny):
     if tiny.wte.weight.device.type == "cuda":
         pytest.skip("the model is on CUDA")
     with pytest.raises(CollapseError, match="CUDA"):
-        refill_sampler(tiny, SamplingConfig(cuda_graph=True, max_new_tokens=8), 2, EOT)
+        refill_sampler(tiny, SamplingConfig(refill=True, cuda_graph=True, max_new_tokens=8), 2, EOT)
 
 
 def test_family_sampling_killed_mid_shard_resumes_identically(tmp_path, monkeypatch):
@@ -176,6 +195,7 @@ def test_family_sampling_killed_mid_shard_resumes_identically(tmp_path, monkeypa
         "window_size": 8, "max_position_embeddings": 32, "context_length": 16, "epochs": 1, "batch_size": 8,
         "micro_batch_size": 8, "bpe_vocab_size": 280, "max_new_tokens": 20, "sample_batch_size": 3,
         "device": "cpu", "threads": 1, "sample_shard_size": 7, "progress": False})
+    family.sampling = replace(family.sampling, refill=True)  # on CPU "auto" would sample batch after batch
     model = family.fit(Corpus.from_texts(docs), seed=7)
     whole = _ids(model.sample_token_ids(25, seed=11))
 

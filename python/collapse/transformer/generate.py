@@ -1,7 +1,8 @@
-"""Batched ancestral sampling with a preallocated KV cache, continuous refill by default.
+"""Batched ancestral sampling with a preallocated KV cache: continuous refill on CUDA.
 
-Two samplers: continuous refill (refill.py, the default) and batch after batch
-(generate_batch, ``SamplingConfig(refill=False)``).
+Two samplers: continuous refill (refill.py, ``refill=True``) and batch after batch
+(generate_batch, ``refill=False``); the default, ``refill="auto"``, refills on CUDA and
+goes batch after batch on CPU (SamplingConfig.uses_refill).
 
 Every sequence starts from the end-of-text token and draws one token per step from
 softmax(logits / temperature), optionally restricted to the top-k tokens and/or the
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -51,7 +52,11 @@ class SamplingConfig:
     compact_fraction: float = 0.25  # drop finished rows once this fraction of the batch is finished
     check_every: int = 0    # look at finished rows every n steps (0: every step on CPU, 8 on CUDA)
     progress: bool = False  # progress bar / periodic lines over documents (collapse.transformer.progress)
-    refill: bool = True     # continuous refill (refill.py); False: batch after batch (generate_batch)
+    # continuous refill (refill.py) | False: batch after batch (generate_batch) | "auto":
+    # refill on CUDA (or with compile / cuda_graph), batch after batch on CPU, where a step
+    # costs in proportion to the live rows and dropping finished rows is already as fast
+    # (docs/transformer.md, "Sampling schedules"); the documents are the same either way
+    refill: Union[bool, str] = "auto"
     compile: bool = False   # refill only: torch.compile the decode step
     cuda_graph: bool = False  # refill only, CUDA only: replay the decode step from one captured CUDA graph
 
@@ -66,8 +71,16 @@ class SamplingConfig:
             raise CollapseError("sampling: max_new_tokens must be a positive integer")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise CollapseError("sampling: batch_size must be a positive integer")
-        if (self.compile or self.cuda_graph) and not self.refill:
+        if self.refill not in (True, False, "auto"):
+            raise CollapseError(f"sampling: refill must be true, false or \"auto\", not {self.refill!r}")
+        if (self.compile or self.cuda_graph) and self.refill is False:
             raise CollapseError("sampling: compile and cuda_graph need refill = true (a static-shape step)")
+
+    def uses_refill(self, device: torch.device) -> bool:
+        """Whether generate() samples with continuous refill on ``device``."""
+        if self.refill == "auto":
+            return device.type == "cuda" or self.compile or self.cuda_graph
+        return bool(self.refill)
 
 
 @torch.no_grad()
@@ -141,7 +154,7 @@ def generate(model: GPTNeo, num_sequences: int, seed: int, start_id: int, cfg: S
     bar = Progress("sampling", total=len(indices), unit="doc", enabled=cfg.progress)
     try:
         with ctx:
-            if cfg.refill:
+            if cfg.uses_refill(device):
                 result = _generate_refill(model, indices, seed, start_id, cfg, autocast_dtype(precision), bar,
                                           {} if stats is None else stats)
             else:
