@@ -73,8 +73,16 @@ def draw_downstream(run_dir: str) -> Any:
         ax.set_title(task)
         ax.set_xlabel("generation")
         ax.set_ylabel("test accuracy")
-        ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    # one legend below the panels, never over a curve
+    handles: dict = {}
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    rows = -(-len(handles) // 3)
+    fig.set_size_inches(5.5 * len(tasks), 4 + 0.25 * rows)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(3, len(handles)), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.07 * rows / (1 + 0.06 * rows), 1, 1))
     return fig
 
 
