@@ -12,9 +12,10 @@ import pytest
 
 import collapse
 from collapse.data.storygrammar import get_grammar
-from collapse.experiment.config import parse_config
+from collapse.experiment.config import DATA_SOURCES, parse_config
 from conftest import run_cli
 
+EMBEDDED = ("grammar", "code")  # sources generated in the package, with exact probabilities
 CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
 TINY_TRANSFORMER = dict(preset="custom", hidden_size=32, num_layers=2, num_heads=4, window_size=16,
                         max_position_embeddings=128, context_length=64, epochs=1, batch_size=16,
@@ -35,7 +36,9 @@ def test_shipped_config_runs_to_completion(name, tmp_path):
     ex.update(generations=2, seeds=ex.get("seeds", [0])[:1], workers=1, progress=False)
     raw.setdefault("output", {})["save_models"] = False
     data = raw["data"]
-    if data.get("source", "grammar") == "grammar":
+    if data.get("source", "grammar") not in DATA_SOURCES:  # the "code" source comes with issue 19's item 2
+        pytest.skip(f"data.source {data['source']!r} is not in this checkout ({', '.join(DATA_SOURCES)})")
+    if data.get("source", "grammar") in EMBEDDED:
         data.update(num_documents=100, heldout_documents=30)
     else:
         train, held = (CONFIGS / data["path"]).resolve(), (CONFIGS / data.get("heldout_path", "-")).resolve()
