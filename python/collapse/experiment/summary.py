@@ -192,13 +192,14 @@ def _line_label(line: tuple) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def _replicate_note(points: List[SummaryPoint], unit: str) -> str:
+def _replicate_note(points: List[SummaryPoint], units: Tuple[str, str]) -> str:
+    """What a point and a bar are, in words; units: (singular, plural)."""
     counts = [p.values.size for p in points]
     lo, hi = min(counts), max(counts)
     if hi == 1:
-        return f"1 {unit} (no interval)"
+        return f"1 {units[0]} (no interval)"
     n = f"{lo}" if lo == hi else f"{lo}–{hi}"
-    return f"point: mean of {n} {unit}s; bar: {CI_LEVEL:.0%} bootstrap CI of the mean"
+    return f"point: mean of {n} {units[1]}; bar: {CI_LEVEL:.0%} bootstrap CI of the mean"
 
 
 def plot_summary(run_dirs: Sequence[str], axis: str, output: Optional[str] = None,
@@ -227,7 +228,8 @@ def plot_summary(run_dirs: Sequence[str], axis: str, output: Optional[str] = Non
     if not asked:
         raise CollapseError("plot: none of the default metrics has values in the table; pass --metric NAME")
     panels = [(m, summary_points(run_dirs, axis, m, generation, slope=slope, data=data)) for m in asked]
-    unit = "replicate (seed or trial)" if "trial" in data.columns and data["trial"].notna().any() else "seed"
+    trials = "trial" in data.columns and data["trial"].notna().any()  # a `collapse simulate` run among them
+    unit = ("replicate (seed or trial)", "replicates (seeds or trials)") if trials else ("seed", "seeds")
     every = [p for _, pts in panels for p in pts]
     lines = list(dict.fromkeys(p.line for p in every))
     paradigms_seen = list(dict.fromkeys(str(dict(line).get("paradigm") or "") for line in lines))
