@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import CollapseError
-from .plot import (CI_LEVEL, DEFAULT_DPI, LINESTYLES, MARKERS, METRIC_LABELS, PALETTE, PANEL_INCHES, PARADIGM_NAMES,
+from .plot import (CI_LEVEL, DEFAULT_DPI, LINESTYLES, MARKERS, METRIC_LABELS, PANEL_INCHES, PARADIGM_NAMES,
                    PARADIGM_ORDER, REPLICATE_COLUMNS, RunsFigure, _check_size, _palette, _read_runs, _save, _set,
                    _subset, bootstrap_mean_ci)
 
@@ -232,10 +232,20 @@ def plot_summary(run_dirs: Sequence[str], axis: str, output: Optional[str] = Non
     unit = ("replicate (seed or trial)", "replicates (seeds or trials)") if trials else ("seed", "seeds")
     every = [p for _, pts in panels for p in pts]
     lines = list(dict.fromkeys(p.line for p in every))
-    paradigms_seen = list(dict.fromkeys(str(dict(line).get("paradigm") or "") for line in lines))
-    colour_of = dict(zip(sorted(paradigms_seen, key=lambda p: _line_order((("paradigm", p),))),
-                         _palette(len(paradigms_seen)) if len(paradigms_seen) > len(PALETTE) else PALETTE))
-    rest = list(dict.fromkeys(tuple((c, v) for c, v in line if c != "paradigm") for line in lines))
+    # colour: the paradigm, or with one paradigm what else tells the lines apart; style and marker: the rest
+    one_paradigm = len({dict(line).get("paradigm", "") for line in lines}) == 1
+
+    def colour_key(line: tuple) -> tuple:
+        if one_paradigm:
+            return tuple((c, v) for c, v in line if c != "family")
+        return (("paradigm", dict(line).get("paradigm", "")),)
+
+    def style_key(line: tuple) -> tuple:
+        return tuple((c, v) for c, v in line if (c == "family" if one_paradigm else c != "paradigm"))
+
+    colour_keys = sorted(dict.fromkeys(colour_key(line) for line in lines), key=_line_order)
+    colour_of = dict(zip(colour_keys, _palette(len(colour_keys))))
+    rest = list(dict.fromkeys(style_key(line) for line in lines))
     style_of = {r: {"linestyle": LINESTYLES[i % len(LINESTYLES)], "marker": MARKERS[i % len(MARKERS)]}
                 for i, r in enumerate(rest)}
     ncols = min(len(panels), 3)
@@ -263,8 +273,7 @@ def plot_summary(run_dirs: Sequence[str], axis: str, output: Optional[str] = Non
             mean = np.asarray([p.mean for p in pts])
             lo = np.asarray([p.low for p in pts])
             hi = np.asarray([p.high for p in pts])
-            colour = colour_of[str(dict(line).get("paradigm") or "")]
-            style = style_of[tuple((c, v) for c, v in line if c != "paradigm")]
+            colour, style = colour_of[colour_key(line)], style_of[style_key(line)]
             ax.plot(xs, mean, color=colour, linewidth=1.4, markersize=4, **style)
             has = ~np.isnan(lo)
             if has.any():
@@ -289,9 +298,8 @@ def plot_summary(run_dirs: Sequence[str], axis: str, output: Optional[str] = Non
                 fig.notes.append(f"--logy: {metric} has values <= 0; its axis stays linear")
         ax.tick_params(which="both", labelsize=7)
         ax.grid(True, alpha=0.3, linewidth=0.5)
-    handles = [Line2D([], [], color=colour_of[str(dict(line).get("paradigm") or "")], linewidth=1.4,
-                      label=_line_label(line), markersize=4,
-                      **style_of[tuple((c, v) for c, v in line if c != "paradigm")]) for line in lines]
+    handles = [Line2D([], [], color=colour_of[colour_key(line)], linewidth=1.4, label=_line_label(line),
+                      markersize=4, **style_of[style_key(line)]) for line in lines]
     legend = fig.legend(handles=handles, loc="lower center", ncol=max(1, min(len(lines), 2 * ncols)), fontsize=7,
                         frameon=False, title=_replicate_note(every, unit), title_fontsize=7,
                         bbox_to_anchor=(0.5, 0.0))
