@@ -1,5 +1,6 @@
-"""Summary figures across a sweep axis: a metric at one generation (or its slope over generations) against alpha, params, order, filter_keep or model.
+"""Summary figures across a sweep axis: a metric at one generation, or its slope, against it.
 
+The axes: alpha, params, order, filter_keep, model.
 `collapse plot RUN_DIR... --x AXIS --metric METRIC --generation G [--slope]`. Each replicate
 (a seed; a seed and trial for `collapse simulate` run directories) gives one value per point:
 METRIC at generation G, or with ``slope`` the least-squares slope of METRIC over generations
