@@ -184,3 +184,13 @@ def test_transformer_params_are_the_networks_parameters(mixed_run):
     model = TransformerFamily.load(str(gen0))
     assert set(neo["params"]) == {sum(p.numel() for p in model.model.parameters())}
     assert model.num_parameters() == sum(p.numel() for p in model.model.parameters())
+
+
+def test_model_axis_keeps_an_ngram_tables_orders_apart(ngram_run):
+    # one [model] table with orders [2, 3] is two models: the axis names both, 3 seeds each
+    # (first written, the axis pooled the orders: 6 values a point, a mean of two models)
+    from collapse.experiment.summary import summary_points
+
+    points = summary_points([str(ngram_run)], "model", "kl_truth", "last")
+    assert {p.x for p in points} == {"ngram order 2", "ngram order 3"}
+    assert all(p.values.size == 3 for p in points)

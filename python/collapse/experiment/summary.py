@@ -107,6 +107,16 @@ def _x_of(data, key_columns: List[str]) -> Dict[tuple, float]:  # noqa: ANN001
     return out
 
 
+def _model_names(data):  # noqa: ANN001, ANN202
+    """The model axis's names: the [[model]] name, with the order where one n-gram table has several."""
+    if "order" not in data.columns:
+        return data["model"].astype(str)
+    orders = data.groupby("model")["order"].nunique()
+    several = set(orders[orders > 1].index)
+    return [f"{m} order {int(o)}" if m in several and _set(o) else str(m)
+            for m, o in zip(data["model"], data["order"])]
+
+
 def summary_points(run_dirs: Sequence[str], axis: str, metric: str, generation: Union[int, str] = "last", *,
                    slope: bool = False, seeds: Optional[Sequence[int]] = None,
                    paradigms: Optional[Sequence[str]] = None, data=None) -> List[SummaryPoint]:  # noqa: ANN001
@@ -133,6 +143,8 @@ def summary_points(run_dirs: Sequence[str], axis: str, metric: str, generation: 
         model_keys = [c for c in ("run", "model", "family", "order") if c in data.columns]
         x_of = _x_of(data, model_keys)
         data["_x"] = [x_of[tuple(r)] for r in data[model_keys].itertuples(index=False, name=None)]
+    elif axis == "model":
+        data["_x"] = _model_names(data)
     else:
         data["_x"] = data[axis]
     line_cols = [c for c in ("paradigm", "family") if c in data.columns]
