@@ -166,14 +166,25 @@ def cmd_demo(args) -> int:  # noqa: ANN001
 
 
 def cmd_plot(args) -> int:  # noqa: ANN001
+    from ..errors import CollapseError
     from ..experiment.plot import default_output, plot_runs
+    from ..experiment.summary import plot_summary
 
     metrics = None
     if args.metric:
         metrics = [m for arg in args.metric for m in arg.split(",") if m]
-    output = args.output or default_output(args.run_dirs)
-    fig = plot_runs(args.run_dirs, output, metrics, size=args.size, dpi=args.dpi, title=args.title,
-                    logy=args.logy, seeds=args.seeds, paradigms=args.paradigms)
+    if args.x is None:
+        if args.generation is not None or args.slope:
+            raise CollapseError("--generation and --slope go with --x AXIS (a summary across a sweep axis)")
+        output = args.output or default_output(args.run_dirs)
+        fig = plot_runs(args.run_dirs, output, metrics, size=args.size, dpi=args.dpi, title=args.title,
+                        logy=args.logy, seeds=args.seeds, paradigms=args.paradigms)
+    else:
+        output = args.output or os.path.join(args.run_dirs[0], f"summary-{args.x}.png")
+        fig = plot_summary(args.run_dirs, args.x, output, metrics,
+                           generation=args.generation if args.generation is not None else "last", slope=args.slope,
+                           size=args.size, dpi=args.dpi, title=args.title, logy=args.logy, seeds=args.seeds,
+                           paradigms=args.paradigms)
     for note in fig.notes:
         sys.stderr.write(f"collapse: {note}\n")
     skipped = f"; no values, no panel: {', '.join(fig.dropped)}" if fig.dropped else ""
@@ -250,4 +261,12 @@ def register(subparsers) -> None:  # noqa: ANN001
     p.add_argument("--logy", action="store_true", help="logarithmic y axes (panels with values <= 0 stay linear)")
     p.add_argument("--seeds", type=_int_list, metavar="S[,S]", help="plot these seeds only")
     p.add_argument("--paradigms", type=_name_list, metavar="P[,P]", help="plot these paradigms only")
+    p.add_argument("--x", metavar="AXIS",  # checked by plot_summary (summary.AXES), which matplotlib's import waits for
+                   help="a summary across a sweep axis instead of generations: alpha, params, order, filter_keep "
+                        "or model; the "
+                        "metric at --generation against it, mean over seeds with a 95%% bootstrap CI "
+                        "(default: RUN_DIR/summary-AXIS.png)")
+    p.add_argument("--generation", metavar="G|last", help="with --x: the generation to read (default last)")
+    p.add_argument("--slope", action="store_true",
+                   help="with --x: the metric's least-squares slope per generation over generations 0..G")
     p.set_defaults(func=cmd_plot)

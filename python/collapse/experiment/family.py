@@ -30,7 +30,8 @@ class TrainedModel(Protocol):
     def save(self, directory: str) -> None:
         """Write the model's files into directory (atomically, no pickle)."""
 
-    # Optional: end_sampling() -> None, called once the generation's sample is drawn (the
+    # Optional: num_parameters() -> int, the metrics table's ``params`` (a network's parameters;
+    # an n-gram model's stored n-grams). Optional: end_sampling() -> None, called once the generation's sample is drawn (the
     # n-gram family frees its sampler there, before scoring).
 
 

@@ -29,7 +29,7 @@ METRIC_COLUMNS = (
     "heldout_bits_per_word", "heldout_ppl", "self_ppl", "entropy", "distinct_1", "distinct_2", "distinct_3", "distinct_4",
     "vocab_size", "types_lost", "train_vocab_size", "rare_mass", "kl_unigram", "tv_unigram", "repetition",
     "mean_length", "truncated_fraction", "kl_truth", "kl_truth_se", "kl_unigram_truth",
-    "ref_ppl", "self_bleu4", "rep_2", "rep_3", "rep_4", "diversity", "zipf_exponent",
+    "ref_ppl", "self_bleu4", "rep_2", "rep_3", "rep_4", "diversity", "zipf_exponent", "params",
 )
 
 
@@ -190,6 +190,8 @@ def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa:
         q = (s + UNIGRAM_SMOOTHING) / (s.sum() + UNIGRAM_SMOOTHING * s.size)
         nz = p > 0
         m["kl_unigram_truth"] = float((p[nz] * np.log2(p[nz] / q[nz])).sum())
+    # the model's size: a network's parameters; an n-gram model's stored n-grams (num_parameters)
+    m["params"] = int(model.num_parameters()) if hasattr(model, "num_parameters") else math.nan
     if hasattr(model, "extra_metrics"):
         m.update(model.extra_metrics(ref.heldout))
     return m

@@ -55,7 +55,7 @@ METRIC_LABELS = {  # metric: (panel title, y-axis label)
     "mean_length": ("mean story length of the sample", "words"),
     "truncated_fraction": ("sampled stories cut at the length limit", "fraction of stories"),
     "support": ("support size", "outcomes"),
-    "kl_to_truth": ("KL(p0 ‖ p_t)", "nats"),
+    "kl_to_truth": ("KL(p_t ‖ p0)", "nats"),  # theory.categorical: sum p_t log(p_t / p0)
     "tv_to_truth": ("total variation (p0, p_t)", "total variation"),
     "mean_sq_error": ("squared error of the fitted mean", "squared distance"),
     "variance_ratio": ("fitted / true covariance trace", "ratio"),

@@ -42,6 +42,11 @@ class NGramTrained:
     def sample(self, num_sequences: int, *, seed: int, threads: int = 0) -> Corpus:
         return self.model.sample(num_sequences, seed=seed, threads=threads or self.threads)
 
+    def num_parameters(self) -> int:
+        """The metrics table's ``params`` for an n-gram model: the number of n-grams it stores
+        (every order's rows, each with a probability and a backoff weight), not a count of floats."""
+        return int(sum(self.model.num_ngrams()))
+
     def length_limit(self) -> str:
         """What cuts a sampled document short (for the loop's warning)."""
         return f"the sampler's max_length of {DEFAULT_MAX_LENGTH} words"

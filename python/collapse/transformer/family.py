@@ -354,6 +354,10 @@ class TransformerModel:
         corpus.truncated = np.asarray(truncated, dtype=bool)
         return corpus
 
+    def num_parameters(self) -> int:
+        """The metrics table's ``params``: the network's parameters (tied weights counted once)."""
+        return int(sum(p.numel() for p in self.model.parameters()))
+
     def length_limit(self) -> str:
         """What cuts a sampled story short (for the loop's warning)."""
         return f"max_new_tokens = {self.family.sampling.max_new_tokens} (BPE tokens)"
