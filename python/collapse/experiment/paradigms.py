@@ -51,7 +51,7 @@ def draw_from_pool(parts: Sequence[Any], k: int, seed: int) -> Corpus:
     concatenation: the same document indices over the whole pool, gathered part by part
     (every part kept, selected or not, so the merged vocabulary is the same too). A part is
     a Corpus or a stored one (collapse.experiment.synthetic_store.StoredPart: num_documents
-    and open()), opened only while its documents are gathered, one at a time."""
+    and gather(), which maps its files only while it gathers)."""
     sizes = np.array([p.num_documents for p in parts], dtype=np.int64)
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     if k > bounds[-1]:
@@ -60,9 +60,8 @@ def draw_from_pool(parts: Sequence[Any], k: int, seed: int) -> Corpus:
     cut = np.searchsorted(idx, bounds)
     drawn = []
     for j, p in enumerate(parts):
-        corpus = p if isinstance(p, Corpus) else p.open()
-        drawn.append(gather(corpus, idx[cut[j]:cut[j + 1]] - bounds[j], threads=1))
-        del corpus  # a stored part's mapping ends here
+        picked = idx[cut[j]:cut[j + 1]] - bounds[j]
+        drawn.append(gather(p, picked, threads=1) if isinstance(p, Corpus) else p.gather(picked))
     return concatenate(drawn)
 
 

@@ -4,8 +4,8 @@ Accumulate-Subsample draws generation t's N documents from R + S_0 + ... + S_{t-
 in memory, that pool grows by one S_k a generation (~250 MB at 1M stories, 12-13 GB by
 generation 40). The store keeps each S_k as uncompressed .npy files (token ids, document
 offsets) and its vocabulary in the cell's folder; a part is memory-mapped only while its
-documents are gathered (collapse.experiment.paradigms.draw_from_pool opens one part at a
-time), so the process holds the draw (N documents) and at most one mapped part.
+drawn documents are gathered (collapse.experiment.paradigms.draw_from_pool, one part at a
+time), and only their pages are read: the process holds the draw (N documents), not the pool.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import _core
 from ..data.corpus import Corpus, Vocab
 from ..errors import CollapseError
 from ..files import atomic_path, write_bytes
@@ -29,20 +30,30 @@ def _save_npy(path: str, array: np.ndarray) -> None:
 
 
 class StoredPart:
-    """One S_k on disk: its size without reading it, its documents when opened (mapped)."""
+    """One S_k on disk: its size without reading it, the documents drawn from it (mapped)."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         offsets = np.load(prefix + ".offsets.npy", mmap_mode="r")
         self.num_documents = int(offsets.shape[0]) - 1
 
-    def open(self) -> Corpus:
-        """The corpus over the mapped files (pages are read as the documents are gathered)."""
+    def vocab(self) -> Vocab:
         with open(self.prefix + ".vocab.txt", encoding="utf-8") as f:
-            words = f.read().split("\n")[:-1]
+            return Vocab(f.read().split("\n")[:-1])
+
+    def gather(self, indices: np.ndarray) -> Corpus:
+        """The documents at ``indices`` (as collapse.resample.gather). The part's files were
+        written from a checked Corpus, so they are not scanned again (that would read every
+        page of the part): only the drawn documents' pages are read, and they are checked as
+        a new Corpus."""
         tokens = np.load(self.prefix + ".tokens.npy", mmap_mode="r")
         offsets = np.load(self.prefix + ".offsets.npy", mmap_mode="r")
-        return Corpus(tokens, offsets, Vocab(words))
+        if offsets.shape[0] - 1 != self.num_documents or int(offsets[-1]) != tokens.shape[0]:
+            raise CollapseError(f"{self.prefix}: damaged synthetic pool file (sizes disagree)")
+        drawn_tokens, drawn_offsets = _core.gather_documents(tokens, offsets, np.asarray(indices, dtype=np.int64),
+                                                             threads=1)
+        del tokens, offsets  # the mapping ends here
+        return Corpus(drawn_tokens, drawn_offsets, self.vocab())
 
 
 class SyntheticStore:
