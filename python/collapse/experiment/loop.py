@@ -651,6 +651,8 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
                 pending.result()
             if is_main():
                 _end_cell(cell, t, rows, state_path, e, on_generation)
+                if store is not None and isinstance(e, ValueError):  # ended for good: no generation reads it
+                    shutil.rmtree(store.directory, ignore_errors=True)
             return rows
         rows.append(row)
         # Generation t's files are written (and then committed) by a background thread while
