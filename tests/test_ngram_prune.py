@@ -83,8 +83,12 @@ def test_pruned_arpa_equals_lmplz(name, order, prune, corpora, lmplz, tmp_path_f
 
 
 @pytest.mark.parametrize("name", ["tinystories", "singletons"])
-def test_pruned_model_scores_as_kenlm(name, corpora, lmplz, tmp_path_factory):
-    model, ours, _ = pruned_pair(name, 5, [0, 1], corpora, lmplz, tmp_path_factory)
+@pytest.mark.parametrize("prune", THRESHOLDS, ids=lambda p: "-".join(map(str, p)))
+def test_pruned_model_scores_as_kenlm(name, prune, corpora, lmplz, tmp_path_factory):
+    """Pruned unigrams leave the vocabulary, as they leave lmplz's file: kenlm and we then
+    score such a word as <unk>."""
+    model, ours, _ = pruned_pair(name, 5, prune, corpora, lmplz, tmp_path_factory)
+    assert len(model.vocab) == model.num_ngrams()[0]  # every word of the model is a unigram
     km = kenlm.Model(str(ours))
     lines = corpora[name][1].read_text(encoding="utf-8").splitlines()[:300] + ["unseen words here", "w1 w2 w3"]
     corpus = collapse.Corpus.from_texts(lines)

@@ -61,6 +61,18 @@ BackoffModel fit_ngram_model(const CorpusView& corpus, const std::vector<std::st
   return estimate_from_counts(std::move(counts), new_to_old, vocab, options);
 }
 
+namespace {
+
+void name_words(BackoffModel& model, const std::vector<WordId>& new_to_old, const std::vector<std::string>& vocab) {
+  model.vocab.reserve(new_to_old.size());
+  for (WordId old : new_to_old) {
+    if (old >= vocab.size()) throw std::invalid_argument("vocabulary smaller than the counted ids");
+    model.vocab.push_back(vocab[old]);
+  }
+}
+
+}  // namespace
+
 BackoffModel estimate_from_counts(NGramCounts&& counts, const std::vector<WordId>& new_to_old,
                                   const std::vector<std::string>& vocab, const FitOptions& options) {
   check_fit_options(options);
@@ -77,18 +89,18 @@ BackoffModel estimate_from_counts(NGramCounts&& counts, const std::vector<WordId
     if (options.prunes()) keep = prune_mask(counts, options.prune);
     drop_raw();
     model = interpolate_kneser_ney(std::move(counts), d, options.prunes() ? &keep : nullptr);
-    if (options.prunes()) drop_pruned(model, keep);
     model.smoothing = s;
+    if (options.prunes()) {
+      name_words(model, new_to_old, vocab);
+      drop_pruned(model, keep);  // the vocabulary too: it needs the words named
+      return model;
+    }
   } else if (s == "mle") {
     model = estimate_mle(std::move(counts));
   } else {
     model = estimate_add_k(std::move(counts), options.add_k);
   }
-  model.vocab.reserve(new_to_old.size());
-  for (WordId old : new_to_old) {
-    if (old >= vocab.size()) throw std::invalid_argument("vocabulary smaller than the counted ids");
-    model.vocab.push_back(vocab[old]);
-  }
+  name_words(model, new_to_old, vocab);
   return model;
 }
 

@@ -6,6 +6,7 @@
 // pruning. interpolate.cpp gives a pruned n-gram's adjusted count to its context's backoff
 // mass. Found by experiment against lmplz (docs/ngram.md, "Pruning").
 #include <stdexcept>
+#include <string>
 
 #include "collapse/estimate.hpp"
 
@@ -55,6 +56,20 @@ void drop_pruned(BackoffModel& model, const PruneMask& keep) {
     keep_rows(t.log10_prob, keep[k], 1);
     keep_rows(t.log10_backoff, keep[k], 1);
   }
+  // A pruned unigram leaves the vocabulary too (as it leaves lmplz's ARPA file: kenlm then
+  // reads the word as <unk>). The unigram table held every id in order, so the kept ids are
+  // renumbered in the same order, and every table stays sorted.
+  if (model.vocab.size() != keep[0].size()) throw std::logic_error("unigram table is not the vocabulary");
+  std::vector<WordId> new_id(model.vocab.size(), 0);
+  std::vector<std::string> vocab;
+  for (std::size_t old = 0; old < model.vocab.size(); ++old) {
+    if (!keep[0][old]) continue;
+    new_id[old] = static_cast<WordId>(vocab.size());
+    vocab.push_back(std::move(model.vocab[old]));
+  }
+  model.vocab.swap(vocab);
+  for (NGramTable& t : model.tables)
+    for (WordId& w : t.words) w = new_id[w];
 }
 
 }  // namespace collapse

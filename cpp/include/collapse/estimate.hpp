@@ -34,7 +34,8 @@ std::vector<OrderDiscount> kneser_ney_discounts(const NGramCounts& counts);
 // kept n-gram (raw count at least as large) is kept too.
 using PruneMask = std::vector<std::vector<bool>>;
 PruneMask prune_mask(const NGramCounts& counts, const std::vector<std::uint64_t>& thresholds);
-// Removes from every table the rows that keep does not keep (tables stay sorted).
+// Removes from every table the rows that keep does not keep, and pruned unigrams from the
+// vocabulary (kept ids renumbered in order: tables stay sorted). Needs model.vocab named.
 void drop_pruned(BackoffModel& model, const PruneMask& keep);
 
 // Interpolated Kneser-Ney in backoff form (consumes the counts' id arrays). With keep
