@@ -50,7 +50,6 @@ from .config import (GROWABLE, RESUME_FREE, Cell, ExperimentConfig, ModelTable, 
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
-from .synthetic_store import STORE_DIR, SyntheticStore
 from .provenance import Session
 from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_only, plan_workers, torchrun,
                     transformer_cuda)
@@ -58,6 +57,7 @@ from .report import write_report
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from . import tails as tail_stats
 from .sources import RealData, load_real_data, summary_line
+from .synthetic_store import STORE_DIR, SyntheticStore
 from .trackers import Trackers, check_installed
 from .workers import end_with, end_with_owner, owner_token, start_local_ray
 
