@@ -17,6 +17,9 @@ and the peak RSS (VmHWM) of each stage (reset between stages) and of the process
 the table gives lmplz's wall time against our fit (lmplz reads text, we start from ids;
 samples can hold <unk>, which lmplz refuses: --skip_symbols drops those few tokens; and
 --discount_fallback, the policy our estimator applies where lmplz would stop).
+--prune: every fit pruned as lmplz's --prune (issue 22). --pool: Accumulate-Subsample's
+S_k kept as memory-mapped files under --workdir (disk, the loop's way: bounded memory) or
+in memory (the old way, for the before/after figure).
 Corpora are not written to disk (the loop would also gzip them each generation: see
 bench_experiment.py for the loop with its files), except with --checkpoint DIR: then each
 generation's row and the S_k later generations read are kept there (exact ids, .npz), and
@@ -24,6 +27,7 @@ a rerun with the same DIR goes on from the last kept generation, bit for bit.
 
     python bench/bench_paper_scale.py [--stories 1000000] [--generations 40] [--orders 3,5]
         [--paradigms replace,accumulate-subsample,accumulate] [--lmplz-at 1,2] [--out FILE.json]
+        [--prune 0,1,1] [--pool disk|memory]
         [--figure FILE.png] [--checkpoint DIR]
     python bench/bench_paper_scale.py --plot-only FILE.json --figure FILE.png   (redraw only)
 """
@@ -127,7 +131,14 @@ def child(args) -> None:  # noqa: ANN001
     heldout, heldout_lp = grammar.sample(args.heldout, 2)
     ref = Reference.build(real, heldout, grammar=grammar, heldout_logprobs=heldout_lp)
     print(json.dumps({"setup_s": time.perf_counter() - t, "real_tokens": real.num_tokens}), flush=True)
-    family = NGramFamily(order, threads=args.threads)
+    prune = [int(v) for v in args.prune.split(",")] if args.prune else None
+    family = NGramFamily(order, threads=args.threads, prune=prune)
+    # Accumulate-Subsample's S_k on disk, memory-mapped when drawn from (as the loop keeps them)
+    store = None
+    if paradigm == "accumulate-subsample" and args.pool == "disk":
+        from collapse.experiment.synthetic_store import SyntheticStore
+        store_dir = tempfile.mkdtemp(prefix="synthetic-pool-", dir=args.workdir)
+        store = SyntheticStore(store_dir)
     lmplz = find_lmplz(build=False)
     lmplz_at = {int(g) for g in args.lmplz_at.split(",") if g}
     synthetic = [None] * (args.generations + 1)
@@ -149,6 +160,8 @@ def child(args) -> None:  # noqa: ANN001
             peak_before = done[first - 1]["peak_rss_mb"]
             for k in needed_synthetic(paradigm, first):
                 synthetic[k] = load_sample(os.path.join(ckpt, f"S_{k}.npz"))
+                if store is not None:
+                    synthetic[k] = store.put(k, synthetic[k])
     t_start = time.perf_counter()
     m0 = None
     process_peak = max(peak_before, stage_peak_mb())  # the setup's (and resumed S_k's); over every session
@@ -208,11 +221,11 @@ def child(args) -> None:  # noqa: ANN001
                "loadavg_1min": os.getloadavg()[0], "elapsed_s": elapsed_before + time.perf_counter() - t_start}
         if lmplz_s is not None:
             row["lmplz_s"] = lmplz_s
-        synthetic[g] = synth
+        if ckpt and g in needed_synthetic(paradigm, g + 1):  # kept past the last generation: a rerun may go further
+            save_sample(os.path.join(ckpt, f"S_{g}.npz"), synth)
+        synthetic[g] = store.put(g, synth) if store is not None else synth
         del model, train, metrics, synth
         if ckpt:
-            if g in needed_synthetic(paradigm, g + 1):  # kept past the last generation: a rerun may go further
-                save_sample(os.path.join(ckpt, f"S_{g}.npz"), synthetic[g])
             with open(rows_path, "a") as f:  # the row after its S_g: a kept row's sample is on disk
                 f.write(json.dumps(row) + "\n")
                 f.flush()
@@ -223,6 +236,9 @@ def child(args) -> None:  # noqa: ANN001
                     os.remove(stale)
             fsync_directory(ckpt)
         print(json.dumps(row), flush=True)
+    if store is not None:
+        import shutil
+        shutil.rmtree(store.directory, ignore_errors=True)
 
 
 PARADIGM_COLOURS = {"replace": "tab:red", "accumulate-subsample": "tab:blue", "accumulate": "tab:green"}
@@ -290,6 +306,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lmplz-at", default="1,2", help="generations at which lmplz estimates the same D_t")
     ap.add_argument("--lmplz-memory", default="1G")
+    ap.add_argument("--prune", default="", help="lmplz's --prune for every fit, comma-separated (e.g. 0,1,1)")
+    ap.add_argument("--pool", choices=("disk", "memory"), default="disk",
+                    help="Accumulate-Subsample's S_k: memory-mapped files under --workdir (the loop's way) or in memory")
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     ap.add_argument("--checkpoint", help="directory that keeps each generation's row and the S_k later ones "
                     "read; a rerun with the same directory goes on where the last one stopped")
@@ -320,7 +339,9 @@ def main() -> int:
             cmd = [sys.executable, os.path.abspath(__file__), "--child", "--paradigm", paradigm, "--order", str(order),
                    "--stories", str(args.stories), "--generations", str(args.generations), "--heldout",
                    str(args.heldout), "--threads", str(args.threads), "--lmplz-at", args.lmplz_at,
-                   "--lmplz-memory", args.lmplz_memory, "--workdir", args.workdir]
+                   "--lmplz-memory", args.lmplz_memory, "--workdir", args.workdir, "--pool", args.pool]
+            if args.prune:
+                cmd += ["--prune", args.prune]
             if args.checkpoint:
                 cmd += ["--checkpoint", args.checkpoint]
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)

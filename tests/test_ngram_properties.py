@@ -111,3 +111,20 @@ def test_counts_equal_naive_count_on_a_larger_skewed_corpus(order, extra_ids):
     for n, ((ids, raw, adj), table) in enumerate(zip(got, want), 1):
         rows = [tuple(r) for r in ids.tolist()]
         assert dict(zip(rows, zip(raw.tolist(), adj.tolist()))) == table, f"order {n}"
+
+
+@SETTINGS
+@given(docs=docs_strategy, order=st.integers(1, 5), smoothing=st.sampled_from(["kn", "mkn"]),
+       steps=st.lists(st.integers(0, 2), min_size=1, max_size=5), seed=st.integers(0, 2**31))
+def test_pruned_models_stay_normalised_and_consistent(docs, order, smoothing, steps, seed):
+    """lmplz's --prune (random non-decreasing thresholds): every conditional still sums to
+    one, and every kept n-gram's prefix and suffix are kept."""
+    prune = list(np.cumsum(steps))[:order]
+    model = collapse.NGramModel.fit(corpus_of(docs), order=order, smoothing=smoothing, prune=prune)
+    kept = {n: {tuple(r) for r in model.table(n)[0].tolist()} for n in range(1, order + 1)}
+    for n in range(2, order + 1):
+        for g in kept[n]:
+            assert g[:-1] in kept[n - 1] and g[1:] in kept[n - 1], (prune, g)
+    tables = BackoffTables(model)
+    for h in _contexts(model, np.random.default_rng(seed)):
+        assert tables.distribution_sum(h) == pytest.approx(1.0, abs=2e-4), (prune, h)

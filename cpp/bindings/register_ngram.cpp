@@ -33,9 +33,10 @@ void register_ngram(py::module_& m) {
       "fit_ngram",
       [](const CArray<std::uint32_t>& tokens, const CArray<std::int64_t>& offsets,
          const std::vector<std::string>& vocab, int order, const std::string& smoothing, double add_k,
-         int threads, std::uint64_t memory, const std::string& temp_dir) {
+         int threads, std::uint64_t memory, const std::string& temp_dir, const std::vector<std::uint64_t>& prune) {
         const CorpusView corpus = corpus_view(tokens, offsets);
         FitOptions options;
+        options.prune = prune;
         options.order = order;
         options.smoothing = smoothing;
         options.add_k = add_k;
@@ -51,9 +52,11 @@ void register_ngram(py::module_& m) {
       },
       py::arg("tokens"), py::arg("offsets"), py::arg("vocab"), py::arg("order"), py::arg("smoothing") = "mkn",
       py::arg("add_k") = 1.0, py::arg("threads") = 0, py::arg("memory") = 0, py::arg("temp_dir") = "",
+      py::arg("prune") = std::vector<std::uint64_t>{},
       "Estimate a BackoffModel from a corpus (ids of vocab). The model's vocabulary holds "
       "only the words that occur, in order of first appearance after <unk>, <s>, </s>. "
-      "memory: counting's budget in bytes (0: a quarter of RAM); temp_dir: where runs spill.");
+      "memory: counting's budget in bytes (0: a quarter of RAM); temp_dir: where runs spill. "
+      "prune: lmplz's --prune thresholds, one per order (empty: none).");
 
   m.def(
       "count_ngrams",
@@ -109,8 +112,9 @@ void register_ngram(py::module_& m) {
       .def(
           "estimate",
           [](const NGramPool& pool, const std::vector<std::string>& vocab, const std::string& smoothing,
-             double add_k, int threads) {
+             double add_k, int threads, const std::vector<std::uint64_t>& prune) {
             FitOptions options;
+            options.prune = prune;
             options.order = pool.order();
             options.smoothing = smoothing;
             options.add_k = add_k;
@@ -122,7 +126,8 @@ void register_ngram(py::module_& m) {
             }
             return model;
           },
-          py::arg("vocab"), py::arg("smoothing") = "mkn", py::arg("add_k") = 1.0, py::arg("threads") = 0)
+          py::arg("vocab"), py::arg("smoothing") = "mkn", py::arg("add_k") = 1.0, py::arg("threads") = 0,
+          py::arg("prune") = std::vector<std::uint64_t>{})
       .def_property_readonly("order", &NGramPool::order)
       .def_property_readonly("documents", &NGramPool::documents)
       .def_property_readonly("tokens", &NGramPool::tokens)

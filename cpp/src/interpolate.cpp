@@ -8,6 +8,10 @@
 // with a() the adjusted counts. The ARPA backoff of a context h is gamma(h) (1 where h has
 // no successors). <unk>, never seen, gets the interpolated-uniform mass gamma()/|V|; <s>
 // is never predicted (log10 prob -99) but is a context with its own backoff.
+//
+// Pruned (prune.cpp), as lmplz: a pruned n-gram h w still counts in sum_x a(h x), but adds
+// its whole a(h w) to gamma(h)'s numerator instead of its discount, and |V| counts the
+// unigrams kept. Every context then still sums to one over the n-grams kept.
 #include "collapse/estimate.hpp"
 #include "estimate_common.hpp"
 
@@ -16,7 +20,12 @@ namespace collapse {
 using detail::for_each_context;
 using detail::to_log10;
 
-BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<OrderDiscount>& discounts) {
+BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<OrderDiscount>& discounts,
+                                    const PruneMask* keep) {
+  // What an n-gram of adjusted count a adds to its context's backoff mass.
+  auto freed = [keep](int k, std::size_t r, std::uint64_t a, const OrderDiscount& d) {
+    return (keep == nullptr || (*keep)[k][r]) ? d.apply(a) : static_cast<double>(a);
+  };
   // Each order's values are allocated when it is estimated, after the counts of the orders
   // below have been freed.
   BackoffModel model = detail::model_shell(counts, "mkn", false);
@@ -30,14 +39,16 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
   const CountedOrder& uni = counts.orders[0];
   const OrderDiscount& d1 = discounts[0];
   double denominator = 0.0, gamma_mass = 0.0;
+  std::size_t kept_unigrams = 0;
   for (std::size_t r = 0; r < uni.size(); ++r) {
     const std::uint64_t a = uni.adjusted[r];
     denominator += static_cast<double>(a);
-    gamma_mass += d1.apply(a);
+    gamma_mass += freed(0, r, a, d1);
+    if (keep == nullptr || (*keep)[0][r]) ++kept_unigrams;
   }
   if (!(denominator > 0.0)) throw std::invalid_argument("cannot estimate: no unigram counts");
   const double gamma0 = gamma_mass / denominator;
-  const double uniform = 1.0 / static_cast<double>(uni.size() - 1);
+  const double uniform = 1.0 / static_cast<double>(kept_unigrams - 1);  // <s> excluded
   std::vector<double> lower_prob(uni.size());
   for (std::size_t r = 0; r < uni.size(); ++r) {
     const WordId w = uni.row(r)[0];
@@ -63,7 +74,7 @@ BackoffModel interpolate_kneser_ney(NGramCounts&& counts, const std::vector<Orde
       double denom = 0.0, mass = 0.0;
       for (std::size_t r = b; r < e; ++r) {
         denom += static_cast<double>(here.adjusted[r]);
-        mass += dk.apply(here.adjusted[r]);
+        mass += freed(k, r, here.adjusted[r], dk);
       }
       const double gamma = mass / denom;
       below_table.log10_backoff[ctx] = to_log10(gamma);

@@ -71,8 +71,7 @@ BackoffModel NGramPool::estimate(const std::vector<std::string>& vocab, const Fi
   if (vocab.size() < 3 || vocab[kUnk] != "<unk>" || vocab[kBos] != "<s>" || vocab[kEos] != "</s>")
     throw std::invalid_argument("vocabulary must begin with <unk>, <s>, </s>");
   if (vocab.size() < old_to_new_.size()) throw std::invalid_argument("vocabulary smaller than the pool's");
-  const bool keep_lower_raw = options.smoothing == "mle" || options.smoothing == "addk";
-  NGramCounts counts = derive_counts(base_, new_to_old_.size(), options.threads, keep_lower_raw);
+  NGramCounts counts = derive_counts(base_, new_to_old_.size(), options.threads, options.needs_lower_raw());
   return estimate_from_counts(std::move(counts), new_to_old_, vocab, options);
 }
 

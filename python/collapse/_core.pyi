@@ -41,8 +41,9 @@ def default_count_memory() -> int:
     """Counting's default memory budget in bytes (RAM / 4)."""
 def fit_ngram(tokens: npt.ArrayLike, offsets: npt.ArrayLike, vocab: List[str], order: int,
               smoothing: str = "mkn", add_k: float = 1.0, threads: int = 0, memory: int = 0,
-              temp_dir: str = "") -> BackoffModel:
-    """memory: counting's budget in bytes (0: default_count_memory()); temp_dir: where runs spill."""
+              temp_dir: str = "", prune: List[int] = ...) -> BackoffModel:
+    """memory: counting's budget in bytes (0: default_count_memory()); temp_dir: where runs spill;
+    prune: lmplz's --prune thresholds, one per order (empty: none)."""
 def count_ngrams(tokens: npt.ArrayLike, offsets: npt.ArrayLike, vocab_size: int, order: int,
                  threads: int = 0, memory: int = 0, temp_dir: str = ""
                  ) -> List[Tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]]:
@@ -53,7 +54,7 @@ class NGramPool:
     def __init__(self, order: int, threads: int = 0, memory: int = 0, temp_dir: str = "") -> None: ...
     def add(self, tokens: npt.ArrayLike, offsets: npt.ArrayLike, vocab_size: int) -> None: ...
     def estimate(self, vocab: List[str], smoothing: str = "mkn", add_k: float = 1.0,
-                 threads: int = 0) -> BackoffModel: ...
+                 threads: int = 0, prune: List[int] = ...) -> BackoffModel: ...
     @property
     def order(self) -> int: ...
     @property

@@ -6,7 +6,7 @@ import difflib
 import math
 import numbers
 import os
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 
@@ -112,3 +112,24 @@ def integer_array(name: str, value: Any, dtype: Any, fail: Fail = default_fail) 
         if lo < info.min or hi > info.max:
             raise fail(name, f"must hold values in [{info.min}, {info.max}] ({np.dtype(dtype)}), got {lo}..{hi}")
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def prune_thresholds(name: str, value: Any, order: int, smoothing: str = "mkn", fail: Fail = default_fail) -> List[int]:
+    """lmplz's ``--prune`` for a model of ``order``: counts >= 0, one per order at most,
+    non-decreasing, the last repeated for the higher orders (an n-gram whose raw count is
+    at most its order's threshold is removed). None, [] or all 0: no pruning, as []."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise fail(name, f"must be a list of counts, one per order (as lmplz's --prune), got {value!r}")
+    values = [integer(f"{name}[{i}]", v, 0, fail=fail) for i, v in enumerate(value)]
+    if len(values) > order:
+        raise fail(name, f"has {len(values)} thresholds but the model has order {order}")
+    for a, b in zip(values, values[1:]):
+        if b < a:
+            raise fail(name, f"must be non-decreasing (as lmplz's --prune), got {a} then {b}")
+    if not any(values):
+        return []
+    if smoothing not in ("mkn", "kn"):
+        raise fail(name, f"needs Kneser-Ney smoothing (mkn or kn), not {smoothing!r}")
+    return values + [values[-1]] * (order - len(values))

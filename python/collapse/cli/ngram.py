@@ -27,6 +27,9 @@ def register(subparsers) -> None:  # noqa: ANN001
                           "past it, sorted runs spill to --temp-dir and are merged (same model)")
     est.add_argument("--temp-dir", "-T", default=None, dest="temp_dir",
                      help="where counting spills sorted runs (default $TMPDIR or /tmp); removed afterwards")
+    est.add_argument("--prune", type=int, nargs="+", default=None, metavar="COUNT",
+                     help="as lmplz's --prune: per order, remove n-grams seen at most COUNT times; "
+                          "non-decreasing, the last repeated for higher orders (e.g. 0 1 1)")
     est.add_argument("-o", "--output", required=True, help="ARPA file to write")
     est.set_defaults(func=estimate)
 
@@ -51,7 +54,7 @@ def estimate(args) -> int:  # noqa: ANN001
     t0 = time.perf_counter()
     corpus = load_corpus(args.input, format=args.format, tokenizer=args.tokenizer)
     model = NGramModel.fit(corpus, order=args.order, smoothing=args.smoothing, add_k=args.add_k,
-                           threads=args.threads, memory=args.memory, temp_dir=args.temp_dir)
+                           threads=args.threads, memory=args.memory, temp_dir=args.temp_dir, prune=args.prune)
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
         raise CollapseError(f"output directory does not exist: {out_dir}")

@@ -19,6 +19,7 @@ from ..data.corpus import FORMATS, TOKENIZERS
 from ..errors import CollapseError
 from ..files import toml_text
 from ..validate import boolean, choice, did_you_mean, integer, real, threads as validate_threads
+from ..validate import prune_thresholds as validate_prune
 from ..validate import seed as validate_seed
 from .paradigms import ALPHA_PARADIGMS, PARADIGMS
 
@@ -185,6 +186,7 @@ class ModelTable:
     family: str = "ngram"
     orders: List[int] = field(default_factory=lambda: [3])
     smoothing: str = "mkn"
+    prune: List[int] = field(default_factory=list)  # lmplz's --prune, as given ([]: none)
     transformer: Dict[str, Any] = field(default_factory=dict)
     name: str = "ngram"      # the metrics' `model` column; a single [model] is named after its family
     field_name: str = "model"  # how errors name this table: "model" or "model[1]"
@@ -557,6 +559,10 @@ def _parse_model(raw_table: Any, where: str, base_dir: str, named: bool) -> Mode
     if m.family == "ngram":
         m.orders = _scalar_or_list(t, "order", "orders", [3], _order)
         m.smoothing = t.str_("smoothing", "mkn", SMOOTHINGS)
+        prune = t.get("prune", [])
+        # checked against the lowest order: the thresholds are repeated for the higher ones
+        validate_prune(t.f("prune"), prune, min(m.orders), m.smoothing, fail=_fail)
+        m.prune = [int(v) for v in prune]
         t.finish()
     else:  # everything else in the table is the transformer family's own config
         m.transformer = {k: v for k, v in t.raw.items() if k not in ("family", "name")}
@@ -723,5 +729,6 @@ def to_toml(cfg: ExperimentConfig) -> str:
 def _model_toml(m: ModelTable, named: bool) -> Dict[str, Any]:
     head = {"name": m.name} if named else {}
     if m.family == "ngram":
-        return {**head, "family": "ngram", "orders": m.orders, "smoothing": m.smoothing}
+        prune = {"prune": m.prune} if any(m.prune) else {}  # absent when unpruned: old configs unchanged
+        return {**head, "family": "ngram", "orders": m.orders, "smoothing": m.smoothing, **prune}
     return {**head, "family": "transformer", **m.transformer}

@@ -57,6 +57,7 @@ from .report import write_report
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from . import downstream, tails as tail_stats
 from .sources import RealData, load_real_data, summary_line
+from .synthetic_store import STORE_DIR, SyntheticStore
 from .trackers import Trackers, check_installed
 from .workers import end_with, end_with_owner, owner_token, start_local_ray
 
@@ -104,7 +105,7 @@ def make_family(cfg: ExperimentConfig, cell: Cell) -> Any:
     m = model_of(cfg, cell)
     if m.family == "ngram":
         return NGramFamily(cell.order, m.smoothing, threads=cfg.experiment.threads,
-                           compression=cfg.output.compression)
+                           compression=cfg.output.compression, prune=m.prune)
     try:
         from ..transformer.family import TransformerFamily  # type: ignore
     except ImportError as e:
@@ -370,7 +371,8 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
         # generation 0, so a resumed run rebuilds the very same thing
         family.prepare(data.real)
     # recursive generations after generation 0: t = 0 .. G; synthetic[k] = S_k when loaded
-    synthetic: List[Optional[Corpus]] = [None] * (cfg.experiment.generations + 1)
+    # (Accumulate-Subsample: a SyntheticStore's StoredPart, memory-mapped when drawn from)
+    synthetic: List[Any] = [None] * (cfg.experiment.generations + 1)
     writer = ThreadPoolExecutor(max_workers=1)
     try:
         _generations(cfg, cell, run_dir, data, family, rows, synthetic, writer, state_path, on_generation,
@@ -512,7 +514,7 @@ def run_group(cfg: ExperimentConfig, cells: Sequence[Cell], run_dir: str, resume
 
 
 def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData, family: Any,
-                 rows: List[Dict[str, Any]], synthetic: List[Optional[Corpus]], writer: ThreadPoolExecutor,
+                 rows: List[Dict[str, Any]], synthetic: List[Any], writer: ThreadPoolExecutor,
                  state_path: str, on_generation: Optional[Callable[[], None]], generation0: Generation0,
                  through: Optional[int] = None) -> List[Dict[str, Any]]:
     G = cfg.experiment.generations
@@ -534,6 +536,16 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
     # (A hasattr test: isinstance against a runtime Protocol caches per class.)
     pooled = cell.paradigm == "accumulate" and callable(getattr(family, "fit_accumulated", None))
 
+    # Accumulate-Subsample's pool R + S_0 + ... grows a generation at a time: its S_k wait
+    # on disk, memory-mapped only while drawn from (synthetic_store), so memory stays bounded.
+    store = (SyntheticStore(os.path.join(run_dir, cell.id, STORE_DIR))
+             if cell.paradigm == "accumulate-subsample" else None)
+
+    def load_synthetic(k: int) -> Any:
+        def saved() -> Corpus:
+            return load_corpus_files(gen_dir(run_dir, cell, k))
+        return store.part(k, saved) if store is not None else saved()
+
     def needed(u: int) -> List[int]:
         return ([u - 1] if u else []) if pooled else needed_synthetic(cell.paradigm, u)
 
@@ -547,7 +559,7 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
             start = time.perf_counter()
             for k in needed(t):
                 if synthetic[k] is None:
-                    synthetic[k] = load_corpus_files(gen_dir(run_dir, cell, k))
+                    synthetic[k] = load_synthetic(k)
             key_t = gen0_key if t == 0 else _core.derive_seed(cell_key, t)
             para_key = _core.derive_seed(key_t, PURPOSE_PARADIGM)
             fit_seed = _core.derive_seed(key_t, PURPOSE_FIT)
@@ -613,7 +625,7 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
                                               gen_dir(run_dir, cell, t)) if is_main() else math.nan
             if is_main():
                 _warn_truncated(cell, t, model, metrics.get("truncated_fraction", math.nan))
-            synthetic[t] = synth
+            synthetic[t] = store.put(t, synth) if store is not None and t < G else synth
             # free what later generations do not read
             for k in range(t):
                 if synthetic[k] is not None and k not in needed(t + 1):
@@ -643,6 +655,8 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
                 pending.result()
             if is_main():
                 _end_cell(cell, t, rows, state_path, e, on_generation)
+                if store is not None and isinstance(e, ValueError):  # ended for good: no generation reads it
+                    shutil.rmtree(store.directory, ignore_errors=True)
             return rows
         rows.append(row)
         # Generation t's files are written (and then committed) by a background thread while
@@ -654,6 +668,8 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
                                     on_generation, progress, tail)
     if pending is not None:
         pending.result()
+    if store is not None and len(rows) > G and is_main():  # the cell is done: nothing reads its pool again
+        shutil.rmtree(store.directory, ignore_errors=True)
     return rows
 
 

@@ -21,7 +21,7 @@ derives from (seed, cell or trial, generation), so a resumed run draws the same 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 
@@ -46,17 +46,23 @@ def draw_without_replacement(corpus: Corpus, k: int, seed: int) -> Corpus:
     return subsample(corpus, n=k, seed=seed, threads=1)
 
 
-def draw_from_pool(parts: List[Corpus], k: int, seed: int) -> Corpus:
+def draw_from_pool(parts: Sequence[Any], k: int, seed: int) -> Corpus:
     """Exactly draw_without_replacement(concatenate(parts), k, seed), without building the
     concatenation: the same document indices over the whole pool, gathered part by part
-    (every part kept, selected or not, so the merged vocabulary is the same too)."""
+    (every part kept, selected or not, so the merged vocabulary is the same too). A part is
+    a Corpus or a stored one (collapse.experiment.synthetic_store.StoredPart: num_documents
+    and gather(), which maps its files only while it gathers)."""
     sizes = np.array([p.num_documents for p in parts], dtype=np.int64)
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     if k > bounds[-1]:
         raise CollapseError(f"cannot draw {k} documents from {int(bounds[-1])}")
     idx = subsample_indices(int(bounds[-1]), seed, n=k, threads=1)
     cut = np.searchsorted(idx, bounds)
-    return concatenate([gather(p, idx[cut[j]:cut[j + 1]] - bounds[j], threads=1) for j, p in enumerate(parts)])
+    drawn = []
+    for j, p in enumerate(parts):
+        picked = idx[cut[j]:cut[j + 1]] - bounds[j]
+        drawn.append(gather(p, picked, threads=1) if isinstance(p, Corpus) else p.gather(picked))
+    return concatenate(drawn)
 
 
 def check_paradigm(paradigm: Any, alpha: Any) -> Optional[float]:

@@ -11,12 +11,13 @@ import io
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..data.corpus import Corpus, CorpusSummary
 from ..files import write_bytes
+from ..validate import prune_thresholds
 from .model import NGramModel
 from .pool import NGramPool
 from .sampler import DEFAULT_MAX_LENGTH
@@ -74,7 +75,7 @@ class NGramTrained:
 
 
 class NGramFamily:
-    """fit = NGramModel.fit(corpus, order, smoothing); deterministic (the seed is unused).
+    """fit = NGramModel.fit(corpus, order, smoothing, prune); deterministic (the seed is unused).
 
     Under accumulate the family keeps the pool's counts (NGramPool) from one generation to
     the next and merges in only the new synthetic corpus (fit_accumulated): the same model
@@ -82,9 +83,12 @@ class NGramFamily:
 
     name = "ngram"
 
-    def __init__(self, order: int = 3, smoothing: str = "mkn", threads: int = 1, compression: int = 6) -> None:
+    def __init__(self, order: int = 3, smoothing: str = "mkn", threads: int = 1, compression: int = 6,
+                 prune: Optional[List[int]] = None) -> None:
         self.order = int(order)
         self.smoothing = smoothing
+        # lmplz's --prune, expanded to this order; applied at every fit, the pool's included
+        self.prune = prune_thresholds("prune", prune, self.order, smoothing)
         self.threads = int(threads)
         self.compression = int(compression)
         self._pool: Optional[NGramPool] = None
@@ -98,13 +102,14 @@ class NGramFamily:
         while self._pool_parts < parts:
             self._pool.add(part(self._pool_parts))
             self._pool_parts += 1
-        model = self._pool.fit(smoothing=self.smoothing)
+        model = self._pool.fit(smoothing=self.smoothing, prune=self.prune)
         stats = CorpusSummary(self._pool.num_documents, self._pool.num_tokens, self._pool.num_words)
         return NGramTrained(model, self.threads, self.compression), stats
 
     def fit(self, corpus: Corpus, *, seed: int) -> NGramTrained:
         del seed  # n-gram estimation has no randomness
-        model = NGramModel.fit(corpus, order=self.order, smoothing=self.smoothing, threads=self.threads)
+        model = NGramModel.fit(corpus, order=self.order, smoothing=self.smoothing, threads=self.threads,
+                               prune=self.prune)
         return NGramTrained(model, self.threads, self.compression)
 
     def load(self, directory: str) -> NGramTrained:
@@ -117,4 +122,5 @@ class NGramFamily:
         return NGramTrained(model, self.threads, self.compression)
 
     def describe(self) -> Dict[str, Any]:
-        return {"family": "ngram", "order": self.order, "smoothing": self.smoothing}
+        pruned = {"prune": self.prune} if self.prune else {}  # absent when unpruned: old runs' keys unchanged
+        return {"family": "ngram", "order": self.order, "smoothing": self.smoothing, **pruned}

@@ -16,6 +16,7 @@ from .. import _core
 from ..data.corpus import Corpus, Vocab
 from ..errors import CollapseError
 from ..files import atomic_path
+from ..validate import prune_thresholds as check_prune
 from ..validate import threads as check_threads
 from .sampler import release_samplers, sample_ngram
 
@@ -107,7 +108,7 @@ class NGramModel:
     @classmethod
     def fit(cls, corpus: Corpus, order: int = 3, smoothing: str = "mkn", add_k: float = 1.0,
             threads: int = 0, memory: Union[int, str, None] = None,
-            temp_dir: Optional[str] = None) -> "NGramModel":
+            temp_dir: Optional[str] = None, prune: Optional[List[int]] = None) -> "NGramModel":
         """Estimate from ``corpus``: every document is ``<s> w1 .. wk </s>`` as in lmplz.
 
         smoothing: ``mkn`` (interpolated modified Kneser-Ney, lmplz's model), ``kn`` (one
@@ -116,6 +117,9 @@ class NGramModel:
         runs (bytes, or ``"2G"``, ``"25%"``; default a quarter of RAM): past it, sorted runs
         go to a temporary directory under ``temp_dir`` (default $TMPDIR or /tmp), removed
         afterwards, and are merged. The model is the same whatever the budget.
+        prune: lmplz's ``--prune`` (Kneser-Ney only): thresholds per order, non-decreasing,
+        the last repeated; n-grams whose count is at most their order's threshold are
+        removed, and the ARPA file equals ``lmplz --prune`` 's (docs/ngram.md, Pruning).
         """
         if not isinstance(corpus, Corpus):
             raise CollapseError("fit needs a collapse.Corpus")
@@ -126,10 +130,12 @@ class NGramModel:
             raise CollapseError(f"add-k needs a finite k > 0, got {add_k!r}")
         if corpus.num_documents == 0:
             raise CollapseError("cannot fit an n-gram model on an empty corpus")
+        thresholds = check_prune("prune", prune, order, smoothing)
         budget, spill_dir = memory_bytes(memory), temp_directory(temp_dir)
         try:
             core = _core.fit_ngram(corpus.tokens, corpus.offsets, corpus.vocab.words, int(order), smoothing,
-                                   float(add_k), check_threads("threads", threads), budget, spill_dir)
+                                   float(add_k), check_threads("threads", threads), budget, spill_dir,
+                                   thresholds)
         except RuntimeError as e:  # the spill directory could not be written (disk full, ...)
             raise CollapseError(str(e)) from None
         return cls(core)

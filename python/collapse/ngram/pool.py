@@ -10,13 +10,14 @@ so a generation costs its own text plus a pass over the tables. ``fit()`` equals
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 import numpy as np
 
 from .. import _core
 from ..data.corpus import Corpus, Vocab
 from ..errors import CollapseError
+from ..validate import prune_thresholds as check_prune
 from ..validate import threads as check_threads
 from .model import SMOOTHINGS, NGramModel, check_order, memory_bytes, temp_directory
 
@@ -69,12 +70,14 @@ class NGramPool:
             raise CollapseError(str(e)) from None
         self.vocab = vocab
 
-    def fit(self, smoothing: str = "mkn", add_k: float = 1.0) -> NGramModel:
-        """The model of everything added, as NGramModel.fit on their concatenation."""
+    def fit(self, smoothing: str = "mkn", add_k: float = 1.0, prune: Optional[List[int]] = None) -> NGramModel:
+        """The model of everything added, as NGramModel.fit on their concatenation (pruned
+        with ``prune`` as NGramModel.fit prunes: the merged counts are pruned)."""
         if smoothing not in SMOOTHINGS:
             raise CollapseError(f"unknown smoothing {smoothing!r} (choose from {', '.join(SMOOTHINGS)})")
         if smoothing == "addk" and not (isinstance(add_k, (int, float)) and math.isfinite(add_k) and add_k > 0):
             raise CollapseError(f"add-k needs a finite k > 0, got {add_k!r}")
+        thresholds = check_prune("prune", prune, self.order, smoothing)
         if self.vocab is None:
             raise CollapseError("the n-gram pool is empty: add a corpus first")
-        return NGramModel(self._core.estimate(self.vocab.words, smoothing, float(add_k), self.threads))
+        return NGramModel(self._core.estimate(self.vocab.words, smoothing, float(add_k), self.threads, thresholds))
