@@ -24,9 +24,8 @@ import numpy as np
 
 from .. import _core
 from ..data.corpus import Corpus, guess_text_format, iter_documents, split_problem
-from ..data.codegrammar import get_code_grammar
+from ..data.embedded import embedded_source
 from ..data.exactsource import ExactSource
-from ..data.storygrammar import get_grammar
 from ..errors import CollapseError
 from .config import EMBEDDED_SOURCES, DataTable, ExperimentConfig
 from .metrics import Reference
@@ -48,14 +47,6 @@ class RealData:
     fresh: Callable[[int, int], Corpus]
     describe: Dict[str, object] = field(default_factory=dict)
     grammar: Optional[ExactSource] = None
-
-
-def embedded_source(d: DataTable) -> ExactSource:
-    """The story grammar or the code grammar that [data] names, with its parameters."""
-    if d.source == "code":
-        return get_code_grammar(d.num_identifiers, d.zipf, d.continue_prob, d.max_depth, d.max_statements,
-                                d.num_numbers)
-    return get_grammar(d.num_names, d.zipf, d.continue_prob)
 
 
 def load_real_data(cfg: ExperimentConfig) -> RealData:

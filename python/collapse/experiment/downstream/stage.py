@@ -14,9 +14,9 @@ import numpy as np
 
 from ... import _core
 from ...data.codegrammar import get_code_grammar
+from ...data.embedded import embedded_source
 from ...data.storygrammar import get_grammar
 from ...files import read_json, write_json
-from ..sources import embedded_source
 from .builtin import BUILTIN_TASKS, TASK_SOURCES
 from .ngram import ngram_predict
 from .scores import classification_scores
