@@ -32,6 +32,19 @@ BUCKET_COLUMNS = ("bucket_low", "bucket_high", "types", "present", "survival", "
 KEY_COLUMNS = ("model", "paradigm", "alpha", "seed", "order", "filter_keep")
 
 
+def count_bucket(counts: np.ndarray) -> np.ndarray:
+    """The log2 bucket of each count >= 1: floor(log2(count)) (1 -> 0, 2-3 -> 1, 4-7 -> 2, ...);
+    the one bucketing of the loop's tail and the categorical simulator's
+    (collapse.theory.tails)."""
+    return np.floor(np.log2(np.asarray(counts, dtype=np.float64))).astype(np.int64)
+
+
+def bucket_bounds(buckets: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
+    """(bucket_low, bucket_high): the counts bucket b holds, 2^b .. 2^(b+1) - 1."""
+    buckets = np.asarray(buckets, dtype=np.int64)
+    return 2 ** buckets, 2 ** (buckets + 1) - 1
+
+
 @dataclass(frozen=True)
 class TailReference:
     """What every generation's tail is measured against: R's word types (ids of R's vocab,
@@ -47,8 +60,7 @@ class TailReference:
         counts = np.bincount(real.tokens, minlength=len(real.vocab)).astype(np.float64)
         types = np.flatnonzero(counts > 0)
         types = types[types >= 3]
-        bucket = np.floor(np.log2(counts[types])).astype(np.int64)
-        return cls(counts, types, bucket, float(real.num_tokens))
+        return cls(counts, types, count_bucket(counts[types]), float(real.num_tokens))
 
     @property
     def buckets(self) -> np.ndarray:
@@ -70,7 +82,7 @@ def generation_tails(synthetic: Corpus, real_vocab: Any, ref: TailReference) -> 
     total = float(synthetic.num_tokens)
     with np.errstate(invalid="ignore", divide="ignore"):
         columns = {
-            "bucket_low": 2 ** ref.buckets, "bucket_high": 2 ** (ref.buckets + 1) - 1,
+            "bucket_low": bucket_bounds(ref.buckets)[0], "bucket_high": bucket_bounds(ref.buckets)[1],
             "types": types, "present": alive.astype(np.int64),
             "survival": np.where(types > 0, alive / np.maximum(types, 1), np.nan),
             "share": tokens / total if total else np.full(nb, np.nan),
@@ -190,9 +202,8 @@ def write_run_tails(run_dir: str, table: Any) -> None:
 def replace_extinction_law(N: int, k: np.ndarray) -> np.ndarray:
     """Replace's expected generations until an outcome seen k times among N is lost (given
     that it is): Kimura & Ohta's -2 N p ln p / (1 - p), p = k / N, about 2 k ln(N / k)
-    (docs/theory.md). The same formula as collapse.theory.time_to_forget_diffusion, written
-    here because collapse.theory imports collapse.experiment (tests/test_tails.py checks
-    that they agree)."""
+    (docs/theory.md). Defined here, the lower layer, once: collapse.theory's
+    time_to_forget_diffusion checks its arguments and calls it."""
     p = np.asarray(k, dtype=np.float64) / N
     return -2.0 * N * p * np.log(p) / (1.0 - p)
 
