@@ -82,16 +82,18 @@ def extinction_table(result: Any) -> Any:
     fit_p, gens, _ = _fits(result)
     k = original_counts(result)
     later = gens >= 1
-    parts = []
-    for t in range(fit_p.shape[0]):
-        held = np.flatnonzero(k[t] > 0)
-        at, returned = extinction(fit_p[t][later][:, held] > 0)
-        parts.append(pd.DataFrame({
-            "trial": t, "outcome": held, "real_count": k[t, held],
-            "extinct_at": pd.array(np.where(at < 0, None, gens[later][np.maximum(at, 0)]).tolist(), dtype="Int64"),
-            "returned": returned,
-        }))
-    return pd.concat(parts, ignore_index=True)
+    trials, K = k.shape
+    # every (trial, outcome) a column of one presence matrix [generations, trials x K]
+    presence = (fit_p[:, later] > 0).transpose(1, 0, 2).reshape(int(later.sum()), trials * K)
+    at, returned = extinction(presence)
+    held = k.reshape(-1) > 0
+    at = at[held]
+    return pd.DataFrame({
+        "trial": np.repeat(np.arange(trials), K)[held], "outcome": np.tile(np.arange(K), trials)[held],
+        "real_count": k.reshape(-1)[held],
+        "extinct_at": pd.array(np.where(at < 0, None, gens[later][np.maximum(at, 0)]).tolist(), dtype="Int64"),
+        "returned": returned[held],
+    })
 
 
 def missing_mass(result: Any) -> Any:
