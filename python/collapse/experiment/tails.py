@@ -199,7 +199,7 @@ def write_run_tails(run_dir: str, table: Any) -> None:
 
 # -------------------------------------------------------------------------------------- figure
 
-def replace_extinction_law(N: int, k: np.ndarray) -> np.ndarray:
+def replace_extinction_law(N: int, k: Any) -> np.ndarray:
     """Replace's expected generations until an outcome seen k times among N is lost (given
     that it is): Kimura & Ohta's -2 N p ln p / (1 - p), p = k / N, about 2 k ln(N / k)
     (docs/theory.md). Defined here, the lower layer, once: collapse.theory's

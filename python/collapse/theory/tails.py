@@ -91,7 +91,7 @@ def extinction_table(result: Any) -> Any:
     return pd.DataFrame({
         "trial": np.repeat(np.arange(trials), K)[held], "outcome": np.tile(np.arange(K), trials)[held],
         "real_count": k.reshape(-1)[held],
-        "extinct_at": pd.array(np.where(at < 0, None, gens[later][np.maximum(at, 0)]).tolist(), dtype="Int64"),
+        "extinct_at": pd.array(np.asarray(np.where(at < 0, None, gens[later][np.maximum(at, 0)])).tolist(), dtype="Int64"),
         "returned": returned[held],
     })
 
