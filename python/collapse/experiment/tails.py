@@ -208,6 +208,32 @@ def replace_extinction_law(N: int, k: Any) -> np.ndarray:
     return -2.0 * N * p * np.log(p) / (1.0 - p)
 
 
+def galton_watson_extinction(steps: int) -> np.ndarray:
+    """q_j = P(a critical Poisson(1) Galton-Watson line dies within j generations), j =
+    0..steps: q_0 = 0, q_j = exp(q_{j-1} - 1); 1 - q_j ~ 2 / (j + ln j). Replace's count of
+    an outcome seen k << N times is such a process from k lines: P(lost within j refits) ~
+    q_j^k (docs/theory.md, "The tail"; collapse.theory re-exports it)."""
+    q = np.zeros(int(steps) + 1)
+    for j in range(1, q.size):
+        q[j] = np.exp(q[j - 1] - 1.0)
+    return q
+
+
+def galton_watson_death_time(k: Any, steps: int) -> np.ndarray:
+    """E[T | T <= steps] for T the refits until k Galton-Watson lines are all gone
+    (P(T <= j) = q_j^k): the mean a run of `steps` refits can see, however large N is."""
+    ks = np.atleast_1d(np.asarray(k, dtype=np.float64))
+    died = galton_watson_extinction(steps)[:, None] ** ks[None, :]
+    return (np.arange(1, int(steps) + 1)[:, None] * np.diff(died, axis=0)).sum(axis=0) / died[-1]
+
+
+def replace_extinction_law_within(k: Any, last_generation: int) -> np.ndarray:
+    """Replace's law for what a loop run measures: the mean extinction generation of the
+    real types seen k times (k << N) that die by the run's last generation G. S_t is the
+    (t + 1)-th refit's sample after M_0, so extinct_at = T - 1 with T <= G + 1."""
+    return galton_watson_death_time(k, int(last_generation) + 1) - 1.0
+
+
 def _cell_extinctions(run_dir: str) -> List["tuple[str, Any]"]:
     """(paradigm, extinction table) of every cell that has one (manifest order)."""
     import pandas as pd
@@ -228,7 +254,8 @@ def draw_tails(run_dir: str) -> Any:
     """The tail figure: per paradigm, survival of each count bucket against generation (mean
     over the paradigm's cells); last panel, extinction generation against count in R (mean
     over the types that died, per count) with Replace's law (replace_extinction_law; N: R's
-    tokens)."""
+    tokens) and, what a run of G generations can measure, its mean over the types that die
+    by G (replace_extinction_law_within)."""
     import pandas as pd
     from matplotlib import colormaps
     from matplotlib.figure import Figure
@@ -278,6 +305,8 @@ def draw_tails(run_dir: str) -> Any:
         law = replace_extinction_law(int(n_real), k)
         ax.plot(k, law, "k--", lw=1, label=rf"Replace's law: $2k\ln(N/k)$, N = {int(n_real)}")
         last = float(df["generation"].max())
+        ax.plot(k, replace_extinction_law_within(k, int(last)), "k-", lw=1,
+                label="the same law, types that die by the last generation")
         # the run ends at its last generation: a type alive then has no extinction generation
         ax.axhline(last, color="0.6", lw=0.8, ls=":", label="last generation (types alive then: not shown)")
         # symlog: the law runs to hundreds of generations where a run has tens (and 0 is a value)

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import CollapseError
 from ..experiment.paradigms import synthetic_part
-from ..experiment.tails import replace_extinction_law
+from ..experiment.tails import galton_watson_death_time, galton_watson_extinction, replace_extinction_law
 
 ArrayLike = Union[int, float, np.ndarray]
 GOLDEN_RATIO = (1 + math.sqrt(5)) / 2
@@ -685,16 +685,6 @@ def replace_missing_mass(p0: np.ndarray, N: int, generation: ArrayLike) -> Array
     return float(out[0]) if np.ndim(generation) == 0 else out
 
 
-def galton_watson_extinction(steps: int) -> np.ndarray:
-    """q_j = P(a critical Poisson(1) Galton-Watson line dies within j generations), j =
-    0..steps: q_0 = 0, q_j = exp(q_{j-1} - 1); 1 - q_j ~ 2 / j (Kolmogorov). Wright-Fisher
-    with N draws is this process for counts k << N, so P(lost within j refits) ~ q_j^k."""
-    q = np.zeros(int(steps) + 1)
-    for j in range(1, q.size):
-        q[j] = math.exp(q[j - 1] - 1.0)
-    return q
-
-
 def replace_extinction_generation_poisson(k: ArrayLike, generations: int) -> ArrayLike:
     """Large-N form of ``replace_extinction_generation`` with a horizon: with P(lost within
     j refits | k) = q_j^k (``galton_watson_extinction``), E[1 + T | T <= G - 1]. It does
@@ -703,11 +693,9 @@ def replace_extinction_generation_poisson(k: ArrayLike, generations: int) -> Arr
     G = int(_generations(generations))
     if G < 2:
         raise CollapseError("generations must be >= 2 (generation 1 is R itself)")
-    ks = np.atleast_1d(np.asarray(k, dtype=np.float64))
-    if np.any(ks < 1):
+    if np.any(np.atleast_1d(np.asarray(k, dtype=np.float64)) < 1):
         raise CollapseError("k (the count in R) must be >= 1")
-    L = galton_watson_extinction(G - 1)[:, None] ** ks[None, :]
-    out = ((1.0 + np.arange(1, G))[:, None] * np.diff(L, axis=0)).sum(axis=0) / L[-1]
+    out = 1.0 + galton_watson_death_time(k, G - 1)
     return float(out[0]) if np.ndim(k) == 0 else out
 
 
