@@ -120,7 +120,7 @@ def draw(series: list, path: str) -> None:
     for (label, agg, N, last), colour in zip(series, colours):
         k = agg.index.to_numpy()
         d = agg[("died", "mean")]
-        ax2.errorbar(k, d, yerr=[d - agg[("died", "min")], agg[("died", "max")] - d], fmt="o", ms=4, capsize=2,
+        ax2.errorbar(k, d, yerr=np.clip([d - agg[("died", "min")], agg[("died", "max")] - d], 0, None), fmt="o", ms=4, capsize=2,
                      color=colour, label=f"{label} (seeds' range)")
         kk = np.arange(1, k.max() + 1)
         ax2.plot(kk, galton_watson_extinction(last + 1)[-1] ** kk, "-", color=colour, lw=1,
@@ -128,7 +128,7 @@ def draw(series: list, path: str) -> None:
         k = agg.index.to_numpy()
         m = agg[("mean_extinct_at", "mean")]
         lo, hi = agg[("mean_extinct_at", "min")], agg[("mean_extinct_at", "max")]
-        ax.errorbar(k, m, yerr=[m - lo, hi - m], fmt="o", ms=4, capsize=2, color=colour,
+        ax.errorbar(k, m, yerr=np.clip([m - lo, hi - m], 0, None), fmt="o", ms=4, capsize=2, color=colour,
                     label=f"{label}: types that died (seeds' range)")
         kk = np.arange(1, k.max() + 1)
         ax.plot(kk, replace_extinction_law_within(kk, last), "-", color=colour, lw=1,
