@@ -119,6 +119,7 @@ def child(args) -> None:  # noqa: ANN001
     from collapse.data.storygrammar import get_grammar
     from collapse.experiment.metrics import Reference, generation_metrics
     from collapse.experiment.paradigms import needed_synthetic, training_corpus
+    from collapse.experiment.tails import TailReference
     from collapse.files import fsync_directory
     from collapse.ngram.family import NGramFamily
 
@@ -130,6 +131,7 @@ def child(args) -> None:  # noqa: ANN001
     real, _ = grammar.sample(n, 1)
     heldout, heldout_lp = grammar.sample(args.heldout, 2)
     ref = Reference.build(real, heldout, grammar=grammar, heldout_logprobs=heldout_lp)
+    tail_ref = TailReference.build(real) if args.time_new_metrics else None
     print(json.dumps({"setup_s": time.perf_counter() - t, "real_tokens": real.num_tokens}), flush=True)
     prune = [int(v) for v in args.prune.split(",")] if args.prune else None
     family = NGramFamily(order, threads=args.threads, prune=prune)
@@ -211,6 +213,8 @@ def child(args) -> None:  # noqa: ANN001
                                      seed=_core.derive_seed(13, g))
         t4 = time.perf_counter()
         metrics_peak = stage_peak_mb()
+        new_metrics = time_new_metrics(model, m0, synth, ref, tail_ref, args.workdir, _core.derive_seed(13, g)) \
+            if args.time_new_metrics else {}
         process_peak = max(process_peak, fit_peak, sample_peak, metrics_peak)
         row = {"generation": g, "paradigm_s": t1 - t0, "fit_s": t2 - t1, "sample_s": t3 - t2b, "metrics_s": t4 - t3,
                "train_tokens": train.num_tokens, "ngrams": model.model.num_ngrams(), "peak_rss_mb": process_peak,
@@ -218,7 +222,8 @@ def child(args) -> None:  # noqa: ANN001
                "rss_mb": vm_kb("VmRSS") / 1024, "heldout_ppl": metrics["heldout_ppl"],
                "kl_truth": metrics["kl_truth"], "distinct_4": metrics["distinct_4"],
                "ref_ppl": metrics["ref_ppl"], "self_bleu4": metrics["self_bleu4"],
-               "loadavg_1min": os.getloadavg()[0], "elapsed_s": elapsed_before + time.perf_counter() - t_start}
+               "loadavg_1min": os.getloadavg()[0], "elapsed_s": elapsed_before + time.perf_counter() - t_start,
+               **new_metrics}
         if lmplz_s is not None:
             row["lmplz_s"] = lmplz_s
         if ckpt and g in needed_synthetic(paradigm, g + 1):  # kept past the last generation: a rerun may go further
@@ -293,6 +298,44 @@ def stage_peaks(rec: dict) -> str:
     return f"{rec['fit_peak_mb']:.0f} / {rec['sample_peak_mb']:.0f} / {rec['metrics_peak_mb']:.0f}"
 
 
+NEW_METRIC_COLUMNS = ("ref_ppl_s", "self_bleu4_s", "zipf_s", "tails_s", "tails_write_s")
+
+
+def time_new_metrics(model, m0, synth, ref, tail_ref, workdir: str, seed: int) -> dict:  # noqa: ANN001
+    """With --time-new-metrics: issue 20's metrics of this generation timed again one by one,
+    as the loop computes them (inside metrics_s already, except the tail): ref_ppl (S_t's
+    first REF_PPL_DOCUMENTS documents under M_0), self_bleu4, zipf_exponent, and the tail
+    (tails.generation_tails, and writing its two files as the loop does with each generation).
+    rep_2..4 and diversity derive from distinct_n, which the metrics computed before."""
+    import numpy as np
+
+    from collapse.experiment.fieldstats import self_bleu4, self_bleu_subset, zipf_exponent
+    from collapse.experiment.metrics import REF_PPL_DOCUMENTS, documents
+    from collapse.experiment.tails import generation_tails, write_generation
+
+    out = {}
+    t = time.perf_counter()
+    if model is not m0:
+        n = min(synth.num_documents, REF_PPL_DOCUMENTS)
+        m0.perplexity(synth if n == synth.num_documents else synth.select(np.arange(n)))
+    out["ref_ppl_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    self_bleu4(documents(synth, self_bleu_subset(synth.num_documents, seed)))
+    out["self_bleu4_s"] = time.perf_counter() - t
+    own = np.bincount(synth.tokens, minlength=len(synth.vocab))  # the metrics count these anyway (vocab_size)
+    t = time.perf_counter()
+    zipf_exponent(own[3:])
+    out["zipf_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    columns, present = generation_tails(synth, ref.real.vocab, tail_ref)
+    out["tails_s"] = time.perf_counter() - t
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        t = time.perf_counter()
+        write_generation(tmp, columns, present)
+        out["tails_write_s"] = time.perf_counter() - t
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -314,6 +357,9 @@ def main() -> int:
                     "read; a rerun with the same directory goes on where the last one stopped")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "paper_scale.json"))
     ap.add_argument("--figure", help="also draw the figure (PNG + SVG) to this path")
+    ap.add_argument("--time-new-metrics", action="store_true",
+                    help="also time issue 20's metrics one by one (ref_ppl, self_bleu4, zipf_exponent, the tail): "
+                         "columns ref_ppl_s, self_bleu4_s, zipf_s, tails_s, tails_write_s")
     ap.add_argument("--plot-only", metavar="JSON", help="draw --figure from a results file of an earlier run")
     args = ap.parse_args()
     if args.plot_only:
@@ -342,6 +388,8 @@ def main() -> int:
                    "--lmplz-memory", args.lmplz_memory, "--workdir", args.workdir, "--pool", args.pool]
             if args.prune:
                 cmd += ["--prune", args.prune]
+            if args.time_new_metrics:
+                cmd.append("--time-new-metrics")
             if args.checkpoint:
                 cmd += ["--checkpoint", args.checkpoint]
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -366,6 +414,11 @@ def main() -> int:
                           f"{rec['fit_s']:>8.2f} {rec['sample_s']:>9.2f} {rec['metrics_s']:>9.2f} "
                           f"{rec['peak_rss_mb']:>8.0f} {stage_peaks(rec):>26} {lm_s:>8} {ratio:>9} {rec['heldout_ppl']:>7.3f} "
                           f"{rec['kl_truth']:>8.2f}", flush=True)
+                    if "tails_s" in rec:
+                        new = sum(rec[c] for c in NEW_METRIC_COLUMNS)
+                        step = sum(rec[c] for c in ("fit_s", "sample_s", "paradigm_s", "metrics_s", "tails_s", "tails_write_s"))
+                        print("     issue 20's metrics: " + ", ".join(f"{c} {rec[c]:.2f}" for c in NEW_METRIC_COLUMNS)
+                              + f"; {new:.2f} s of the generation's {step:.2f} s ({100 * new / step:.1f}%)", flush=True)
             rc = proc.wait()
             run["returncode"] = rc
             print(f"total {run['wall_s'] or 0:.1f} s (return code {rc}; with --checkpoint: over every session)")

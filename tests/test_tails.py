@@ -13,7 +13,7 @@ import pytest
 
 from collapse.experiment.loop import load_corpus_files, real_data, run_experiment
 from collapse.experiment.config import load_config
-from collapse.experiment.tails import extinction, replace_extinction_law
+from collapse.experiment.tails import extinction, replace_extinction_law, replace_extinction_law_within
 from collapse.theory import time_to_forget_diffusion
 
 GENERATIONS = 4
@@ -120,6 +120,19 @@ def test_the_drawn_law_is_the_theory_modules():
     k = np.array([1, 2, 5, 40])
     assert np.allclose(replace_extinction_law(10_000, k), time_to_forget_diffusion(10_000, k))
     assert replace_extinction_law(10_000, np.array([1]))[0] == pytest.approx(2 * math.log(10_000), rel=1e-3)
+
+
+def test_the_law_within_a_run_is_the_simulators_in_loop_numbering():
+    """The loop's S_t is the simulator's generation t + 2: a run to generation G measures
+    theory.replace_extinction_generation_poisson(k, G + 2) - 2, and, checked against the
+    Wright-Fisher chain at N = 3000, that is what Replace gives for k << N."""
+    from collapse import theory
+
+    k = np.array([1, 2, 3, 8])
+    within = replace_extinction_law_within(k, 20)
+    assert np.allclose(within, theory.replace_extinction_generation_poisson(k, 22) - 2)
+    assert np.allclose(within, theory.replace_extinction_generation(3000, k, 22) - 2, rtol=0.01)
+    assert np.all(within < replace_extinction_law(124_687, k) / 3)   # far below the law without a horizon
 
 
 def _tables(run_dir):

@@ -32,6 +32,19 @@ BUCKET_COLUMNS = ("bucket_low", "bucket_high", "types", "present", "survival", "
 KEY_COLUMNS = ("model", "paradigm", "alpha", "seed", "order", "filter_keep")
 
 
+def count_bucket(counts: np.ndarray) -> np.ndarray:
+    """The log2 bucket of each count >= 1: floor(log2(count)) (1 -> 0, 2-3 -> 1, 4-7 -> 2, ...);
+    the one bucketing of the loop's tail and the categorical simulator's
+    (collapse.theory.tails)."""
+    return np.floor(np.log2(np.asarray(counts, dtype=np.float64))).astype(np.int64)
+
+
+def bucket_bounds(buckets: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
+    """(bucket_low, bucket_high): the counts bucket b holds, 2^b .. 2^(b+1) - 1."""
+    buckets = np.asarray(buckets, dtype=np.int64)
+    return 2 ** buckets, 2 ** (buckets + 1) - 1
+
+
 @dataclass(frozen=True)
 class TailReference:
     """What every generation's tail is measured against: R's word types (ids of R's vocab,
@@ -47,8 +60,7 @@ class TailReference:
         counts = np.bincount(real.tokens, minlength=len(real.vocab)).astype(np.float64)
         types = np.flatnonzero(counts > 0)
         types = types[types >= 3]
-        bucket = np.floor(np.log2(counts[types])).astype(np.int64)
-        return cls(counts, types, bucket, float(real.num_tokens))
+        return cls(counts, types, count_bucket(counts[types]), float(real.num_tokens))
 
     @property
     def buckets(self) -> np.ndarray:
@@ -70,7 +82,7 @@ def generation_tails(synthetic: Corpus, real_vocab: Any, ref: TailReference) -> 
     total = float(synthetic.num_tokens)
     with np.errstate(invalid="ignore", divide="ignore"):
         columns = {
-            "bucket_low": 2 ** ref.buckets, "bucket_high": 2 ** (ref.buckets + 1) - 1,
+            "bucket_low": bucket_bounds(ref.buckets)[0], "bucket_high": bucket_bounds(ref.buckets)[1],
             "types": types, "present": alive.astype(np.int64),
             "survival": np.where(types > 0, alive / np.maximum(types, 1), np.nan),
             "share": tokens / total if total else np.full(nb, np.nan),
@@ -187,14 +199,39 @@ def write_run_tails(run_dir: str, table: Any) -> None:
 
 # -------------------------------------------------------------------------------------- figure
 
-def replace_extinction_law(N: int, k: np.ndarray) -> np.ndarray:
+def replace_extinction_law(N: int, k: Any) -> np.ndarray:
     """Replace's expected generations until an outcome seen k times among N is lost (given
     that it is): Kimura & Ohta's -2 N p ln p / (1 - p), p = k / N, about 2 k ln(N / k)
-    (docs/theory.md). The same formula as collapse.theory.time_to_forget_diffusion, written
-    here because collapse.theory imports collapse.experiment (tests/test_tails.py checks
-    that they agree)."""
+    (docs/theory.md). Defined here, the lower layer, once: collapse.theory's
+    time_to_forget_diffusion checks its arguments and calls it."""
     p = np.asarray(k, dtype=np.float64) / N
     return -2.0 * N * p * np.log(p) / (1.0 - p)
+
+
+def galton_watson_extinction(steps: int) -> np.ndarray:
+    """q_j = P(a critical Poisson(1) Galton-Watson line dies within j generations), j =
+    0..steps: q_0 = 0, q_j = exp(q_{j-1} - 1); 1 - q_j ~ 2 / (j + ln j). Replace's count of
+    an outcome seen k << N times is such a process from k lines: P(lost within j refits) ~
+    q_j^k (docs/theory.md, "The tail"; collapse.theory re-exports it)."""
+    q = np.zeros(int(steps) + 1)
+    for j in range(1, q.size):
+        q[j] = np.exp(q[j - 1] - 1.0)
+    return q
+
+
+def galton_watson_death_time(k: Any, steps: int) -> np.ndarray:
+    """E[T | T <= steps] for T the refits until k Galton-Watson lines are all gone
+    (P(T <= j) = q_j^k): the mean a run of `steps` refits can see, however large N is."""
+    ks = np.atleast_1d(np.asarray(k, dtype=np.float64))
+    died = galton_watson_extinction(steps)[:, None] ** ks[None, :]
+    return (np.arange(1, int(steps) + 1)[:, None] * np.diff(died, axis=0)).sum(axis=0) / died[-1]
+
+
+def replace_extinction_law_within(k: Any, last_generation: int) -> np.ndarray:
+    """Replace's law for what a loop run measures: the mean extinction generation of the
+    real types seen k times (k << N) that die by the run's last generation G. S_t is the
+    (t + 1)-th refit's sample after M_0, so extinct_at = T - 1 with T <= G + 1."""
+    return galton_watson_death_time(k, int(last_generation) + 1) - 1.0
 
 
 def _cell_extinctions(run_dir: str) -> List["tuple[str, Any]"]:
@@ -217,7 +254,8 @@ def draw_tails(run_dir: str) -> Any:
     """The tail figure: per paradigm, survival of each count bucket against generation (mean
     over the paradigm's cells); last panel, extinction generation against count in R (mean
     over the types that died, per count) with Replace's law (replace_extinction_law; N: R's
-    tokens)."""
+    tokens) and, what a run of G generations can measure, its mean over the types that die
+    by G (replace_extinction_law_within)."""
     import pandas as pd
     from matplotlib import colormaps
     from matplotlib.figure import Figure
@@ -267,6 +305,8 @@ def draw_tails(run_dir: str) -> Any:
         law = replace_extinction_law(int(n_real), k)
         ax.plot(k, law, "k--", lw=1, label=rf"Replace's law: $2k\ln(N/k)$, N = {int(n_real)}")
         last = float(df["generation"].max())
+        ax.plot(k, replace_extinction_law_within(k, int(last)), "k-", lw=1,
+                label="the same law, types that die by the last generation")
         # the run ends at its last generation: a type alive then has no extinction generation
         ax.axhline(last, color="0.6", lw=0.8, ls=":", label="last generation (types alive then: not shown)")
         # symlog: the law runs to hundreds of generations where a run has tens (and 0 is a value)

@@ -19,9 +19,11 @@ from .laws import (GOLDEN_RATIO, categorical_weighted_sum_p2, gaussian_accumulat
                    gaussian_weighted_moments, gaussian_weighted_optimal_weight, gaussian_weighted_stationary_mean_sq_error,
                    gaussian_weighted_stationary_variance_ratio, he_xu_cheng_stationary_mean_sq_error, seddik_sum_p2,
                    synthetic_share, time_to_forget, time_to_forget_diffusion, wright_fisher_absorption_time,
-                   wright_fisher_fixation_probability)
+                   wright_fisher_fixation_probability, galton_watson_extinction, replace_extinction_generation, replace_extinction_generation_poisson,
+                   replace_missing_mass, replace_missing_mass_poisson, replace_survival, zipf_missing_mass_law)
 from .result import SimulationResult
 from .simulator import simulate
+from . import tails  # collapse.theory.tails: the tail statistics of a categorical result
 
 __all__ = [
     "GOLDEN_RATIO", "GaussianResult", "SimulationResult", "categorical_weighted_sum_p2",
@@ -34,7 +36,8 @@ __all__ = [
     "gaussian_replace_mean_sq_error_fixed_variance",
     "gaussian_replace_variance_ratio", "gaussian_weighted_moments", "gaussian_weighted_optimal_weight",
     "gaussian_weighted_stationary_mean_sq_error", "gaussian_weighted_stationary_variance_ratio",
-    "he_xu_cheng_stationary_mean_sq_error", "make_p0", "seddik_sum_p2", "simulate", "simulate_gaussian",
+    "he_xu_cheng_stationary_mean_sq_error", "make_p0", "seddik_sum_p2", "simulate", "simulate_gaussian", "tails",
     "synthetic_share", "time_to_forget", "time_to_forget_diffusion", "wright_fisher_absorption_time",
-    "wright_fisher_fixation_probability",
+    "wright_fisher_fixation_probability", "galton_watson_extinction", "replace_extinction_generation",
+    "replace_extinction_generation_poisson", "replace_missing_mass", "replace_missing_mass_poisson", "replace_survival", "zipf_missing_mass_law",
 ]

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import CollapseError
 from ..experiment.paradigms import synthetic_part
+from ..experiment.tails import galton_watson_death_time, galton_watson_extinction, replace_extinction_law
 
 ArrayLike = Union[int, float, np.ndarray]
 GOLDEN_RATIO = (1 + math.sqrt(5)) / 2
@@ -588,6 +589,156 @@ def time_to_forget_diffusion(N: int, k: ArrayLike) -> ArrayLike:
     """Kimura & Ohta (1969)'s diffusion approximation of ``time_to_forget``:
     -2 N p ln p / (1 - p) generations, p = k / N; about 2 k ln(N / k) for k << N."""
     N = _check_N(N, 2)
-    p = np.asarray(k, dtype=np.float64) / N
-    out = -2.0 * N * p * np.log(p) / (1.0 - p)
+    out = replace_extinction_law(N, k)
     return float(out) if np.ndim(k) == 0 else out
+
+
+# ------------------------------------------------------------------ categorical: the tail
+#
+# Conventions of collapse.theory.tails: an outcome's original count k is its count in the
+# real sample R (generation 1 = R / N); it is extinct at generation g when p_g gives it 0;
+# its extinction generation is the first such g. Under Replace, counts follow the two-state
+# Wright-Fisher chain from k at generation 1, so extinct_at = 1 + T with T the chain's
+# absorption time at 0.
+
+def _replace_lost_within(N: int, steps: int) -> np.ndarray:
+    """L[j, k] = P(an outcome of count k is lost within j Replace refits), j = 0..steps,
+    k = 0..N: L[j] = P^j e_0 for the (N+1)-state Wright-Fisher matrix P (exact)."""
+    P = _binomial_matrix(N)
+    L = np.empty((steps + 1, N + 1))
+    a = np.zeros(N + 1)
+    a[0] = 1.0
+    for j in range(steps + 1):
+        L[j] = a
+        a = P @ a
+    return L
+
+
+def _counts(N: int, k: ArrayLike) -> np.ndarray:
+    ks = np.atleast_1d(np.asarray(k))
+    if np.any(ks < 1) or np.any(ks > N) or not np.all(np.equal(np.mod(ks, 1), 0)):
+        raise CollapseError("k (the count in R) must be an integer in [1, N]")
+    return ks.astype(np.int64)
+
+
+def replace_survival(N: int, k: ArrayLike, generation: int) -> ArrayLike:
+    """P(an outcome seen k times in R still has p_g > 0 at generation g) under Replace,
+    exactly: 1 - (P^(g-1))_{k,0}, P the Wright-Fisher matrix (the outcome against the rest;
+    each outcome's count is that chain on its own, whatever K is). N up to a few thousand."""
+    N = _check_N(N, 2)
+    g = int(_generations(generation))
+    out = 1.0 - _replace_lost_within(N, g - 1)[g - 1, _counts(N, k)]
+    return float(out[0]) if np.ndim(k) == 0 else out
+
+
+def replace_extinction_generation(N: int, k: ArrayLike, generations: Optional[int] = None) -> ArrayLike:
+    """E[extinct_at | count k in R, extinct by generation G] under Replace, exactly
+    (extinct_at = 1 + T, T the Wright-Fisher absorption time at 0 from k). G = None: no
+    horizon, 1 + ``time_to_forget``. A run of G generations sees only the outcomes that
+    died by G: this is the mean it measures (the unconditional one is much larger)."""
+    N = _check_N(N, 2)
+    ks = _counts(N, k)
+    if generations is None:
+        if np.any(ks >= N):
+            raise CollapseError("k must lie in [1, N - 1] without a horizon")
+        out = 1.0 + np.atleast_1d(time_to_forget(N, ks))
+    else:
+        G = int(_generations(generations))
+        if G < 2:
+            raise CollapseError("generations must be >= 2 (generation 1 is R itself)")
+        L = _replace_lost_within(N, G - 1)[:, ks]       # L[j]: lost within j refits, extinct_at <= 1 + j
+        died = L[-1]
+        if np.any(died <= 0):
+            raise CollapseError("an outcome with this k cannot die within the horizon")
+        steps = np.arange(1, G)
+        out = ((1.0 + steps)[:, None] * np.diff(L, axis=0)).sum(axis=0) / died
+    return float(out[0]) if np.ndim(k) == 0 else out
+
+
+def _binomial_pmf(N: int, p: np.ndarray) -> np.ndarray:
+    """B[i, k] = Bin(k; N, p_i), k = 0..N (p_i = 0 and 1 exactly)."""
+    from math import lgamma
+
+    k = np.arange(N + 1, dtype=np.float64)
+    log_comb = np.array([lgamma(N + 1) - lgamma(j + 1) - lgamma(N - j + 1) for j in range(N + 1)])
+    p = np.asarray(p, dtype=np.float64)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = log_comb + k * np.log(p) + (N - k) * np.log1p(-p)
+    out = np.exp(np.where(np.isnan(logs), -np.inf, logs))
+    out[p[:, 0] == 0, 0] = 1.0
+    out[p[:, 0] == 1, N] = 1.0
+    return out
+
+
+def replace_missing_mass(p0: np.ndarray, N: int, generation: ArrayLike) -> ArrayLike:
+    """E[M_g], M_g = sum of p0 over the outcomes p_g gives probability 0 (Dohmatob et al.'s
+    "Hutter" test error, weighted by p0), under Replace, exactly:
+    sum_i p0_i sum_k Bin(k; N, p0_i) (P^(g-1))_{k,0}. Generation 1 (the fit to R):
+    sum_i p0_i (1 - p0_i)^N. Also Accumulate's value at every g when g = 1 is passed (R stays
+    in its pool: nothing R holds is ever lost). N up to a few thousand; for larger N,
+    ``replace_missing_mass_poisson``."""
+    N = _check_N(N, 2)
+    g = _generations(generation)
+    p0 = np.asarray(p0, dtype=np.float64)
+    L = _replace_lost_within(N, int(g.max()) - 1)               # [g - 1, k]
+    out = (p0 @ (_binomial_pmf(N, p0) @ L.T))[np.atleast_1d(g) - 1]  # P(outcome i lost by g), p0-weighted
+    return float(out[0]) if np.ndim(generation) == 0 else out
+
+
+def replace_extinction_generation_poisson(k: ArrayLike, generations: int) -> ArrayLike:
+    """Large-N form of ``replace_extinction_generation`` with a horizon: with P(lost within
+    j refits | k) = q_j^k (``galton_watson_extinction``), E[1 + T | T <= G - 1]. It does
+    not depend on N: for k << N a run of G generations measures this, not 2 k ln(N / k)
+    (the mean without a horizon, which a critical branching line makes infinite as N grows)."""
+    G = int(_generations(generations))
+    if G < 2:
+        raise CollapseError("generations must be >= 2 (generation 1 is R itself)")
+    if np.any(np.atleast_1d(np.asarray(k, dtype=np.float64)) < 1):
+        raise CollapseError("k (the count in R) must be >= 1")
+    out = 1.0 + galton_watson_death_time(k, G - 1)
+    return float(out[0]) if np.ndim(k) == 0 else out
+
+
+def replace_missing_mass_poisson(p0: np.ndarray, N: int, generation: ArrayLike) -> ArrayLike:
+    """Large-N form of ``replace_missing_mass``: sum_i p0_i exp(-N p0_i (1 - q_{g-1})), the
+    count in R taken Poisson(N p0_i) and each copy's line dying within g - 1 refits with
+    probability q_{g-1} (``galton_watson_extinction``). g generations of Replace lose what
+    one fit to N (1 - q_{g-1}) ~ 2 N / g draws would."""
+    N = _check_N(N)
+    g = _generations(generation)
+    p0 = np.asarray(p0, dtype=np.float64)
+    q = galton_watson_extinction(int(g.max()) - 1)
+    lam = N * (1.0 - q[g - 1])
+    out = (p0[:, None] * np.exp(-p0[:, None] * np.atleast_1d(lam)[None, :])).sum(axis=0)
+    return float(out[0]) if np.ndim(generation) == 0 else out
+
+
+def _zeta(beta: float, terms: int = 10_000) -> float:
+    """Riemann's zeta(beta), beta > 1: the first `terms` terms and an Euler-Maclaurin tail."""
+    M = float(terms)
+    head = float(np.sum(np.arange(1, terms + 1, dtype=np.float64) ** -beta))
+    return head + M ** (1 - beta) / (beta - 1) - M ** -beta / 2 + beta * M ** (-beta - 1) / 12
+
+
+def zipf_missing_mass_law(N: int, beta: float, generation: ArrayLike = 1) -> ArrayLike:
+    """Dohmatob et al.'s tail law for Zipf p0_i = i^-beta / zeta(beta) (infinitely many
+    outcomes, beta > 1), with its constant and for g generations of Replace (ours):
+    E[M_g] ~ Gamma(1 - 1/beta) / beta x zeta(beta)^(-1/beta) x N_g^(-(1 - 1/beta)),
+    N_g = N (1 - q_{g-1}) (``galton_watson_extinction``; N_1 = N, N_g ~ 2 N / g).
+
+    Derivation: the integral over ranks of ``replace_missing_mass_poisson`` (u = N_g p_i).
+    At g = 1 it is "A Tale of Tails" (Dohmatob et al. 2024)'s T^-(1 - 1/beta) for clean
+    data; a sample of size T cuts the tail at rank k ~ T^(1/beta), whose mass is
+    k^-(beta - 1) / ((beta - 1) zeta(beta)), the same order: their tail-cutting term. Replace
+    cuts g times: the error grows as g^(1 - 1/beta), as one sample of 2N / g would leave it.
+    An asymptote: within a few per cent of the exact law for N p0_K >> 1 >> N p0_1 only
+    (docs/theory.md)."""
+    N = _check_N(N)
+    if not (isinstance(beta, (int, float)) and beta > 1):
+        raise CollapseError(f"beta must be > 1 for an infinite Zipf law, got {beta!r}")
+    g = _generations(generation)
+    q = galton_watson_extinction(int(g.max()) - 1)
+    n_g = N * (1.0 - q[g - 1])
+    c = math.gamma(1 - 1 / beta) / beta * _zeta(beta) ** (-1 / beta)
+    out = c * np.atleast_1d(n_g) ** (-(1 - 1 / beta))
+    return float(out[0]) if np.ndim(generation) == 0 else out

@@ -14,8 +14,10 @@ import numpy as np
 from ..errors import CollapseError
 from ..experiment.paradigms import PARADIGMS as LOOP_PARADIGMS, check_paradigm
 from ..experiment.rundir import COLLAPSE_VERSION, write_metrics
+from ..experiment.tails import EXTINCTION_FILE, TAILS_FILE
 from ..files import write_bytes, write_json, write_text, write_toml
 from ..validate import choice, integer, real, seed as check_seed, threads as check_threads
+from .tails import bucket_table, extinction_table, missing_mass
 
 EXECUTORS = ("local", "ray")
 # The loop's paradigms, plus weighted (He, Xu & Cheng's weighted estimate), which is not a
@@ -79,10 +81,24 @@ class SimulationResult:
 
 
 
+def _write_tails(result: SimulationResult, out_dir: str) -> "list[str]":
+    """tails.parquet (bucket rows, with missing_mass per trial and generation) and
+    extinction.parquet of a categorical result with every generation recorded
+    (collapse.theory.tails; the loop's file names)."""
+
+    rows = bucket_table(result).merge(missing_mass(result), on=["trial", "generation"], how="left")
+    for name, table in ((TAILS_FILE, rows), (EXTINCTION_FILE, extinction_table(result))):
+        buf = io.BytesIO()
+        table.to_parquet(buf, index=False)
+        write_bytes(os.path.join(out_dir, name), buf.getvalue())
+    return [TAILS_FILE, EXTINCTION_FILE]
+
+
 def write_run(result: SimulationResult, out_dir: str, save_final_p: bool = False) -> None:
     """The run-directory format (collapse.experiment.rundir): config.toml, manifest.json,
     metrics.csv + metrics.parquet, events.csv, final_p.npy if asked, and fits.npz (generation,
-    fit_p, or fit_mean and fit_cov) for a result with record="all"; every file written
+    fit_p, or fit_mean and fit_cov) for a result with record="all" (categorical, every
+    generation recorded: also tails.parquet and extinction.parquet); every file written
     with collapse.files (atomic and durable)."""
     os.makedirs(out_dir, exist_ok=True)
     write_toml(os.path.join(out_dir, "config.toml"), {"simulate": result.config},
@@ -103,6 +119,8 @@ def write_run(result: SimulationResult, out_dir: str, save_final_p: bool = False
         np.savez(buf, generation=np.sort(result.metrics["generation"].unique()), **fits)
         write_bytes(os.path.join(out_dir, "fits.npz"), buf.getvalue())
         files.append("fits.npz")
+    if result.fit_p is not None and result.config.get("record_every", 1) == 1:
+        files += _write_tails(result, out_dir)
     manifest = {
         "kind": "simulate", "process": result.config.get("process"), "collapse_version": COLLAPSE_VERSION,
         "generations": result.config.get("generations"), "generations_finished": result.config.get("generations"),
