@@ -194,3 +194,15 @@ def test_model_axis_keeps_an_ngram_tables_orders_apart(ngram_run):
     points = summary_points([str(ngram_run)], "model", "kl_truth", "last")
     assert {p.x for p in points} == {"ngram order 2", "ngram order 3"}
     assert all(p.values.size == 3 for p in points)
+
+
+def test_legend_columns_fit_long_labels_across_the_figure():
+    """Labels naming several run directories are long: fewer legend columns, so the legend
+    stays inside the figure (it ran off both edges with one column per line)."""
+    from collapse.experiment.summary import _legend_columns
+
+    short = ["Replace · ngram"] * 8
+    long = ["Accumulate-Subsample · study-data-type-grammar · transformer"] * 8
+    assert _legend_columns(short, 9.0, 4) == 4
+    assert _legend_columns(long, 9.0, 4) == 2
+    assert _legend_columns(long, 3.0, 4) == 1 and _legend_columns([], 9.0, 4) == 1

@@ -263,7 +263,10 @@ def plot_summary(run_dirs: Sequence[str], axis: str, output: Optional[str] = Non
                 for i, r in enumerate(rest)}
     ncols = min(len(panels), 3)
     nrows = int(math.ceil(len(panels) / ncols))
-    legend_rows = int(math.ceil(len(lines) / max(1, min(len(lines), 2 * ncols))))
+    labels = [_line_label(line) for line in lines]
+    width = size[0] if size is not None else PANEL_INCHES[0] * ncols + 0.6
+    legend_cols = _legend_columns(labels, width, 2 * ncols)
+    legend_rows = int(math.ceil(len(lines) / legend_cols))
     if size is None:
         size = (PANEL_INCHES[0] * ncols + 0.6, PANEL_INCHES[1] * nrows + 0.6 + 0.2 * legend_rows
                 + (0.35 if title else 0.0))
@@ -313,7 +316,7 @@ def plot_summary(run_dirs: Sequence[str], axis: str, output: Optional[str] = Non
         ax.grid(True, alpha=0.3, linewidth=0.5)
     handles = [Line2D([], [], color=colour_of[colour_key(line)], linewidth=1.4, label=_line_label(line),
                       markersize=4, **style_of[style_key(line)]) for line in lines]
-    legend = fig.legend(handles=handles, loc="lower center", ncol=max(1, min(len(lines), 2 * ncols)), fontsize=7,
+    legend = fig.legend(handles=handles, loc="lower center", ncol=legend_cols, fontsize=7,
                         frameon=False, title=_replicate_note(every, unit), title_fontsize=7,
                         bbox_to_anchor=(0.5, 0.0))
     heading = fig.suptitle(title, fontsize=11) if title else None
@@ -324,6 +327,14 @@ def plot_summary(run_dirs: Sequence[str], axis: str, output: Optional[str] = Non
     if output is not None:
         fig.paths = _save(fig, output, dpi)
     return fig
+
+
+def _legend_columns(labels: Sequence[str], width_inches: float, most: int) -> int:
+    """As many legend columns as the longest label lets fit across the figure (a 7-point
+    character is about 0.055 inch; a handle and the gap after it about 0.45 inch), at most
+    ``most``: long labels (several run directories) never run off the figure's edges."""
+    column = 0.45 + 0.055 * max((len(label) for label in labels), default=1)
+    return max(1, min(len(labels), most, int(width_inches / column)))
 
 
 def _where(generation: Union[int, str], slope: bool) -> str:
