@@ -53,6 +53,7 @@ def draw_downstream(run_dir: str) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import pandas as pd
+    from matplotlib.ticker import MaxNLocator
 
     df = pd.read_parquet(os.path.join(run_dir, TABLE + ".parquet"))
     tasks = sorted(df["task"].unique())
@@ -72,6 +73,7 @@ def draw_downstream(run_dir: str) -> Any:
             ax.axhline(bayes.mean(), color="k", ls=":", lw=1, label="Bayes-optimal")
         ax.set_title(task)
         ax.set_xlabel("generation")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations, never 0.5
         ax.set_ylabel("test accuracy")
     # one legend below the panels, never over a curve
     handles: dict = {}
