@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -358,6 +358,13 @@ def plot_runs(run_dirs: Sequence[str], output: Optional[str] = None, metrics: Op
         handles += [Line2D([], [], color="0.3", linewidth=1.2, label=m, **style_of[m]) for m in models]
     elif models[0]:  # one model: named in the legend's title, not drawn as a grey line of its own
         note = f"{models[0]}; {note}"
+    return _finish_figure(fig, handles, legend_cols, note, title, output, dpi)
+
+
+def _finish_figure(fig: Any, handles: list, legend_cols: int, note: str, title: Optional[str],
+                   output: Optional[str], dpi: int) -> Any:
+    """One legend below the panels (``note`` as its title), the figure's title above, the
+    panels laid out between them; written as PNG + SVG when ``output`` is given."""
     legend = fig.legend(handles=handles, loc="lower center", ncol=legend_cols, fontsize=7, frameon=False,
                         title=note, title_fontsize=7, bbox_to_anchor=(0.5, 0.0))
     heading = fig.suptitle(title, fontsize=11) if title else None

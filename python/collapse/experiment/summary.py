@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import CollapseError
 from .plot import (CI_LEVEL, DEFAULT_DPI, LINESTYLES, MARKERS, METRIC_LABELS, PANEL_INCHES, PARADIGM_NAMES,
-                   PARADIGM_ORDER, REPLICATE_COLUMNS, RunsFigure, _check_size, _palette, _read_runs, _save, _set,
+                   PARADIGM_ORDER, REPLICATE_COLUMNS, RunsFigure, _check_size, _finish_figure, _palette, _read_runs, _set,
                    _subset, bootstrap_mean_ci)
 
 AXES = ("alpha", "params", "order", "filter_keep", "model")
@@ -316,17 +316,7 @@ def plot_summary(run_dirs: Sequence[str], axis: str, output: Optional[str] = Non
         ax.grid(True, alpha=0.3, linewidth=0.5)
     handles = [Line2D([], [], color=colour_of[colour_key(line)], linewidth=1.4, label=_line_label(line),
                       markersize=4, **style_of[style_key(line)]) for line in lines]
-    legend = fig.legend(handles=handles, loc="lower center", ncol=legend_cols, fontsize=7,
-                        frameon=False, title=_replicate_note(every, unit), title_fontsize=7,
-                        bbox_to_anchor=(0.5, 0.0))
-    heading = fig.suptitle(title, fontsize=11) if title else None
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    bottom = legend.get_window_extent(renderer).height / fig.bbox.height
-    top = 1.0 - (heading.get_window_extent(renderer).height / fig.bbox.height + 0.01 if heading else 0.0)
-    fig.tight_layout(rect=(0, bottom + 0.005, 1, top), h_pad=0.8, w_pad=0.8)
-    if output is not None:
-        fig.paths = _save(fig, output, dpi)
-    return fig
+    return _finish_figure(fig, handles, legend_cols, _replicate_note(every, unit), title, output, dpi)
 
 
 def _legend_columns(labels: Sequence[str], width_inches: float, most: int) -> int:
