@@ -29,7 +29,8 @@ a rerun with the same DIR goes on from the last kept generation, bit for bit.
         [--paradigms replace,accumulate-subsample,accumulate] [--lmplz-at 1,2] [--out FILE.json]
         [--prune 0,1,1] [--pool disk|memory]
         [--figure FILE.png] [--checkpoint DIR]
-    python bench/bench_paper_scale.py --plot-only FILE.json --figure FILE.png   (redraw only)
+    python bench/bench_paper_scale.py --plot-only FILE.json [MORE.json ...] [--plot-runs replace:5]
+        --figure FILE.png   (redraw only; several files: their runs in one figure)
 """
 
 from __future__ import annotations
@@ -249,11 +250,28 @@ def child(args) -> None:  # noqa: ANN001
 PARADIGM_COLOURS = {"replace": "tab:red", "accumulate-subsample": "tab:blue", "accumulate": "tab:green"}
 
 
+def run_label(run: dict, config: dict) -> str:
+    """"paradigm, order N" and, for a run whose fits were pruned, its thresholds."""
+    prune = config.get("prune") or ""
+    return f"{run['paradigm']}, order {run['order']}" + (f", --prune {prune}" if prune else "")
+
+
+def merge_results(results: list, keep: str = "") -> dict:
+    """Several results files as one for plot(): their runs side by side, each labelled with
+    its own file's pruning (keep: "paradigm:order,..." selects runs; "" keeps all)."""
+    wanted = {tuple(k.split(":")) for k in keep.split(",") if k}
+    runs = [{**run, "label": run_label(run, r["config"])} for r in results for run in r["runs"]
+            if not wanted or (run["paradigm"], str(run["order"])) in wanted]
+    first = results[0]["config"]
+    return {**results[0], "runs": runs,
+            "config": {**first, "generations": max(r["config"]["generations"] for r in results)}}
+
+
 def plot(results: dict, path: str) -> None:
     """Six panels over generations, one line per (paradigm, order): seconds per generation
     (all stages), the fit alone, held-out perplexity, KL to the grammar (nats/story), the
     model's size (n-grams, all orders) and the peak RSS so far; a run that stopped early
-    ends with an x."""
+    ends with an x. A pruned run (--prune) is drawn dotted."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -273,10 +291,11 @@ def plot(results: dict, path: str) -> None:
             gens = run["generations"]
             if not gens:
                 continue
-            style = "-" if run["order"] == 3 else "--"
+            label = run.get("label") or run_label(run, results["config"])
+            style = ":" if "--prune" in label else "-" if run["order"] == 3 else "--"
             colour = PARADIGM_COLOURS.get(run["paradigm"], "black")
             ax.plot([g["generation"] for g in gens], [value(g) for g in gens], style, color=colour,
-                    label=f"{run['paradigm']}, order {run['order']}")
+                    label=label)
             if gens[-1]["generation"] < last:  # stopped before the last generation (memory, or not yet done)
                 ax.plot([gens[-1]["generation"]], [value(gens[-1])], "x", color=colour, markersize=8)
         ax.set_title(title, fontsize=10)
@@ -360,11 +379,17 @@ def main() -> int:
     ap.add_argument("--time-new-metrics", action="store_true",
                     help="also time issue 20's metrics one by one (ref_ppl, self_bleu4, zipf_exponent, the tail): "
                          "columns ref_ppl_s, self_bleu4_s, zipf_s, tails_s, tails_write_s")
-    ap.add_argument("--plot-only", metavar="JSON", help="draw --figure from a results file of an earlier run")
+    ap.add_argument("--plot-only", metavar="JSON", nargs="+",
+                    help="draw --figure from the results files of earlier runs (several: their runs side by side)")
+    ap.add_argument("--plot-runs", default="", metavar="PARADIGM:ORDER,...",
+                    help="with --plot-only: only these runs (e.g. replace:5)")
     args = ap.parse_args()
     if args.plot_only:
-        with open(args.plot_only) as f:
-            plot(json.load(f), args.figure or os.path.splitext(args.plot_only)[0] + ".png")
+        loaded = []
+        for name in args.plot_only:
+            with open(name) as f:
+                loaded.append(json.load(f))
+        plot(merge_results(loaded, args.plot_runs), args.figure or os.path.splitext(args.plot_only[0])[0] + ".png")
         return 0
     if args.child:
         child(args)
