@@ -4,6 +4,12 @@ A Corpus is two numpy arrays, ``tokens`` (flat uint32 ids) and ``offsets`` (int6
 more than the number of documents; document i is ``tokens[offsets[i]:offsets[i+1]]``),
 plus the Vocab that names the ids. Documents never contain ``<s>``/``</s>``: sequence
 boundaries are implied by the offsets, as lmplz implies them by line ends.
+
+A corpus may also keep each document's source text as loaded (``source_text``, a
+collapse.data.texts.DocumentTexts: punctuation, casing and line breaks as in the file), for
+a family whose tokenizer reads text, not words (``load_corpus(..., keep_text=True)``).
+``document_texts()`` gives every caller texts: the kept ones, or the words re-joined with
+single spaces. select, remap, concatenate and the resample draws carry the texts along.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import numpy as np
 from ..errors import CollapseError
 from ..files import atomic_path
 from ..validate import integer_array
+from .texts import DocumentTexts
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
@@ -80,12 +87,15 @@ class Vocab:
 class Corpus:
     """Token ids of many documents, with the vocabulary naming them. ``truncated``: for a
     sample, which documents a sampler cut at its length limit (bool per document; None when
-    not known), kept by select, remap and concatenate; not saved with the text."""
+    not known), kept by select, remap and concatenate; not saved with the text.
+    ``source_text``: each document's text as loaded (DocumentTexts, or a list of str),
+    None when not kept (see document_texts)."""
 
     tokens: np.ndarray
     offsets: np.ndarray
     vocab: Vocab
     truncated: Optional[np.ndarray] = field(default=None, repr=False)
+    source_text: Optional[DocumentTexts] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.tokens = integer_array("corpus tokens", self.tokens, np.uint32)
@@ -94,6 +104,11 @@ class Corpus:
             self.truncated = np.asarray(self.truncated, dtype=bool)
             if self.truncated.shape != (self.offsets.size - 1,):
                 raise CollapseError("corpus truncated flags must be one per document")
+        if self.source_text is not None:
+            if not isinstance(self.source_text, DocumentTexts):
+                self.source_text = DocumentTexts.from_strings(self.source_text)
+            if len(self.source_text) != self.offsets.size - 1:
+                raise CollapseError("corpus source texts must be one per document")
         if self.offsets.ndim != 1 or self.offsets.size < 1 or self.offsets[0] != 0:
             raise CollapseError("corpus offsets must be a 1-d array starting at 0")
         if self.offsets[-1] != self.tokens.size:
@@ -119,16 +134,30 @@ class Corpus:
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], tokenizer: str = "whitespace", lowercase: bool = False,
-                   vocab: Optional[Vocab] = None, grow: bool = True) -> "Corpus":
+                   vocab: Optional[Vocab] = None, grow: bool = True, keep_text: bool = False) -> "Corpus":
         """One document per text. The whitespace tokenizer runs in the C++ core; its output
-        is identical to ``from_documents(whitespace_tokenize(t) for t in texts)``."""
+        is identical to ``from_documents(whitespace_tokenize(t) for t in texts)``.
+        keep_text: also keep the texts as given (not lowercased) as ``source_text``: how a
+        family that reads text builds its sample from decoded texts."""
         if tokenizer == "whitespace":
+            if keep_text and not isinstance(texts, (list, tuple)):
+                texts = list(texts)
             encoded = [(t.lower() if lowercase else t).encode("utf-8") for t in texts]
             bounds = np.zeros(len(encoded) + 1, dtype=np.int64)
             np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=bounds[1:])
-            return _tokenize_bytes(b"".join(encoded), bounds, vocab, grow)
+            data = b"".join(encoded)
+            del encoded
+            corpus = _tokenize_bytes(data, bounds, vocab, grow)
+            if keep_text:
+                # the bytes already joined are the texts themselves unless lowercased
+                corpus = corpus.with_source_text(DocumentTexts.from_utf8(data, bounds) if not lowercase
+                                                 else DocumentTexts.from_strings(texts))
+            return corpus
+        if keep_text and not isinstance(texts, (list, tuple)):
+            texts = list(texts)
         tok = get_tokenizer(tokenizer, lowercase=lowercase)
-        return cls.from_documents((tok(t) for t in texts), vocab=vocab, grow=grow)
+        corpus = cls.from_documents((tok(t) for t in texts), vocab=vocab, grow=grow)
+        return corpus.with_source_text(DocumentTexts.from_strings(texts)) if keep_text else corpus
 
     # -- views ----------------------------------------------------------------------
     @property
@@ -153,9 +182,29 @@ class Corpus:
         return np.diff(self.offsets)
 
     def texts(self) -> Iterator[str]:
+        """Each document's words joined by single spaces (the word view, whatever text is kept)."""
         words = np.asarray(self.vocab.words, dtype=object)
         for doc in self.documents():
             yield " ".join(words[doc])
+
+    @property
+    def has_source_text(self) -> bool:
+        return self.source_text is not None
+
+    def document_texts(self) -> List[str]:
+        """Each document's source text as loaded when the corpus keeps it, else (a sampled
+        corpus, an embedded grammar's) its words joined by single spaces."""
+        if self.source_text is not None:
+            return self.source_text.to_list()
+        return list(self.texts())
+
+    def with_source_text(self, texts: "Optional[DocumentTexts | Sequence[str]]") -> "Corpus":
+        """The same documents keeping ``texts`` (one per document, checked) as their source text."""
+        return Corpus(self.tokens, self.offsets, self.vocab, self.truncated, texts)
+
+    def document_texts_compact(self) -> DocumentTexts:
+        """document_texts() as DocumentTexts (the kept ones, or the words joined, built here)."""
+        return self.source_text if self.source_text is not None else DocumentTexts.from_strings(self.texts())
 
     def select(self, indices: np.ndarray) -> "Corpus":
         """The documents at ``indices`` (in that order, repeats allowed), same vocab."""
@@ -172,14 +221,15 @@ class Corpus:
             tokens = self.tokens[np.repeat(starts, lens) + rel]
         else:
             tokens = np.zeros(0, dtype=np.uint32)
-        return Corpus(tokens, offsets, self.vocab, None if self.truncated is None else self.truncated[indices])
+        return Corpus(tokens, offsets, self.vocab, None if self.truncated is None else self.truncated[indices],
+                      None if self.source_text is None else self.source_text.take(indices))
 
     def remap(self, vocab: Vocab) -> "Corpus":
         """The same text with ids of ``vocab`` (words it lacks become ``<unk>``)."""
         if vocab is self.vocab or vocab == self.vocab:
-            return Corpus(self.tokens, self.offsets, vocab, self.truncated)
+            return Corpus(self.tokens, self.offsets, vocab, self.truncated, self.source_text)
         table = self.vocab.map_to(vocab)
-        return Corpus(table[self.tokens], self.offsets, vocab, self.truncated)
+        return Corpus(table[self.tokens], self.offsets, vocab, self.truncated, self.source_text)
 
     def write_text(self, path: str) -> None:
         """One document per line, tokens joined by single spaces (atomic write)."""
@@ -209,7 +259,9 @@ class CorpusSummary:
 
 
 def concatenate(corpora: Sequence[Corpus]) -> Corpus:
-    """Documents of all corpora in order; ids remapped to the first corpus's vocab, grown."""
+    """Documents of all corpora in order; ids remapped to the first corpus's vocab, grown.
+    When any corpus keeps source text the result keeps it for all (a corpus without it
+    contributes its words joined by single spaces: document_texts)."""
     if not corpora:
         raise CollapseError("nothing to concatenate")
     vocab = Vocab(corpora[0].vocab.words[3:])
@@ -220,8 +272,10 @@ def concatenate(corpora: Sequence[Corpus]) -> Corpus:
         offs.append(c.offsets[1:] + base)
         base += c.num_tokens
     known = all(c.truncated is not None for c in corpora)
+    text = (DocumentTexts.concat([c.document_texts_compact() for c in corpora])
+            if any(c.source_text is not None for c in corpora) else None)
     return Corpus(np.concatenate(parts) if parts else np.zeros(0, np.uint32), np.concatenate(offs), vocab,
-                  np.concatenate([c.truncated for c in corpora]) if known else None)
+                  np.concatenate([c.truncated for c in corpora]) if known else None, text)
 
 
 # ---------------------------------------------------------------------------------------
@@ -266,6 +320,18 @@ def corpus_from_lines(data: bytes, vocab: Optional[Vocab] = None, grow: bool = T
     with ``grow=False`` words outside ``vocab`` become ``<unk>``. Bad UTF-8 is a ValueError
     naming the byte and line."""
     return _tokenize_bytes(data, None, vocab, grow)
+
+
+def _line_texts(data: bytes) -> DocumentTexts:
+    """The lines of ``data`` as iter_lines yields them (every line, empty ones included, a
+    final newline starting none), from the bytes: the newlines dropped, one buffer."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(raw == 0x0A)
+    ends = newlines if (raw.size == 0 or raw[-1] == 0x0A) else np.append(newlines, raw.size)
+    # line i ends at ends[i] in data; without the i newlines before it, at ends[i] - i
+    bounds = np.zeros(ends.size + 1, dtype=np.int64)
+    bounds[1:] = ends - np.arange(ends.size, dtype=np.int64)
+    return DocumentTexts.from_utf8(raw[raw != 0x0A].tobytes(), bounds)
 
 
 def word_tokenizer(lowercase: bool = False) -> Callable[[str], List[str]]:
@@ -510,7 +576,8 @@ def guess_text_format(path: str) -> str:
 
 
 def load_corpus(path: str, format: str = "lines", tokenizer: str = "whitespace", lowercase: bool = False,
-                vocab: Optional[Vocab] = None, grow: bool = True, field: str = "text") -> Corpus:
+                vocab: Optional[Vocab] = None, grow: bool = True, field: str = "text",
+                keep_text: bool = False) -> Corpus:
     """Load a corpus from a text file (or, for ``arrow``, a directory).
 
     format: ``lines`` (one sequence per line), ``paragraphs`` (documents separated by blank
@@ -519,6 +586,9 @@ def load_corpus(path: str, format: str = "lines", tokenizer: str = "whitespace",
     ``save_to_disk`` directory).
     tokenizer: ``whitespace`` (as lmplz) or ``word`` (punctuation split off).
     With a ``vocab`` and ``grow=False``, words outside it become ``<unk>``.
+    keep_text: also keep each document's text as the format yields it (``source_text``:
+    a line without its newline, a paragraph or story stripped at its ends with its inner
+    line breaks, a jsonl / parquet / arrow field as stored; never lowercased).
     """
     if tokenizer not in TOKENIZERS:
         raise CollapseError(f"unknown tokenizer {tokenizer!r} (choose from {', '.join(TOKENIZERS)})")
@@ -531,9 +601,12 @@ def load_corpus(path: str, format: str = "lines", tokenizer: str = "whitespace",
             raise
         except ValueError as e:  # bad UTF-8: the core names the byte and line
             raise CollapseError(f"{path}: {e}") from None
+        if keep_text:
+            corpus = corpus.with_source_text(_line_texts(data))
     else:
         docs = iter_documents(path, format, field)
-        corpus = Corpus.from_texts(docs, tokenizer=tokenizer, lowercase=lowercase, vocab=vocab, grow=grow)
+        corpus = Corpus.from_texts(docs, tokenizer=tokenizer, lowercase=lowercase, vocab=vocab, grow=grow,
+                                   keep_text=keep_text)
     if corpus.num_documents == 0:
         raise CollapseError(f"{path}: the corpus is empty")
     return corpus

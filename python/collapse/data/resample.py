@@ -40,11 +40,14 @@ def _check_corpus(corpus: object) -> Corpus:
 
 
 def gather(corpus: Corpus, indices: np.ndarray, threads: int = 0) -> Corpus:
-    """The documents at ``indices`` (in that order, repeats allowed), same vocab."""
+    """The documents at ``indices`` (in that order, repeats allowed), same vocab; their
+    source texts too when the corpus keeps them."""
     _check_corpus(corpus)
-    tokens, offsets = _core.gather_documents(corpus.tokens, corpus.offsets, integer_array("indices", indices, np.int64),
+    indices = integer_array("indices", indices, np.int64)
+    tokens, offsets = _core.gather_documents(corpus.tokens, corpus.offsets, indices,
                                              threads=check_threads("threads", threads))
-    return Corpus(tokens, offsets, corpus.vocab)
+    text = None if corpus.source_text is None else corpus.source_text.take(indices)
+    return Corpus(tokens, offsets, corpus.vocab, source_text=text)
 
 
 def sample_indices(num_docs: int, n: int, seed: int, replace: bool = True, threads: int = 0) -> np.ndarray:

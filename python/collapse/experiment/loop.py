@@ -42,6 +42,7 @@ import numpy as np
 
 from .. import _core
 from ..data.corpus import Corpus, Vocab, corpus_from_lines
+from ..data.texts import DocumentTexts
 from ..errors import CollapseError
 from ..files import TEMP_MARK, atomic_path, read_json, write_bytes, write_json, write_text
 from ..ngram.family import NGramFamily, deterministic_gzip
@@ -79,6 +80,9 @@ SYNTHETIC_ARROW = "synthetic.arrow"  # [output] corpus_format = "arrow" (the def
 ARROW_COLUMN = "tokens"
 SYNTHETIC_TEXT = "synthetic.txt.gz"  # corpus_format = "text", and every run written before "arrow" existed
 SYNTHETIC_VOCAB = "synthetic.vocab.gz"
+# S_t's documents as text (collapse.data.texts.DocumentTexts, Arrow, zstd): only for a
+# corpus that keeps its source text (a family that reads text, e.g. the hf family's sample)
+SYNTHETIC_SOURCE_TEXT = "synthetic.text.arrow"
 STATE_FILE = "state.json"
 
 _DATA_CACHE: Dict[str, RealData] = {}
@@ -202,7 +206,14 @@ def save_corpus(directory: str, corpus: Corpus, level: int, corpus_format: str =
     its documents, as "arrow" (SYNTHETIC_ARROW: the token ids, zstd) or "text"
     (SYNTHETIC_TEXT: gzip, one document a line); level: gzip's or zstd's (0: none). Arrow
     is the default because it costs almost nothing to write or read: no text to build or
-    tokenize back, zstd instead of gzip (bench/bench_write.py); text is for other tools."""
+    tokenize back, zstd instead of gzip (bench/bench_write.py); text is for other tools.
+    A corpus that keeps its source text also gets SYNTHETIC_SOURCE_TEXT (either format);
+    one without it is saved as before (and a stale text file is removed)."""
+    source_text = os.path.join(directory, SYNTHETIC_SOURCE_TEXT)
+    if corpus.source_text is not None:
+        corpus.source_text.write(source_text, level)
+    elif os.path.exists(source_text):
+        os.remove(source_text)
     if corpus_format == "text":
         write_bytes(os.path.join(directory, SYNTHETIC_TEXT), deterministic_gzip(corpus_text_bytes(corpus), level))
     else:
@@ -252,12 +263,17 @@ def load_corpus_files(directory: str) -> Corpus:
     if len(vocab) != len(words) + 3:
         raise CollapseError(f"{directory}: corrupt vocabulary file")
     arrow = os.path.join(directory, SYNTHETIC_ARROW)
+    source_text = os.path.join(directory, SYNTHETIC_SOURCE_TEXT)
     try:
         if os.path.exists(arrow):
-            return _read_arrow(arrow, vocab)
-        with gzip.open(os.path.join(directory, SYNTHETIC_TEXT), "rb") as f:
-            data = f.read()
-        return corpus_from_lines(data, vocab, grow=False)
+            corpus = _read_arrow(arrow, vocab)
+        else:
+            with gzip.open(os.path.join(directory, SYNTHETIC_TEXT), "rb") as f:
+                data = f.read()
+            corpus = corpus_from_lines(data, vocab, grow=False)
+        if os.path.exists(source_text):
+            corpus = corpus.with_source_text(DocumentTexts.read(source_text))
+        return corpus
     except ValueError as e:  # bad UTF-8 (the core names byte and line), a damaged Arrow file, ids out of vocabulary
         raise CollapseError(f"{directory}: {e}") from None
 

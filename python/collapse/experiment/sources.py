@@ -13,6 +13,12 @@ file that loads almost surely mis-split (collapse.data.corpus.split_problem) is 
 naming the file and the fix, unless data.accept_split. Fresh generation t (t >= 1) takes pool documents
 [(t-1) k, t k) where k is its real share; when the pool is too small for the configured
 generations the run stops before it starts, with an error naming data.num_documents.
+
+Source text: when some configured model's family reads text rather than words (its class
+sets ``uses_source_text = True``: wants_source_text), R, the held-out set and the fresh
+documents of a file source keep each document's text as loaded (Corpus.source_text);
+otherwise they hold words only, as before (no memory for text the n-gram family never reads).
+An embedded source has no text but its words (Corpus.document_texts joins them).
 """
 
 from __future__ import annotations
@@ -35,6 +41,23 @@ TAG_REAL, TAG_HELDOUT, TAG_FRESH, TAG_SHUFFLE = 1, 2, 3, 4
 TEXT_FORMATS = ("lines", "paragraphs", "tinystories")  # formats whose documents a file's layout splits
 
 
+def family_class(name: str) -> type:
+    """The class of the model family ``name`` (a config's [[model]] family)."""
+    if name == "ngram":
+        from ..ngram.family import NGramFamily
+        return NGramFamily
+    if name == "transformer":
+        from ..transformer.family import TransformerFamily  # type: ignore
+        return TransformerFamily
+    raise CollapseError(f"unknown model family {name!r}")
+
+
+def wants_source_text(cfg: ExperimentConfig, family_of: Callable[[str], type] = family_class) -> bool:
+    """Whether some configured model's family reads documents' source text (its class
+    attribute ``uses_source_text``, False when absent): then the real data keeps it."""
+    return any(getattr(family_of(m.family), "uses_source_text", False) for m in cfg.models)
+
+
 def read_texts(path: str, fmt: str, field_name: str) -> List[str]:
     return list(iter_documents(path, fmt, field_name))
 
@@ -49,7 +72,8 @@ class RealData:
     grammar: Optional[ExactSource] = None
 
 
-def load_real_data(cfg: ExperimentConfig) -> RealData:
+def load_real_data(cfg: ExperimentConfig, keep_text: Optional[bool] = None) -> RealData:
+    """keep_text: keep the documents' source text (file sources); None: wants_source_text(cfg)."""
     d = cfg.data
     if d.source in EMBEDDED_SOURCES:
         g = embedded_source(d)
@@ -64,18 +88,18 @@ def load_real_data(cfg: ExperimentConfig) -> RealData:
         desc = {"source": d.source, d.source: g.describe()}
         data = RealData(real, heldout, ref, fresh, desc, g)
     else:
-        data = _file_data(cfg)
+        data = _file_data(cfg, wants_source_text(cfg) if keep_text is None else keep_text)
     data.describe.update({"train_documents": data.real.num_documents, "train_tokens": data.real.num_tokens,
                           "heldout_documents": data.heldout.num_documents,
                           "heldout_tokens": data.heldout.num_tokens})
     return data
 
 
-def _file_data(cfg: ExperimentConfig) -> RealData:
+def _file_data(cfg: ExperimentConfig, keep_text: bool) -> RealData:
     d = cfg.data
 
-    def corpus_of(ts: List[str]) -> Corpus:
-        return Corpus.from_texts(ts, tokenizer=d.tokenizer, lowercase=d.lowercase)
+    def corpus_of(ts: List[str], keep: bool = keep_text) -> Corpus:
+        return Corpus.from_texts(ts, tokenizer=d.tokenizer, lowercase=d.lowercase, keep_text=keep)
 
     texts = read_texts(d.path, d.format, d.field)
     if not texts:
@@ -83,7 +107,7 @@ def _file_data(cfg: ExperimentConfig) -> RealData:
     # Every document's length, for the mis-split check and the pool's size. R, the held-out
     # set and each fresh generation are tokenized on their own below, so that each has its
     # own vocabulary, numbered by first appearance, as before this check existed.
-    lengths = corpus_of(texts).lengths()
+    lengths = corpus_of(texts, False).lengths()
     typical = float(np.median(lengths))
     _check_split(d, "data.path", d.path, "data.format", d.format, lengths, None)
     order = np.random.Generator(np.random.Philox(_core.derive_seed(d.seed, TAG_SHUFFLE))).permutation(len(texts))

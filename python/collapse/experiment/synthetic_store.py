@@ -6,6 +6,8 @@ generation 40). The store keeps each S_k as uncompressed .npy files (token ids, 
 offsets) and its vocabulary in the cell's folder; a part is memory-mapped only while its
 drawn documents are gathered (collapse.experiment.paradigms.draw_from_pool, one part at a
 time), and only their pages are read: the process holds the draw (N documents), not the pool.
+A part whose corpus keeps its source text stores it too (uncompressed Arrow, mapped the
+same way), so the draw keeps its texts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from .. import _core
 from ..data.corpus import Corpus, Vocab
+from ..data.texts import DocumentTexts
 from ..errors import CollapseError
 from ..files import atomic_path, write_bytes
 
@@ -53,7 +56,14 @@ class StoredPart:
         drawn_tokens, drawn_offsets = _core.gather_documents(tokens, offsets, np.asarray(indices, dtype=np.int64),
                                                              threads=1)
         del tokens, offsets  # the mapping ends here
-        return Corpus(drawn_tokens, drawn_offsets, self.vocab())
+        text = None
+        if os.path.exists(self.prefix + ".text.arrow"):
+            stored = DocumentTexts.read(self.prefix + ".text.arrow", memory_map=True)
+            if len(stored) != self.num_documents:
+                raise CollapseError(f"{self.prefix}: damaged synthetic pool file (texts and offsets disagree)")
+            text = stored.take(np.asarray(indices, dtype=np.int64))
+            del stored
+        return Corpus(drawn_tokens, drawn_offsets, self.vocab(), source_text=text)
 
 
 class SyntheticStore:
@@ -73,6 +83,10 @@ class SyntheticStore:
         os.makedirs(self.directory, exist_ok=True)
         prefix = self._prefix(k)
         write_bytes(prefix + ".vocab.txt", "".join(w + "\n" for w in corpus.vocab.words[3:]).encode("utf-8"))
+        if corpus.source_text is not None:
+            corpus.source_text.write(prefix + ".text.arrow", level=0)  # uncompressed: mapped by gather
+        elif os.path.exists(prefix + ".text.arrow"):
+            os.remove(prefix + ".text.arrow")
         _save_npy(prefix + ".tokens.npy", np.ascontiguousarray(corpus.tokens, dtype=np.uint32))
         _save_npy(prefix + ".offsets.npy", np.ascontiguousarray(corpus.offsets, dtype=np.int64))
         return StoredPart(prefix)
