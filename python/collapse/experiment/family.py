@@ -57,6 +57,11 @@ class ModelFamily(Protocol):
     def describe(self) -> Dict[str, Any]:
         """The family's settings, for the run's manifest."""
 
+    # Optional class attribute: uses_source_text = True for a family that reads each
+    # document's text as loaded (Corpus.source_text / document_texts: a pretrained
+    # tokenizer's family); the loop then loads real data with keep_text
+    # (collapse.experiment.sources.wants_source_text). Absent: False (words only).
+
 
 @runtime_checkable
 class AccumulatingFamily(Protocol):
