@@ -52,6 +52,23 @@ def test_protocol_fit_sample_perplexity(trained):
     assert d["family"] == "transformer" and d["train"]["lr"] == 3e-3
 
 
+def test_sample_is_the_decoded_texts_split_on_whitespace(trained, monkeypatch):
+    """sample() builds its Corpus with Corpus.from_texts: the words of whitespace_tokenize, and,
+    for a family that uses_source_text, the decoded texts themselves (kept aligned)."""
+    from collapse.data.corpus import Vocab, whitespace_tokenize
+
+    family, model = trained
+    decoded = model.tokenizer.decode_batch(model.sample_token_ids(12, seed=5, threads=1))
+    sample = model.sample(12, seed=5, threads=1)
+    reference = Corpus.from_documents((whitespace_tokenize(t) for t in decoded), vocab=Vocab())
+    assert np.array_equal(sample.tokens, reference.tokens) and np.array_equal(sample.offsets, reference.offsets)
+    assert sample.vocab == reference.vocab and not sample.has_source_text
+    assert sample.truncated is not None and sample.truncated.shape == (12,)
+    monkeypatch.setattr(family, "uses_source_text", True)
+    kept = model.sample(12, seed=5, threads=1)
+    assert kept.document_texts() == decoded and np.array_equal(kept.tokens, sample.tokens)
+
+
 def test_same_seed_same_outputs(trained):
     family, model = trained
     corpus = _stories(120, 0)

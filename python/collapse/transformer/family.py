@@ -132,6 +132,9 @@ class TransformerFamily:
     name = "transformer"
     checkpoints = True  # fit() takes work_dir (collapse.experiment.family: the optional argument)
     loads_exactly = True  # load(save(m)) scores and samples exactly as m (safetensors weights, bit for bit)
+    # It reads words re-joined with single spaces, not the source text (docs/experiment.md,
+    # "Source text"); a family that sets this True gets real data and samples with their text.
+    uses_source_text = False
 
     def __init__(self, settings: Dict[str, Any], check_only: bool = False) -> None:
         self.settings = dict(settings)
@@ -338,19 +341,20 @@ class TransformerModel:
 
     def sample(self, num_sequences: int, *, seed: int, threads: int = 0) -> Corpus:
         """num_sequences stories by ancestral sampling, as a word-level Corpus (decoded a
-        shard at a time)."""
+        shard at a time; keeping the decoded texts when the family uses_source_text)."""
         if num_sequences < 0:
             raise CollapseError("the number of sequences must be >= 0")
         limit = self.family.sampling.max_new_tokens
         truncated: List[bool] = []
 
-        def texts() -> Iterator[List[str]]:
+        def texts() -> Iterator[str]:
             for part in self.sample_shards(int(num_sequences), seed=seed, threads=threads):
                 # a story that drew no end-of-text has exactly max_new_tokens tokens
                 truncated.extend(ids.size >= limit for ids in part)
-                yield from (whitespace_tokenize(t) for t in self.tokenizer.decode_batch(part))
+                yield from self.tokenizer.decode_batch(part)
 
-        corpus = Corpus.from_documents(texts(), vocab=Vocab())
+        # whitespace words, split in the C++ core (the same as whitespace_tokenize)
+        corpus = Corpus.from_texts(texts(), vocab=Vocab(), keep_text=self.family.uses_source_text)
         corpus.truncated = np.asarray(truncated, dtype=bool)
         return corpus
 
