@@ -209,3 +209,38 @@ def test_tinystories_sample_keeps_its_punctuation(tinystories_dir):
     assert '"Mom, I found this needle.' in first and "\n" in first  # quotes, capitals, paragraph breaks
     assert c.num_documents == len(c.source_text) > 2000
     check_aligned(c.select(np.arange(50)), c.document_texts()[:50])
+
+
+def test_a_run_whose_family_wants_text_loads_it_and_gives_the_same_metrics(tmp_path, monkeypatch):
+    """Keeping the source text changes no number: R, held-out and fresh documents keep their
+    texts (checked on what the loop loaded), every paradigm carries them (accumulate and
+    accumulate-subsample mix R's texts with the n-gram samples' joined words), metrics equal."""
+    from collapse.experiment import loop
+    from collapse.experiment.rundir import TIMING_COLUMNS
+    from collapse.ngram.family import NGramFamily
+
+    p = tmp_path / "c.txt"
+    docs = [f"Story {i}: the {'cat' if i % 3 else 'dog'} ran, then sat.\nThe End!" for i in range(120)]
+    p.write_text("\n\n".join(docs), encoding="utf-8")
+    raw = {"experiment": {"generations": 2, "paradigms": ["replace", "accumulate", "accumulate-subsample", "fresh"],
+                          "alphas": [0.5], "workers": 1, "progress": False},
+           "data": {"source": "file", "path": str(p), "format": "paragraphs", "heldout_documents": 10,
+                    "num_documents": 40},
+           "model": {"order": 2}}
+    loaded = []
+    file_data = sources._file_data
+    monkeypatch.setattr(sources, "_file_data", lambda cfg, keep: loaded.append(file_data(cfg, keep)) or loaded[-1])
+
+    def run(out):
+        df = collapse.run_experiment(raw, out=str(tmp_path / out))
+        return df.drop(columns=[c for c in TIMING_COLUMNS if c in df.columns])
+
+    words = run("words")
+    assert not loaded[-1].real.has_source_text
+    monkeypatch.setattr(NGramFamily, "uses_source_text", True, raising=False)
+    texts = run("texts")
+    data = loaded[-1]
+    assert data.real.has_source_text and data.heldout.has_source_text and data.fresh(1, 3).has_source_text
+    assert all(t in docs for t in data.real.document_texts())
+    assert words.equals(texts)
+    loop._DATA_CACHE.clear()

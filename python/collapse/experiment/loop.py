@@ -57,7 +57,7 @@ from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_on
 from .report import write_report
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from . import downstream, tails as tail_stats
-from .sources import RealData, load_real_data, summary_line
+from .sources import RealData, load_real_data, summary_line, wants_source_text
 from .synthetic_store import STORE_DIR, SyntheticStore
 from .trackers import Trackers, check_installed
 from .workers import end_with, end_with_owner, owner_token, start_local_ray
@@ -91,13 +91,14 @@ _DATA_CACHE: Dict[str, RealData] = {}
 def real_data(cfg: ExperimentConfig) -> RealData:
     """The run's real data, loaded once per process (the serial driver and every cell share it).
     Keyed by what it depends on: the parsed [data] table, and for file sources the fresh-pool
-    check's inputs (paradigms, alphas, generations)."""
+    check's inputs (paradigms, alphas, generations), and whether a family wants the source text."""
     ex = cfg.experiment
-    key = repr((sorted(vars(cfg.data).items()), sorted(ex.paradigms), sorted(ex.alphas), ex.generations))
+    keep_text = wants_source_text(cfg)
+    key = repr((sorted(vars(cfg.data).items()), sorted(ex.paradigms), sorted(ex.alphas), ex.generations, keep_text))
     data = _DATA_CACHE.get(key)
     if data is None:
         _DATA_CACHE.clear()
-        data = _DATA_CACHE[key] = load_real_data(cfg)
+        data = _DATA_CACHE[key] = load_real_data(cfg, keep_text)
     return data
 
 
