@@ -181,9 +181,7 @@ class HFCausalLM(CausalLM):
         return positions_of(self.module.config)
 
     def new_cache(self, batch_size: int, capacity: int, dtype: Optional[torch.dtype] = None) -> Any:
-        from transformers import DynamicCache
-
-        return DynamicCache()
+        return None  # the model makes its own cache (DynamicCache, sliding layers included) at the first call
 
     def next_logits(self, input_ids: torch.Tensor, cache: Any) -> "tuple[torch.Tensor, Any]":
         out = self.module(input_ids=input_ids, past_key_values=cache, use_cache=True)
