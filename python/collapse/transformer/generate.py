@@ -227,16 +227,20 @@ def _generate_refill(model: GPTNeo, indices: List[int], seed: int, start_id: int
 
 def generate_distributed(model: Union[GPTNeo, CausalLM], num_sequences: int, seed: int, start_id: int,
                          cfg: SamplingConfig, dist: "object", precision: str = "auto",
-                         first: int = 0, prefixes: Optional[Callable[[int], np.ndarray]] = None) -> List[np.ndarray]:
-    """Sequences first .. first + num_sequences - 1 (``prefixes``: as in generate). Under
-    torchrun: each rank samples its contiguous part, then every rank receives all of them
-    in index order (torch.distributed.all_gather_object)."""
+                         first: int = 0, prefixes: Optional[Callable[[int], np.ndarray]] = None,
+                         sampler: Optional[Callable[[List[int]], List[np.ndarray]]] = None) -> List[np.ndarray]:
+    """Sequences first .. first + num_sequences - 1 (``prefixes``: as in generate;
+    ``sampler``: another way to make the documents of a list of indices, instead of
+    generate: the hf family's beam search). Under torchrun: each rank samples its
+    contiguous part, then every rank receives all of them in index order
+    (torch.distributed.all_gather_object)."""
     rank, world = getattr(dist, "rank", 0), getattr(dist, "world_size", 1)
     if rank != 0 and cfg.progress:
         cfg = replace(cfg, progress=False)  # one progress report, from rank 0
     part = shard(num_sequences, rank, world)
-    mine = generate(model, num_sequences, seed, start_id, cfg, indices=range(first + part.start, first + part.stop),
-                    precision=precision, prefixes=prefixes)
+    indices = list(range(first + part.start, first + part.stop))
+    mine = (sampler(indices) if sampler is not None else
+            generate(model, num_sequences, seed, start_id, cfg, indices=indices, precision=precision, prefixes=prefixes))
     if world <= 1:
         return mine
     import torch.distributed as td
