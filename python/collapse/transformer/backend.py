@@ -22,6 +22,7 @@ weights (tests/test_hf_family.py).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Optional
 
 import torch
@@ -171,6 +172,8 @@ class HFCausalLM(CausalLM):
     def __init__(self, model: nn.Module) -> None:
         self.module = model
         self._loss = SummedNLL(model)
+        # the cache's keyword: "cache" from transformers 5.2x, "past_key_values" before
+        self._cache_key = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
     @property
     def loss_module(self) -> nn.Module:
@@ -184,8 +187,8 @@ class HFCausalLM(CausalLM):
         return None  # the model makes its own cache (DynamicCache, sliding layers included) at the first call
 
     def next_logits(self, input_ids: torch.Tensor, cache: Any) -> "tuple[torch.Tensor, Any]":
-        out = self.module(input_ids=input_ids, past_key_values=cache, use_cache=True)
-        return out.logits[:, -1], out.past_key_values
+        out = self.module(input_ids=input_ids, use_cache=True, **{self._cache_key: cache})
+        return out.logits[:, -1], out.get(self._cache_key)
 
     def keep(self, cache: Any, rows: torch.Tensor) -> Any:
         # every layer's keys and values, batch rows ``rows`` only
