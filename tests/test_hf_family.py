@@ -283,3 +283,31 @@ def test_make_tiny_command(tmp_path, capsys):
     assert hf_main(["make-tiny", str(tmp_path / "x"), "--model-type", "bert"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("collapse.hf: ") for line in err)
+
+
+def test_a_fit_resumed_from_its_checkpoint_ends_with_the_same_weights(folders, real, tmp_path, monkeypatch):
+    """Training state saved every step (train_lm's checkpoints, shared with the GPT-Neo
+    family); the state after step 2 put back into a fresh work folder: the resumed fit
+    ends bit for bit where the uninterrupted one did (dropout on: GPT-2's default 0.1)."""
+    from collapse.transformer import train as train_module
+
+    saved_states = []
+    real_save = train_module.save_training_state
+
+    def keep_step_two(path, model, optimizer, scaler, position):
+        real_save(path, model, optimizer, scaler, position)
+        if position["steps"] == 2 and optimizer is not None:
+            saved_states.append(open(path, "rb").read())
+
+    monkeypatch.setattr(train_module, "save_training_state", keep_step_two)
+    settings = dict(init="pretrained", checkpoint_steps=1, epochs=2, batch_size=4, micro_batch_size=2)
+    whole = family(folders["gpt2"], **settings).fit(real, seed=4, work_dir=str(tmp_path / "a"))
+    assert whole.stats.steps > 4 and len(saved_states) == 1
+    fam = family(folders["gpt2"], **settings)
+    fit_dir = fam.checkpoint_policy(4, str(tmp_path / "b")).directory
+    os.makedirs(fit_dir)
+    with open(os.path.join(fit_dir, "train_state.pt"), "wb") as f:
+        f.write(saved_states[0])
+    resumed = fam.fit(real, seed=4, work_dir=str(tmp_path / "b"))
+    assert resumed.stats.steps == whole.stats.steps
+    assert _max_weight_change(resumed.model, whole.model) == 0.0

@@ -230,7 +230,11 @@ class HFFamily(CausalLMFamily):
             raise CollapseError(f"{directory}: no {SETTINGS_FILE} (not a saved hf model)")
         with open(settings_path, encoding="utf-8") as f:
             saved = json.load(f)
-        family = self if self is not None else cls(saved["settings"])
+        if self is None:  # the folder is itself a Hugging Face model folder: the family reads it
+            settings = {k: v for k, v in saved["settings"].items() if k not in ("path", "architecture", "tokenizer")}
+            family = cls({**settings, "path": directory, "eot_token": saved.get("eot_token")})
+        else:
+            family = self
         tok = folder_tokenizer(directory, saved.get("eot_token"))
         if family._tokenizer is None:
             family._tokenizer = tok  # resume: later generations keep generation 0's tokenizer
