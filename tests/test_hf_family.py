@@ -311,3 +311,19 @@ def test_a_fit_resumed_from_its_checkpoint_ends_with_the_same_weights(folders, r
     resumed = fam.fit(real, seed=4, work_dir=str(tmp_path / "b"))
     assert resumed.stats.steps == whole.stats.steps
     assert _max_weight_change(resumed.model, whole.model) == 0.0
+
+
+def test_paper_perplexity_per_story_is_transformers_forward(folders, real):
+    """The paper's current evaluate_ppl.py on an hf model (shared scoring code): each story's
+    tokens on their own, its first token not scored, exp(token-weighted mean NLL)."""
+    fam = family(folders["llama"], paper_perplexity="per-story")
+    model = HFModel(load_model(folders["llama"]), fam.tokenizer_for(real), fam)
+    reference = transformers.AutoModelForCausalLM.from_pretrained(folders["llama"], local_files_only=True).eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for ids in model.tokenizer.encode_batch(list(real.texts())):  # every story fits the 512 positions
+            seq = torch.from_numpy(ids)[None]
+            logp = torch.log_softmax(reference(input_ids=seq).logits[0, :-1].double(), dim=-1)
+            total -= float(logp.gather(1, seq[0, 1:, None]).sum())
+            count += ids.size - 1
+    assert model.extra_metrics(real)["paper_ppl"] == pytest.approx(np.exp(total / count), rel=1e-5)
