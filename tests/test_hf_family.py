@@ -327,3 +327,21 @@ def test_paper_perplexity_per_story_is_transformers_forward(folders, real):
             total -= float(logp.gather(1, seq[0, 1:, None]).sum())
             count += ids.size - 1
     assert model.extra_metrics(real)["paper_ppl"] == pytest.approx(np.exp(total / count), rel=1e-5)
+
+
+@pytest.mark.parametrize("model_type", ["gpt2", "llama"])
+def test_dropping_finished_rows_keeps_the_others_caches(folders, model_type):
+    """HFCausalLM.keep (what the sampler does when documents end): rows 0 and 2 of a batch
+    of 3, cut down after 3 steps, go on exactly as a batch of those 2 rows alone."""
+    lm = HFCausalLM(load_model(folders[model_type]).module.eval())
+    steps = torch.tensor([[1, 5, 9], [2, 6, 10], [3, 7, 11], [4, 8, 12]])  # (step, row)
+    with torch.no_grad():
+        cache = lm.new_cache(3, 8)
+        for s in range(3):
+            _, cache = lm.next_logits(steps[s][:, None], cache)
+        cache = lm.keep(cache, torch.tensor([0, 2]))
+        cut, _ = lm.next_logits(steps[3][[0, 2]][:, None], cache)
+        alone = lm.new_cache(2, 8)
+        for s in range(4):
+            logits, alone = lm.next_logits(steps[s][[0, 2]][:, None], alone)
+    np.testing.assert_allclose(cut.numpy(), logits.numpy(), atol=1e-6)
