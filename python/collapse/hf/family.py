@@ -130,7 +130,9 @@ class HFFamily(CausalLMFamily):
                 raise CollapseError(f"hf: {what} = {n} exceeds the model's {positions} positions")
         tokenizer = s.get("tokenizer") or self.path
         if tokenizer and not check_only:
-            self._tokenizer = folder_tokenizer(str(tokenizer), self.eot_token)
+            # eot_token unset: the tokenizer folder's own eos token
+            self._tokenizer = folder_tokenizer(str(tokenizer), s.get("eot_token"))
+            self.eot_token = self._tokenizer.eot_token
 
     @classmethod
     def from_config(cls, table: Dict[str, Any], check_only: bool = False) -> "HFFamily":
