@@ -33,7 +33,7 @@ TOKENIZER_FILE = "tokenizer.json"
 SLOW_TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.model",))
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     """transformers' own progress bars and advisory warnings off (our progress is ours)."""
     from transformers.utils import logging as hf_logging
 
@@ -114,7 +114,7 @@ def folder_config(path: str) -> Any:
     from transformers import AutoConfig
 
     read_config(path)
-    _quiet_transformers()
+    quiet_transformers()
     try:
         return AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError, TypeError) as e:
@@ -139,7 +139,7 @@ def build_model(config: Any) -> HFCausalLM:
     """A freshly initialised network of ``config`` (its initialisation follows torch's seed)."""
     from transformers import AutoModelForCausalLM
 
-    _quiet_transformers()
+    quiet_transformers()
     try:
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=False, dtype=torch.float32)
     except (ValueError, TypeError) as e:
@@ -154,7 +154,7 @@ def load_model(path: str, device: Optional[torch.device] = None) -> HFCausalLM:
 
     read_config(path)
     weight_file(path)
-    _quiet_transformers()
+    quiet_transformers()
     try:
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, trust_remote_code=False,
                                                      dtype=torch.float32)
@@ -206,7 +206,7 @@ def folder_tokenizer(path: str, eot_token: Optional[str] = None) -> TextTokenize
     elif has_tokenizer(path):
         from transformers import AutoTokenizer
 
-        _quiet_transformers()
+        quiet_transformers()
         try:
             fast = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False, use_fast=True)
         except (OSError, ValueError, TypeError) as e:

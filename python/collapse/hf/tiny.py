@@ -19,7 +19,7 @@ from ..data.storygrammar import sample_stories
 from ..errors import CollapseError
 from ..files import fsync_directory, temporary_name
 from ..transformer.tokenizer import TextTokenizer
-from .model import _quiet_transformers, save_tokenizer_files
+from .model import quiet_transformers, save_tokenizer_files
 
 TINY_TYPES = ("gpt2", "llama", "gpt_neox", "opt", "gpt_neo")
 
@@ -66,7 +66,7 @@ def make_tiny(directory: str, model_type: str = "gpt2", *, hidden_size: int = 32
     tok = tokenizer or grammar_tokenizer(vocab_size, seed=seed)
     config = AutoConfig.for_model(**fields, vocab_size=tok.vocab_size, bos_token_id=tok.eot_id,
                                   eos_token_id=tok.eot_id, pad_token_id=tok.eot_id)
-    _quiet_transformers()
+    quiet_transformers()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
