@@ -345,3 +345,21 @@ def test_dropping_finished_rows_keeps_the_others_caches(folders, model_type):
         for s in range(4):
             logits, alone = lm.next_logits(steps[s][[0, 2]][:, None], alone)
     np.testing.assert_allclose(cut.numpy(), logits.numpy(), atol=1e-6)
+
+
+def test_prompted_documents_count_only_new_tokens_against_the_limit(folders):
+    """A real document shorter than prefix_tokens prompts with all its tokens; a document
+    is truncated when its new tokens (after the prompt) reach max_new_tokens."""
+    from collapse.data.corpus import Corpus
+
+    short_real = Corpus.from_texts(["Tom", "Lily had a big red ball and she liked it very much ."] * 3)
+    fam = family(folders["gpt2"], prompt="real-prefix", prefix_tokens=6, max_new_tokens=3)
+    fam.prepare(short_real)
+    model = HFModel(load_model(folders["gpt2"]), fam.tokenizer_for(short_real), fam)
+    prompts = fam.prefixes(9)
+    sizes = {int(prompts(i).size) for i in range(12)}
+    assert min(sizes) < 6 and max(sizes) == 6  # both kinds of real document were drawn
+    ids = model.sample_token_ids(12, seed=9)
+    flags = model.sample(12, seed=9).truncated
+    expected = [d.size - prompts(i).size >= 3 for i, d in enumerate(ids)]
+    assert flags.tolist() == expected and any(expected)

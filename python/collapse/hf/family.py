@@ -273,8 +273,9 @@ class HFModel(TransformerModel):
             return new
         return [np.concatenate([prefixes(first + k).astype(np.int64), ids]) for k, ids in enumerate(new)]
 
-    def new_tokens(self, ids: np.ndarray, index: int) -> int:
-        return int(ids.size) - (0 if self.family.prompt == "none" else min(self.family.prefix_tokens, int(ids.size)))
+    def new_tokens(self, ids: np.ndarray, index: int, seed: int) -> int:
+        prefixes = self.family.prefixes(seed)
+        return int(ids.size) - (0 if prefixes is None else int(prefixes(index).size))
 
     def sample_token_ids(self, num_sequences: int, *, seed: int, threads: int = 0) -> List[np.ndarray]:
         return [s for part in self.sample_shards(int(num_sequences), seed=seed, threads=threads) for s in part]

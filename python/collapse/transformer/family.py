@@ -351,8 +351,8 @@ class TransformerModel:
         return generate_distributed(self.lm, count, int(seed), self.tokenizer.eot_id, self._sampling(),
                                     dist, precision=self.family.train_config.precision, first=first)
 
-    def new_tokens(self, ids: np.ndarray, index: int) -> int:
-        """How many of document ``index``'s tokens were drawn (not a prompt)."""
+    def new_tokens(self, ids: np.ndarray, index: int, seed: int) -> int:
+        """How many of document ``index``'s tokens (draw ``seed``) were drawn (not a prompt)."""
         return int(ids.size)
 
     def sample_shards(self, num_sequences: int, *, seed: int, threads: int = 0) -> Iterator[List[np.ndarray]]:
@@ -391,7 +391,7 @@ class TransformerModel:
             done = 0
             for part in self.sample_shards(int(num_sequences), seed=seed, threads=threads):
                 # a story that drew no end-of-text has exactly max_new_tokens new tokens
-                truncated.extend(self.new_tokens(ids, done + i) >= limit for i, ids in enumerate(part))
+                truncated.extend(self.new_tokens(ids, done + i, int(seed)) >= limit for i, ids in enumerate(part))
                 done += len(part)
                 yield from (whitespace_tokenize(t) for t in self.tokenizer.decode_batch(part))
 
