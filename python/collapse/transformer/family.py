@@ -46,6 +46,10 @@ tokens and splits the text on whitespace into a new word-level Corpus; perplexit
 per BPE token (end-of-text included), story by story; document_log_probs() gives each
 story's natural-log probability as text (the loop's common, per-word scale);
 paper_perplexity() is the paper's own number (evaluate_ppl.py).
+
+CausalLMFamily holds what every causal-LM family shares (these settings, the BPE, the
+training rows and the call of train.train_lm); the hf family (collapse.hf) is its other
+subclass, and its model a TransformerModel over another backend (transformer.backend).
 """
 
 from __future__ import annotations
