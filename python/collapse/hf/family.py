@@ -277,9 +277,6 @@ class HFModel(TransformerModel):
         prefixes = self.family.prefixes(seed)
         return int(ids.size) - (0 if prefixes is None else int(prefixes(index).size))
 
-    def sample_token_ids(self, num_sequences: int, *, seed: int, threads: int = 0) -> List[np.ndarray]:
-        return [s for part in self.sample_shards(int(num_sequences), seed=seed, threads=threads) for s in part]
-
     def length_limit(self) -> str:
         return f"max_new_tokens = {self.family.sampling.max_new_tokens} (tokens after the prompt)"
 
