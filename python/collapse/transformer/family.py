@@ -46,15 +46,20 @@ tokens and splits the text on whitespace into a new word-level Corpus; perplexit
 per BPE token (end-of-text included), story by story; document_log_probs() gives each
 story's natural-log probability as text (the loop's common, per-word scale);
 paper_perplexity() is the paper's own number (evaluate_ppl.py).
+
+CausalLMFamily holds what every causal-LM family shares (these settings, the BPE, the
+training rows and the call of train.train_lm); the hf family (collapse.hf) is its other
+subclass, and its model a TransformerModel over another backend (transformer.backend).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from contextlib import contextmanager
 from dataclasses import asdict, fields
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 import torch
@@ -63,13 +68,14 @@ from ..data.corpus import FORMATS, Corpus, Vocab, iter_documents, whitespace_tok
 from ..errors import CollapseError
 from ..files import write_json
 from ..validate import did_you_mean, threads as check_threads
+from .backend import CausalLM, GPTNeoLM, as_lm
 from .checkpoint import CheckpointPolicy, load_shard, save_shard, shard_path
 from .distributed import launched, on_main
 from .generate import SamplingConfig, generate_distributed
 from .model import GPTNeo, GPTNeoConfig
 from .score import PAPER_PERPLEXITY_MODES, document_log_probs, paper_perplexity, paper_perplexity_per_story
 from .tokenizer import END_OF_TEXT, TextTokenizer
-from .train import TrainConfig, TrainStats, dist_from_env, make_rows, resolve_device, train
+from .train import TrainConfig, TrainStats, dist_from_env, make_rows, resolve_device, train_lm
 
 PRESETS = {
     "tinystories-33m": GPTNeoConfig.tinystories_33m,
@@ -81,10 +87,11 @@ MODEL_KEYS = ("hidden_size", "num_layers", "num_heads", "window_size", "max_posi
               "embed_dropout", "attention_dropout", "resid_dropout", "initializer_range")
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device", "log_every", "progress"))
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "max_new_tokens")
-OTHER_KEYS = ("family", "name", "preset", "tokenizer", "tokenizer_corpus", "tokenizer_format",
-              "bpe_vocab_size", "eot_token", "sample_batch_size", "perplexity_stride", "device", "threads",
-               "log_every", "progress", "paper_perplexity", "checkpoint_steps", "checkpoint_minutes",
-               "sample_shard_size", "share_device")
+# the settings every causal-LM family reads the same way (CausalLMFamily.read_common_settings)
+COMMON_KEYS = ("family", "name", "tokenizer", "bpe_vocab_size", "eot_token", "sample_batch_size",
+               "perplexity_stride", "device", "threads", "log_every", "progress", "paper_perplexity",
+               "checkpoint_steps", "checkpoint_minutes", "sample_shard_size", "share_device")
+OTHER_KEYS = COMMON_KEYS + ("preset", "tokenizer_corpus", "tokenizer_format")
 SETTINGS_FILE = "collapse_transformer.json"
 
 
@@ -128,13 +135,90 @@ class _FamilyOrInstanceMethod:
         return bound
 
 
-class TransformerFamily:
-    name = "transformer"
+class CausalLMFamily:
+    """What the causal-LM families (GPT-Neo's ``transformer``, ``hf``) share: the training,
+    sampling, scoring and checkpoint settings, read and checked once; the BPE trained on
+    the real texts; the checkpoint folder of a fit."""
+
+    name = "causal-lm"
     checkpoints = True  # fit() takes work_dir (collapse.experiment.family: the optional argument)
     loads_exactly = True  # load(save(m)) scores and samples exactly as m (safetensors weights, bit for bit)
     # It reads words re-joined with single spaces, not the source text (docs/experiment.md,
     # "Source text"); a family that sets this True gets real data and samples with their text.
     uses_source_text = False
+    _tokenizer: Optional[TextTokenizer] = None
+
+    def read_common_settings(self, s: Dict[str, Any]) -> None:
+        """The COMMON_KEYS, TRAIN_KEYS and SAMPLING_KEYS of the table ``s``."""
+        self.progress = s.get("progress", True)
+        if not isinstance(self.progress, bool):
+            raise CollapseError(f"{self.name}: progress must be true or false")
+        self.paper_perplexity = paper_perplexity_mode(s.get("paper_perplexity", False))
+        self.train_config = TrainConfig(**{k: s[k] for k in TRAIN_KEYS if k in s},
+                                        device=str(s.get("device", "auto")), log_every=int(s.get("log_every", 0)),
+                                        progress=self.progress)
+        self.sampling = SamplingConfig(**{k: s[k] for k in SAMPLING_KEYS if k in s}, progress=self.progress)
+        self.sample_batch_size = int(s.get("sample_batch_size", 0))
+        self.perplexity_stride = int(s.get("perplexity_stride", 512))
+        self.bpe_vocab_size = int(s.get("bpe_vocab_size", 8192))
+        self.eot_token = str(s.get("eot_token", END_OF_TEXT))
+        self.threads = check_threads(f"{self.name}: threads", s.get("threads", 0))
+        if self.perplexity_stride < 1:
+            raise CollapseError(f"{self.name}: perplexity_stride must be positive")
+        self.checkpoint_steps = s.get("checkpoint_steps", 0)
+        self.checkpoint_minutes = float(s.get("checkpoint_minutes", 10.0))
+        CheckpointPolicy("", self.checkpoint_steps, 60.0 * self.checkpoint_minutes)  # validate now
+        self.sample_shard_size = s.get("sample_shard_size", 16384)
+        if not isinstance(self.sample_shard_size, int) or self.sample_shard_size < 1:
+            raise CollapseError(f"{self.name}: sample_shard_size must be a positive integer")
+
+    def checkpoint_policy(self, seed: int, work_dir: Optional[str]) -> Optional[CheckpointPolicy]:
+        if work_dir is None:
+            return None
+        return CheckpointPolicy(os.path.join(work_dir, f"fit_{int(seed) & 0xFFFFFFFFFFFFFFFF:016x}"),
+                                self.checkpoint_steps, 60.0 * self.checkpoint_minutes)
+
+    def corpus_texts(self, corpus: Corpus) -> Iterator[str]:
+        """The text the family trains on, prompts with and scores: each document's words
+        joined by single spaces (the GPT-Neo family's; the hf family: the source text)."""
+        return corpus.texts()
+
+    def _train_bpe(self, corpus: Corpus) -> TextTokenizer:
+        """A BPE of the corpus's texts; under torchrun trained once, by rank 0, and handed
+        to the other ranks (its JSON)."""
+        if not launched():
+            return TextTokenizer.train_bpe(self.corpus_texts(corpus), self.bpe_vocab_size, progress=self.progress,
+                                           total=corpus.num_documents)
+        text = on_main(lambda: TextTokenizer.train_bpe(self.corpus_texts(corpus), self.bpe_vocab_size,
+                                                       progress=self.progress, total=corpus.num_documents).to_json())
+        return TextTokenizer.from_json(text)
+
+    def tokenizer_for(self, corpus: Corpus) -> TextTokenizer:
+        # without prepare() or a configured tokenizer, the first corpus fitted fixes it
+        # (generation 0: the real data); every later generation keeps it, so per-token
+        # perplexities stay comparable across generations
+        if self._tokenizer is None:
+            self._tokenizer = self._train_bpe(corpus)
+        return self._tokenizer
+
+    def train_rows(self, corpus: Corpus) -> "tuple[TextTokenizer, np.ndarray]":
+        """The tokenizer and the training rows (train.make_rows) of corpus's texts."""
+        if corpus.num_documents == 0:
+            raise CollapseError(f"{self.name}: cannot train on an empty corpus")
+        tok = self.tokenizer_for(corpus)
+        flat, offsets = tok.encode_documents(self.corpus_texts(corpus))
+        return tok, make_rows(flat, offsets, tok.eot_id, self.train_config.context_length, self.train_config.packing)
+
+    def train_model(self, build: Callable[[], CausalLM], rows: np.ndarray, eot_id: int, *, seed: int,
+                    work_dir: Optional[str]) -> "tuple[CausalLM, TrainStats]":
+        """train.train_lm with this family's settings, threads and checkpoints."""
+        with _threads(self.threads):
+            return train_lm(build, rows, eot_id, self.train_config, seed=int(seed),
+                            checkpoint=self.checkpoint_policy(seed, work_dir))
+
+
+class TransformerFamily(CausalLMFamily):
+    name = "transformer"
 
     def __init__(self, settings: Dict[str, Any], check_only: bool = False) -> None:
         self.settings = dict(settings)
@@ -146,27 +230,7 @@ class TransformerFamily:
         self.model_overrides = {k: s[k] for k in MODEL_KEYS if k in s}
         if "attention_layers" in self.model_overrides:
             self.model_overrides["attention_layers"] = tuple(self.model_overrides["attention_layers"])
-        self.progress = s.get("progress", True)
-        if not isinstance(self.progress, bool):
-            raise CollapseError("transformer: progress must be true or false")
-        self.paper_perplexity = paper_perplexity_mode(s.get("paper_perplexity", False))
-        self.train_config = TrainConfig(**{k: s[k] for k in TRAIN_KEYS if k in s},
-                                        device=str(s.get("device", "auto")), log_every=int(s.get("log_every", 0)),
-                                        progress=self.progress)
-        self.sampling = SamplingConfig(**{k: s[k] for k in SAMPLING_KEYS if k in s}, progress=self.progress)
-        self.sample_batch_size = int(s.get("sample_batch_size", 0))
-        self.perplexity_stride = int(s.get("perplexity_stride", 512))
-        self.bpe_vocab_size = int(s.get("bpe_vocab_size", 8192))
-        self.eot_token = str(s.get("eot_token", END_OF_TEXT))
-        self.threads = check_threads("transformer: threads", s.get("threads", 0))
-        if self.perplexity_stride < 1:
-            raise CollapseError("transformer: perplexity_stride must be positive")
-        self.checkpoint_steps = s.get("checkpoint_steps", 0)
-        self.checkpoint_minutes = float(s.get("checkpoint_minutes", 10.0))
-        CheckpointPolicy("", self.checkpoint_steps, 60.0 * self.checkpoint_minutes)  # validate now
-        self.sample_shard_size = s.get("sample_shard_size", 16384)
-        if not isinstance(self.sample_shard_size, int) or self.sample_shard_size < 1:
-            raise CollapseError("transformer: sample_shard_size must be a positive integer")
+        self.read_common_settings(s)
         self._tokenizer: Optional[TextTokenizer] = None
         if s.get("tokenizer_format", "lines") not in FORMATS:  # checked now, read only when the run starts
             raise CollapseError(f"transformer: tokenizer_format must be one of {', '.join(FORMATS)}, "
@@ -200,12 +264,6 @@ class TransformerFamily:
                 raise
             raise CollapseError(f"transformer: bad model setting ({e})") from None
 
-    def checkpoint_policy(self, seed: int, work_dir: Optional[str]) -> Optional[CheckpointPolicy]:
-        if work_dir is None:
-            return None
-        return CheckpointPolicy(os.path.join(work_dir, f"fit_{int(seed) & 0xFFFFFFFFFFFFFFFF:016x}"),
-                                self.checkpoint_steps, 60.0 * self.checkpoint_minutes)
-
     # -- pieces ----------------------------------------------------------------------------
     def model_config(self, vocab_size: int, eot_id: int = 0) -> GPTNeoConfig:
         return PRESETS[self.preset](**{**self.model_overrides, "vocab_size": vocab_size,
@@ -218,24 +276,6 @@ class TransformerFamily:
         even when it restarts at a generation whose training data is synthetic."""
         if self._tokenizer is None and not self.settings.get("tokenizer"):
             self._tokenizer = self._train_bpe(real)
-
-    def _train_bpe(self, corpus: Corpus) -> TextTokenizer:
-        """A BPE of the corpus's texts; under torchrun trained once, by rank 0, and handed
-        to the other ranks (its JSON)."""
-        if not launched():
-            return TextTokenizer.train_bpe(corpus.texts(), self.bpe_vocab_size, progress=self.progress,
-                                           total=corpus.num_documents)
-        text = on_main(lambda: TextTokenizer.train_bpe(corpus.texts(), self.bpe_vocab_size, progress=self.progress,
-                                                       total=corpus.num_documents).to_json())
-        return TextTokenizer.from_json(text)
-
-    def tokenizer_for(self, corpus: Corpus) -> TextTokenizer:
-        # without prepare() or a configured tokenizer, the first corpus fitted fixes it
-        # (generation 0: the real data); every later generation keeps it, so per-token
-        # perplexities stay comparable across generations
-        if self._tokenizer is None:
-            self._tokenizer = self._train_bpe(corpus)
-        return self._tokenizer
 
     def describe(self) -> Dict[str, Any]:
         return {"family": self.name, "preset": self.preset, "model": self.model_overrides,
@@ -251,21 +291,14 @@ class TransformerFamily:
         finished shards (TransformerModel.in_work_dir); None: no checkpoints. The loop gives
         each (cell, generation) its own; it is an argument, not family state, because one
         model (a shared generation 0) is sampled by several cells."""
-        if corpus.num_documents == 0:
-            raise CollapseError("transformer: cannot train on an empty corpus")
-        tok = self.tokenizer_for(corpus)
-        flat, offsets = tok.encode_documents(corpus.texts())
-        cfg = self.train_config
-        rows = make_rows(flat, offsets, tok.eot_id, cfg.context_length, cfg.packing)
-        del flat
+        tok, rows = self.train_rows(corpus)
         mc = self.model_config(tok.vocab_size, tok.eot_id)
+        cfg = self.train_config
         if cfg.context_length > mc.max_position_embeddings:
             raise CollapseError(f"transformer: context_length {cfg.context_length} exceeds "
                                 f"max_position_embeddings {mc.max_position_embeddings}")
-        with _threads(self.threads):
-            model, stats = train(mc, rows, tok.eot_id, cfg, seed=int(seed),
-                                 checkpoint=self.checkpoint_policy(seed, work_dir))
-        return TransformerModel(model, tok, self, stats, work_dir=work_dir)
+        lm, stats = self.train_model(lambda: GPTNeoLM(GPTNeo(mc)), rows, tok.eot_id, seed=seed, work_dir=work_dir)
+        return TransformerModel(lm, tok, self, stats, work_dir=work_dir)
 
     @_FamilyOrInstanceMethod
     def load(self: Optional["TransformerFamily"], cls: type, directory: str) -> "TransformerModel":
@@ -289,11 +322,14 @@ class TransformerFamily:
 
 
 class TransformerModel:
-    """A trained GPT-Neo with its tokenizer: sample / perplexity / save."""
+    """A trained causal LM (collapse.transformer.backend: the GPT-Neo fast path here) with
+    its tokenizer: sample / perplexity / save. ``model`` is the torch module, ``lm`` its
+    backend adapter (what sampling and scoring go through)."""
 
-    def __init__(self, model: GPTNeo, tokenizer: TextTokenizer, family: TransformerFamily,
+    def __init__(self, model: Union[GPTNeo, CausalLM], tokenizer: TextTokenizer, family: CausalLMFamily,
                  stats: Optional[TrainStats] = None, work_dir: Optional[str] = None) -> None:
-        self.model = model.eval()
+        self.lm = as_lm(model)
+        self.model = self.lm.module.eval()
         self.tokenizer = tokenizer
         self.family = family
         self.stats = stats or TrainStats()
@@ -303,16 +339,28 @@ class TransformerModel:
         """The same model (weights shared, not copied) whose sample() keeps its finished
         shards in directory: a generation-0 model shared by several cells samples for each
         into that cell's own work folder."""
-        return TransformerModel(self.model, self.tokenizer, self.family, self.stats, work_dir=directory)
+        view = copy.copy(self)
+        view.work_dir = None if directory is None else os.fspath(directory)
+        return view
 
     @property
     def device(self) -> torch.device:
-        return self.model.wte.weight.device
+        return self.lm.device
 
     def _sampling(self) -> SamplingConfig:
         s = self.family.sampling
         batch = self.family.sample_batch_size or (256 if self.device.type == "cuda" else 32)
         return SamplingConfig(**{**asdict(s), "batch_size": batch})
+
+    def generate_shard(self, count: int, *, seed: int, first: int, dist: Any) -> List[np.ndarray]:
+        """The token ids of documents first .. first + count - 1 of the draw ``seed`` (what
+        a shard holds; the hf family overrides it for prompts and beam search)."""
+        return generate_distributed(self.lm, count, int(seed), self.tokenizer.eot_id, self._sampling(),
+                                    dist, precision=self.family.train_config.precision, first=first)
+
+    def new_tokens(self, ids: np.ndarray, index: int, seed: int) -> int:
+        """How many of document ``index``'s tokens (draw ``seed``) were drawn (not a prompt)."""
+        return int(ids.size)
 
     def sample_shards(self, num_sequences: int, *, seed: int, threads: int = 0) -> Iterator[List[np.ndarray]]:
         """The token ids of sequences 0 .. num_sequences - 1, a shard (sample_shard_size
@@ -330,8 +378,7 @@ class TransformerModel:
                 yield load_shard(path)
                 continue
             with _threads(threads):
-                ids = generate_distributed(self.model, count, int(seed), self.tokenizer.eot_id, self._sampling(),
-                                           dist, precision=self.family.train_config.precision, first=first)
+                ids = self.generate_shard(count, seed=int(seed), first=first, dist=dist)
             if path and dist.is_main:
                 save_shard(path, ids)
             yield ids
@@ -348,9 +395,11 @@ class TransformerModel:
         truncated: List[bool] = []
 
         def texts() -> Iterator[str]:
+            done = 0
             for part in self.sample_shards(int(num_sequences), seed=seed, threads=threads):
-                # a story that drew no end-of-text has exactly max_new_tokens tokens
-                truncated.extend(ids.size >= limit for ids in part)
+                # a story that drew no end-of-text has exactly max_new_tokens new tokens
+                truncated.extend(self.new_tokens(ids, done + i, int(seed)) >= limit for i, ids in enumerate(part))
+                done += len(part)
                 yield from self.tokenizer.decode_batch(part)
 
         # whitespace words, split in the C++ core (the same as whitespace_tokenize)
@@ -360,21 +409,21 @@ class TransformerModel:
 
     def num_parameters(self) -> int:
         """The metrics table's ``params``: the network's parameters (tied weights counted once)."""
-        return int(sum(p.numel() for p in self.model.parameters()))
+        return self.lm.num_parameters()
 
     def length_limit(self) -> str:
         """What cuts a sampled story short (for the loop's warning)."""
         return f"max_new_tokens = {self.family.sampling.max_new_tokens} (BPE tokens)"
 
     def _context(self) -> int:
-        return min(self.family.train_config.context_length, self.model.config.max_position_embeddings)
+        return min(self.family.train_config.context_length, self.lm.max_positions)
 
     def score_documents(self, corpus: Corpus) -> "tuple[np.ndarray, np.ndarray]":
         """(natural-log probability of each document as text, its number of predicted BPE
         tokens: the document's tokens + the end-of-text after it)."""
-        docs = self.tokenizer.encode_batch(list(corpus.texts()))
+        docs = self.tokenizer.encode_batch(list(self.family.corpus_texts(corpus)))
         with _threads(self.family.threads):
-            lp = document_log_probs(self.model, docs, self.tokenizer.eot_id, max_length=self._context(),
+            lp = document_log_probs(self.lm, docs, self.tokenizer.eot_id, max_length=self._context(),
                                     stride=self.family.perplexity_stride,
                                     precision=self.family.train_config.precision)
         return lp, np.fromiter((d.size + 1 for d in docs), dtype=np.int64, count=len(docs))
@@ -410,10 +459,11 @@ class TransformerModel:
         mode = paper_perplexity_mode(mode)
         kw = {"stride": self.family.perplexity_stride, "precision": self.family.train_config.precision}
         with _threads(self.family.threads):
+            texts = list(self.family.corpus_texts(corpus))
             if mode == "joined":
-                stream = self.tokenizer.encode_batch(["\n\n".join(corpus.texts())])[0]
-                return paper_perplexity(self.model, stream, **kw).perplexity
-            return paper_perplexity_per_story(self.model, self.tokenizer.encode_batch(corpus.texts()), **kw).perplexity
+                stream = self.tokenizer.encode_batch(["\n\n".join(texts)])[0]
+                return paper_perplexity(self.lm, stream, **kw).perplexity
+            return paper_perplexity_per_story(self.lm, self.tokenizer.encode_batch(texts), **kw).perplexity
 
     def save(self, directory: str) -> None:
         """config.json + model.safetensors (Hugging Face layout), tokenizer.json and

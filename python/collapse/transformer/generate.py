@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from ..errors import CollapseError
 from .distribution import SAMPLING_TAG, BLOCK, draw, sampling_probs, sequence_uniforms  # noqa: F401 (re-exported)
+from .backend import CausalLM, GPTNeoLM, as_lm
 from .progress import Progress
 from .model import GPTNeo
 from .precision import autocast, autocast_dtype, resolve_precision
@@ -84,19 +85,23 @@ class SamplingConfig:
 
 
 @torch.no_grad()
-def generate_batch(model: GPTNeo, start_id: int, uniforms: torch.Tensor, cfg: SamplingConfig,
-                   eot_id: Optional[int] = None, cache_dtype: Optional[torch.dtype] = None) -> List[np.ndarray]:
+def generate_batch(model: Union[GPTNeo, CausalLM], start_id: int, uniforms: torch.Tensor, cfg: SamplingConfig,
+                   eot_id: Optional[int] = None, cache_dtype: Optional[torch.dtype] = None,
+                   prefix: Optional[torch.Tensor] = None) -> List[np.ndarray]:
     """One batch: row r uses uniforms[r, step]. Returns each row's new tokens (the
     end-of-text that stopped it excluded). ``cache_dtype``: the KV cache's dtype (under
     autocast, the autocast dtype: SDPA would otherwise cast the whole cached prefix at
-    every step); default the weights'."""
+    every step); default the weights'. ``prefix`` (rows, P): every row continues
+    start_id + its prefix row (a prompt: fed in one forward, not drawn, not returned)."""
+    lm = as_lm(model)
     eot_id = start_id if eot_id is None else eot_id
-    device = model.wte.weight.device
+    device = lm.device
     n, steps = uniforms.shape
-    if steps + 1 > model.config.max_position_embeddings:
+    width = 1 + (0 if prefix is None else prefix.size(1))
+    if steps + width > lm.max_positions:
         raise CollapseError(f"sampling: {steps} new tokens do not fit the model's "
-                            f"{model.config.max_position_embeddings} positions")
-    cache = model.new_cache(n, capacity=steps + 1, dtype=cache_dtype)
+                            f"{lm.max_positions} positions")
+    cache = lm.new_cache(n, capacity=steps + width, dtype=cache_dtype)
     # everything stays on the model's device; the host looks at the batch (to stop or to
     # drop finished rows) only every `check_every` steps, so a GPU is never made to wait
     # for the host at each token
@@ -107,9 +112,10 @@ def generate_batch(model: GPTNeo, start_id: int, uniforms: torch.Tensor, cfg: Sa
     rows = torch.arange(n, device=device)               # original row of each batch row
     live = torch.ones(n, dtype=torch.bool, device=device)  # batch rows still generating
     tokens = torch.full((n, 1), start_id, dtype=torch.long, device=device)
+    if prefix is not None:
+        tokens = torch.cat([tokens, prefix.to(device=device, dtype=torch.long)], dim=1)
     for step in range(steps):
-        h = model.hidden_states(tokens, past_key_values=cache)[:, -1]
-        logits = torch.nn.functional.linear(h, model.wte.weight)
+        logits, cache = lm.next_logits(tokens, cache)
         probs = sampling_probs(logits, cfg.temperature, cfg.top_k, cfg.top_p)
         tok = draw(probs, u[rows, step])
         out[rows, step] = torch.where(live, tok, out[rows, step])
@@ -123,7 +129,7 @@ def generate_batch(model: GPTNeo, start_id: int, uniforms: torch.Tensor, cfg: Sa
                     break
                 if live.numel() - n_live >= cfg.compact_fraction * live.numel():
                     keep = torch.nonzero(live).squeeze(1)
-                    cache.keep(keep)
+                    cache = lm.keep(cache, keep)
                     rows, tok, live = rows[keep], tok[keep], live[keep]
         tokens = tok[:, None]
     out, lengths = out.cpu(), lengths.cpu()
@@ -137,37 +143,62 @@ def shard(num_sequences: int, rank: int, world_size: int) -> range:
 
 
 @torch.no_grad()
-def generate(model: GPTNeo, num_sequences: int, seed: int, start_id: int, cfg: SamplingConfig,
+def generate(model: Union[GPTNeo, CausalLM], num_sequences: int, seed: int, start_id: int, cfg: SamplingConfig,
              indices: Optional[Sequence[int]] = None, precision: str = "auto",
-             stats: Optional[Dict[str, int]] = None) -> List[np.ndarray]:
+             stats: Optional[Dict[str, int]] = None,
+             prefixes: Optional[Callable[[int], np.ndarray]] = None) -> List[np.ndarray]:
     """Sequences ``indices`` (default 0..num_sequences-1), in that order; ``precision``
     as in training (collapse.transformer.precision). ``stats`` (refill only), a dict that
-    receives ``decode_steps`` and ``rows``: what a benchmark divides its time by."""
+    receives ``decode_steps`` and ``rows``: what a benchmark divides its time by.
+    ``prefixes``: document i continues start_id + prefixes(i) (a prompt; not returned).
+    Refill needs the GPT-Neo fast path and no prompt; otherwise (another backend, a
+    prompt) documents go batch after batch, each batch split by prompt length, with the
+    same per-document streams."""
     if num_sequences < 0:
         raise CollapseError("sampling: the number of sequences must be >= 0")
     indices = list(range(num_sequences)) if indices is None else list(indices)
-    was_training = model.training
-    model.eval()
-    device = model.wte.weight.device
+    lm = as_lm(model)
+    module = lm.module
+    was_training = module.training
+    module.eval()
+    device = lm.device
     precision = resolve_precision(precision, device)
     ctx = autocast(device, precision)
     bar = Progress("sampling", total=len(indices), unit="doc", enabled=cfg.progress)
     try:
         with ctx:
-            if cfg.uses_refill(device):
-                result = _generate_refill(model, indices, seed, start_id, cfg, autocast_dtype(precision), bar,
+            if cfg.uses_refill(device) and isinstance(lm, GPTNeoLM) and prefixes is None:
+                result = _generate_refill(lm.module, indices, seed, start_id, cfg, autocast_dtype(precision), bar,
                                           {} if stats is None else stats)
             else:
                 result = []
                 for s in range(0, len(indices), cfg.batch_size):
                     chunk = indices[s:s + cfg.batch_size]
-                    u = sequence_uniforms(seed, chunk, cfg.max_new_tokens)
-                    result.extend(generate_batch(model, start_id, u, cfg, cache_dtype=autocast_dtype(precision)))
+                    result.extend(_generate_chunk(lm, chunk, seed, start_id, cfg, autocast_dtype(precision), prefixes))
                     bar.update(len(chunk))
     finally:
         bar.close()
-        model.train(was_training)
+        module.train(was_training)
     return result
+
+
+def _generate_chunk(lm: CausalLM, chunk: List[int], seed: int, start_id: int, cfg: SamplingConfig,
+                    cache_dtype: Optional[torch.dtype],
+                    prefixes: Optional[Callable[[int], np.ndarray]]) -> List[np.ndarray]:
+    """One batch of documents; with prompts, one generate_batch per prompt length (rows of
+    a batch share their positions: no padding, no attention mask)."""
+    if prefixes is None:
+        return generate_batch(lm, start_id, sequence_uniforms(seed, chunk, cfg.max_new_tokens), cfg,
+                              cache_dtype=cache_dtype)
+    prompts = [np.asarray(prefixes(i), dtype=np.int64) for i in chunk]
+    out: List[Optional[np.ndarray]] = [None] * len(chunk)
+    for size in sorted({p.size for p in prompts}):
+        rows = [r for r, p in enumerate(prompts) if p.size == size]
+        prefix = torch.from_numpy(np.stack([prompts[r] for r in rows])) if size else None
+        u = sequence_uniforms(seed, [chunk[r] for r in rows], cfg.max_new_tokens)
+        for r, ids in zip(rows, generate_batch(lm, start_id, u, cfg, cache_dtype=cache_dtype, prefix=prefix)):
+            out[r] = ids
+    return [o for o in out if o is not None]
 
 
 def refill_sampler(model: GPTNeo, cfg: SamplingConfig, rows: int, start_id: int,
@@ -194,18 +225,22 @@ def _generate_refill(model: GPTNeo, indices: List[int], seed: int, start_id: int
     return [r for r in result if r is not None]
 
 
-def generate_distributed(model: GPTNeo, num_sequences: int, seed: int, start_id: int,
+def generate_distributed(model: Union[GPTNeo, CausalLM], num_sequences: int, seed: int, start_id: int,
                          cfg: SamplingConfig, dist: "object", precision: str = "auto",
-                         first: int = 0) -> List[np.ndarray]:
-    """Sequences first .. first + num_sequences - 1. Under torchrun: each rank samples its
+                         first: int = 0, prefixes: Optional[Callable[[int], np.ndarray]] = None,
+                         sampler: Optional[Callable[[List[int]], List[np.ndarray]]] = None) -> List[np.ndarray]:
+    """Sequences first .. first + num_sequences - 1 (``prefixes``: as in generate;
+    ``sampler``: another way to make the documents of a list of indices, instead of
+    generate: the hf family's beam search). Under torchrun: each rank samples its
     contiguous part, then every rank receives all of them in index order
     (torch.distributed.all_gather_object)."""
     rank, world = getattr(dist, "rank", 0), getattr(dist, "world_size", 1)
     if rank != 0 and cfg.progress:
         cfg = replace(cfg, progress=False)  # one progress report, from rank 0
     part = shard(num_sequences, rank, world)
-    mine = generate(model, num_sequences, seed, start_id, cfg, indices=range(first + part.start, first + part.stop),
-                    precision=precision)
+    indices = list(range(first + part.start, first + part.stop))
+    mine = (sampler(indices) if sampler is not None else
+            generate(model, num_sequences, seed, start_id, cfg, indices=indices, precision=precision, prefixes=prefixes))
     if world <= 1:
         return mine
     import torch.distributed as td

@@ -34,7 +34,7 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from .distributed import Ranks, ranks
 from ..errors import CollapseError
 from .checkpoint import CheckpointPolicy, load_training_state, save_training_state
 from .progress import Progress
+from .backend import CausalLM, GPTNeoLM
 from .model import GPTNeo, GPTNeoConfig
 from .precision import autocast, autocast_dtype, check_precision, grad_scaler, resolve_precision
 
@@ -224,7 +225,7 @@ class TrainStats:
         return d
 
 
-def _optimizer(model: GPTNeo, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]  # biases and LayerNorm
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -264,37 +265,48 @@ def compile_body(model: GPTNeo) -> None:
     into it) with its own fused kernel (``compiled=True`` in forward). The usual
     micro-batch shape compiles a static graph, a second shape (a short last micro-batch)
     one for any batch: a run compiles at most twice."""
-    model.hidden_states = torch.compile(model.hidden_states)  # type: ignore[method-assign]
+    GPTNeoLM(model).compile_body()
 
 
 def uncompile_body(model: GPTNeo) -> None:
     """The plain model again (sampling and scoring after training run eagerly)."""
-    model.__dict__.pop("hidden_states", None)
+    GPTNeoLM(model).uncompile_body()
 
 
 def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainConfig, seed: int,
           dist: Optional[Dist] = None, checkpoint: Optional[CheckpointPolicy] = None) -> Tuple[GPTNeo, TrainStats]:
-    """Train a freshly initialised GPT-Neo on ``rows`` (make_rows). Returns it (on the
-    training device, in eval mode) and statistics. Seeded: the initial weights, the
-    order of every epoch and dropout all follow ``seed``.
+    """Train a freshly initialised GPT-Neo (the hand-written fast path) on ``rows``:
+    train_lm with GPTNeo(model_config). Returns the GPTNeo and the statistics."""
+    lm, stats = train_lm(lambda: GPTNeoLM(GPTNeo(model_config)), rows, eot_id, cfg, seed, dist, checkpoint)
+    return lm.module, stats  # type: ignore[return-value]
+
+
+def train_lm(build: Callable[[], CausalLM], rows: np.ndarray, eot_id: int, cfg: TrainConfig, seed: int,
+             dist: Optional[Dist] = None, checkpoint: Optional[CheckpointPolicy] = None) -> Tuple[CausalLM, TrainStats]:
+    """Train the causal LM that ``build()`` makes (collapse.transformer.backend: called right
+    after torch.manual_seed(seed), so a fresh initialisation follows the seed; it may also
+    load weights: a pretrained or the previous generation's model) on ``rows`` (make_rows).
+    Returns it (on the training device, in eval mode) and statistics. Seeded: the initial
+    weights, the order of every epoch and dropout all follow ``seed``.
 
     With ``checkpoint``: the state is saved by rank 0 as the policy says and at the end;
-    a train() that finds a saved state continues from it (all ranks read it)."""
+    a train_lm() that finds a saved state continues from it (all ranks read it)."""
     dist = dist or dist_from_env()
     device = resolve_device(cfg.device)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
     if rows.ndim != 2 or rows.shape[0] == 0:
         raise CollapseError("training: no sequences to train on")
-    if rows.shape[1] - 1 > model_config.max_position_embeddings:
-        raise CollapseError(f"training: context {rows.shape[1] - 1} exceeds the model's "
-                            f"{model_config.max_position_embeddings} positions")
     set_deterministic(cfg.deterministic)
     precision = resolve_precision(cfg.precision, device)
     loss_dtype = autocast_dtype(precision)
 
     torch.manual_seed(seed)
-    model = GPTNeo(model_config).to(device)
+    lm = build()
+    if rows.shape[1] - 1 > lm.max_positions:
+        raise CollapseError(f"training: context {rows.shape[1] - 1} exceeds the model's "
+                            f"{lm.max_positions} positions")
+    model = lm.module.to(device)
     opt = _optimizer(model, cfg, device)
     scaler = grad_scaler(device, precision)
     stats = TrainStats()
@@ -313,14 +325,14 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
             sys.stderr.write(f"training: resumed from {checkpoint.train_path} at step {stats.steps} "  # type: ignore[union-attr]
                              f"(epoch {start_epoch + 1}, step {start_step} of the epoch)\n")
     model.train()
-    step_model: torch.nn.Module = model
+    step_model: torch.nn.Module = lm.loss_module
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        step_model = DDP(model, device_ids=[dist.local_rank] if device.type == "cuda" else None)
+        step_model = DDP(step_model, device_ids=[dist.local_rank] if device.type == "cuda" else None)
     if cfg.compile:
-        compile_body(model)
-    dropout = any(float(getattr(model_config, k)) > 0 for k in ("embed_dropout", "attention_dropout", "resid_dropout"))
+        lm.compile_body()
+    dropout = lm.has_dropout
 
     def position(epoch: int, step_in_epoch: int, elapsed: float) -> Dict[str, Any]:
         return {"epoch": epoch, "step_in_epoch": step_in_epoch, "steps": stats.steps, "tokens": stats.tokens,
@@ -410,10 +422,10 @@ def train(model_config: GPTNeoConfig, rows: np.ndarray, eot_id: int, cfg: TrainC
     if device.type == "cuda":
         torch.cuda.synchronize()
     stats.seconds = time.perf_counter() - t0
-    uncompile_body(model)
+    lm.uncompile_body()
     finished_before = saved is not None and "optimizer" not in saved
     if checkpoint and dist.is_main and not finished_before:
         # finished: the final weights, so a run killed later (while sampling) does not train again
         save_training_state(checkpoint.train_path, model, None, None, position(cfg.epochs, 0, stats.seconds))
     model.eval()
-    return model, stats
+    return lm, stats

@@ -1,0 +1,85 @@
+"""Tiny random causal LMs with a BPE of the story grammar's text: for tests, configs and benchmarks.
+
+``make_tiny(directory, model_type)`` writes a Hugging Face folder (config.json,
+model.safetensors, tokenizer.json, tokenizer_config.json) that ``path`` can name:
+a network of ``hidden_size`` x ``layers`` initialised by transformers from a seed, and a
+byte-level BPE (the tokenizers library) trained on stories of the embedded grammar
+(collapse.data.storygrammar), whose end-of-text is bos, eos and pad.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Dict
+
+import torch
+
+from ..data.storygrammar import sample_stories
+from ..errors import CollapseError
+from ..files import fsync_directory, temporary_name
+from ..transformer.tokenizer import TextTokenizer
+from .model import quiet_transformers, save_tokenizer_files
+
+TINY_TYPES = ("gpt2", "llama", "gpt_neox", "opt", "gpt_neo")
+
+
+def tiny_fields(model_type: str, hidden_size: int = 32, layers: int = 2, heads: int = 4,
+                positions: int = 256) -> Dict[str, Any]:
+    """Config fields (AutoConfig.for_model) of a tiny ``model_type``; vocab_size and the
+    special ids are the tokenizer's."""
+    h, n = int(hidden_size), int(layers)
+    fields: Dict[str, Dict[str, Any]] = {
+        "gpt2": dict(n_embd=h, n_layer=n, n_head=heads, n_positions=positions, n_inner=4 * h),
+        "llama": dict(hidden_size=h, intermediate_size=4 * h, num_hidden_layers=n, num_attention_heads=heads,
+                      num_key_value_heads=heads, max_position_embeddings=positions),
+        "gpt_neox": dict(hidden_size=h, intermediate_size=4 * h, num_hidden_layers=n, num_attention_heads=heads,
+                         max_position_embeddings=positions),
+        "opt": dict(hidden_size=h, ffn_dim=4 * h, num_hidden_layers=n, num_attention_heads=heads,
+                    max_position_embeddings=positions, word_embed_proj_dim=h),
+        "gpt_neo": dict(hidden_size=h, num_layers=n, num_heads=heads, max_position_embeddings=positions,
+                        attention_types=[[["global", "local"], max(1, n // 2)]], window_size=positions // 2),
+    }
+    if model_type not in fields:
+        raise CollapseError(f"make-tiny: model type {model_type!r} (choose from {', '.join(TINY_TYPES)})")
+    if h % heads:
+        raise CollapseError(f"make-tiny: hidden size {h} is not divisible by {heads} heads")
+    return {"model_type": model_type, **fields[model_type]}
+
+
+def grammar_tokenizer(vocab_size: int = 400, documents: int = 2000, seed: int = 0) -> TextTokenizer:
+    """A byte-level BPE trained on ``documents`` stories of the embedded grammar."""
+    return TextTokenizer.train_bpe(list(sample_stories(documents, seed).texts()), vocab_size)
+
+
+def make_tiny(directory: str, model_type: str = "gpt2", *, hidden_size: int = 32, layers: int = 2, heads: int = 4,
+              positions: int = 256, vocab_size: int = 400, seed: int = 0, tokenizer: Any = None) -> str:
+    """Write a tiny random ``model_type`` and its tokenizer into ``directory`` (new or
+    empty; written into a temporary folder, then renamed). ``tokenizer``: a TextTokenizer
+    to use instead of training one. Returns the directory."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    directory = os.fspath(directory)
+    if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
+        raise CollapseError(f"make-tiny: {directory} exists and is not an empty folder")
+    fields = tiny_fields(model_type, hidden_size, layers, heads, positions)
+    tok = tokenizer or grammar_tokenizer(vocab_size, seed=seed)
+    config = AutoConfig.for_model(**fields, vocab_size=tok.vocab_size, bos_token_id=tok.eot_id,
+                                  eos_token_id=tok.eot_id, pad_token_id=tok.eot_id)
+    quiet_transformers()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    parent = os.path.dirname(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    tmp = temporary_name(os.path.abspath(directory))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        save_tokenizer_files(tok, tmp)
+        if os.path.isdir(directory):
+            os.rmdir(directory)  # empty (checked above)
+        os.replace(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    fsync_directory(parent)
+    return directory
