@@ -143,8 +143,11 @@ def test_paper_perplexity_per_story_is_current_evaluate_ppl_on_transformers(mode
     assert got.perplexity == pytest.approx(_per_story_ppl_with_transformers(hf, stories, stride), rel=1e-5)
     if stride < POSITIONS:  # every token but each story's first is scored exactly once
         assert got.num_tokens == sum(len(q) - 1 for q in stories)
+    # without the one-token stories the batches hold other rows (other padding), so float32
+    # sums differ in their last bits (5e-9 seen); one scored token more or less would move
+    # the perplexity by ~0.3 %
     assert got.perplexity == pytest.approx(paper_perplexity_per_story(ours, [q for q in stories if len(q) > 1],
-                                                                      stride=stride).perplexity, rel=1e-12)
+                                                                      stride=stride).perplexity, rel=1e-7)
 
 
 def test_paper_perplexity_per_story_differs_from_joined(models):
