@@ -1,0 +1,133 @@
+"""The built-in families' registrations (n-gram, transformer): what a family of a user's own writes too.
+
+Each is a function of no arguments returning a FamilyRegistration, registered by name in
+collapse.experiment.registry. The transformer's imports torch only inside its functions,
+so a config without a transformer model never imports it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import numpy as np
+
+from ..errors import CollapseError
+from ..ngram.family import NGramFamily
+from ..validate import integer, prune_thresholds
+from .family import DeviceUse, FamilyOptions, FamilyRegistration, ModelFamily, Resources, Settings
+from .tables import Table, fail, resolve_path, scalar_or_list
+
+SMOOTHINGS = ("mkn", "kn", "addk", "mle")
+
+
+# -- n-gram ---------------------------------------------------------------------------
+
+def _order(name: str, v: Any) -> int:
+    return integer(name, v, 1, fail=fail)
+
+
+def _ngram_validate(t: Table, base_dir: str) -> Settings:
+    orders = scalar_or_list(t, "order", "orders", [3], _order)
+    smoothing = t.str_("smoothing", "mkn", SMOOTHINGS)
+    prune = t.get("prune", [])
+    # checked against the lowest order: the thresholds are repeated for the higher ones
+    prune_thresholds(t.f("prune"), prune, min(orders), smoothing, fail=fail)
+    return {"orders": orders, "smoothing": smoothing, "prune": [int(v) for v in prune]}
+
+
+def _ngram_toml(s: Settings) -> Dict[str, Any]:
+    prune = {"prune": s["prune"]} if any(s["prune"]) else {}  # absent when unpruned: old configs unchanged
+    return {"orders": s["orders"], "smoothing": s["smoothing"], **prune}
+
+
+def _ngram_factory(s: Settings, options: FamilyOptions) -> ModelFamily:
+    return NGramFamily(options.order, s["smoothing"], threads=options.threads, compression=options.compression,
+                       prune=s["prune"])
+
+
+def _ngram_downstream(job: Any) -> np.ndarray:
+    from .downstream.ngram import ngram_predict
+
+    return ngram_predict(job.data, job.train if job.pretrained else None, job.order, job.settings["smoothing"],
+                         job.threads)
+
+
+def ngram_registration() -> FamilyRegistration:
+    """``family = "ngram"``: order / orders (a sweep: one cell per order), smoothing, prune."""
+    return FamilyRegistration(
+        validate=_ngram_validate, factory=_ngram_factory, to_toml=_ngram_toml,
+        describe=lambda s: {"orders": s["orders"], "smoothing": s["smoothing"]},
+        sweep=lambda s: list(s["orders"]),
+        resources=Resources(torchrun=False, cheap_fit=True),  # an M_0 is cheaper than an idle core
+        downstream=_ngram_downstream)
+
+
+# -- transformer ----------------------------------------------------------------------
+
+PATH_KEYS = ("tokenizer", "tokenizer_corpus")  # the transformer table's files, relative to the config
+
+
+def _transformer_validate(t: Table, base_dir: str) -> Settings:
+    """The table as given (file paths resolved), checked now by the family itself, its
+    errors naming the field ("model[1].hidden_size: ...", "model.hiden_size: unknown model
+    setting 'hiden_size' (did you mean 'hidden_size'?)")."""
+    table = t.rest()
+    for key in PATH_KEYS:
+        if isinstance(table.get(key), str):
+            table[key] = resolve_path(base_dir, table[key])
+    try:
+        from ..transformer.family import TransformerFamily
+    except (ImportError, CollapseError) as e:
+        raise t.fail("family", f"the transformer family is not available ({e})") from None
+    try:
+        TransformerFamily.from_config(dict(table), check_only=True)
+    except CollapseError as e:
+        message = str(e).split(": ", 1)[-1] if str(e).startswith(("transformer: ", "GPT-Neo config: ",
+                                                                  "training: ", "sampling: ")) else str(e)
+        keys = sorted((k for k in table if k in message), key=lambda k: (message.find(k), -len(k)))
+        raise fail(t.f(keys[0]) if keys else t.name, message) from None
+    return table
+
+
+def _transformer_factory(s: Settings, options: FamilyOptions) -> ModelFamily:
+    from ..transformer.family import TransformerFamily
+
+    table = dict(s)
+    table.setdefault("progress", options.progress)  # [experiment] progress = false silences the family too
+    return TransformerFamily.from_config(table)
+
+
+def table_device(s: Settings) -> DeviceUse:
+    """Where a family with the transformer's ``device`` ("auto" | "cpu" | "cuda" | "cuda:N")
+    and ``share_device`` settings runs: on CUDA or not, the visible GPUs (torch is imported
+    only for a device that is not "cpu")."""
+    device, share = str(s.get("device", "auto")), bool(s.get("share_device", False))
+    if device == "cpu":
+        return DeviceUse(False, 0, device, share)
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return DeviceUse(n > 0 and (device == "auto" or device.startswith("cuda")), n, device, share)
+
+
+def _transformer_downstream(job: Any) -> np.ndarray:
+    import os
+
+    from .downstream.transformer import finetune_predict
+
+    model = job.model
+    if not os.path.exists(os.path.join(job.folder, "config.json")):
+        model.model.save_pretrained(job.folder)  # the Hugging Face folder the classifier loads
+    return finetune_predict(job.folder, model.tokenizer, job.data, pretrained=job.pretrained, seed=job.seed,
+                            max_length=job.max_length, batch_size=job.batch_size, lr=job.lr, epochs=job.epochs,
+                            threads=job.threads, device=str(model.device))
+
+
+def transformer_registration() -> FamilyRegistration:
+    """``family = "transformer"``: the GPT-Neo family's table (collapse.transformer.family);
+    its ranks train together under torchrun, it runs on GPUs, its M_0 is the expensive part."""
+    return FamilyRegistration(
+        validate=_transformer_validate, factory=_transformer_factory,
+        resources=Resources(torchrun=True, cheap_fit=False, device=table_device),
+        downstream=_transformer_downstream)
+
