@@ -481,7 +481,7 @@ def _parse_model(raw_table: Any, where: str, base_dir: str, named: bool) -> Mode
     except CollapseError:
         if m.family in known_families():
             raise  # a known family that could not be loaded: its own message
-        raise _fail(t.f("family"), unknown_family(m.family)) from None
+        raise _fail(t.f("family"), unknown_family(m.family, what="value")) from None
     m.name = t.str_("name", m.family)
     if not m.name or any(c in m.name for c in "/\\ \t\n") or m.name.startswith("."):
         raise _fail(t.f("name"), f"must be a non-empty name without spaces or slashes, got {m.name!r}")

@@ -66,10 +66,10 @@ def is_known(name: str) -> bool:
     return name in _SOURCES or name in known_families()
 
 
-def unknown_family(name: Any) -> str:
-    """The one-line message for a family nobody registered."""
+def unknown_family(name: Any, what: str = "model family") -> str:
+    """The one-line message for a family nobody registered, naming the known ones."""
     known = known_families()
-    return f"unknown model family {name!r}{did_you_mean(str(name), known)} (known: {', '.join(known)})"
+    return f"unknown {what} {name!r}{did_you_mean(str(name), known)} (choose from {', '.join(known)})"
 
 
 def registration(name: str) -> FamilyRegistration:
