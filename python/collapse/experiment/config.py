@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from ..data.corpus import FORMATS, TOKENIZERS
 from ..errors import CollapseError
 from ..files import toml_text
-from ..validate import choice, did_you_mean, integer, real, threads as validate_threads
+from ..validate import choice, did_you_mean, real, threads as validate_threads
 from ..validate import seed as validate_seed
 from .family import Settings
 from .paradigms import ALPHA_PARADIGMS, PARADIGMS
