@@ -7,7 +7,8 @@ so a config without a transformer model never imports it.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import os
+from typing import Any, Callable, Dict, Sequence
 
 import numpy as np
 
@@ -62,31 +63,45 @@ def ngram_registration() -> FamilyRegistration:
         downstream=_ngram_downstream)
 
 
-# -- transformer ----------------------------------------------------------------------
+# -- a family that checks its own table ---------------------------------------------------
 
-PATH_KEYS = ("tokenizer", "tokenizer_corpus")  # the transformer table's files, relative to the config
-
-
-def _transformer_validate(t: Table, base_dir: str) -> Settings:
-    """The table as given (file paths resolved), checked now by the family itself, its
-    errors naming the field ("model[1].hidden_size: ...", "model.hiden_size: unknown model
-    setting 'hiden_size' (did you mean 'hidden_size'?)")."""
+def checked_table(t: Table, base_dir: str, family: str, check: Callable[[Settings], None],
+                  path_keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> Settings:
+    """The validation of a family that checks its own table (the transformer's, and any
+    like it): every key but family and name as given, the file paths among ``path_keys``
+    resolved against the config's folder, then ``check(table)``, whose CollapseError is
+    turned into the config's style, naming the first key the message mentions
+    ("model[1].hidden_size: ...", "model.hiden_size: unknown model setting 'hiden_size'
+    (did you mean 'hidden_size'?)"), without the family's own ``prefixes`` ("transformer: ")."""
     table = t.rest()
-    for key in PATH_KEYS:
+    for key in path_keys:
         if isinstance(table.get(key), str):
             table[key] = resolve_path(base_dir, table[key])
     try:
-        from ..transformer.family import TransformerFamily
-    except (ImportError, CollapseError) as e:
-        raise t.fail("family", f"the transformer family is not available ({e})") from None
-    try:
-        TransformerFamily.from_config(dict(table), check_only=True)
+        check(dict(table))
+    except ImportError as e:  # the family's optional dependencies (torch) are missing
+        raise t.fail("family", f"the {family} family is not available ({e})") from None
     except CollapseError as e:
-        message = str(e).split(": ", 1)[-1] if str(e).startswith(("transformer: ", "GPT-Neo config: ",
-                                                                  "training: ", "sampling: ")) else str(e)
+        text = str(e)
+        message = text.split(": ", 1)[-1] if text.startswith(tuple(prefixes)) else text
         keys = sorted((k for k in table if k in message), key=lambda k: (message.find(k), -len(k)))
         raise fail(t.f(keys[0]) if keys else t.name, message) from None
     return table
+
+
+# -- transformer ----------------------------------------------------------------------
+
+def _transformer_check(table: Settings) -> None:
+    try:
+        from ..transformer.family import TransformerFamily  # torch: only when a config names the family
+    except CollapseError as e:  # the package's own message when torch is missing
+        raise ImportError(str(e)) from None
+    TransformerFamily.from_config(table, check_only=True)
+
+
+def _transformer_validate(t: Table, base_dir: str) -> Settings:
+    return checked_table(t, base_dir, "transformer", _transformer_check, path_keys=("tokenizer", "tokenizer_corpus"),
+                         prefixes=("transformer: ", "GPT-Neo config: ", "training: ", "sampling: "))
 
 
 def _transformer_factory(s: Settings, options: FamilyOptions) -> ModelFamily:
@@ -111,8 +126,6 @@ def table_device(s: Settings) -> DeviceUse:
 
 
 def _transformer_downstream(job: Any) -> np.ndarray:
-    import os
-
     from .downstream.transformer import finetune_predict
 
     model = job.model
