@@ -13,7 +13,7 @@ collapse.transformer.family, a family of a user's own) subclass its classes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
@@ -55,7 +55,7 @@ def run_context(context: Optional[RunContext], **shorthand: Any) -> RunContext:
     ``work_dir=...``) put in where given (not None / 0)."""
     base = context if context is not None else NO_CONTEXT
     given = {k: v for k, v in shorthand.items() if v}
-    return base if not given else RunContext(**{**base.__dict__, **given})
+    return replace(base, **given) if given else base
 
 
 class TrainedModel:
