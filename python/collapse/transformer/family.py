@@ -2,7 +2,7 @@
 
 ``TransformerFamily.from_config(table)`` takes the [model] table of a run's config:
 
-    family            "transformer" (ignored here; the loop dispatches on it)
+    family            "transformer" (ignored here: the registry finds the family by it)
     preset            "tinystories-33m" (default) | "tinystories-1m" | "custom"
     hidden_size, num_layers, num_heads, window_size, max_position_embeddings,
     intermediate_size, attention_layers, activation_function, layer_norm_epsilon,
