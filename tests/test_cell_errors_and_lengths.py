@@ -30,11 +30,11 @@ class _FailingFit:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def fit(self, corpus, *, seed):
+    def fit(self, corpus, *, seed, context=None):
         self.fits += 1
         if self.fits > 1 or corpus.num_documents != 150:
             raise self.error
-        return self.inner.fit(corpus, seed=seed)
+        return self.inner.fit(corpus, seed=seed, context=context)
 
 
 def _failing_replace(monkeypatch, error):

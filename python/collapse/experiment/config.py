@@ -18,10 +18,13 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from ..data.corpus import FORMATS, TOKENIZERS
 from ..errors import CollapseError
 from ..files import toml_text
-from ..validate import boolean, choice, did_you_mean, integer, real, threads as validate_threads
-from ..validate import prune_thresholds as validate_prune
+from ..validate import choice, did_you_mean, real, threads as validate_threads
 from ..validate import seed as validate_seed
+from .family import Settings
 from .paradigms import ALPHA_PARADIGMS, PARADIGMS
+from .registry import known_families, registration, unknown_family
+from .tables import ConfigError, Table as _Table, fail as _fail, resolve_path as _resolve
+from .tables import scalar_or_list as _scalar_or_list
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,102 +39,10 @@ FILE_KEYS = ("path", "format", "field", "tokenizer", "lowercase", "heldout_path"
 SOURCE_KEYS = {"grammar": ("num_names", "zipf", "continue_prob"),
                "code": ("num_identifiers", "num_numbers", "zipf", "continue_prob", "max_depth", "max_statements")}
 DATA_FORMATS = FORMATS
-FAMILIES = ("ngram", "transformer")
-SMOOTHINGS = ("mkn", "kn", "addk", "mle")
 EXECUTORS = ("local", "ray")
 FILTER_METHODS = ("none", "perplexity")
 TRACKERS = ("tensorboard", "wandb", "mlflow")  # [output] trackers (collapse.experiment.trackers)
 CORPUS_FORMATS = ("arrow", "text")  # how a run directory stores S_t (collapse.experiment.loop.save_corpus)
-
-
-class ConfigError(CollapseError):
-    """A config value that cannot be used; the message starts with the field's name."""
-
-
-def _fail(field_name: str, message: str) -> "ConfigError":
-    return ConfigError(f"{field_name}: {message}")
-
-
-# --------------------------------------------------------------------------------------
-# Small typed readers: each takes the table, the key, the table's name and a default.
-
-_MISSING = object()
-
-
-class _Table:
-    def __init__(self, raw: Mapping[str, Any], name: str) -> None:
-        if not isinstance(raw, Mapping):
-            raise _fail(name, f"must be a table, got {type(raw).__name__}")
-        self.raw = dict(raw)
-        self.name = name
-        self.used: set = set()
-        self.asked: set = set()  # every key the parser looked for: what a misspelt key may have meant
-
-    def f(self, key: str) -> str:
-        return f"{self.name}.{key}"
-
-    def has(self, key: str) -> bool:
-        self.asked.add(key)
-        return key in self.raw
-
-    def get(self, key: str, default: Any = _MISSING) -> Any:
-        self.used.add(key)
-        if key in self.raw:
-            return self.raw[key]
-        if default is _MISSING:
-            raise _fail(self.f(key), "is required")
-        return default
-
-    def str_(self, key: str, default: Any = _MISSING, choices: Optional[Tuple[str, ...]] = None) -> Any:
-        v = self.get(key, default)
-        if v is None and default is None:
-            return None
-        if not isinstance(v, str):
-            raise _fail(self.f(key), f"must be a string, got {v!r}")
-        if choices is not None:
-            choice(self.f(key), v, choices, fail=_fail)
-        return v
-
-    def int_(self, key: str, default: Any = _MISSING, minimum: Optional[int] = None) -> Any:
-        v = self.get(key, default)
-        if v is None and default is None:
-            return None
-        return integer(self.f(key), v, minimum, fail=_fail)
-
-    def float_(self, key: str, default: Any = _MISSING, lo: Optional[float] = None, hi: Optional[float] = None,
-               lo_open: bool = False, hi_open: bool = False) -> Any:
-        v = self.get(key, default)
-        if v is None and default is None:
-            return None
-        return real(self.f(key), v, lo, hi, lo_open=lo_open, hi_open=hi_open, fail=_fail)
-
-    def bool_(self, key: str, default: Any = _MISSING) -> Any:
-        return boolean(self.f(key), self.get(key, default), fail=_fail)
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.raw) - self.used)
-        if unknown:
-            raise _fail(f"{self.name}.{unknown[0]}",
-                        "unknown key" + did_you_mean(unknown[0], sorted(self.used | self.asked)))
-
-
-
-
-def _scalar_or_list(t: _Table, one: str, many: str, default: List[Any], check) -> List[Any]:  # noqa: ANN001
-    """A key given either as ``one = x`` or ``many = [x, y]`` (not both)."""
-    if t.has(one) and t.has(many):
-        raise _fail(t.f(many), f"give either {one} or {many}, not both")
-    if t.has(many):
-        values = t.get(many)
-        if not isinstance(values, list) or not values:
-            raise _fail(t.f(many), f"must be a non-empty list, got {values!r}")
-        out = [check(f"{t.f(many)}[{i}]", v) for i, v in enumerate(values)]
-        if len(set(out)) != len(out):
-            raise _fail(t.f(many), "has duplicate values")
-        return out
-    if t.has(one):
-        return [check(t.f(one), t.get(one))]
-    return list(default)
 
 
 # --------------------------------------------------------------------------------------
@@ -182,14 +93,31 @@ class DataTable:
 
 @dataclass
 class ModelTable:
-    """One model of the study: a [model] table, or one table of a [[model]] array."""
+    """One model of the study: a [model] table, or one table of a [[model]] array. settings:
+    what its family's registration validated (collapse.experiment.registry), the table's
+    keys but ``family`` and ``name``."""
     family: str = "ngram"
-    orders: List[int] = field(default_factory=lambda: [3])
-    smoothing: str = "mkn"
-    prune: List[int] = field(default_factory=list)  # lmplz's --prune, as given ([]: none)
-    transformer: Dict[str, Any] = field(default_factory=dict)
+    settings: Settings = field(default_factory=lambda: {"orders": [3], "smoothing": "mkn", "prune": []})
     name: str = "ngram"      # the metrics' `model` column; a single [model] is named after its family
     field_name: str = "model"  # how errors name this table: "model" or "model[1]"
+
+    @property
+    def orders(self) -> List[Optional[int]]:
+        """The values of the cells' order axis (an n-gram model's orders; [None]: no sweep)."""
+        return list(registration(self.family).sweep(self.settings))
+
+    # The names of earlier versions, for scripts that read them.
+    @property
+    def smoothing(self) -> Optional[str]:
+        return self.settings.get("smoothing")
+
+    @property
+    def prune(self) -> List[int]:
+        return list(self.settings.get("prune", []))
+
+    @property
+    def transformer(self) -> Settings:
+        return self.settings
 
 
 @dataclass
@@ -279,7 +207,7 @@ class ExperimentConfig:
         """Every (model, paradigm, alpha, order, keep fraction, seed) combination, in a fixed order."""
         out = []
         for m in self.models:
-            orders = m.orders if m.family == "ngram" else [None]
+            orders = m.orders
             for paradigm in self.experiment.paradigms:
                 alphas = self.experiment.alphas if paradigm in ALPHA_PARADIGMS else [None]
                 for alpha, order, keep, seed in itertools.product(alphas, orders, self.filter.keep_fractions,
@@ -325,13 +253,6 @@ class Cell:
         return h
 
 
-def _resolve(base_dir: str, path: Optional[str]) -> Optional[str]:
-    if path is None:
-        return None
-    path = os.path.expanduser(path)
-    return path if os.path.isabs(path) else os.path.normpath(os.path.join(base_dir, path))
-
-
 def _check_data_path(name: str, path: str, fmt: str) -> None:
     """A file; for arrow also a directory (a Hugging Face save_to_disk dataset)."""
     if not (os.path.isfile(path) or (fmt == "arrow" and os.path.isdir(path))):
@@ -344,10 +265,6 @@ def _alpha(name: str, v: Any) -> float:
 
 def _seed(name: str, v: Any) -> int:
     return validate_seed(name, v, fail=_fail)
-
-
-def _order(name: str, v: Any) -> int:
-    return integer(name, v, 1, fail=_fail)
 
 
 def _paradigm(name: str, v: Any) -> str:
@@ -451,6 +368,10 @@ def parse_config(raw: Mapping[str, Any], base_dir: str = ".") -> ExperimentConfi
     t.finish()
 
     downstream = _parse_downstream(raw["downstream"], base_dir) if "downstream" in raw else None
+    for m in models if downstream is not None else []:
+        if registration(m.family).downstream is None:
+            raise _fail(f"{m.field_name}.family", f"the {m.family!r} family has no downstream evaluation "
+                                                  "(FamilyRegistration.downstream); [downstream] cannot run on it")
     return ExperimentConfig(ex, d, models, flt, out, raw, os.path.abspath(base_dir), multi_model, downstream)
 
 
@@ -550,46 +471,23 @@ def _parse_models(raw_model: Any, base_dir: str) -> Tuple[List[ModelTable], bool
 
 
 def _parse_model(raw_table: Any, where: str, base_dir: str, named: bool) -> ModelTable:
+    """One model table: its family's registration validates everything but family and name,
+    so every model table, a single [model] too, is checked before a run writes anything."""
     t = _Table(raw_table, where)
     m = ModelTable(field_name=where)
-    m.family = t.str_("family", "ngram", FAMILIES)
+    m.family = t.str_("family", "ngram")
+    try:
+        reg = registration(m.family)
+    except CollapseError:
+        if m.family in known_families():
+            raise  # a known family that could not be loaded: its own message
+        raise _fail(t.f("family"), unknown_family(m.family, what="value")) from None
     m.name = t.str_("name", m.family)
     if not m.name or any(c in m.name for c in "/\\ \t\n") or m.name.startswith("."):
         raise _fail(t.f("name"), f"must be a non-empty name without spaces or slashes, got {m.name!r}")
-    if m.family == "ngram":
-        m.orders = _scalar_or_list(t, "order", "orders", [3], _order)
-        m.smoothing = t.str_("smoothing", "mkn", SMOOTHINGS)
-        prune = t.get("prune", [])
-        # checked against the lowest order: the thresholds are repeated for the higher ones
-        validate_prune(t.f("prune"), prune, min(m.orders), m.smoothing, fail=_fail)
-        m.prune = [int(v) for v in prune]
-        t.finish()
-    else:  # everything else in the table is the transformer family's own config
-        m.transformer = {k: v for k, v in t.raw.items() if k not in ("family", "name")}
-        # file paths in the transformer's table are relative to the config file, like [data]'s
-        for key in ("tokenizer", "tokenizer_corpus"):
-            if isinstance(m.transformer.get(key), str):
-                m.transformer[key] = _resolve(base_dir, m.transformer[key])
-        m.orders = []
-        # every model table, a single [model] too, is checked before a run writes anything
-        _check_transformer_table(m.transformer, where)
+    m.settings = reg.validate(t, base_dir)
+    t.finish()
     return m
-
-
-def _check_transformer_table(table: Dict[str, Any], where: str) -> None:
-    """Validate a transformer table now, naming the field ("model[1].hidden_size: ...",
-    "model.hiden_size: unknown model setting 'hiden_size' (did you mean 'hidden_size'?)")."""
-    try:
-        from ..transformer.family import TransformerFamily
-    except (ImportError, CollapseError) as e:
-        raise _fail(f"{where}.family", f"the transformer family is not available ({e})") from None
-    try:
-        TransformerFamily.from_config(dict(table), check_only=True)
-    except CollapseError as e:
-        message = str(e).split(": ", 1)[-1] if str(e).startswith(("transformer: ", "GPT-Neo config: ",
-                                                                  "training: ", "sampling: ")) else str(e)
-        keys = sorted((k for k in table if k in message), key=lambda k: (message.find(k), -len(k)))
-        raise _fail(f"{where}.{keys[0]}" if keys else where, message) from None
 
 
 def load_config(source: Union[str, os.PathLike, Mapping[str, Any], ExperimentConfig]) -> ExperimentConfig:
@@ -728,7 +626,4 @@ def to_toml(cfg: ExperimentConfig) -> str:
 
 def _model_toml(m: ModelTable, named: bool) -> Dict[str, Any]:
     head = {"name": m.name} if named else {}
-    if m.family == "ngram":
-        prune = {"prune": m.prune} if any(m.prune) else {}  # absent when unpruned: old configs unchanged
-        return {**head, "family": "ngram", "orders": m.orders, "smoothing": m.smoothing, **prune}
-    return {**head, "family": "transformer", **m.transformer}
+    return {**head, "family": m.family, **registration(m.family).to_toml(m.settings)}

@@ -25,19 +25,21 @@ from .. import _core
 from ..data.corpus import Corpus, concatenate
 from ..errors import CollapseError
 from .config import FilterTable
+from .family import RunContext, TrainedModel
 
 
 def document_perplexities(model, corpus: Corpus) -> np.ndarray:  # noqa: ANN001
-    scorer = getattr(model, "document_log_probs", None)
-    if scorer is None:
+    lp = TrainedModel.adapt(model).document_log_probs(corpus)
+    if lp is None:
         raise CollapseError("filter.method: this model family cannot score single documents")
-    lp = np.asarray(scorer(corpus), dtype=np.float64)
+    lp = np.asarray(lp, dtype=np.float64)
     return np.exp(-lp / (corpus.lengths() + 1.0))
 
 
 def filtered_sample(model, reference_model, needed: int, seed: int, flt: FilterTable,  # noqa: ANN001
-                    keep: Optional[float], threads: int = 1) -> Tuple[Corpus, Dict[str, float]]:
-    """``needed`` documents from ``model`` that pass the filter, and filter statistics."""
+                    keep: Optional[float], context: Optional[RunContext] = None) -> Tuple[Corpus, Dict[str, float]]:
+    """``needed`` documents from ``model`` that pass the filter, and filter statistics;
+    context: the loop's for this generation (collapse.experiment.family.RunContext)."""
     per_round = int(math.ceil(flt.oversample * needed))
     kept_parts = []
     kept = 0
@@ -45,7 +47,7 @@ def filtered_sample(model, reference_model, needed: int, seed: int, flt: FilterT
     drawn = 0
     passed = 0
     for r in range(flt.max_rounds):
-        cand = model.sample(per_round, seed=_core.derive_seed(seed, r), threads=threads)
+        cand = model.sample(per_round, seed=_core.derive_seed(seed, r), context=context)
         drawn += cand.num_documents
         mask = np.ones(cand.num_documents, dtype=bool)
         if flt.method == "perplexity":

@@ -45,15 +45,16 @@ from ..data.corpus import Corpus, Vocab, corpus_from_lines
 from ..data.texts import DocumentTexts
 from ..errors import CollapseError
 from ..files import TEMP_MARK, atomic_path, read_json, write_bytes, write_json, write_text
-from ..ngram.family import NGramFamily, deterministic_gzip
+from ..ngram.family import deterministic_gzip
 from .config import (GROWABLE, RESUME_FREE, Cell, ExperimentConfig, ModelTable, load_config, parse_config,
                      resume_conflict, to_toml)
+from .family import DeviceUse, FamilyOptions, ModelFamily, RunContext
 from .filters import filtered_sample
 from .metrics import METRIC_COLUMNS, generation_metrics
 from .paradigms import needed_synthetic, synthetic_needed, training_corpus
 from .provenance import Session
-from .ranks import (check_torchrun, claim_device, device_slots, is_main, main_only, plan_workers, torchrun,
-                    transformer_cuda)
+from .ranks import check_torchrun, claim_device, device_slots, is_main, main_only, plan_workers, torchrun
+from .registry import registration
 from .report import write_report
 from .rundir import TIMING_COLUMNS, RunLock, write_metrics
 from . import downstream, tails as tail_stats
@@ -106,21 +107,32 @@ def model_of(cfg: ExperimentConfig, cell: Cell) -> ModelTable:
     return cfg.model_table(cell.model) if cell.model else cfg.model
 
 
-def make_family(cfg: ExperimentConfig, cell: Cell) -> Any:
+def make_family(cfg: ExperimentConfig, cell: Cell) -> ModelFamily:
+    """The cell's family, from its model's registration (collapse.experiment.registry)."""
     m = model_of(cfg, cell)
-    if m.family == "ngram":
-        return NGramFamily(cell.order, m.smoothing, threads=cfg.experiment.threads,
-                           compression=cfg.output.compression, prune=m.prune)
+    options = FamilyOptions(order=cell.order, threads=cfg.experiment.threads, compression=cfg.output.compression,
+                            progress=cfg.experiment.progress)
     try:
-        from ..transformer.family import TransformerFamily  # type: ignore
-    except ImportError as e:
-        raise CollapseError(f"{m.field_name}.family: the transformer family is not available ({e})") from None
-    table = dict(m.transformer)
-    table.setdefault("progress", cfg.experiment.progress)  # [experiment] progress = false silences the family too
-    try:
-        return TransformerFamily.from_config(table)
+        family = registration(m.family).factory(m.settings, options)
     except CollapseError as e:
         raise CollapseError(f"{m.field_name}: {e}") from None
+    if not isinstance(family, ModelFamily):
+        raise CollapseError(f"{m.field_name}.family: the {m.family!r} family's factory gave "
+                            f"{type(family).__name__}, not a collapse.experiment.family.ModelFamily")
+    return family
+
+
+def cheap_fit(cfg: ExperimentConfig, cell: Cell) -> bool:
+    """Whether the cell's family fits M_0 cheaply (Resources.cheap_fit)."""
+    return registration(model_of(cfg, cell).family).resources.cheap_fit
+
+
+def loop_context(cfg: ExperimentConfig, work: Optional[str]) -> RunContext:
+    """The context of one fit or sample of the loop: the generation's work folder, the
+    experiment's threads, this process's torchrun rank."""
+    dist = torchrun()
+    rank, world = (dist.ranks().rank, dist.ranks().world_size) if dist is not None else (0, 1)
+    return RunContext(work_dir=work, threads=cfg.experiment.threads, rank=rank, world_size=world)
 
 
 class Generation0:
@@ -158,11 +170,12 @@ class Generation0:
 
 def cell_groups(cfg: ExperimentConfig, cells: Sequence[Cell]) -> List[List[Cell]]:
     """Cells grouped by generation 0 (one group per model, order and seed), the groups of
-    transformer models first (the longest tasks start first when workers run in parallel)."""
+    families whose fit is not cheap first (Resources.cheap_fit: the transformer's; the
+    longest tasks start first when workers run in parallel)."""
     groups: Dict[tuple, List[Cell]] = {}
     for cell in cells:
         groups.setdefault(cell.generation0_key, []).append(cell)
-    return sorted(groups.values(), key=lambda g: model_of(cfg, g[0]).family != "transformer")
+    return sorted(groups.values(), key=lambda g: cheap_fit(cfg, g[0]))
 
 
 # --------------------------------------------------------------------------------------
@@ -292,13 +305,13 @@ def work_dir(run_dir: str, cell: Cell, t: int) -> str:
 
 def spread_groups(cfg: ExperimentConfig, groups: List[List[Cell]], workers: int) -> List[List[Cell]]:
     """Groups split so that ``workers`` processes have work: while there are fewer groups
-    than workers, the largest n-gram group is halved (each half trains generation 0 again,
-    which costs less than an idle core: it is deterministic, so the result is the same). A
-    transformer group is never split here: its generation 0 is the expensive part (plan_tasks
-    splits it after generation 0)."""
+    than workers, the largest group of a family with Resources.cheap_fit (the n-gram's) is
+    halved (each half trains generation 0 again, which costs less than an idle core: it is
+    deterministic, so the result is the same). Any other group (a transformer's) is never
+    split here: its generation 0 is the expensive part (plan_tasks splits it after generation 0)."""
     out = [list(g) for g in groups]
     while len(out) < workers:
-        splittable = [g for g in out if len(g) > 1 and model_of(cfg, g[0]).family == "ngram"]
+        splittable = [g for g in out if len(g) > 1 and cheap_fit(cfg, g[0])]
         if not splittable:
             break
         g = max(splittable, key=len)
@@ -319,13 +332,14 @@ class Task:
 
 
 def plan_tasks(cfg: ExperimentConfig, groups: List[List[Cell]]) -> List[Task]:
-    """One task per group, except a transformer group of several cells: one task trains M_0
+    """One task per group, except a group of several cells whose family's fit is not cheap
+    (Resources.cheap_fit; a transformer's): one task trains M_0
     once and commits generation 0 of every cell of the group, then each cell's later
     generations are a task of their own, for any idle worker (a cell continues from its
     committed generation 0 exactly as --resume would, so the results are the same)."""
     out = []
     for g in groups:
-        if len(g) > 1 and model_of(cfg, g[0]).family == "transformer":
+        if len(g) > 1 and not cheap_fit(cfg, g[0]):
             out.append(Task(list(g), through=0, then=[Task([c], resume=True) for c in g]))
         else:
             out.append(Task(list(g)))
@@ -383,10 +397,9 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, run_dir: str, resume: bool = Fal
         if len(rows) > last:
             return rows
     family = make_family(cfg, cell)
-    if hasattr(family, "prepare"):
-        # fixes what the family derives from the real corpus (the transformer's BPE) before
-        # generation 0, so a resumed run rebuilds the very same thing
-        family.prepare(data.real)
+    # fixes what the family derives from the real corpus (the transformer's BPE) before
+    # generation 0, so a resumed run rebuilds the very same thing
+    family.prepare(data.real)
     # recursive generations after generation 0: t = 0 .. G; synthetic[k] = S_k when loaded
     # (Accumulate-Subsample: a SyntheticStore's StoredPart, memory-mapped when drawn from)
     synthetic: List[Any] = [None] * (cfg.experiment.generations + 1)
@@ -481,7 +494,7 @@ def _adopt_generation0(cfg: ExperimentConfig, run_dir: str, cell: Cell, data: Re
 
 def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, synth: Corpus, model: Any,
                        rows: List[Dict[str, Any]], state_path: str, on_generation: Optional[Callable[[], None]],
-                       progress: bool, tail: Any = None) -> None:
+                       progress: bool, tail: Any = None, continues_previous: bool = False) -> None:
     """Write generation t's artifacts, then commit it (state.json), then the run files.
     tail: (TailReference, R's vocabulary, S_t's bucket columns, S_t's presence): collapse.experiment.tails."""
     w0 = time.perf_counter()
@@ -493,7 +506,9 @@ def _commit_generation(cfg: ExperimentConfig, run_dir: str, cell: Cell, t: int, 
         tail_stats.write_generation(gdir, columns, present)
         gdirs = [gen_dir(run_dir, cell, k) for k in range(t + 1)]
         tail_stats.write_extinction(os.path.join(run_dir, cell.id), gdirs, tail_ref, real_vocab.words)
-    if cfg.output.keeps_model(t, cfg.experiment.generations):  # the first, every k-th, the last
+    # the first, every k-th, the last; every one for a family whose next generation continues
+    # this model (a resumed cell loads it from here)
+    if cfg.output.keeps_model(t, cfg.experiment.generations) or continues_previous:
         model.save(gdir)
     row = rows[-1]
     row["write_seconds"] = time.perf_counter() - w0
@@ -547,11 +562,10 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
                             load_corpus_files)
     progress = cfg.experiment.progress
     pending = None
-    # Accumulate with a family that keeps the pool (experiment.family.AccumulatingFamily: the
-    # n-gram family's merged counts): it takes in each S_k once, so the loop holds only the
-    # newest S_k, and a resumed cell hands it every part again from disk.
-    # (A hasattr test: isinstance against a runtime Protocol caches per class.)
-    pooled = cell.paradigm == "accumulate" and callable(getattr(family, "fit_accumulated", None))
+    # Accumulate with a family that keeps the pool (ModelFamily.pools_accumulate: the n-gram
+    # family's merged counts): it takes in each S_k once, so the loop holds only the newest
+    # S_k, and a resumed cell hands it every part again from disk.
+    pooled = cell.paradigm == "accumulate" and family.pools_accumulate
 
     # Accumulate-Subsample's pool R + S_0 + ... grows a generation at a time: its S_k wait
     # on disk, memory-mapped only while drawn from (synthetic_store), so memory stays bounded.
@@ -571,6 +585,7 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
             return real
         return synthetic[k - 1] if synthetic[k - 1] is not None else load_corpus_files(gen_dir(run_dir, cell, k - 1))
 
+    previous_model = None  # M_{t-1}, for a family that continues_previous
     for t in range(len(rows), (G if through is None else min(G, through)) + 1):
         try:
             start = time.perf_counter()
@@ -582,13 +597,13 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
             fit_seed = _core.derive_seed(key_t, PURPOSE_FIT)
 
             # checkpoints inside the generation (the transformer's) go to this cell's work
-            # folder for t: an argument of each fit and sample, never family state, because
-            # M_0 is fitted in one cell and sampled by every cell of its group
+            # folder for t: part of the context of each fit and sample, never family state,
+            # because M_0 is fitted in one cell and sampled by every cell of its group
             work = work_dir(run_dir, cell, t)
-            fit_args = {"work_dir": work} if getattr(family, "checkpoints", False) else {}
+            context = loop_context(cfg, work)
 
             def fit_generation0() -> Any:
-                if getattr(family, "loads_exactly", False):  # M_0 saved by a committed generation 0
+                if family.loads_exactly:  # M_0 saved by a committed generation 0
                     folders = main_only(lambda: [gen_dir(run_dir, c, 0) for c, _ in
                                                  _committed_generation0(cfg, run_dir, cell)])
                     for folder in folders:
@@ -596,7 +611,7 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
                             return family.load(folder)
                         except CollapseError:  # that generation kept no model (output.save_models)
                             pass
-                return family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT), **fit_args)
+                return family.fit(real, seed=_core.derive_seed(gen0_key, PURPOSE_FIT), context=context)
 
             if t == 0:
                 # M_0 is trained on R once per (model, order, seed) and shared by the group's
@@ -606,14 +621,18 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
                 model = generation0.model_for(cell, fit_generation0)
             elif pooled:
                 t0 = time.perf_counter()
-                model, train = family.fit_accumulated(t + 1, pool_part, seed=fit_seed)
+                model, train = family.fit_accumulated(t + 1, pool_part, seed=fit_seed, context=context)
             else:
                 train = training_corpus(cell.paradigm, cell.alpha, t, real, synthetic,
                                         lambda purpose: _core.derive_seed(para_key, purpose), data.fresh)
                 t0 = time.perf_counter()
-                model = family.fit(train, seed=fit_seed, **fit_args)
+                if family.continues_previous:  # M_{t-1} goes on training (kept saved for a resume)
+                    if previous_model is None:
+                        previous_model = family.load(gen_dir(run_dir, cell, t - 1))
+                    model = family.fit(train, seed=fit_seed, context=context, previous=previous_model)
+                else:
+                    model = family.fit(train, seed=fit_seed, context=context)
             t1 = time.perf_counter()
-            sampler = model.in_work_dir(work) if hasattr(model, "in_work_dir") else model
             sample_seed = _core.derive_seed(key_t, PURPOSE_SAMPLE)
             extra: Dict[str, float] = {"filter_pass_rate": math.nan}
             if reference_model is None:
@@ -622,14 +641,13 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
                 reference_model = generation0.model_for(cell, fit_generation0)
             if filtering:
                 def draw() -> Any:
-                    return filtered_sample(sampler, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
-                                           threads=cfg.experiment.threads)
+                    return filtered_sample(model, reference_model, n_synth, sample_seed, cfg.filter, cell.keep,
+                                           context=context)
             else:
                 def draw() -> Any:
-                    return sampler.sample(n_synth, seed=sample_seed, threads=cfg.experiment.threads), None
+                    return model.sample(n_synth, seed=sample_seed, context=context), None
             synth, info = (generation0.sample_for(cell, (n_synth, cell.keep), draw) if t == 0 else draw())
-            if hasattr(model, "end_sampling"):
-                model.end_sampling()
+            model.end_sampling()
             if info is not None:
                 extra["filter_pass_rate"] = info["filter_pass_rate"]
             t2 = time.perf_counter()
@@ -638,8 +656,9 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
                                          seed=_core.derive_seed(key_t, PURPOSE_METRICS))
             tail = (tail_ref, real.vocab, *tail_stats.generation_tails(synth, real.vocab, tail_ref))
             t3 = time.perf_counter()
-            ds_seconds = downstream.run_stage(cfg, model_of(cfg, cell), cell, t, model, train, work,
-                                              gen_dir(run_dir, cell, t)) if is_main() else math.nan
+            table = model_of(cfg, cell)
+            ds_seconds = downstream.run_stage(cfg, table, cell, t, model, train, work, gen_dir(run_dir, cell, t),
+                                              registration(table.family).downstream) if is_main() else math.nan
             if is_main():
                 _warn_truncated(cell, t, model, metrics.get("truncated_fraction", math.nan))
             synthetic[t] = store.put(t, synth) if store is not None and t < G else synth
@@ -676,13 +695,15 @@ def _generations(cfg: ExperimentConfig, cell: Cell, run_dir: str, data: RealData
                     shutil.rmtree(store.directory, ignore_errors=True)
             return rows
         rows.append(row)
+        if family.continues_previous:
+            previous_model = model
         # Generation t's files are written (and then committed) by a background thread while
         # generation t+1 computes; it runs one commit at a time, in generation order.
         if pending is not None:
             pending.result()
         if is_main():  # under torchrun rank 0 alone writes the run directory
             pending = writer.submit(_commit_generation, cfg, run_dir, cell, t, synth, model, list(rows), state_path,
-                                    on_generation, progress, tail)
+                                    on_generation, progress, tail, family.continues_previous)
     if pending is not None:
         pending.result()
     if store is not None and len(rows) > G and is_main():  # the cell is done: nothing reads its pool again
@@ -697,7 +718,7 @@ def _warn_truncated(cell: Cell, t: int, model: Any, fraction: float) -> None:
     """One stderr line when S_t has many documents cut at the sampler's length limit: their
     lengths (and every length metric) then measure the limit, not the model."""
     if fraction > TRUNCATED_WARN:
-        limit = model.length_limit() if hasattr(model, "length_limit") else "the sampler's length limit"
+        limit = model.length_limit()
         sys.stderr.write(f"[{cell.id}] warning: gen {t}: {fraction:.1%} of the sample's documents hit {limit}; "
                          "raise it\n")
         sys.stderr.flush()
@@ -822,9 +843,9 @@ def _run(cfg: ExperimentConfig, run_dir: str, resume: bool) -> "pd.DataFrame":
     cells = cfg.cells()
     check_installed(cfg.output.trackers)  # before anything is written
     ex = cfg.experiment
-    families = {m.family for m in cfg.models}
-    note = check_torchrun("transformer" if families == {"transformer"} else "ngram", ex.executor,
-                          ex.workers)  # raises for what cannot run there
+    # raises for what cannot run there: the first model whose family's ranks cannot train together
+    refused = [m.family for m in cfg.models if not registration(m.family).resources.torchrun]
+    note = check_torchrun(refused[0] if refused else cfg.model.family, ex.executor, ex.workers)
     if note and is_main():
         sys.stderr.write(note + "\n")
     config_text = to_toml(cfg)
@@ -1025,9 +1046,14 @@ def _init_worker(parent: int, slots: Any) -> None:
     claim_device(slots)
 
 
-def _transformer_table(cfg: ExperimentConfig) -> Optional[Dict[str, Any]]:
-    """The first transformer model's settings, or None: the device rules are the transformer's."""
-    return next((m.transformer for m in cfg.models if m.family == "transformer"), None)
+def device_use(cfg: ExperimentConfig) -> Optional[DeviceUse]:
+    """Where the first model whose family runs on devices (Resources.device: the
+    transformer's) runs, or None: every family of the study runs on the CPU alone."""
+    for m in cfg.models:
+        device = registration(m.family).resources.device
+        if device is not None:
+            return device(m.settings)
+    return None
 
 
 def _local_workers(cfg: ExperimentConfig, n_tasks: int) -> "tuple[int, List[Optional[str]]]":
@@ -1038,10 +1064,10 @@ def _local_workers(cfg: ExperimentConfig, n_tasks: int) -> "tuple[int, List[Opti
     workers = min(cfg.experiment.workers, n_tasks)
     if torchrun() is not None or workers <= 1:
         return 1, [None]
-    table = _transformer_table(cfg)
-    if table is None or cfg.experiment.executor == "ray":
+    use = device_use(cfg)
+    if use is None or cfg.experiment.executor == "ray":
         return workers, [None] * workers
-    uses_cuda, gpus, device, share = transformer_cuda(table)
+    uses_cuda, gpus, device, share = use
     workers, warning = plan_workers(workers, n_tasks, uses_cuda, gpus, device, share)
     if warning:
         sys.stderr.write(warning + "\n")
@@ -1050,14 +1076,7 @@ def _local_workers(cfg: ExperimentConfig, n_tasks: int) -> "tuple[int, List[Opti
 
 def model_descriptions(cfg: ExperimentConfig) -> List[Dict[str, Any]]:
     """Each model's settings for the manifest (name first)."""
-    out = []
-    for m in cfg.models:
-        if m.family == "ngram":
-            desc = {"family": "ngram", "orders": m.orders, "smoothing": m.smoothing}
-        else:
-            desc = {"family": "transformer", **m.transformer}
-        out.append({"name": m.name, **desc})
-    return out
+    return [{"name": m.name, "family": m.family, **registration(m.family).describe(m.settings)} for m in cfg.models]
 
 
 def write_run_figure(run_dir: str) -> None:
@@ -1086,9 +1105,9 @@ def _run_ray(cfg: ExperimentConfig, tasks: List[Task], run_dir: str, resume: boo
             # CLI's ends the run as Ctrl-C does)
             signal.signal(signal.SIGTERM, on_sigterm)
     gpus = 0.0
-    table = _transformer_table(cfg)
-    if table is not None:
-        uses_cuda, _, _, share = transformer_cuda(table)
+    use = device_use(cfg)
+    if use is not None:
+        uses_cuda, _, _, share = use
         # Ray gives each task its own GPU (CUDA_VISIBLE_DEVICES) when it asks for a whole one
         gpus = (0.5 if share else 1.0) if uses_cuda else 0.0
     task = ray.remote(num_cpus=1, num_gpus=gpus)(_run_group_task)

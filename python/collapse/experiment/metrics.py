@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import _core
 from ..data.corpus import Corpus, CorpusSummary
+from .family import TrainedModel
 from .fieldstats import self_bleu4, self_bleu_subset, zipf_exponent
 from .scale import heldout_scale
 
@@ -136,14 +137,16 @@ def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa:
     heldout_bits_per_word and kl_truth come from the model's document_log_probs (one scale
     for every family: collapse.experiment.scale); heldout_ppl and self_ppl are in the family's
     own units (n-gram: per word + ``</s>``; transformer: per BPE token + end-of-text). A
-    model may add family-specific columns through extra_metrics(heldout)."""
+    model may add family-specific columns through extra_metrics(heldout).
+
+    ``model`` is a TrainedModel (collapse.experiment.family), whose optional hooks all have
+    defaults; an object written against the duck-typed protocol of earlier versions is
+    viewed as one (TrainedModel.adapt)."""
     m: Dict[str, float] = {}
-    if hasattr(model, "score_documents"):  # log-probs and units in one pass (the transformer)
-        lp, units = model.score_documents(ref.heldout)
-        m["heldout_ppl"] = float(np.exp(-lp.sum() / units.sum()))
-    else:
-        lp = model.document_log_probs(ref.heldout) if hasattr(model, "document_log_probs") else None
-        m["heldout_ppl"] = float(model.perplexity(ref.heldout))
+    is_reference = reference_model is model
+    model = TrainedModel.adapt(model)
+    lp, ppl = model.score_documents(ref.heldout)  # both in one pass where the family can (the transformer)
+    m["heldout_ppl"] = float(ppl)
     scale = heldout_scale(model, ref.heldout, ref.heldout_true_logprobs, doc_log_probs=lp) if lp is not None else {
         "heldout_bits_per_word": math.nan, "kl_truth": math.nan, "kl_truth_se": math.nan}
     m.update(scale)
@@ -151,7 +154,7 @@ def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa:
     # mixes the sample's drift with the model's)
     m["self_ppl"] = float(model.perplexity(synthetic)) if synthetic.num_documents else math.nan
     whole = synthetic.num_documents <= REF_PPL_DOCUMENTS
-    if reference_model is model and whole:  # generation 0: the same number
+    if is_reference and whole:  # generation 0: the same number
         m["ref_ppl"] = m["self_ppl"]
     elif reference_model is not None and synthetic.num_documents:
         head = synthetic if whole else synthetic.select(np.arange(REF_PPL_DOCUMENTS))
@@ -191,7 +194,7 @@ def generation_metrics(model, train, synthetic: Corpus, ref: Reference,  # noqa:
         nz = p > 0
         m["kl_unigram_truth"] = float((p[nz] * np.log2(p[nz] / q[nz])).sum())
     # the model's size: a network's parameters; an n-gram model's stored n-grams (num_parameters)
-    m["params"] = int(model.num_parameters()) if hasattr(model, "num_parameters") else math.nan
-    if hasattr(model, "extra_metrics"):
-        m.update(model.extra_metrics(ref.heldout))
+    params = model.num_parameters()
+    m["params"] = int(params) if params is not None else math.nan
+    m.update(model.extra_metrics(ref.heldout))
     return m

@@ -21,6 +21,7 @@ import os
 from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
 from ..errors import CollapseError
+from .registry import registration
 from .workers import end_with
 
 T = TypeVar("T")
@@ -67,13 +68,15 @@ def finish(clean: bool = True) -> None:
 
 
 def check_torchrun(family: str, executor: str, workers: int) -> Optional[str]:
-    """Under torchrun: an error for what cannot run there, a warning line (or None) for a
-    setting that is ignored there."""
+    """Under torchrun: an error for what cannot run there (a family whose registration does
+    not say ``Resources.torchrun``, Ray), a warning line (or None) for a setting that is
+    ignored there."""
     if not launched():
         return None
-    if family != "transformer":
-        raise CollapseError("torchrun runs the transformer family (DDP); an n-gram study runs in one process "
-                            "(experiment.workers / executor = \"ray\" parallelise it)")
+    if not registration(family).resources.torchrun:
+        raise CollapseError(f"torchrun runs families whose ranks train together (DDP), such as the transformer "
+                            f"family; a {family} study runs in one process (experiment.workers / "
+                            f"executor = \"ray\" parallelise it)")
     if executor == "ray":
         raise CollapseError("experiment.executor = \"ray\" cannot run under torchrun: the ranks run the cells "
                             "together, one at a time")
@@ -113,16 +116,3 @@ def claim_device(slots: Any) -> None:
     slot = slots.get()
     if slot is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = slot
-
-
-def transformer_cuda(table: Any) -> Tuple[bool, int, str, bool]:
-    """For a [model] table of the transformer family: (whether it runs on CUDA, visible
-    GPUs, its device setting, share_device)."""
-    device = str(table.get("device", "auto"))
-    share = bool(table.get("share_device", False))
-    if device == "cpu":
-        return False, 0, device, share
-    import torch
-
-    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return n > 0 and (device == "auto" or device.startswith("cuda")), n, device, share

@@ -14,8 +14,8 @@ naming the file and the fix, unless data.accept_split. Fresh generation t (t >= 
 [(t-1) k, t k) where k is its real share; when the pool is too small for the configured
 generations the run stops before it starts, with an error naming data.num_documents.
 
-Source text: when some configured model's family reads text rather than words (its class
-sets ``uses_source_text = True``: wants_source_text), R, the held-out set and the fresh
+Source text: when some configured model's family reads text rather than words (its
+registration sets ``uses_source_text = True``: wants_source_text), R, the held-out set and the fresh
 documents of a file source keep each document's text as loaded (Corpus.source_text);
 otherwise they hold words only, as before (no memory for text the n-gram family never reads).
 An embedded source has no text but its words (Corpus.document_texts joins them).
@@ -36,25 +36,15 @@ from ..errors import CollapseError
 from .config import EMBEDDED_SOURCES, DataTable, ExperimentConfig
 from .metrics import Reference
 from .paradigms import synthetic_part
+from .registry import registration
 
 TAG_REAL, TAG_HELDOUT, TAG_FRESH, TAG_SHUFFLE = 1, 2, 3, 4
 TEXT_FORMATS = ("lines", "paragraphs", "tinystories")  # formats whose documents a file's layout splits
 
 
-def family_class(name: str) -> type:
-    """The class of the model family ``name`` (a config's [[model]] family)."""
-    if name == "ngram":
-        from ..ngram.family import NGramFamily
-        return NGramFamily
-    if name == "transformer":
-        from ..transformer.family import TransformerFamily  # type: ignore
-        return TransformerFamily
-    raise CollapseError(f"unknown model family {name!r}")
-
-
-def wants_source_text(cfg: ExperimentConfig, family_of: Callable[[str], type] = family_class) -> bool:
-    """Whether some configured model's family reads documents' source text (its class
-    attribute ``uses_source_text``, False when absent): then the real data keeps it."""
+def wants_source_text(cfg: ExperimentConfig, family_of: Callable[[str], Any] = registration) -> bool:
+    """Whether some configured model's family reads documents' source text (its
+    registration's ``uses_source_text``, False when absent): then the real data keeps it."""
     return any(getattr(family_of(m.family), "uses_source_text", False) for m in cfg.models)
 
 

@@ -46,6 +46,7 @@ import numpy as np
 
 from ..data.corpus import Corpus
 from ..errors import CollapseError
+from ..experiment.family import RunContext, run_context
 from ..files import fsync_directory, temporary_name, write_json
 from ..validate import did_you_mean
 from ..transformer.backend import CausalLM, HFCausalLM, positions_of
@@ -194,13 +195,18 @@ class HFFamily(CausalLMFamily):
                 "eot_token": self.eot_token, "threads": self.threads}
 
     # -- protocol ----------------------------------------------------------------------------
-    def fit(self, corpus: Corpus, *, seed: int, work_dir: Optional[str] = None,
-            previous: Optional["HFModel"] = None) -> "HFModel":
+    @property
+    def continues_previous(self) -> bool:  # experiment.family.ModelFamily's hook
+        return self.init == "previous"
+
+    def fit(self, corpus: Corpus, *, seed: int, context: Optional[RunContext] = None,
+            work_dir: Optional[str] = None, previous: Optional["HFModel"] = None) -> "HFModel":
         """A model trained on corpus: from a fresh init (init = "scratch"), the folder's
-        weights ("pretrained") or ``previous``'s ("previous": the loop must pass the
-        previous generation's model; None at generation 0, which starts from the folder's
-        weights, or from scratch with architecture). work_dir: checkpoints, as the
-        transformer family's fit."""
+        weights ("pretrained") or ``previous``'s ("previous": the loop passes the previous
+        generation's model; None at generation 0, which starts from the folder's weights,
+        or from scratch with architecture). context.work_dir (or work_dir): checkpoints, as
+        the transformer family's fit."""
+        work_dir = run_context(context, work_dir=work_dir).work_dir
         tok, rows = self.train_rows(corpus)
         build = self._builder(tok, previous)
         lm, stats = self.train_model(build, rows, tok.eot_id, seed=seed, work_dir=work_dir)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..data.corpus import Corpus, CorpusSummary
+from ..experiment.family import ModelFamily, RunContext, TrainedModel, run_context
 from ..files import write_bytes
 from ..validate import prune_thresholds
 from .model import NGramModel
@@ -32,7 +33,7 @@ def deterministic_gzip(data: bytes, level: int = 6) -> bytes:
     return buf.getvalue()
 
 
-class NGramTrained:
+class NGramTrained(TrainedModel):
     """A fitted NGramModel behind the TrainedModel protocol."""
 
     def __init__(self, model: NGramModel, threads: int = 1, compression: int = 6) -> None:
@@ -40,8 +41,11 @@ class NGramTrained:
         self.threads = threads
         self.compression = compression
 
-    def sample(self, num_sequences: int, *, seed: int, threads: int = 0) -> Corpus:
-        return self.model.sample(num_sequences, seed=seed, threads=threads or self.threads)
+    def sample(self, num_sequences: int, *, seed: int, context: Optional[RunContext] = None,
+               threads: int = 0) -> Corpus:
+        """threads: a direct caller's shorthand for context.threads (0: the family's)."""
+        return self.model.sample(num_sequences, seed=seed, threads=run_context(context, threads=threads).threads
+                                 or self.threads)
 
     def num_parameters(self) -> int:
         """The metrics table's ``params`` for an n-gram model: the number of n-grams it stores
@@ -74,7 +78,7 @@ class NGramTrained:
         write_bytes(os.path.join(directory, MODEL_FILE), deterministic_gzip(data, self.compression))
 
 
-class NGramFamily:
+class NGramFamily(ModelFamily):
     """fit = NGramModel.fit(corpus, order, smoothing, prune); deterministic (the seed is unused).
 
     Under accumulate the family keeps the pool's counts (NGramPool) from one generation to
@@ -82,6 +86,7 @@ class NGramFamily:
     as fit on the concatenation, at the cost of the new text."""
 
     name = "ngram"
+    pools_accumulate = True
 
     def __init__(self, order: int = 3, smoothing: str = "mkn", threads: int = 1, compression: int = 6,
                  prune: Optional[List[int]] = None) -> None:
@@ -94,9 +99,9 @@ class NGramFamily:
         self._pool: Optional[NGramPool] = None
         self._pool_parts = 0
 
-    def fit_accumulated(self, parts: int, part: Callable[[int], Corpus], *,
-                        seed: int) -> Tuple[NGramTrained, CorpusSummary]:
-        del seed
+    def fit_accumulated(self, parts: int, part: Callable[[int], Corpus], *, seed: int,
+                        context: Optional[RunContext] = None) -> Tuple[NGramTrained, CorpusSummary]:
+        del seed, context  # deterministic; the family's threads are [experiment] threads already
         if self._pool is None or self._pool_parts > parts:
             self._pool, self._pool_parts = NGramPool(self.order, threads=self.threads), 0
         while self._pool_parts < parts:
@@ -106,8 +111,8 @@ class NGramFamily:
         stats = CorpusSummary(self._pool.num_documents, self._pool.num_tokens, self._pool.num_words)
         return NGramTrained(model, self.threads, self.compression), stats
 
-    def fit(self, corpus: Corpus, *, seed: int) -> NGramTrained:
-        del seed  # n-gram estimation has no randomness
+    def fit(self, corpus: Corpus, *, seed: int, context: Optional[RunContext] = None) -> NGramTrained:
+        del seed, context  # n-gram estimation has no randomness; it keeps nothing in a work folder
         model = NGramModel.fit(corpus, order=self.order, smoothing=self.smoothing, threads=self.threads,
                                prune=self.prune)
         return NGramTrained(model, self.threads, self.compression)

@@ -2,7 +2,7 @@
 
 ``TransformerFamily.from_config(table)`` takes the [model] table of a run's config:
 
-    family            "transformer" (ignored here; the loop dispatches on it)
+    family            "transformer" (ignored here: the registry finds the family by it)
     preset            "tinystories-33m" (default) | "tinystories-1m" | "custom"
     hidden_size, num_layers, num_heads, window_size, max_position_embeddings,
     intermediate_size, attention_layers, activation_function, layer_norm_epsilon,
@@ -66,6 +66,7 @@ import torch
 
 from ..data.corpus import FORMATS, Corpus, Vocab, iter_documents, whitespace_tokenize
 from ..errors import CollapseError
+from ..experiment.family import ModelFamily, RunContext, TrainedModel, run_context
 from ..files import write_json
 from ..validate import did_you_mean, threads as check_threads
 from .backend import CausalLM, GPTNeoLM, as_lm
@@ -135,13 +136,12 @@ class _FamilyOrInstanceMethod:
         return bound
 
 
-class CausalLMFamily:
+class CausalLMFamily(ModelFamily):
     """What the causal-LM families (GPT-Neo's ``transformer``, ``hf``) share: the training,
     sampling, scoring and checkpoint settings, read and checked once; the BPE trained on
     the real texts; the checkpoint folder of a fit."""
 
     name = "causal-lm"
-    checkpoints = True  # fit() takes work_dir (collapse.experiment.family: the optional argument)
     loads_exactly = True  # load(save(m)) scores and samples exactly as m (safetensors weights, bit for bit)
     # It reads words re-joined with single spaces, not the source text (docs/experiment.md,
     # "Source text"); a family that sets this True gets real data and samples with their text.
@@ -285,12 +285,15 @@ class TransformerFamily(CausalLMFamily):
                 ("bpe:%d" % self.bpe_vocab_size), "threads": self.threads}
 
     # -- protocol ------------------------------------------------------------------------
-    def fit(self, corpus: Corpus, *, seed: int, work_dir: Optional[str] = None) -> "TransformerModel":
-        """A model trained on corpus. work_dir: where training keeps its checkpoint (a fit
-        that finds one there continues from it), and the returned model's sample() its
-        finished shards (TransformerModel.in_work_dir); None: no checkpoints. The loop gives
-        each (cell, generation) its own; it is an argument, not family state, because one
-        model (a shared generation 0) is sampled by several cells."""
+    def fit(self, corpus: Corpus, *, seed: int, context: Optional[RunContext] = None,
+            work_dir: Optional[str] = None) -> "TransformerModel":
+        """A model trained on corpus. context.work_dir (or work_dir, a direct caller's
+        shorthand): where training keeps its checkpoint (a fit that finds one there
+        continues from it), and the returned model's sample() its finished shards
+        (TransformerModel.in_work_dir); None: no checkpoints. The loop gives each (cell,
+        generation) its own; it is an argument, not family state, because one model (a
+        shared generation 0) is sampled by several cells."""
+        work_dir = run_context(context, work_dir=work_dir).work_dir
         tok, rows = self.train_rows(corpus)
         mc = self.model_config(tok.vocab_size, tok.eot_id)
         cfg = self.train_config
@@ -321,7 +324,7 @@ class TransformerFamily(CausalLMFamily):
         return TransformerModel(model, tok, family, stats)
 
 
-class TransformerModel:
+class TransformerModel(TrainedModel):
     """A trained causal LM (collapse.transformer.backend: the GPT-Neo fast path here) with
     its tokenizer: sample / perplexity / save. ``model`` is the torch module, ``lm`` its
     backend adapter (what sampling and scoring go through)."""
@@ -362,15 +365,19 @@ class TransformerModel:
         """How many of document ``index``'s tokens (draw ``seed``) were drawn (not a prompt)."""
         return int(ids.size)
 
-    def sample_shards(self, num_sequences: int, *, seed: int, threads: int = 0) -> Iterator[List[np.ndarray]]:
+    def sample_shards(self, num_sequences: int, *, seed: int, threads: int = 0,
+                      context: Optional[RunContext] = None) -> Iterator[List[np.ndarray]]:
         """The token ids of sequences 0 .. num_sequences - 1, a shard (sample_shard_size
-        sequences) at a time. With a work directory (the model's own: in_work_dir), each finished shard is
+        sequences) at a time. With a work directory (context.work_dir, else the model's
+        own: in_work_dir), each finished shard is
         saved there (by rank 0) and a shard already saved is read back instead of sampled,
         so a killed sampling continues at its first unfinished shard. Every rank decides
         by the same files: a shard is written only after all ranks sampled it."""
+        context = run_context(context, threads=threads)
+        threads = context.threads
         dist = dist_from_env()
         size = self.family.sample_shard_size
-        work = self.work_dir
+        work = context.work_dir or self.work_dir
         for k, first in enumerate(range(0, num_sequences, size)):
             count = min(size, num_sequences - first)
             path = shard_path(work, int(seed), num_sequences, k) if work else None
@@ -383,12 +390,16 @@ class TransformerModel:
                 save_shard(path, ids)
             yield ids
 
-    def sample_token_ids(self, num_sequences: int, *, seed: int, threads: int = 0) -> List[np.ndarray]:
-        return [s for part in self.sample_shards(int(num_sequences), seed=seed, threads=threads) for s in part]
+    def sample_token_ids(self, num_sequences: int, *, seed: int, threads: int = 0,
+                         context: Optional[RunContext] = None) -> List[np.ndarray]:
+        return [s for part in self.sample_shards(int(num_sequences), seed=seed, threads=threads, context=context)
+                for s in part]
 
-    def sample(self, num_sequences: int, *, seed: int, threads: int = 0) -> Corpus:
+    def sample(self, num_sequences: int, *, seed: int, context: Optional[RunContext] = None,
+               threads: int = 0) -> Corpus:
         """num_sequences stories by ancestral sampling, as a word-level Corpus (decoded a
-        shard at a time; keeping the decoded texts when the family uses_source_text)."""
+        shard at a time; keeping the decoded texts when the family uses_source_text);
+        threads: a direct caller's shorthand for context.threads."""
         if num_sequences < 0:
             raise CollapseError("the number of sequences must be >= 0")
         limit = self.family.sampling.max_new_tokens
@@ -396,7 +407,7 @@ class TransformerModel:
 
         def texts() -> Iterator[str]:
             done = 0
-            for part in self.sample_shards(int(num_sequences), seed=seed, threads=threads):
+            for part in self.sample_shards(int(num_sequences), seed=seed, threads=threads, context=context):
                 # a story that drew no end-of-text has exactly max_new_tokens new tokens
                 truncated.extend(self.new_tokens(ids, done + i, int(seed)) >= limit for i, ids in enumerate(part))
                 done += len(part)
@@ -418,7 +429,12 @@ class TransformerModel:
     def _context(self) -> int:
         return min(self.family.train_config.context_length, self.lm.max_positions)
 
-    def score_documents(self, corpus: Corpus) -> "tuple[np.ndarray, np.ndarray]":
+    def score_documents(self, corpus: Corpus) -> "tuple[np.ndarray, float]":
+        """(document_log_probs, perplexity) from one scoring pass."""
+        lp, n = self.log_probs_and_tokens(corpus)
+        return lp, float(np.exp(-lp.sum() / n.sum()))
+
+    def log_probs_and_tokens(self, corpus: Corpus) -> "tuple[np.ndarray, np.ndarray]":
         """(natural-log probability of each document as text, its number of predicted BPE
         tokens: the document's tokens + the end-of-text after it)."""
         docs = self.tokenizer.encode_batch(list(self.family.corpus_texts(corpus)))
@@ -432,7 +448,7 @@ class TransformerModel:
         """Natural-log probability of each document as text: the sum over its BPE tokens
         and the end-of-text after it, given the end-of-text before it (score.document_log_probs).
         The loop's common scale (bits per word, KL to the truth) and its quality filter use it."""
-        return self.score_documents(corpus)[0]
+        return self.log_probs_and_tokens(corpus)[0]
 
     def perplexity(self, corpus: Corpus) -> float:
         """Per-BPE-token perplexity of the corpus, story by story: exp(-sum ln p(doc) /
@@ -440,7 +456,7 @@ class TransformerModel:
         after each story counted)."""
         if corpus.num_documents == 0:
             raise CollapseError("perplexity of an empty corpus")
-        lp, n = self.score_documents(corpus)
+        lp, n = self.log_probs_and_tokens(corpus)
         return float(np.exp(-lp.sum() / n.sum()))
 
     def extra_metrics(self, heldout: Corpus) -> Dict[str, float]:

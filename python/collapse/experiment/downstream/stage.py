@@ -8,7 +8,8 @@ import math
 import os
 import time
 import zlib
-from typing import Any, Dict, List
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -16,9 +17,9 @@ from ... import _core
 from ...data.codegrammar import get_code_grammar
 from ...data.embedded import embedded_source
 from ...data.storygrammar import get_grammar
+from ...errors import CollapseError
 from ...files import read_json, write_json
 from .builtin import BUILTIN_TASKS, TASK_SOURCES
-from .ngram import ngram_predict
 from .scores import classification_scores
 from .tasks import TaskData, load_task
 
@@ -58,24 +59,49 @@ def _seed(cell_seed: int, task: str, seed: int) -> int:
     return _core.derive_seed(_core.derive_seed(cell_seed, zlib.crc32(task.encode("utf-8"))), seed) & (2**63 - 1)
 
 
+@dataclass(frozen=True)
+class DownstreamJob:
+    """One fine-tuning of a [downstream] task, as a family's registration predicts it
+    (FamilyRegistration.downstream(job) -> the predicted class of every test text).
+
+    model: generation t's TrainedModel; train: its training corpus D_t; settings: the
+    model table's (validated); order: the cell's order (n-gram); pretrained: fine-tune the
+    generation's model (else the untrained baseline: its architecture from scratch, or no
+    background text); folder: a folder of the generation's work folder for the model's
+    files, kept until the generation is committed; the rest is [downstream]'s."""
+    model: Any
+    train: Any
+    data: TaskData
+    settings: Dict[str, Any]
+    order: Optional[int]
+    seed: int
+    pretrained: bool
+    folder: str
+    threads: int
+    max_length: int
+    batch_size: int
+    lr: float
+    epochs: float
+
+
 def _evaluate(cfg: Any, model_table: Any, cell: Any, model: Any, train: Any, data: TaskData, task: Any,
-              seed: int, pretrained: bool, folder: str) -> np.ndarray:
+              seed: int, pretrained: bool, folder: str, predict: Optional[Callable[[DownstreamJob], Any]]) -> np.ndarray:
     ds = cfg.downstream
-    if model_table.family == "ngram":
-        return ngram_predict(data, train if pretrained else None, cell.order, model_table.smoothing,
-                             cfg.experiment.threads)
-    from .transformer import finetune_predict
+    if predict is None:  # refused when the config was read; a family registered differently since
+        raise CollapseError(f"{model_table.field_name}.family: the {model_table.family!r} family has no "
+                            "downstream evaluation")
+    return predict(DownstreamJob(model=model, train=train, data=data, settings=model_table.settings,
+                                 order=cell.order, seed=seed, pretrained=pretrained, folder=folder,
+                                 threads=cfg.experiment.threads, max_length=ds.max_length,
+                                 batch_size=ds.batch_size, lr=ds.lr,
+                                 epochs=task.epochs if task.epochs is not None else ds.epochs))
 
-    return finetune_predict(folder, model.tokenizer, data, pretrained=pretrained, seed=seed,
-                            max_length=ds.max_length, batch_size=ds.batch_size, lr=ds.lr,
-                            epochs=task.epochs if task.epochs is not None else ds.epochs,
-                            threads=cfg.experiment.threads, device=str(model.device))
 
-
-def run_stage(cfg: Any, model_table: Any, cell: Any, t: int, model: Any, train: Any, work: str, gdir: str) -> float:
+def run_stage(cfg: Any, model_table: Any, cell: Any, t: int, model: Any, train: Any, work: str, gdir: str,
+              predict: Optional[Callable[[DownstreamJob], Any]] = None) -> float:
     """Evaluate generation t's model (and, at generation 0, the baseline) on every task when
     [downstream] asks for this generation; writes gdir/downstream.json; returns the seconds
-    it took (NaN when it did not run)."""
+    it took (NaN when it did not run). predict: the family's (FamilyRegistration.downstream)."""
     ds = getattr(cfg, "downstream", None)
     if ds is None or t % ds.every:
         return math.nan
@@ -83,8 +109,6 @@ def run_stage(cfg: Any, model_table: Any, cell: Any, t: int, model: Any, train: 
     cache = os.path.join(work, CACHE_FOLDER)
     os.makedirs(cache, exist_ok=True)
     folder = os.path.join(cache, "model")
-    if model_table.family == "transformer" and not os.path.exists(os.path.join(folder, "config.json")):
-        model.model.save_pretrained(folder)  # the Hugging Face folder the classifier loads
     rows: List[Dict[str, Any]] = []
     for task in ds.tasks:
         data = task_data(cfg, task)
@@ -93,7 +117,8 @@ def run_stage(cfg: Any, model_table: Any, cell: Any, t: int, model: Any, train: 
                 path = os.path.join(cache, f"{task.name}.seed{s}.{'model' if pretrained else 'baseline'}.json")
                 if not os.path.exists(path):  # a killed run's finished tasks are kept
                     seed = _seed(cell.seed, task.name, s)
-                    predicted = _evaluate(cfg, model_table, cell, model, train, data, task, seed, pretrained, folder)
+                    predicted = _evaluate(cfg, model_table, cell, model, train, data, task, seed, pretrained, folder,
+                                          predict)
                     row = {"generation": t if pretrained else BASELINE, "task": task.name, "finetune_seed": s,
                            **classification_scores(data.test_labels, predicted),
                            "bayes_accuracy": data.bayes_accuracy, "train_examples": len(data.train_texts),
