@@ -214,8 +214,8 @@ def test_an_unknown_family_is_one_line_naming_the_known_ones():
         parse_config(raw)
     message = str(e.value)
     assert "\n" not in message and message.startswith("model.family: unknown value 'unigrm'")
-    assert "(choose from ngram, transformer)" in message
-    with pytest.raises(CollapseError, match=r"^unknown model family 'gpt' \(choose from ngram, transformer\)$"):
+    assert "(choose from hf, ngram, transformer)" in message
+    with pytest.raises(CollapseError, match=r"^unknown model family 'gpt' \(choose from hf, ngram, transformer\)$"):
         registry.registration("gpt")
 
 

@@ -2,6 +2,7 @@
 selection, concatenation, resampling, the run directory's files and the Accumulate-Subsample
 store carry it, aligned with the words; a corpus without it answers with its words joined."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -217,7 +218,6 @@ def test_a_run_whose_family_wants_text_loads_it_and_gives_the_same_metrics(tmp_p
     accumulate-subsample mix R's texts with the n-gram samples' joined words), metrics equal."""
     from collapse.experiment import loop
     from collapse.experiment.rundir import TIMING_COLUMNS
-    from collapse.ngram.family import NGramFamily
 
     p = tmp_path / "c.txt"
     docs = [f"Story {i}: the {'cat' if i % 3 else 'dog'} ran, then sat.\nThe End!" for i in range(120)]
@@ -237,7 +237,9 @@ def test_a_run_whose_family_wants_text_loads_it_and_gives_the_same_metrics(tmp_p
 
     words = run("words")
     assert not loaded[-1].real.has_source_text
-    monkeypatch.setattr(NGramFamily, "uses_source_text", True, raising=False)
+    ngram = sources.registration("ngram")
+    monkeypatch.setattr(sources, "registration",
+                        lambda name: dataclasses.replace(ngram, uses_source_text=True) if name == "ngram" else None)
     texts = run("texts")
     data = loaded[-1]
     assert data.real.has_source_text and data.heldout.has_source_text and data.fresh(1, 3).has_source_text

@@ -42,9 +42,10 @@ TAG_REAL, TAG_HELDOUT, TAG_FRESH, TAG_SHUFFLE = 1, 2, 3, 4
 TEXT_FORMATS = ("lines", "paragraphs", "tinystories")  # formats whose documents a file's layout splits
 
 
-def wants_source_text(cfg: ExperimentConfig, family_of: Callable[[str], Any] = registration) -> bool:
+def wants_source_text(cfg: ExperimentConfig, family_of: Optional[Callable[[str], Any]] = None) -> bool:
     """Whether some configured model's family reads documents' source text (its
     registration's ``uses_source_text``, False when absent): then the real data keeps it."""
+    family_of = family_of or registration
     return any(getattr(family_of(m.family), "uses_source_text", False) for m in cfg.models)
 
 
