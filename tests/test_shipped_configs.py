@@ -67,22 +67,24 @@ def test_shipped_config_runs_to_completion(name, tmp_path):
             data["num_documents"] = 60
             ex["generations"] = 1
         if table.get("family") == "hf":
-            from collapse.experiment import config as config_module
-
-            if "hf" not in getattr(config_module, "FAMILIES", ("hf",)):
-                pytest.skip("the hf family is not wired into the experiment config yet (issue 24)")
             if importlib.util.find_spec("transformers") is None:
                 pytest.skip("the hf family needs torch and transformers")
-            from collapse.hf.tiny import make_tiny
+            from collapse.hf.tiny import make_tiny, tiny_fields
 
-            # the folders the config names are made by `python -m collapse.hf make-tiny`: made here
-            kind = "llama" if "llama" in str(table.get("path", "")) else "gpt2"
-            table["path"] = make_tiny(str(tmp_path / f"tiny-{i}"), kind, positions=256, vocab_size=300)
+            if "architecture" in table:  # built from its config: the same model_type, tiny
+                kind = table["architecture"]["model_type"]
+                table["architecture"] = tiny_fields(kind, 32, 2, 4, 128)
+                table["bpe_vocab_size"] = 300
+                table.pop("tokenizer", None)
+            else:  # the folders the config names are made by `python -m collapse.hf make-tiny`: made here
+                kind = "llama" if "llama" in str(table.get("path", "")) else "gpt2"
+                table["path"] = make_tiny(str(tmp_path / f"tiny-{i}"), kind, positions=256, vocab_size=300)
             table.update(max_new_tokens=min(table.get("max_new_tokens", 40), 40), sample_batch_size=32,
-                         prefix_tokens=min(table.get("prefix_tokens", 0), 8) if table.get("prompt") == "real-prefix"
-                         else table.get("prefix_tokens", 0))
-            if not table["prefix_tokens"]:
-                table.pop("prefix_tokens")
+                         epochs=1, batch_size=16, micro_batch_size=8, context_length=64, precision="fp32",
+                         device="cpu", threads=1)
+            if table.get("prompt") == "real-prefix":
+                table["prefix_tokens"] = min(table.get("prefix_tokens", 8), 8)
+            table.pop("perplexity_stride", None)
             data["num_documents"] = 60
             ex["generations"] = 1
     tables = [t for t in tables if t is not None]
