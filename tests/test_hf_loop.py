@@ -169,3 +169,31 @@ def test_previous_killed_and_resumed_is_identical(folders, tmp_path):
         for name in ("model.safetensors", SYNTHETIC_ARROW):
             a, b = full / cell / f"gen_{t:04d}" / name, broken / cell / f"gen_{t:04d}" / name
             assert a.read_bytes() == b.read_bytes(), (t, name)
+
+
+def test_two_torchrun_ranks_give_one_process_metrics(folders, tmp_path):
+    """`torchrun --nproc_per_node 2 -m collapse run` on an init = "previous" study: DDP
+    training and sharded sampling give one process's metrics within DDP's tolerance
+    (tests/test_torchrun_loop.py: the ranks sum gradients in another order). Llama: no
+    dropout (GPT-2's and OPT's would draw other masks on each rank; docs/hf.md)."""
+    if not __import__("torch").distributed.is_available():  # pragma: no cover
+        pytest.skip("torch.distributed is not available")
+    from test_torchrun_loop import DDP_RTOL, _run
+
+    cfg = tmp_path / "previous.toml"
+    cfg.write_text(CONFIG.format(path=folders["llama"]).replace("generations = 2", "generations = 1")
+                   .replace("micro_batch_size = 8", "micro_batch_size = 2"))
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert _run(2, cfg, two).stdout.count("rows in") == 1  # rank 0 alone reports
+    _run(1, cfg, one)
+    m1, m2 = (_metrics(pd.read_csv(r / "metrics.csv")) for r in (one, two))
+    assert list(m2["generation"]) == [0, 1]
+    # generation 0 always; generation 1 trains on generation 0's samples, the same unless a
+    # draw fell within DDP's rounding of a token boundary
+    (cell,) = [p.name for p in one.iterdir() if p.is_dir()]
+    same = [(one / cell / "gen_0000" / SYNTHETIC_ARROW).read_bytes() == (two / cell / "gen_0000" / SYNTHETIC_ARROW)
+            .read_bytes()]
+    gens = [0, 1] if same[0] else [0]
+    for column in ("heldout_ppl", "heldout_bits_per_word", "kl_truth"):
+        a, b = m1[column][gens].to_numpy(), m2[column][gens].to_numpy()
+        assert (abs(a - b) <= DDP_RTOL * abs(a)).all(), (column, a, b)
