@@ -52,3 +52,25 @@ def run_cli(*args, check=None):
     if check is not None:
         assert proc.returncode == check, proc.stderr
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def kill_when_done(child, state_path, generations_done, timeout=300.0):
+    """SIGKILL the run ``child`` (a Popen) as soon as its cell's state.json says
+    ``generations_done`` generations are committed (the next one is then in progress);
+    fails if the run ended first. Returns the count the state file holds after the kill."""
+    import json
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and child.poll() is None:
+        try:
+            if json.loads(pathlib.Path(state_path).read_text())["generations_done"] >= generations_done:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.01)
+    assert child.poll() is None, "the run ended before it could be killed"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    return json.loads(pathlib.Path(state_path).read_text())["generations_done"]

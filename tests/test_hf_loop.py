@@ -7,12 +7,9 @@ that was never killed. Tiny random models made by collapse.hf.tiny; nothing is d
 
 from __future__ import annotations
 
-import json
 import pathlib
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -22,6 +19,7 @@ pytest.importorskip("torch", reason="the hf family needs torch (collapse[torch])
 pytest.importorskip("transformers", reason="the hf family needs transformers (collapse[transformers])")
 
 import collapse  # noqa: E402
+from conftest import kill_when_done  # noqa: E402
 from collapse.experiment.config import load_config  # noqa: E402
 from collapse.experiment.loop import SYNTHETIC_ARROW, load_corpus_files  # noqa: E402
 from collapse.experiment.rundir import TIMING_COLUMNS  # noqa: E402
@@ -146,19 +144,8 @@ def test_previous_killed_and_resumed_is_identical(folders, tmp_path):
 
     child = subprocess.Popen(_collapse("run", cfg, "--out", broken), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-    state = broken / cell / "state.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and child.poll() is None:
-        try:
-            if json.loads(state.read_text())["generations_done"] >= 2:
-                break
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.01)
-    assert child.poll() is None, "the run ended before it could be killed"
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    assert json.loads(state.read_text())["generations_done"] == 2  # generation 2 must continue M_1 from disk
+    done = kill_when_done(child, broken / cell / "state.json", 2)
+    assert done == 2  # generation 2 must continue M_1 from disk
 
     proc = subprocess.run(_collapse("run", cfg, "--out", broken, "--resume"), capture_output=True, text=True,
                           timeout=600)

@@ -36,7 +36,6 @@ spaces); sample() returns a word-level Corpus as the GPT-Neo family does.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import shutil
 from dataclasses import asdict
@@ -51,7 +50,7 @@ from ..files import fsync_directory, temporary_name, write_json
 from ..validate import did_you_mean
 from ..transformer.backend import CausalLM, HFCausalLM, positions_of
 from ..transformer.family import (COMMON_KEYS, SAMPLING_KEYS, TRAIN_KEYS, CausalLMFamily, TransformerModel,
-                                  _FamilyOrInstanceMethod)
+                                  _FamilyOrInstanceMethod, read_saved_settings)
 from ..transformer.generate import generate_distributed
 from ..transformer.tokenizer import TextTokenizer
 from ..transformer.train import TrainStats, resolve_device
@@ -229,11 +228,7 @@ class HFFamily(CausalLMFamily):
     def load(self: Optional["HFFamily"], cls: type, directory: str) -> "HFModel":
         """Read back what HFModel.save wrote (a Hugging Face folder + collapse_hf.json)."""
         directory = os.fspath(directory)
-        settings_path = os.path.join(directory, SETTINGS_FILE)
-        if not os.path.isfile(settings_path):
-            raise CollapseError(f"{directory}: no {SETTINGS_FILE} (not a saved hf model)")
-        with open(settings_path, encoding="utf-8") as f:
-            saved = json.load(f)
+        saved = read_saved_settings(directory, SETTINGS_FILE, "hf")
         if self is None:  # the folder is itself a Hugging Face model folder: the family reads it
             settings = {k: v for k, v in saved["settings"].items() if k not in ("path", "architecture", "tokenizer")}
             family = cls({**settings, "path": directory, "eot_token": saved.get("eot_token")})

@@ -136,6 +136,15 @@ class _FamilyOrInstanceMethod:
         return bound
 
 
+def read_saved_settings(directory: str, name: str, family: str) -> Dict[str, Any]:
+    """The settings JSON ``name`` that a saved model of ``family`` keeps in directory."""
+    path = os.path.join(directory, name)
+    if not os.path.isfile(path):
+        raise CollapseError(f"{directory}: no {name} (not a saved {family} model)")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 class CausalLMFamily(ModelFamily):
     """What the causal-LM families (GPT-Neo's ``transformer``, ``hf``) share: the training,
     sampling, scoring and checkpoint settings, read and checked once; the BPE trained on
@@ -307,11 +316,7 @@ class TransformerFamily(CausalLMFamily):
     def load(self: Optional["TransformerFamily"], cls: type, directory: str) -> "TransformerModel":
         """Read back what TransformerModel.save wrote (safetensors + JSON, no pickle)."""
         directory = os.fspath(directory)
-        settings_path = os.path.join(directory, SETTINGS_FILE)
-        if not os.path.isfile(settings_path):
-            raise CollapseError(f"{directory}: no {SETTINGS_FILE} (not a saved transformer model)")
-        with open(settings_path, encoding="utf-8") as f:
-            saved = json.load(f)
+        saved = read_saved_settings(directory, SETTINGS_FILE, "transformer")
         family = self if self is not None else cls(saved["settings"])
         tok = TextTokenizer.from_file(os.path.join(directory, "tokenizer.json"), saved.get("eot_token", END_OF_TEXT))
         if family._tokenizer is None:
