@@ -7,7 +7,6 @@ that was never killed. Tiny random models made by collapse.hf.tiny; nothing is d
 
 from __future__ import annotations
 
-import pathlib
 import subprocess
 import sys
 
