@@ -251,9 +251,13 @@ PARADIGM_COLOURS = {"replace": "tab:red", "accumulate-subsample": "tab:blue", "a
 
 
 def run_label(run: dict, config: dict) -> str:
-    """"paradigm, order N" and, for a run whose fits were pruned, its thresholds."""
+    """"paradigm, order N"; for a run whose fits were pruned, its thresholds; for
+    Accumulate-Subsample, where its S_k were kept (results from before --pool: memory)."""
     prune = config.get("prune") or ""
-    return f"{run['paradigm']}, order {run['order']}" + (f", --prune {prune}" if prune else "")
+    label = f"{run['paradigm']}, order {run['order']}" + (f", --prune {prune}" if prune else "")
+    if run["paradigm"] == "accumulate-subsample":
+        label += ", S_k on disk" if config.get("pool", "memory") == "disk" else ", S_k in memory"
+    return label
 
 
 def merge_results(results: list, keep: str = "") -> dict:
@@ -293,7 +297,7 @@ def plot(results: dict, path: str) -> None:
                 continue
             label = run.get("label") or run_label(run, results["config"])
             style = ":" if "--prune" in label else "-" if run["order"] == 3 else "--"
-            colour = PARADIGM_COLOURS.get(run["paradigm"], "black")
+            colour = "tab:purple" if label.endswith("S_k on disk") else PARADIGM_COLOURS.get(run["paradigm"], "black")
             ax.plot([g["generation"] for g in gens], [value(g) for g in gens], style, color=colour,
                     label=label)
             if gens[-1]["generation"] < last:  # stopped before the last generation (memory, or not yet done)
