@@ -275,7 +275,8 @@ class HFModel(TransformerModel):
         return int(ids.size) - (0 if prefixes is None else int(prefixes(index).size))
 
     def length_limit(self) -> str:
-        return f"max_new_tokens = {self.family.sampling.max_new_tokens} (tokens after the prompt)"
+        limit = f"max_new_tokens = {self.family.sampling.max_new_tokens}"
+        return limit + (" (tokens after the prompt)" if self.family.prompt == "real-prefix" else " (tokens)")
 
     def save(self, directory: str) -> None:
         """A Hugging Face folder (config.json, model.safetensors, generation_config.json,
