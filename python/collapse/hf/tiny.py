@@ -94,8 +94,10 @@ def make_tiny(directory: str, model_type: str = "gpt2", *, hidden_size: int = 32
         model.save_pretrained(tmp, safe_serialization=True)
         save_tokenizer_files(tok, tmp)
         if pretrain_stories:
+            # rows of every position the model has: generation (a prompt + new tokens) may
+            # run to the last position, which must have been trained
             pretrain(tmp, pretrain_stories, epochs=pretrain_epochs, seed=pretrain_seed,
-                     context_length=min(128, positions), settings=pretrain_settings)
+                     context_length=positions, settings=pretrain_settings)
         if os.path.isdir(directory):
             os.rmdir(directory)  # empty (checked above)
         os.replace(tmp, directory)
