@@ -5,13 +5,21 @@ model.safetensors, tokenizer.json, tokenizer_config.json) that ``path`` can name
 a network of ``hidden_size`` x ``layers`` initialised by transformers from a seed, and a
 byte-level BPE (the tokenizers library) trained on stories of the embedded grammar
 (collapse.data.storygrammar), whose end-of-text is bos, eos and pad.
+
+``pretrain_stories = N`` makes the folder a *pretrained* model (what ``init = "pretrained"``
+fine-tunes): after the random initialisation, the network is trained on N stories of the
+embedded grammar by the hf family's own training (HFFamily.fit: train.train_lm), then saved.
+Those stories are ``sample_stories(N, pretrain_seed)``: a raw seed, while a study draws its
+real, held-out and fresh stories from ``derive_seed(data.seed, tag)`` (64-bit hashes), so the
+pretraining stream is not a study's (the grammar can still produce the same short story in
+both by chance, as it can inside one study).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -22,6 +30,8 @@ from ..transformer.tokenizer import TextTokenizer
 from .model import quiet_transformers, save_tokenizer_files
 
 TINY_TYPES = ("gpt2", "llama", "gpt_neox", "opt", "gpt_neo")
+# the pretraining stream's default seed: not a value a study's derive_seed draws from
+PRETRAIN_SEED = 9_100_001
 
 
 def tiny_fields(model_type: str, hidden_size: int = 32, layers: int = 2, heads: int = 4,
@@ -53,16 +63,23 @@ def grammar_tokenizer(vocab_size: int = 400, documents: int = 2000, seed: int = 
 
 
 def make_tiny(directory: str, model_type: str = "gpt2", *, hidden_size: int = 32, layers: int = 2, heads: int = 4,
-              positions: int = 256, vocab_size: int = 400, seed: int = 0, tokenizer: Any = None) -> str:
+              positions: int = 256, vocab_size: int = 400, seed: int = 0, tokenizer: Any = None,
+              pretrain_stories: int = 0, pretrain_epochs: int = 2, pretrain_seed: int = PRETRAIN_SEED,
+              pretrain_settings: Optional[Dict[str, Any]] = None) -> str:
     """Write a tiny random ``model_type`` and its tokenizer into ``directory`` (new or
     empty; written into a temporary folder, then renamed). ``tokenizer``: a TextTokenizer
-    to use instead of training one. Returns the directory."""
+    to use instead of training one. ``pretrain_stories`` > 0: then train it on that many
+    grammar stories drawn with ``pretrain_seed`` for ``pretrain_epochs`` epochs (the module
+    docstring); ``pretrain_settings``: more hf training keys (lr, batch_size, ...). Returns
+    the directory."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     directory = os.fspath(directory)
     if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
         raise CollapseError(f"make-tiny: {directory} exists and is not an empty folder")
     fields = tiny_fields(model_type, hidden_size, layers, heads, positions)
+    if pretrain_stories:
+        check_pretraining(pretrain_stories, pretrain_epochs)
     tok = tokenizer or grammar_tokenizer(vocab_size, seed=seed)
     config = AutoConfig.for_model(**fields, vocab_size=tok.vocab_size, bos_token_id=tok.eot_id,
                                   eos_token_id=tok.eot_id, pad_token_id=tok.eot_id)
@@ -76,6 +93,11 @@ def make_tiny(directory: str, model_type: str = "gpt2", *, hidden_size: int = 32
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         save_tokenizer_files(tok, tmp)
+        if pretrain_stories:
+            # rows of every position the model has: generation (a prompt + new tokens) may
+            # run to the last position, which must have been trained
+            pretrain(tmp, pretrain_stories, epochs=pretrain_epochs, seed=pretrain_seed,
+                     context_length=positions, settings=pretrain_settings)
         if os.path.isdir(directory):
             os.rmdir(directory)  # empty (checked above)
         os.replace(tmp, directory)
@@ -83,3 +105,25 @@ def make_tiny(directory: str, model_type: str = "gpt2", *, hidden_size: int = 32
         shutil.rmtree(tmp, ignore_errors=True)
     fsync_directory(parent)
     return directory
+
+
+def check_pretraining(stories: int, epochs: int) -> None:
+    for name, v in (("pretrain stories", stories), ("pretrain epochs", epochs)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise CollapseError(f"make-tiny: {name} must be a positive integer, got {v!r}")
+
+
+def pretrain(folder: str, stories: int, *, epochs: int = 2, seed: int = PRETRAIN_SEED, context_length: int = 128,
+             settings: Optional[Dict[str, Any]] = None) -> None:
+    """Train the model in ``folder`` on ``stories`` grammar stories drawn with ``seed`` by
+    the hf family's own fit (init = "pretrained": from the folder's weights), and write the
+    trained weights back into the folder (its tokenizer and config unchanged)."""
+    from .family import HFFamily
+
+    check_pretraining(stories, epochs)
+    table = {"path": folder, "init": "pretrained", "epochs": epochs, "context_length": context_length,
+             "lr": 3e-3, "batch_size": 16, "micro_batch_size": 16, "device": "cpu",
+             "max_new_tokens": 1, **(settings or {})}  # max_new_tokens: no sampling here, only the positions check
+    family = HFFamily.from_config(table)
+    model = family.fit(sample_stories(stories, seed), seed=seed)
+    model.lm.save_pretrained(folder)
