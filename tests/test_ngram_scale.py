@@ -220,7 +220,7 @@ def test_loop_accumulate_through_the_pool_equals_refitting(tmp_path, monkeypatch
     from collapse.ngram.family import NGramFamily
 
     pooled = run_experiment(ACCUMULATE, out=str(tmp_path / "pooled"))
-    monkeypatch.delattr(NGramFamily, "fit_accumulated")  # the loop then concatenates and refits
+    monkeypatch.setattr(NGramFamily, "pools_accumulate", False)  # the loop then concatenates and refits
     refit = run_experiment(ACCUMULATE, out=str(tmp_path / "refit"))
     drop = [c for c in TIMING_COLUMNS if c in pooled.columns]
     assert pooled.drop(columns=drop).equals(refit.drop(columns=drop))

@@ -56,6 +56,28 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     fsync_directory(os.path.dirname(os.path.abspath(path)))
 
 
+def move_files_into(source: str, directory: str) -> None:
+    """Each file of the folder ``source`` (a library wrote them there: save_pretrained)
+    fsynced and renamed into ``directory``, then the directory fsynced: every file arrives
+    whole (the atomic unit is the file, as with atomic_path)."""
+    for name in sorted(os.listdir(source)):
+        _fsync_path(os.path.join(source, name))
+        os.replace(os.path.join(source, name), os.path.join(directory, name))
+    fsync_directory(directory)
+
+
+def move_directory(source: str, path: str) -> None:
+    """The finished folder ``source`` renamed to ``path`` (absent or an empty folder), its
+    files and the parent fsynced: the folder appears whole or not at all."""
+    for name in os.listdir(source):
+        _fsync_path(os.path.join(source, name))
+    fsync_directory(source)
+    if os.path.isdir(path):
+        os.rmdir(path)  # empty: anything else is refused by rmdir
+    os.replace(source, path)
+    fsync_directory(os.path.dirname(os.path.abspath(path)))
+
+
 def write_bytes(path: str, data: bytes) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

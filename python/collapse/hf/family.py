@@ -46,7 +46,7 @@ import numpy as np
 from ..data.corpus import Corpus
 from ..errors import CollapseError
 from ..experiment.family import RunContext, run_context
-from ..files import fsync_directory, temporary_name, write_json
+from ..files import move_files_into, temporary_name, write_json
 from ..validate import did_you_mean
 from ..transformer.backend import CausalLM, HFCausalLM, positions_of
 from ..transformer.family import (COMMON_KEYS, SAMPLING_KEYS, TRAIN_KEYS, CausalLMFamily, TransformerModel,
@@ -295,10 +295,6 @@ class HFModel(TransformerModel):
                 "train_stats": {k: v for k, v in self.stats.to_dict().items()
                                 if k not in ("seconds", "tokens_per_second")},
             })
-            for name in sorted(os.listdir(tmp)):
-                with open(os.path.join(tmp, name), "rb") as f:
-                    os.fsync(f.fileno())
-                os.replace(os.path.join(tmp, name), os.path.join(directory, name))
+            move_files_into(tmp, directory)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        fsync_directory(directory)

@@ -25,7 +25,7 @@ import torch
 
 from ..data.storygrammar import sample_stories
 from ..errors import CollapseError
-from ..files import fsync_directory, temporary_name
+from ..files import move_directory, temporary_name
 from ..transformer.tokenizer import TextTokenizer
 from .model import quiet_transformers, save_tokenizer_files
 
@@ -98,12 +98,9 @@ def make_tiny(directory: str, model_type: str = "gpt2", *, hidden_size: int = 32
             # run to the last position, which must have been trained
             pretrain(tmp, pretrain_stories, epochs=pretrain_epochs, seed=pretrain_seed,
                      context_length=positions, settings=pretrain_settings)
-        if os.path.isdir(directory):
-            os.rmdir(directory)  # empty (checked above)
-        os.replace(tmp, directory)
+        move_directory(tmp, directory)  # over an empty folder (checked above)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    fsync_directory(parent)
     return directory
 
 
