@@ -5,10 +5,8 @@ artifacts of a run that was never killed; `collapse plot` overlays it with an n-
 
 import json
 import pathlib
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -16,6 +14,7 @@ import pytest
 pytest.importorskip("torch", reason="the transformer family needs torch (collapse[torch])")
 
 from collapse.experiment.rundir import TIMING_COLUMNS  # noqa: E402
+from conftest import kill_when_done  # noqa: E402
 
 CONFIG = """
 [experiment]
@@ -82,17 +81,7 @@ def test_three_generations_killed_resumed_identical(tmp_path):
     child = subprocess.Popen(_collapse("run", cfg, "--out", broken), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     state = broken / cell / "state.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and child.poll() is None:
-        try:
-            if json.loads(state.read_text())["generations_done"] >= 1:
-                break
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.01)
-    assert child.poll() is None, "the run ended before it could be killed"
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    kill_when_done(child, state, 1)
     assert json.loads(state.read_text())["generations_done"] < 3
 
     proc = subprocess.run(_collapse("run", cfg, "--out", broken, "--resume"), capture_output=True, text=True,

@@ -47,7 +47,6 @@ from ..data.corpus import Corpus
 from ..errors import CollapseError
 from ..experiment.family import RunContext, run_context
 from ..files import move_files_into, temporary_name, write_json
-from ..validate import did_you_mean
 from ..transformer.backend import CausalLM, HFCausalLM, positions_of
 from ..transformer.family import (COMMON_KEYS, SAMPLING_KEYS, TRAIN_KEYS, CausalLMFamily, TransformerModel,
                                   _FamilyOrInstanceMethod, read_saved_settings)
@@ -136,16 +135,7 @@ class HFFamily(CausalLMFamily):
         read no tokenizer."""
         if not isinstance(table, dict):
             raise CollapseError("hf: the model table must be a table of settings")
-        known = set(HF_KEYS) | set(COMMON_KEYS) | set(TRAIN_KEYS) | set(SAMPLING_KEYS)
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise CollapseError(f"hf: unknown model setting {unknown[0]!r}{did_you_mean(unknown[0], sorted(known))}")
-        try:
-            return cls(table, check_only=check_only)
-        except (TypeError, ValueError) as e:  # a value of the wrong type inside a dataclass check
-            if isinstance(e, CollapseError):
-                raise
-            raise CollapseError(f"hf: bad model setting ({e})") from None
+        return cls.checked(table, set(HF_KEYS) | set(COMMON_KEYS) | set(TRAIN_KEYS) | set(SAMPLING_KEYS), check_only)
 
     # -- pieces ----------------------------------------------------------------------------
     def corpus_texts(self, corpus: Corpus) -> Iterator[str]:

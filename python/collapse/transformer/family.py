@@ -157,6 +157,21 @@ class CausalLMFamily(ModelFamily):
     uses_source_text = False
     _tokenizer: Optional[TextTokenizer] = None
 
+    @classmethod
+    def checked(cls, table: Dict[str, Any], known: "set[str]", check_only: bool) -> Any:
+        """cls(table) when every key is ``known``; an unknown key or a value of the wrong
+        type is one line naming it ("transformer: unknown model setting 'x' (did you mean ...)")."""
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise CollapseError(f"{cls.name}: unknown model setting {unknown[0]!r}"
+                                f"{did_you_mean(unknown[0], sorted(known))}")
+        try:
+            return cls(table, check_only=check_only)
+        except (TypeError, ValueError) as e:  # a value of the wrong type inside a dataclass check
+            if isinstance(e, CollapseError):
+                raise
+            raise CollapseError(f"{cls.name}: bad model setting ({e})") from None
+
     def read_common_settings(self, s: Dict[str, Any]) -> None:
         """The COMMON_KEYS, TRAIN_KEYS and SAMPLING_KEYS of the table ``s``."""
         self.progress = s.get("progress", True)
@@ -261,17 +276,8 @@ class TransformerFamily(CausalLMFamily):
             raise CollapseError("transformer: the model table must be a table of settings")
         if "bf16" in table:  # the boolean of earlier versions
             raise CollapseError('transformer: bf16 is replaced by precision = "auto" | "fp32" | "bf16" | "fp16"')
-        known = set(MODEL_KEYS) | set(TRAIN_KEYS) | set(SAMPLING_KEYS) | set(OTHER_KEYS)
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise CollapseError(f"transformer: unknown model setting {unknown[0]!r}"
-                                f"{did_you_mean(unknown[0], sorted(known))}")
-        try:
-            return cls(table, check_only=check_only)
-        except (TypeError, ValueError) as e:  # a value of the wrong type inside a dataclass check
-            if isinstance(e, CollapseError):
-                raise
-            raise CollapseError(f"transformer: bad model setting ({e})") from None
+        return cls.checked(table, set(MODEL_KEYS) | set(TRAIN_KEYS) | set(SAMPLING_KEYS) | set(OTHER_KEYS),
+                           check_only)
 
     # -- pieces ----------------------------------------------------------------------------
     def model_config(self, vocab_size: int, eot_id: int = 0) -> GPTNeoConfig:
