@@ -183,3 +183,14 @@ def test_two_torchrun_ranks_give_one_process_metrics(folders, tmp_path):
     for column in ("heldout_ppl", "heldout_bits_per_word", "kl_truth"):
         a, b = m1[column][gens].to_numpy(), m2[column][gens].to_numpy()
         assert (abs(a - b) <= DDP_RTOL * abs(a)).all(), (column, a, b)
+
+
+def test_a_bad_path_in_a_config_names_the_key(tmp_path):
+    """The config's error names the [model] key whose folder is missing (one line)."""
+    from collapse.errors import CollapseError
+
+    with pytest.raises(CollapseError) as e:
+        load_config(study({"path": str(tmp_path / "nowhere")}))
+    message = str(e.value)
+    assert "\n" not in message
+    assert message == f"model.path: {tmp_path / 'nowhere'}: no such model folder"

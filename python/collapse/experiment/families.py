@@ -84,7 +84,9 @@ def checked_table(t: Table, base_dir: str, family: str, check: Callable[[Setting
     except CollapseError as e:
         text = str(e)
         message = text.split(": ", 1)[-1] if text.startswith(tuple(prefixes)) else text
+        # the key the message names, or the file key whose (resolved) path it quotes
         keys = sorted((k for k in table if k in message), key=lambda k: (message.find(k), -len(k)))
+        keys = keys or [k for k in path_keys if isinstance(table.get(k), str) and table[k] in message]
         raise fail(t.f(keys[0]) if keys else t.name, message) from None
     return table
 
